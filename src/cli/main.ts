@@ -1,0 +1,126 @@
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { EXIT, loadPlaybook, runPlaybook } from '../executor/index.js';
+import { loadInventory } from '../inventory/index.js';
+import type { Reporter } from '../report/events.js';
+import { LiveReporter } from '../report/live.js';
+import { JsonReporter, PlainReporter } from '../report/renderers.js';
+import '../roles/builtin.js';
+import { InputError, ProvisionError, errorMessage } from '../util/errors.js';
+import { mask } from '../util/secrets.js';
+import { factsCommand, pingCommand } from './host-commands.js';
+
+export interface CommonOptions {
+  inventory: string;
+  limit?: string;
+  forks?: number;
+  json?: boolean;
+  verbose: number;
+}
+
+function list(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+function positiveInt(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InputError(`${name}: "${v}" is not a whole number of 1 or more`);
+    return n;
+  };
+}
+
+export function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path')
+    .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
+    .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
+    .option('--json', 'one JSON event per line on stdout')
+    .option('-v, --verbose', 'more output (repeat for more)', (_v, prev: number) => prev + 1, 0);
+}
+
+export function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number }): Reporter {
+  if (o.json) return new JsonReporter();
+  const fmt = { diff: Boolean(o.diff), verbose: o.verbose, color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
+  if (process.stdout.isTTY && !process.env.CI) return new LiveReporter(fmt);
+  return new PlainReporter(fmt);
+}
+
+function printError(err: unknown): void {
+  const msg = mask(errorMessage(err));
+  process.stderr.write(`provision: error: ${msg}\n`);
+  if (err instanceof ProvisionError && err.hint) process.stderr.write(`provision: hint: ${mask(err.hint)}\n`);
+}
+
+export function buildProgram(setCode: (c: number) => void): Command {
+  const program = new Command('provision')
+    .description('Converge hosts over SSH, idempotently. Exit codes: 0 no change, 2 changed, 1 failed, 3 unreachable, 4 bad input.')
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  addCommonOptions(program)
+    .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
+    .option('-t, --tags <tags>', 'run only tasks with these tags (roles are tags too)', list)
+    .option('--skip-tags <tags>', 'skip tasks with these tags', list)
+    .option('-s, --serial <n>', 'rolling batches of N hosts per play', positiveInt('--serial'))
+    .option('-C, --check', 'dry run: change nothing, report what would change')
+    .option('-D, --diff', 'show unified diffs of file changes')
+    .action(async (o) => {
+      const inventory = loadInventory(o.inventory);
+      const playbook = loadPlaybook(path.resolve(o.playbook));
+      const reporter = makeReporter(o);
+      try {
+        const res = await runPlaybook({
+          inventory,
+          playbook,
+          limit: o.limit,
+          forks: o.forks,
+          serial: o.serial,
+          check: Boolean(o.check),
+          tags: o.tags,
+          skipTags: o.skipTags,
+          reporter,
+        });
+        setCode(res.exitCode);
+      } finally {
+        await reporter.close?.();
+      }
+    });
+
+  addCommonOptions(program.command('facts').description('print the facts gathered from each host (JSON)')).action(async (o) => setCode(await factsCommand(o)));
+  addCommonOptions(program.command('ping').description('check SSH, host keys and become on each host')).action(async (o) => setCode(await pingCommand(o)));
+
+  program
+    .command('lab')
+    .description('the built-in lab of real hosts on this machine: lab up | down | status | …')
+    .helpOption(false)
+    .allowUnknownOption()
+    .passThroughOptions()
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      const { labMain } = await import('../lab/index.js');
+      setCode(await labMain(args));
+    });
+  return program;
+}
+
+/** The CLI. Returns the exit code rather than exiting, so it runs in-process in tests. */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => (code = c));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+      return EXIT.INPUT; // commander already printed the message
+    }
+    printError(err);
+    if (err instanceof InputError) return EXIT.INPUT;
+    return EXIT.FAILED;
+  }
+}
+
+export { Option };

@@ -1,0 +1,54 @@
+import type { Host, Inventory } from '../inventory/index.js';
+import { SshConnection } from '../transport/index.js';
+import { ConnectionError } from '../util/errors.js';
+
+/**
+ * Opens and keeps one SSH connection per host for the whole run. A jump host is connected
+ * first (once, shared by every host behind it), and the target is reached through it.
+ */
+export class ConnectionPool {
+  private pending = new Map<string, Promise<SshConnection>>();
+
+  constructor(private readonly inventory: Inventory) {}
+
+  private jumpHost(host: Host): Host | undefined {
+    const jump = host.connection.jump;
+    if (!jump) return undefined;
+    const known = this.inventory.hosts.get(jump);
+    if (known) return known;
+    const m = /^(?:([^@]+)@)?([^:]+)(?::(\d+))?$/.exec(jump)!;
+    return {
+      name: jump,
+      address: m[2]!,
+      groups: [],
+      vars: {},
+      connection: { ...host.connection, jump: undefined, user: m[1] ?? host.connection.user, port: m[3] ? Number(m[3]) : 22 },
+    };
+  }
+
+  connect(host: Host, chain: string[] = []): Promise<SshConnection> {
+    const existing = this.pending.get(host.name);
+    if (existing) return existing;
+    if (chain.includes(host.name)) {
+      return Promise.reject(new ConnectionError(`${host.name}: jump hosts form a loop (${[...chain, host.name].join(' → ')})`, 'protocol'));
+    }
+    const p = (async () => {
+      const jump = this.jumpHost(host);
+      const via = jump ? await this.connect(jump, [...chain, host.name]) : undefined;
+      return SshConnection.connect(host, via);
+    })();
+    this.pending.set(host.name, p);
+    return p;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const p of this.pending.values()) {
+      try {
+        (await p).close();
+      } catch {
+        /* never connected */
+      }
+    }
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,167 @@
+import { gatherFacts, type Facts } from '../facts/index.js';
+import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
+import { getRole } from '../roles/index.js';
+import { emptyCounts, type HostCounts, type Reporter } from '../report/events.js';
+import type { Connection } from '../transport/index.js';
+import { mapLimit } from '../util/concurrency.js';
+import { ConnectionError, errorMessage, PlaybookError, ProvisionError } from '../util/errors.js';
+import { mask } from '../util/secrets.js';
+import { ConnectionPool } from './connect.js';
+import { expandPlay, roleVars } from './expand.js';
+import { HostRun, type RunFlags } from './host-run.js';
+import type { Playbook } from './playbook.js';
+
+export const EXIT = {
+  OK: 0,
+  FAILED: 1,
+  CHANGED: 2,
+  UNREACHABLE: 3,
+  INPUT: 4,
+  DRIFT_REFUSED: 5,
+} as const;
+
+export interface RunOptions extends RunFlags {
+  inventory: Inventory;
+  playbook: Playbook;
+  limit?: string;
+  forks?: number;
+  serial?: number;
+  reporter: Reporter;
+}
+
+export interface RunResult {
+  exitCode: number;
+  hosts: Map<string, HostRun | { unreachable: string; counts: HostCounts }>;
+  wallMs: number;
+}
+
+/** Roles' own checks of their vars, before any connection: bad input never half-applies a host. */
+export function validateRoleVars(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
+  for (const play of playbook.plays) {
+    const targets = selectHosts(inventory, play.hosts).filter((h) => hosts.includes(h));
+    for (const roleName of play.roles) {
+      const role = getRole(roleName)!;
+      if (!role.validate) continue;
+      for (const h of targets) {
+        const host = inventory.hosts.get(h)!;
+        const problems = role.validate(roleVars(roleName, host, play), host);
+        if (problems.length) {
+          throw new PlaybookError(`${inventory.file}: host ${h}, role ${roleName}: ${problems[0]}`, problems.length > 1 ? `${problems.length - 1} more problem(s)` : undefined);
+        }
+      }
+    }
+  }
+}
+
+export interface Connected {
+  host: Host;
+  conn: Connection;
+  facts: Facts;
+}
+
+/** Connect to hosts in parallel and read their facts; unreachable ones are reported, not thrown. */
+export async function connectHosts(
+  pool: ConnectionPool,
+  hosts: Host[],
+  forks: number,
+  reporter: Reporter,
+): Promise<{ up: Map<string, Connected>; down: Map<string, string> }> {
+  const up = new Map<string, Connected>();
+  const down = new Map<string, string>();
+  await mapLimit(hosts, forks, async (host) => {
+    const t0 = Date.now();
+    try {
+      const conn = await pool.connect(host);
+      const { facts } = await gatherFacts(conn);
+      up.set(host.name, { host, conn, facts });
+      reporter.emit({ kind: 'host-connected', host: host.name, ms: Date.now() - t0 });
+    } catch (err) {
+      const reason = mask(errorMessage(err));
+      down.set(host.name, reason);
+      reporter.emit({ kind: 'host-unreachable', host: host.name, reason, hint: err instanceof ProvisionError ? err.hint : undefined });
+    }
+  });
+  return { up, down };
+}
+
+export function exitCodeFor(counts: Iterable<HostCounts>): number {
+  let code: number = EXIT.OK;
+  for (const c of counts) {
+    if (c.failed) return EXIT.FAILED;
+    if (c.unreachable) code = EXIT.UNREACHABLE;
+    else if (c.changed && code === EXIT.OK) code = EXIT.CHANGED;
+  }
+  return code;
+}
+
+export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
+  const t0 = Date.now();
+  const { inventory, playbook, reporter } = opts;
+  const names = selectHosts(inventory, opts.limit);
+  validateRoleVars(inventory, playbook, names);
+  const forks = opts.forks ?? Math.max(names.length, 1);
+  reporter.emit({
+    kind: 'run-start',
+    inventory: inventory.file,
+    playbook: playbook.file,
+    hosts: names,
+    check: opts.check,
+    time: new Date().toISOString(),
+  });
+
+  const pool = new ConnectionPool(inventory);
+  const results: RunResult['hosts'] = new Map();
+  try {
+    const { up, down } = await connectHosts(pool, names.map((n) => inventory.hosts.get(n)!), forks, reporter);
+    for (const [h, reason] of down) results.set(h, { unreachable: reason, counts: { ...emptyCounts(), unreachable: 1 } });
+    const runs = new Map<string, HostRun>();
+    for (const [h, c] of up) {
+      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter);
+      runs.set(h, run);
+      results.set(h, run);
+    }
+
+    for (const play of playbook.plays) {
+      const targets = selectHosts(inventory, play.hosts).filter((h) => {
+        const r = runs.get(h);
+        return r && !r.failed && !r.unreachable;
+      });
+      if (targets.length === 0) continue;
+      reporter.emit({ kind: 'play-start', play: play.name, hosts: targets });
+      const serial = opts.serial ?? play.serial ?? targets.length;
+      for (let i = 0; i < targets.length; i += serial) {
+        const batch = targets.slice(i, i + serial);
+        await mapLimit(batch, forks, async (h) => {
+          const run = runs.get(h)!;
+          try {
+            const hp = expandPlay(play, run.host, run.facts, inventory, playbook.file);
+            await run.runPlay(hp);
+          } catch (err) {
+            if (err instanceof ConnectionError) run.unreachable = err.message;
+            else {
+              run.failed = true;
+              run.counts.failed++;
+              reporter.emit({ kind: 'task-result', host: h, task: `expand play "${play.name}"`, module: '-', status: 'failed', changes: [], msg: mask(errorMessage(err)), ms: 0 });
+            }
+          }
+          if (run.unreachable) reporter.emit({ kind: 'host-unreachable', host: h, reason: mask(run.unreachable) });
+        });
+        const failedInBatch = batch.filter((h) => runs.get(h)!.failed || runs.get(h)!.unreachable).length;
+        if (play.maxFailPercentage !== undefined && (failedInBatch / batch.length) * 100 > play.maxFailPercentage) {
+          reporter.emit({ kind: 'warning', msg: `play "${play.name}": ${failedInBatch} of ${batch.length} hosts failed, over max_fail_percentage ${play.maxFailPercentage}; stopping the run` });
+          break;
+        }
+      }
+    }
+    for (const run of runs.values()) {
+      if (run.unreachable) run.counts.unreachable = 1;
+    }
+  } finally {
+    await pool.closeAll();
+  }
+  const counts = new Map([...results].map(([h, r]) => [h, r.counts]));
+  const exitCode = exitCodeFor(counts.values());
+  const wallMs = Date.now() - t0;
+  reporter.emit({ kind: 'recap', hosts: Object.fromEntries(counts), wallMs, check: opts.check, exitCode });
+  return { exitCode, hosts: results, wallMs };
+}

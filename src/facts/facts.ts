@@ -1,0 +1,143 @@
+import { ModuleError } from '../util/errors.js';
+import type { Connection } from '../transport/index.js';
+import { runProbes, type Probe } from './batch.js';
+
+export interface PackageFact {
+  version: string;
+}
+
+export interface ServiceFact {
+  /** systemd: active, inactive, failed, activating…; sysv: running/stopped as active/inactive. */
+  active: string;
+  /** enabled, disabled, static, masked, … ("unknown" under sysv). */
+  enabled: string;
+}
+
+export interface Facts {
+  hostname: string;
+  os: { id: string; family: 'debian' | 'ubuntu' | 'other'; version: string; codename: string; pretty: string };
+  arch: string;
+  init: 'systemd' | 'sysv';
+  packages: Map<string, PackageFact>;
+  services: Map<string, ServiceFact>;
+  users: Map<string, { uid: number; gid: number; home: string; shell: string }>;
+  groups: Map<string, { gid: number; members: string[] }>;
+  ufw: { installed: boolean; active: boolean; raw: string };
+  ipv4: string[];
+  /** Epoch seconds of the last successful apt update (0 when never). */
+  aptUpdatedAt: number;
+  /** dpkg was interrupted (a package install cut off): must be recovered with dpkg --configure -a. */
+  dpkgInterrupted: boolean;
+  /** Handlers notified in an earlier run that did not get to run them. */
+  pendingHandlers: string[];
+  /** The host's clock (epoch seconds) when the facts were read. */
+  now: number;
+}
+
+export const STATE_DIR = '/var/lib/provision';
+export const PENDING_HANDLERS_FILE = `${STATE_DIR}/pending-handlers`;
+
+/** Every fact in one script: one round trip per host. */
+export const FACT_PROBES: Probe[] = [
+  { key: 'os', script: 'cat /etc/os-release; echo "HOSTNAME=$(hostname)"; echo "ARCH=$(uname -m)"; echo "NOW=$(date +%s)"' },
+  { key: 'init', script: '[ -d /run/systemd/system ] && echo systemd || echo sysv' },
+  { key: 'packages', script: "dpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\t${Version}\\n' 2>/dev/null" },
+  {
+    key: 'services',
+    script:
+      'if [ -d /run/systemd/system ]; then systemctl list-units --type=service --all --no-legend --no-pager --plain 2>/dev/null | awk \'{print "U", $1, $3, $4}\';' +
+      ' systemctl list-unit-files --type=service --no-legend --no-pager 2>/dev/null | awk \'{print "F", $1, $2}\';' +
+      ' else for s in /etc/init.d/*; do [ -x "$s" ] || continue; n=$(basename "$s"); if "$s" status >/dev/null 2>&1; then echo "U $n.service active running"; else echo "U $n.service inactive dead"; fi; done; fi',
+  },
+  { key: 'users', script: 'getent passwd' },
+  { key: 'groups', script: 'getent group' },
+  { key: 'ufw', script: 'if command -v ufw >/dev/null 2>&1; then echo installed; ufw status verbose 2>&1; else echo missing; fi' },
+  { key: 'ipv4', script: "ip -4 -o addr show 2>/dev/null | awk '{print $4}'" },
+  { key: 'apt', script: 'stat -c %Y /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists/partial 2>/dev/null | sort -n | tail -1' },
+  { key: 'dpkg', script: 'ls -A /var/lib/dpkg/updates 2>/dev/null | head -1; dpkg --audit 2>/dev/null | head -1' },
+  { key: 'pending', script: `cat ${PENDING_HANDLERS_FILE} 2>/dev/null || true` },
+];
+
+function kv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
+  }
+  return out;
+}
+
+export function parseFacts(raw: Map<string, { stdout: string; code: number }>): Facts {
+  const get = (k: string) => raw.get(k)?.stdout ?? '';
+  const os = kv(get('os'));
+  const id = os.ID ?? 'unknown';
+  const like = os.ID_LIKE ?? '';
+  const family = id === 'ubuntu' ? 'ubuntu' : id === 'debian' || like.includes('debian') ? 'debian' : 'other';
+
+  const packages = new Map<string, PackageFact>();
+  for (const line of get('packages').split('\n')) {
+    const [name, status, version] = line.split('\t');
+    // "ii" = desired install, installed; anything else (rc, iU, iF…) is not a usable install.
+    if (name && status?.trim().startsWith('ii')) packages.set(name.split(':')[0]!, { version: version ?? '' });
+  }
+
+  const services = new Map<string, ServiceFact>();
+  for (const line of get('services').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[0] === 'U' && f[1]) {
+      const prev = services.get(f[1]);
+      services.set(f[1], { active: f[2] === 'not-found' ? 'not-found' : (f[3] ?? 'unknown'), enabled: prev?.enabled ?? 'unknown' });
+    } else if (f[0] === 'F' && f[1]) {
+      const prev = services.get(f[1]);
+      services.set(f[1], { active: prev?.active ?? 'inactive', enabled: f[2] ?? 'unknown' });
+    }
+  }
+
+  const users = new Map<string, { uid: number; gid: number; home: string; shell: string }>();
+  for (const line of get('users').split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 7) users.set(f[0]!, { uid: Number(f[2]), gid: Number(f[3]), home: f[5]!, shell: f[6]! });
+  }
+  const groups = new Map<string, { gid: number; members: string[] }>();
+  for (const line of get('groups').split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 4) groups.set(f[0]!, { gid: Number(f[2]), members: f[3]!.split(',').filter(Boolean) });
+  }
+
+  const ufwText = get('ufw');
+  const ufwInstalled = ufwText.startsWith('installed');
+  return {
+    hostname: os.HOSTNAME ?? '',
+    os: { id, family, version: os.VERSION_ID ?? '', codename: os.VERSION_CODENAME ?? '', pretty: os.PRETTY_NAME ?? id },
+    arch: os.ARCH ?? '',
+    init: get('init').trim() === 'systemd' ? 'systemd' : 'sysv',
+    packages,
+    services,
+    users,
+    groups,
+    ufw: { installed: ufwInstalled, active: /Status: active/.test(ufwText), raw: ufwText.replace(/^installed\n?/, '') },
+    ipv4: get('ipv4').split('\n').map((s) => s.trim()).filter(Boolean),
+    aptUpdatedAt: Number(get('apt').trim()) || 0,
+    dpkgInterrupted: get('dpkg').trim().length > 0,
+    pendingHandlers: get('pending').split('\n').map((s) => s.trim()).filter(Boolean),
+    now: Number(os.NOW) || Math.floor(Date.now() / 1000),
+  };
+}
+
+export async function gatherFacts(conn: Connection, extra: Probe[] = []): Promise<{ facts: Facts; extra: Map<string, { stdout: string; code: number }> }> {
+  const raw = await runProbes(conn, [...FACT_PROBES, ...extra], true);
+  const os = raw.get('os');
+  if (!os || os.code !== 0) throw new ModuleError(`gathering facts failed: ${os?.stdout.trim() || 'no output'}`);
+  return { facts: parseFacts(raw), extra: raw };
+}
+
+/** Plain-object form of the facts, for `provision facts` and plan fingerprints. */
+export function factsToJSON(f: Facts): Record<string, unknown> {
+  return {
+    ...f,
+    packages: Object.fromEntries([...f.packages].sort(([a], [b]) => a.localeCompare(b))),
+    services: Object.fromEntries([...f.services].sort(([a], [b]) => a.localeCompare(b))),
+    users: Object.fromEntries(f.users),
+    groups: Object.fromEntries(f.groups),
+  };
+}

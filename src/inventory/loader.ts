@@ -1,0 +1,271 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { visit, type ScalarTag } from 'yaml';
+import { parseYaml, readYamlFile, schemaErrorMessage, whereAt, whereIs, type LocatedYaml } from '../util/yaml.js';
+import { InventoryError } from '../util/errors.js';
+import { Secret } from '../util/secrets.js';
+import { inventorySchema, type ConnectionSettings, type RawInventory } from './schema.js';
+
+export interface ResolvedConnection {
+  user: string;
+  port: number;
+  identityFile?: string;
+  agent?: string;
+  knownHosts: string;
+  acceptNewHostKeys: boolean;
+  jump?: string;
+  become: boolean;
+  becomeUser: string;
+  becomePasswordEnv?: string;
+  connectTimeoutMs: number;
+}
+
+export interface Host {
+  name: string;
+  address: string;
+  /** Every group the host is in, including ancestors and the implicit `all`. */
+  groups: string[];
+  vars: Record<string, unknown>;
+  connection: ResolvedConnection;
+}
+
+export interface Inventory {
+  name: string;
+  file: string;
+  hosts: Map<string, Host>;
+  /** group name → host names (transitively through children), including `all`. */
+  groups: Map<string, string[]>;
+  secrets: Secret[];
+}
+
+class SecretRef {
+  constructor(readonly name: string) {}
+}
+
+const secretTag: ScalarTag = {
+  tag: '!secret',
+  identify: (v) => v instanceof SecretRef,
+  resolve: (str) => new SecretRef(str.trim()),
+};
+
+/** `--inventory prod` means inventory/prod.yml; a path (with / or .yml) is taken as it is. */
+export function resolveInventoryPath(spec: string, cwd = process.cwd()): string {
+  if (spec.includes('/') || /\.ya?ml$/.test(spec)) return path.resolve(cwd, spec);
+  for (const ext of ['.yml', '.yaml']) {
+    const p = path.resolve(cwd, 'inventory', spec + ext);
+    if (existsSync(p)) return p;
+  }
+  return path.resolve(cwd, 'inventory', spec + '.yml');
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(homedir(), p.slice(1)) : p;
+}
+
+function loadSecrets(file: string | undefined, required: boolean): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!file) return out;
+  if (!existsSync(file)) {
+    if (required) throw new InventoryError(`secrets file ${file} does not exist`, 'create it (mode 0600) or unset secrets_file');
+    return out;
+  }
+  const st = statSync(file);
+  if ((st.mode & 0o077) !== 0) {
+    throw new InventoryError(
+      `secrets file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`,
+      `run: chmod 600 ${file}`,
+    );
+  }
+  const data = readYamlFile(file, 'secrets file', InventoryError).data ?? {};
+  if (typeof data !== 'object' || Array.isArray(data)) throw new InventoryError(`${file}: a secrets file is a map of name: value`);
+  for (const [k, v] of Object.entries(data as Record<string, unknown>)) {
+    if (typeof v !== 'string' && typeof v !== 'number') throw new InventoryError(`${file}: secret "${k}" must be a string`);
+    out.set(k, String(v));
+  }
+  return out;
+}
+
+export function secretEnvName(name: string): string {
+  return 'PROVISION_SECRET_' + name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+export function loadInventory(spec: string, opts: LoadOptions = {}): Inventory {
+  const file = resolveInventoryPath(spec);
+  const env = opts.env ?? process.env;
+  if (!existsSync(file)) {
+    throw new InventoryError(`inventory ${file}: no such file`, '--inventory NAME reads inventory/NAME.yml; pass a path to use another file');
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InventoryError(`inventory ${file}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : String(err)}`);
+  }
+  return parseInventory(text, file, env);
+}
+
+export function parseInventory(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Inventory {
+  const src: LocatedYaml = parseYaml(text, file, InventoryError, [secretTag]);
+  const { doc, data } = src;
+  if (data === null || data === undefined) throw new InventoryError(`${file}: the inventory is empty`, 'it needs at least a hosts: map');
+
+  const parsed = inventorySchema.safeParse(data);
+  if (!parsed.success) throw new InventoryError(schemaErrorMessage(src, parsed.error.issues[0]!));
+  const raw = parsed.data;
+  const dir = path.dirname(file);
+  const resolvePath = (p: string) => path.resolve(dir, expandHome(p));
+
+  // Secrets: the secrets file (mode 0600) and PROVISION_SECRET_<NAME> environment variables (which win).
+  const secretsFile = raw.secrets_file
+    ? resolvePath(raw.secrets_file)
+    : file.replace(/\.ya?ml$/, '') + '.secrets.yml';
+  const fileSecrets = loadSecrets(secretsFile, raw.secrets_file !== undefined);
+  const secrets: Secret[] = [];
+  const secretCache = new Map<string, Secret>();
+  let secretError: InventoryError | undefined;
+  visit(doc, {
+    Scalar(_key, node) {
+      if (!(node.value instanceof SecretRef) || secretError) return;
+      const name = node.value.name;
+      if (secretCache.has(name)) return;
+      const value = env[secretEnvName(name)] ?? fileSecrets.get(name);
+      if (value === undefined) {
+        secretError = new InventoryError(
+          `${whereAt(src, node.range?.[0])}: secret "${name}" is not defined`,
+          `set it in ${path.relative(process.cwd(), secretsFile) || secretsFile} (mode 0600) or in $${secretEnvName(name)}`,
+        );
+        return;
+      }
+      if (value.length < 8) {
+        secretError = new InventoryError(`${whereAt(src, node.range?.[0])}: secret "${name}" is shorter than 8 characters`);
+        return;
+      }
+      const s = new Secret(name, value);
+      secretCache.set(name, s);
+      secrets.push(s);
+    },
+  });
+  if (secretError) throw secretError;
+  const swapSecrets = (v: unknown): unknown => {
+    if (v instanceof SecretRef) return secretCache.get(v.name);
+    if (Array.isArray(v)) return v.map(swapSecrets);
+    if (v && typeof v === 'object' && !(v instanceof Secret)) {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, swapSecrets(x)]));
+    }
+    return v;
+  };
+
+  const locate = (p: Array<string | number>) => whereIs(src, p);
+  return buildInventory(raw, file, resolvePath, locate, swapSecrets, secrets);
+}
+
+function buildInventory(
+  raw: RawInventory,
+  file: string,
+  resolvePath: (p: string) => string,
+  locate: (p: Array<string | number>) => string,
+  swapSecrets: (v: unknown) => unknown,
+  secrets: Secret[],
+): Inventory {
+  const hostNames = Object.keys(raw.hosts);
+  if (hostNames.length === 0) throw new InventoryError(`${locate(['hosts'])}: hosts: the inventory has no hosts`);
+  const rawGroups = raw.groups ?? {};
+  if ('all' in rawGroups && rawGroups.all?.hosts) {
+    throw new InventoryError(`${locate(['groups', 'all', 'hosts'])}: groups.all.hosts: every host is in "all" already`);
+  }
+
+  // Direct membership: group.hosts lists and host.groups lists.
+  const direct = new Map<string, Set<string>>();
+  const ensure = (g: string) => direct.get(g) ?? direct.set(g, new Set()).get(g)!;
+  for (const [g, def] of Object.entries(rawGroups)) {
+    ensure(g);
+    (def?.hosts ?? []).forEach((h, i) => {
+      if (!(h in raw.hosts)) throw new InventoryError(`${locate(['groups', g, 'hosts', i])}: groups.${g}.hosts: unknown host "${h}"`);
+      ensure(g).add(h);
+    });
+  }
+  for (const [h, def] of Object.entries(raw.hosts)) {
+    for (const g of def?.groups ?? []) ensure(g).add(h);
+    if (h in rawGroups) throw new InventoryError(`${locate(['hosts', h])}: hosts.${h}: "${h}" is also a group name`);
+  }
+
+  // Children: transitive, cycles refused.
+  const parents = new Map<string, string[]>();
+  for (const [g, def] of Object.entries(rawGroups)) {
+    (def?.children ?? []).forEach((c, i) => {
+      if (!direct.has(c)) throw new InventoryError(`${locate(['groups', g, 'children', i])}: groups.${g}.children: unknown group "${c}"`);
+      parents.set(c, [...(parents.get(c) ?? []), g]);
+    });
+  }
+  const ancestors = (g: string, seen: string[] = []): string[] => {
+    if (seen.includes(g)) throw new InventoryError(`${locate(['groups', g])}: groups.${g}: children form a cycle (${[...seen, g].join(' → ')})`);
+    const ps = parents.get(g) ?? [];
+    return [...ps, ...ps.flatMap((p) => ancestors(p, [...seen, g]))];
+  };
+  const depth = (g: string): number => Math.max(0, ...(parents.get(g) ?? []).map((p) => depth(p) + 1));
+
+  const hostGroups = new Map<string, string[]>();
+  for (const h of hostNames) {
+    const mine = [...direct.entries()].filter(([, hs]) => hs.has(h)).map(([g]) => g);
+    const all = new Set<string>(mine);
+    for (const g of mine) for (const a of ancestors(g)) all.add(a);
+    all.delete('all');
+    // Parents before children, so a child group's vars and settings win over its parent's.
+    hostGroups.set(h, ['all', ...[...all].sort((a, b) => depth(a) - depth(b) || a.localeCompare(b))]);
+  }
+
+  const groups = new Map<string, string[]>();
+  groups.set('all', [...hostNames]);
+  for (const g of direct.keys()) groups.set(g, hostNames.filter((h) => hostGroups.get(h)!.includes(g)));
+
+  const hosts = new Map<string, Host>();
+  for (const h of hostNames) {
+    const def = raw.hosts[h] ?? ({ address: h } as NonNullable<RawInventory['hosts'][string]>);
+    const gs = hostGroups.get(h)!;
+    let vars: Record<string, unknown> = { ...(raw.vars ?? {}) };
+    let conn: ConnectionSettings = { ...(raw.defaults ?? {}) };
+    for (const g of gs) {
+      const gd = rawGroups[g];
+      if (!gd) continue;
+      const { hosts: _h, children: _c, vars: gv, ...gconn } = gd;
+      vars = { ...vars, ...(gv ?? {}) };
+      conn = { ...conn, ...gconn };
+    }
+    const { address, groups: _g, vars: hv, ...hconn } = def;
+    vars = { ...vars, ...(hv ?? {}) };
+    conn = { ...conn, ...hconn };
+    vars = swapSecrets(vars) as Record<string, unknown>;
+    hosts.set(h, { name: h, address, groups: gs, vars, connection: resolveConnection(conn, resolvePath) });
+  }
+  for (const host of hosts.values()) {
+    const jump = host.connection.jump;
+    if (jump && !hosts.has(jump) && !/^([^@\s]+@)?[^@\s:]+(:\d+)?$/.test(jump)) {
+      throw new InventoryError(`${locate(['hosts', host.name])}: jump: "${jump}" is neither an inventory host nor [user@]address[:port]`);
+    }
+    if (jump === host.name) throw new InventoryError(`${locate(['hosts', host.name])}: jump: a host cannot jump through itself`);
+  }
+  const name = path.basename(file).replace(/\.ya?ml$/, '');
+  return { name, file, hosts, groups, secrets };
+}
+
+function resolveConnection(c: ConnectionSettings, resolvePath: (p: string) => string): ResolvedConnection {
+  const agent = c.ssh_agent === true ? process.env.SSH_AUTH_SOCK : typeof c.ssh_agent === 'string' ? resolvePath(c.ssh_agent) : undefined;
+  return {
+    user: c.user ?? process.env.USER ?? 'root',
+    port: c.port ?? 22,
+    identityFile: c.identity_file ? resolvePath(c.identity_file) : undefined,
+    agent: agent ?? (c.ssh_agent === undefined && !c.identity_file ? process.env.SSH_AUTH_SOCK : undefined),
+    knownHosts: c.known_hosts ? resolvePath(c.known_hosts) : path.join(homedir(), '.ssh', 'known_hosts'),
+    acceptNewHostKeys: c.accept_new_host_keys ?? false,
+    jump: c.jump,
+    become: c.become ?? false,
+    becomeUser: c.become_user ?? 'root',
+    becomePasswordEnv: c.become_password_env,
+    connectTimeoutMs: (c.connect_timeout ?? 10) * 1000,
+  };
+}

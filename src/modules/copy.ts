@@ -1,0 +1,83 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { Secret } from '../util/secrets.js';
+import { attributeChanges, currentFile, fileProbe, MAX_DIFF_BYTES } from './lib/file-state.js';
+import { writeFileCommand } from './lib/write-file.js';
+import type { Change, ModuleContext, ModuleDef, Plan } from './types.js';
+
+export const writeOptions = {
+  dest: z.string().startsWith('/', 'an absolute path'),
+  mode: z.union([z.string(), z.number()]).optional(),
+  owner: z.string().optional(),
+  group: z.string().optional(),
+  /** Checks the new file before it replaces the live one; %s is the new file (e.g. "nginx -t -c %s"). */
+  validate: z.string().optional(),
+  backup: z.boolean().default(false),
+  /** Content holds secrets: never shown in a diff, only "content changed". */
+  sensitive: z.boolean().default(false),
+  make_parents: z.boolean().default(false),
+};
+
+const params = z
+  .strictObject({
+    ...writeOptions,
+    content: z.union([z.string(), z.instanceof(Secret)]).optional(),
+    /** A file on the control machine. */
+    src: z.string().optional(),
+  })
+  .refine((p) => (p.content === undefined) !== (p.src === undefined), 'give exactly one of content or src');
+export type CopyParams = z.input<typeof params>;
+const writeSchema = z.object(writeOptions);
+type WriteParams = z.output<typeof writeSchema>;
+
+/**
+ * The shared core of copy and template: compare wanted content with the host's (or with what an
+ * earlier task would have written), diff it, and write atomically with validation when it differs.
+ */
+export function planFileContent(p: WriteParams, content: string, ctx: ModuleContext): Plan {
+  const cur = currentFile(ctx, p.dest, true);
+  if (cur.type !== 'absent' && cur.type !== 'file') throw new Error(`${p.dest} is a ${cur.type}, not a file`);
+  const wantSha = createHash('sha256').update(content).digest('hex');
+  const same = cur.type === 'file' && (cur.content !== undefined ? cur.content === content : cur.sha256 === wantSha);
+  const changes: Change[] = [];
+  if (!same) {
+    const diffable = !p.sensitive && content.length <= MAX_DIFF_BYTES && (cur.type === 'absent' || cur.content !== undefined);
+    changes.push({
+      kind: 'file',
+      target: p.dest,
+      action: cur.type === 'absent' ? 'create' : 'update content',
+      before: diffable ? (cur.content ?? '') : undefined,
+      after: diffable ? content : undefined,
+      sensitive: p.sensitive || undefined,
+    });
+    // Attributes are set on the new file as it is written.
+    if (cur.type === 'file') changes.push(...attributeChanges(p.dest, cur, p).changes);
+    return {
+      changes,
+      commands: [writeFileCommand(p.dest, content, { mode: p.mode, owner: p.owner, group: p.group, validate: p.validate, backup: p.backup, makeParents: p.make_parents })],
+      predict: (s) => void s.files.set(p.dest, content),
+    };
+  }
+  const attrs = attributeChanges(p.dest, cur, p);
+  if (!attrs.changes.length) return { changes: [], commands: [] };
+  return { changes: attrs.changes, commands: [{ kind: 'shell', cmd: attrs.cmds.join(' && ') }] };
+}
+
+export const copyModule: ModuleDef<z.output<typeof params>> = {
+  name: 'copy',
+  schema: params,
+  secretParams: ['content'],
+  probes: (p) => [fileProbe(p.dest, true)],
+  plan(p, ctx) {
+    let content: string;
+    if (p.src !== undefined) {
+      try {
+        content = readFileSync(p.src, 'utf8');
+      } catch (err) {
+        throw new Error(`cannot read src ${p.src}: ${(err as NodeJS.ErrnoException).code}`);
+      }
+    } else content = p.content instanceof Secret ? p.content.reveal() : p.content!;
+    return planFileContent({ ...p, sensitive: p.sensitive || p.content instanceof Secret }, content, ctx);
+  },
+};

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { quote } from '../util/quote.js';
+import { attributeChanges, currentFile, fileProbe } from './lib/file-state.js';
+import type { ModuleDef, Plan, PredictedState } from './types.js';
+
+const params = z.strictObject({
+  path: z.string().startsWith('/', 'an absolute path'),
+  state: z.enum(['file', 'directory', 'link', 'absent', 'touch']).default('file'),
+  /** Link target, for state: link. */
+  src: z.string().optional(),
+  mode: z.union([z.string(), z.number()]).optional(),
+  owner: z.string().optional(),
+  group: z.string().optional(),
+});
+export type FileParams = z.input<typeof params>;
+
+export const fileModule: ModuleDef<z.output<typeof params>> = {
+  name: 'file',
+  schema: params,
+  probes: (p) => [fileProbe(p.path, false)],
+  plan(p, ctx): Plan {
+    const cur = currentFile(ctx, p.path, false);
+    const path = quote(p.path);
+    switch (p.state) {
+      case 'absent':
+        if (cur.type === 'absent') return { changes: [], commands: [] };
+        return {
+          changes: [{ kind: 'file', target: p.path, action: `remove ${cur.type}` }],
+          commands: [{ kind: 'shell', cmd: `rm -rf ${path}` }],
+          predict: (s) => {
+            s.files.set(p.path, null);
+            s.directories.delete(p.path);
+          },
+        };
+      case 'directory': {
+        if (cur.type !== 'absent' && cur.type !== 'directory') throw new Error(`${p.path} exists and is a ${cur.type}, not a directory`);
+        const predict = (s: PredictedState) => void s.directories.add(p.path);
+        if (cur.type === 'absent') {
+          const attrs = attributeChanges(p.path, { type: 'absent' }, { mode: p.mode ?? '755', owner: p.owner, group: p.group });
+          return {
+            changes: [{ kind: 'file', target: p.path, action: 'create directory' }],
+            commands: [{ kind: 'shell', cmd: [`mkdir -p ${path}`, ...attrs.cmds].join(' && ') }],
+            predict,
+          };
+        }
+        const attrs = attributeChanges(p.path, cur, p);
+        if (!attrs.changes.length) return { changes: [], commands: [] };
+        return { changes: attrs.changes, commands: [{ kind: 'shell', cmd: attrs.cmds.join(' && ') }], predict };
+      }
+      case 'link': {
+        if (!p.src) throw new Error('state: link needs src (the link target)');
+        if (cur.type === 'link' && cur.target === p.src) return { changes: [], commands: [] };
+        if (cur.type === 'directory') throw new Error(`${p.path} is a directory; refusing to replace it with a link`);
+        return {
+          changes: [{ kind: 'file', target: p.path, action: cur.type === 'link' ? `relink ${cur.target} → ${p.src}` : `link → ${p.src}`, before: cur.target, after: p.src }],
+          commands: [{ kind: 'shell', cmd: `ln -sfn ${quote(p.src)} ${path}` }],
+        };
+      }
+      case 'touch':
+      case 'file': {
+        if (cur.type === 'absent') {
+          if (p.state === 'file') {
+            // In check mode a file that an earlier task would create is handled by currentFile; here it truly is missing.
+            throw new Error(`${p.path} does not exist (state: file only manages an existing file; use touch or copy to create it)`);
+          }
+          const attrs = attributeChanges(p.path, { type: 'absent' }, p);
+          return {
+            changes: [{ kind: 'file', target: p.path, action: 'create empty file' }],
+            commands: [{ kind: 'shell', cmd: [`touch ${path}`, ...attrs.cmds].join(' && ') }],
+            predict: (s) => void s.files.set(p.path, ''),
+          };
+        }
+        if (cur.type !== 'file') throw new Error(`${p.path} is a ${cur.type}, not a file`);
+        const attrs = attributeChanges(p.path, cur, p);
+        if (!attrs.changes.length) return { changes: [], commands: [] };
+        return { changes: attrs.changes, commands: [{ kind: 'shell', cmd: attrs.cmds.join(' && ') }] };
+      }
+    }
+  },
+};

@@ -1,0 +1,11 @@
+export * from './types.js';
+export { getModule, moduleNames, registerModule, taskBuilder } from './registry.js';
+export type { TaskOptions } from './registry.js';
+export { aptModule } from './apt.js';
+export { commandModule } from './command.js';
+export { copyModule, planFileContent } from './copy.js';
+export { fileModule } from './file.js';
+export { serviceModule } from './service.js';
+export { renderTemplate, renderString, templateModule } from './template.js';
+export { fileProbe, parseFileState, currentFile } from './lib/file-state.js';
+export { writeFileCommand } from './lib/write-file.js';

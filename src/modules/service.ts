@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { quote } from '../util/quote.js';
+import type { Change, Command, ModuleDef } from './types.js';
+
+const params = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9@._-]+$/, 'a unit name'),
+  state: z.enum(['started', 'stopped', 'restarted', 'reloaded']).optional(),
+  enabled: z.boolean().optional(),
+  daemon_reload: z.boolean().default(false),
+});
+export type ServiceParams = z.input<typeof params>;
+
+interface UnitState {
+  load: string; // loaded, not-found, masked
+  active: string; // active, inactive, failed, activating…
+  enabled: string; // enabled, disabled, static, masked, ""
+}
+
+function unitName(name: string): string {
+  return name.includes('.') ? name : `${name}.service`;
+}
+
+export const serviceModule: ModuleDef<z.output<typeof params>> = {
+  name: 'service',
+  schema: params,
+  probes(p, _host, facts) {
+    const u = quote(unitName(p.name));
+    if (facts.init === 'systemd') {
+      return [{ key: `service:${p.name}`, script: `systemctl show -p LoadState -p ActiveState -p UnitFileState ${u} 2>/dev/null` }];
+    }
+    const s = quote(`/etc/init.d/${p.name.replace(/\.service$/, '')}`);
+    return [
+      {
+        key: `service:${p.name}`,
+        script: `if [ -x ${s} ]; then echo LoadState=loaded; if ${s} status >/dev/null 2>&1; then echo ActiveState=active; else echo ActiveState=inactive; fi; ls /etc/rc2.d/S*${quote(p.name)} >/dev/null 2>&1 && echo UnitFileState=enabled || echo UnitFileState=disabled; else echo LoadState=not-found; fi`,
+      },
+    ];
+  },
+  plan(p, ctx) {
+    const kv = Object.fromEntries(
+      (ctx.results.get(`service:${p.name}`)?.stdout ?? '').split('\n').map((l) => l.split('=', 2) as [string, string]).filter((x) => x.length === 2),
+    );
+    const unit = unitName(p.name);
+    const predictedActive = ctx.predicted.services.get(unit);
+    let cur: UnitState = { load: kv.LoadState ?? 'not-found', active: predictedActive ?? kv.ActiveState ?? 'inactive', enabled: kv.UnitFileState ?? '' };
+    let note: string | undefined;
+    if (cur.load === 'not-found') {
+      // A unit that an earlier task would have installed (package or unit file) does not exist yet in a
+      // dry run: predict "would start" instead of failing, unlike Ansible's check mode.
+      if (ctx.check && ctx.predicted.anyChange) {
+        cur = { load: 'loaded', active: predictedActive ?? 'inactive', enabled: 'disabled' };
+        note = `${unit} is not on the host yet; an earlier task in this run would provide it`;
+      } else {
+        throw new Error(`unit ${unit} not found on the host`);
+      }
+    }
+    if (cur.load === 'masked' && (p.state === 'started' || p.enabled)) throw new Error(`unit ${unit} is masked`);
+
+    const sysv = ctx.facts.init !== 'systemd';
+    const ctl = (verb: string) => (sysv ? `service ${quote(p.name.replace(/\.service$/, ''))} ${verb.replace('reload-or-restart', 'reload')}` : `systemctl ${verb} ${quote(unit)}`);
+    const changes: Change[] = [];
+    const commands: Command[] = [];
+    if (p.daemon_reload && !sysv) commands.push({ kind: 'shell', cmd: 'systemctl daemon-reload' });
+    if (p.enabled !== undefined) {
+      const isEnabled = cur.enabled === 'enabled' || cur.enabled === 'enabled-runtime' || cur.enabled === 'alias';
+      if (cur.enabled === 'static' || cur.enabled === 'indirect' || cur.enabled === 'generated') {
+        // Nothing to enable: such a unit is started by another unit or by its package.
+      } else if (p.enabled !== isEnabled) {
+        changes.push({ kind: 'service', target: unit, action: p.enabled ? 'enable' : 'disable', before: cur.enabled, after: p.enabled ? 'enabled' : 'disabled' });
+        commands.push({
+          kind: 'shell',
+          cmd: sysv ? `update-rc.d ${quote(p.name)} ${p.enabled ? 'defaults' : 'disable'}` : `systemctl ${p.enabled ? 'enable' : 'disable'} ${quote(unit)}`,
+        });
+      }
+    }
+    const running = cur.active === 'active' || cur.active === 'activating' || cur.active === 'reloading';
+    let newActive: 'active' | 'inactive' | undefined;
+    switch (p.state) {
+      case 'started':
+        if (!running) {
+          changes.push({ kind: 'service', target: unit, action: 'start', before: cur.active, after: 'active' });
+          commands.push({ kind: 'shell', cmd: ctl('start') });
+          newActive = 'active';
+        }
+        break;
+      case 'stopped':
+        if (running) {
+          changes.push({ kind: 'service', target: unit, action: 'stop', before: cur.active, after: 'inactive' });
+          commands.push({ kind: 'shell', cmd: ctl('stop') });
+          newActive = 'inactive';
+        }
+        break;
+      case 'restarted':
+        changes.push({ kind: 'service', target: unit, action: running ? 'restart' : 'start' });
+        commands.push({ kind: 'shell', cmd: ctl('restart') });
+        newActive = 'active';
+        break;
+      case 'reloaded':
+        // Reload keeps connections (HAProxy, Nginx); a stopped service is started instead.
+        changes.push({ kind: 'service', target: unit, action: running ? 'reload' : 'start' });
+        commands.push({ kind: 'shell', cmd: running ? ctl('reload-or-restart') : ctl('start') });
+        newActive = 'active';
+        break;
+    }
+    if (changes.length === 0) return { changes: [], commands: [] };
+    if (p.state === 'started' || p.state === 'restarted' || p.state === 'reloaded') {
+      // A unit that fails right after start is a failed task, not a silent "changed".
+      commands.push({
+        kind: 'shell',
+        cmd: sysv
+          ? ':'
+          : `for i in 1 2 3 4 5 6 7 8 9 10; do s=$(systemctl is-active ${quote(unit)}); [ "$s" = active ] && exit 0; [ "$s" = failed ] && break; sleep 0.5; done; systemctl status --no-pager -n 20 ${quote(unit)} >&2; exit 1`,
+        describe: `check ${unit} is active`,
+      });
+    }
+    return {
+      changes,
+      commands,
+      note,
+      predict: (s) => {
+        if (newActive) s.services.set(unit, newActive);
+      },
+    };
+  },
+};

@@ -1,0 +1,44 @@
+import type { Change } from '../modules/index.js';
+
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped';
+
+export interface HostCounts {
+  ok: number;
+  changed: number;
+  failed: number;
+  skipped: number;
+  unreachable: number;
+}
+
+/** Everything the engine tells the outside world. Renderers turn these into text, TTY views or JSON. */
+export type RunEvent =
+  | { kind: 'run-start'; inventory: string; playbook: string; hosts: string[]; check: boolean; time: string }
+  | { kind: 'play-start'; play: string; hosts: string[] }
+  | { kind: 'host-connected'; host: string; ms: number }
+  | { kind: 'host-unreachable'; host: string; reason: string; hint?: string }
+  | { kind: 'task-start'; host: string; task: string; role?: string; handler?: boolean }
+  | {
+      kind: 'task-result';
+      host: string;
+      task: string;
+      role?: string;
+      module: string;
+      handler?: boolean;
+      status: TaskStatus;
+      changes: Change[];
+      msg?: string;
+      note?: string;
+      ms: number;
+    }
+  | { kind: 'warning'; host?: string; msg: string }
+  | { kind: 'recap'; hosts: Record<string, HostCounts>; wallMs: number; check: boolean; exitCode: number };
+
+export interface Reporter {
+  emit(event: RunEvent): void;
+  /** Flush and stop (live renderers). */
+  close?(): Promise<void> | void;
+}
+
+export function emptyCounts(): HostCounts {
+  return { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0 };
+}
