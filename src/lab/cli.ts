@@ -78,7 +78,7 @@ async function dispatch(p: Parsed): Promise<number> {
       out(`  known_hosts  ${r.paths.knownHosts}`);
       out(`  apt proxy    ${r.paths.proxyUrl}`);
       out(`  client netns ${r.paths.clientNetns} (${r.paths.clientAddress})`);
-      if (r.started.includes('pebble') || (await labStatus(r.name)).services.pebble) {
+      if (r.pebble) {
         out(`  ACME         ${r.paths.acmeDirectory}`);
         out(`  ACME CA      ${r.paths.pebbleCa}`);
       }
@@ -132,6 +132,8 @@ async function dispatch(p: Parsed): Promise<number> {
 
 /** `provision lab ...`: returns the exit code; errors become one line on stderr. */
 export async function labMain(args: string[]): Promise<number> {
+  // `provision lab status | head` must not end in a stack trace.
+  if (process.stdout.listenerCount('error') === 0) process.stdout.on('error', () => {});
   try {
     const p = parse(args);
     if (p.command !== 'help') assertSupported();

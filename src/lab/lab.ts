@@ -64,6 +64,8 @@ export interface UpResult {
   hosts: Record<string, string>;
   started: string[];
   imageBuilt: boolean;
+  /** Whether Pebble (ACME) runs for this instance. */
+  pebble: boolean;
   seconds: number;
   paths: LabPaths;
 }
@@ -281,6 +283,7 @@ export async function labUp(opts: UpOptions = {}): Promise<UpResult> {
     hosts: Object.fromEntries(layout.hosts.map((h) => [h.name, h.address])),
     started: startedNow,
     imageBuilt: image.built,
+    pebble,
     seconds: (Date.now() - started) / 1000,
     paths: labPaths(name),
   };
