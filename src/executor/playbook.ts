@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { getModule, type Task } from '../modules/index.js';
+import { getModule, moduleNames, type Task } from '../modules/index.js';
 import { getRole } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
-import { readYamlFile, schemaErrorMessage, whereIs } from '../util/yaml.js';
+import { fieldName, readYamlFile, schemaError, whereAt, whereIs, whereKey } from '../util/yaml.js';
 
 const RESERVED = new Set(['name', 'notify', 'tags', 'when', 'ignore_errors']);
 
@@ -57,29 +57,35 @@ export interface Playbook {
 
 export function loadPlaybook(file: string): Playbook {
   const src = readYamlFile(file, 'playbook', PlaybookError);
+  if (src.data === null || src.data === undefined) {
+    throw new PlaybookError(`${whereAt(src, 0)}: (top level): the playbook is empty`, 'a playbook is a list of plays: - name: …, hosts: …, tasks: […]');
+  }
   const parsed = playbookSchema.safeParse(src.data);
-  if (!parsed.success) throw new PlaybookError(schemaErrorMessage(src, parsed.error.issues[0]!));
+  if (!parsed.success) throw new PlaybookError(schemaError(src, parsed.error.issues));
+  /** "file:line:col: field" of a path: of its value, or (atKey) of its key. */
+  const at = (p: Array<string | number>) => `${whereIs(src, p)}: ${fieldName(p)}`;
+  const atKey = (p: Array<string | number>) => `${whereKey(src, p)}: ${fieldName(p)}`;
   const plays = parsed.data.map((p, pi): Play => {
     (p.roles ?? []).forEach((r, ri) => {
-      if (!getRole(r)) throw new PlaybookError(`${whereIs(src, [pi, 'roles', ri])}: roles.${ri}: unknown role "${r}"`);
+      if (!getRole(r)) throw new PlaybookError(`${at([pi, 'roles', ri])}: unknown role "${r}"`);
     });
     const toTask = (t: z.infer<typeof taskSchema>, ti: number, section: 'tasks' | 'handlers'): YamlTask => {
       const moduleKeys = Object.keys(t).filter((k) => !RESERVED.has(k));
       if (moduleKeys.length !== 1) {
         throw new PlaybookError(
-          `${whereIs(src, [pi, section, ti])}: ${section}.${ti}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`,
+          `${at([pi, section, ti])}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`,
         );
       }
       const module = moduleKeys[0]!;
       const def = getModule(module);
-      if (!def) throw new PlaybookError(`${whereIs(src, [pi, section, ti, module])}: ${section}.${ti}: unknown module "${module}"`);
+      if (!def) throw new PlaybookError(`${atKey([pi, section, ti, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
       let params = t[module];
       // Template sources in a playbook are relative to the playbook's folder.
       if (module === 'template' && params && typeof params === 'object' && 'src' in params) {
         params = { ...params, src: path.resolve(path.dirname(file), String((params as { src: unknown }).src)) };
       }
       const check = def.schema.safeParse(params);
-      if (!check.success) throw new PlaybookError(schemaErrorMessage(src, check.error.issues[0]!, [pi, section, ti, module]));
+      if (!check.success) throw new PlaybookError(schemaError(src, check.error.issues, [pi, section, ti, module]));
       return {
         name: t.name,
         module,
@@ -100,6 +106,22 @@ export function loadPlaybook(file: string): Playbook {
       serial: p.serial,
       maxFailPercentage: p.max_fail_percentage,
     };
+  });
+  // A misspelt notify would silently never run its handler (and stay owed on the host forever).
+  // Roles bring handlers of their own, built per host, so plays with roles are not checked.
+  const known = new Set(plays.flatMap((p) => p.handlers.map((h) => h.name)));
+  plays.forEach((play, pi) => {
+    if (play.roles.length) return;
+    for (const section of ['tasks', 'handlers'] as const) {
+      play[section].forEach((t, ti) => {
+        const unknown = (t.notify ?? []).find((n) => !known.has(n));
+        if (unknown === undefined) return;
+        throw new PlaybookError(
+          `${at([pi, section, ti, 'notify'])}: no handler named "${unknown}"`,
+          known.size ? `handlers: ${[...known].join(', ')}` : 'the playbook defines no handlers',
+        );
+      });
+    }
   });
   return { file, dir: path.dirname(file), plays };
 }

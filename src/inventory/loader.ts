@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { visit, type ScalarTag } from 'yaml';
-import { parseYaml, readYamlFile, schemaErrorMessage, whereAt, whereIs, type LocatedYaml } from '../util/yaml.js';
+import { fieldName, parseYaml, pathAtOffset, readYamlFile, schemaError, whereAt, whereIs, whereKey, type LocatedYaml } from '../util/yaml.js';
 import { InventoryError } from '../util/errors.js';
 import { Secret } from '../util/secrets.js';
 import { inventorySchema, type ConnectionSettings, type RawInventory } from './schema.js';
@@ -63,24 +63,32 @@ function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(homedir(), p.slice(1)) : p;
 }
 
-function loadSecrets(file: string | undefined, required: boolean): Map<string, string> {
+/**
+ * The secrets file as name → value. `at` is "file:line:col: field" of what made us read it
+ * (the secrets_file key, or the first !secret), so errors about the file say where it came from.
+ */
+function loadSecrets(file: string, required: boolean, at: string): Map<string, string> {
   const out = new Map<string, string>();
-  if (!file) return out;
   if (!existsSync(file)) {
-    if (required) throw new InventoryError(`secrets file ${file} does not exist`, 'create it (mode 0600) or unset secrets_file');
+    if (required) throw new InventoryError(`${at}: secrets file ${file} does not exist`, 'create it (mode 0600) or unset secrets_file');
     return out;
   }
   const st = statSync(file);
   if ((st.mode & 0o077) !== 0) {
     throw new InventoryError(
-      `secrets file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`,
+      `${at}: secrets file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, expected 0600)`,
       `run: chmod 600 ${file}`,
     );
   }
-  const data = readYamlFile(file, 'secrets file', InventoryError).data ?? {};
-  if (typeof data !== 'object' || Array.isArray(data)) throw new InventoryError(`${file}: a secrets file is a map of name: value`);
+  const src = readYamlFile(file, 'secrets file', InventoryError);
+  const data = src.data ?? {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new InventoryError(`${whereAt(src, 0)}: (top level): a secrets file is a map of name: value, got ${Array.isArray(data) ? 'a list' : typeof data}`);
+  }
   for (const [k, v] of Object.entries(data as Record<string, unknown>)) {
-    if (typeof v !== 'string' && typeof v !== 'number') throw new InventoryError(`${file}: secret "${k}" must be a string`);
+    if (typeof v !== 'string' && typeof v !== 'number') {
+      throw new InventoryError(`${whereIs(src, [k])}: ${k}: a secret is a string, got ${v === null ? 'nothing' : Array.isArray(v) ? 'a list' : typeof v}`);
+    }
     out.set(k, String(v));
   }
   return out;
@@ -112,10 +120,10 @@ export function loadInventory(spec: string, opts: LoadOptions = {}): Inventory {
 export function parseInventory(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Inventory {
   const src: LocatedYaml = parseYaml(text, file, InventoryError, [secretTag]);
   const { doc, data } = src;
-  if (data === null || data === undefined) throw new InventoryError(`${file}: the inventory is empty`, 'it needs at least a hosts: map');
+  if (data === null || data === undefined) throw new InventoryError(`${whereAt(src, 0)}: (top level): the inventory is empty`, 'it needs at least a hosts: map');
 
   const parsed = inventorySchema.safeParse(data);
-  if (!parsed.success) throw new InventoryError(schemaErrorMessage(src, parsed.error.issues[0]!));
+  if (!parsed.success) throw new InventoryError(schemaError(src, parsed.error.issues));
   const raw = parsed.data;
   const dir = path.dirname(file);
   const resolvePath = (p: string) => path.resolve(dir, expandHome(p));
@@ -124,7 +132,18 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
   const secretsFile = raw.secrets_file
     ? resolvePath(raw.secrets_file)
     : file.replace(/\.ya?ml$/, '') + '.secrets.yml';
-  const fileSecrets = loadSecrets(secretsFile, raw.secrets_file !== undefined);
+  // Errors about the secrets file point at what made us read it: the secrets_file key, else the first !secret.
+  let firstRef: number | undefined;
+  visit(doc, {
+    Scalar(_key, node) {
+      if (node.value instanceof SecretRef && firstRef === undefined) firstRef = node.range?.[0] ?? 0;
+    },
+  });
+  const secretsAt =
+    raw.secrets_file !== undefined
+      ? `${whereIs(src, ['secrets_file'])}: secrets_file`
+      : `${whereAt(src, firstRef)}: ${firstRef === undefined ? '(top level)' : fieldName(pathAtOffset(doc, firstRef))}`;
+  const fileSecrets = loadSecrets(secretsFile, raw.secrets_file !== undefined, secretsAt);
   const secrets: Secret[] = [];
   const secretCache = new Map<string, Secret>();
   let secretError: InventoryError | undefined;
@@ -133,16 +152,18 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
       if (!(node.value instanceof SecretRef) || secretError) return;
       const name = node.value.name;
       if (secretCache.has(name)) return;
-      const value = env[secretEnvName(name)] ?? fileSecrets.get(name);
+      const at = `${whereAt(src, node.range?.[0])}: ${fieldName(pathAtOffset(doc, node.range?.[0] ?? 0))}`;
+      const fromEnv = env[secretEnvName(name)];
+      const value = fromEnv ?? fileSecrets.get(name);
       if (value === undefined) {
         secretError = new InventoryError(
-          `${whereAt(src, node.range?.[0])}: secret "${name}" is not defined`,
+          `${at}: secret "${name}" is not defined`,
           `set it in ${path.relative(process.cwd(), secretsFile) || secretsFile} (mode 0600) or in $${secretEnvName(name)}`,
         );
         return;
       }
       if (value.length < 8) {
-        secretError = new InventoryError(`${whereAt(src, node.range?.[0])}: secret "${name}" is shorter than 8 characters`);
+        secretError = new InventoryError(`${at}: secret "${name}" is shorter than 8 characters (from ${fromEnv !== undefined ? `$${secretEnvName(name)}` : secretsFile})`);
         return;
       }
       const s = new Secret(name, value);
@@ -160,23 +181,25 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
     return v;
   };
 
-  const locate = (p: Array<string | number>) => whereIs(src, p);
-  return buildInventory(raw, file, resolvePath, locate, swapSecrets, secrets);
+  const locate = (p: Array<string | number>) => `${whereIs(src, p)}: ${fieldName(p)}`;
+  const locateKey = (p: Array<string | number>) => `${whereKey(src, p)}: ${fieldName(p)}`;
+  return buildInventory(raw, file, resolvePath, { locate, locateKey }, swapSecrets, secrets);
 }
 
 function buildInventory(
   raw: RawInventory,
   file: string,
   resolvePath: (p: string) => string,
-  locate: (p: Array<string | number>) => string,
+  /** "file:line:col: field" of a path: of its value, or (locateKey) of its key. */
+  { locate, locateKey }: { locate: (p: Array<string | number>) => string; locateKey: (p: Array<string | number>) => string },
   swapSecrets: (v: unknown) => unknown,
   secrets: Secret[],
 ): Inventory {
   const hostNames = Object.keys(raw.hosts);
-  if (hostNames.length === 0) throw new InventoryError(`${locate(['hosts'])}: hosts: the inventory has no hosts`);
+  if (hostNames.length === 0) throw new InventoryError(`${locateKey(['hosts'])}: the inventory has no hosts`);
   const rawGroups = raw.groups ?? {};
   if ('all' in rawGroups && rawGroups.all?.hosts) {
-    throw new InventoryError(`${locate(['groups', 'all', 'hosts'])}: groups.all.hosts: every host is in "all" already`);
+    throw new InventoryError(`${locateKey(['groups', 'all', 'hosts'])}: every host is in "all" already`);
   }
 
   // Direct membership: group.hosts lists and host.groups lists.
@@ -185,28 +208,39 @@ function buildInventory(
   for (const [g, def] of Object.entries(rawGroups)) {
     ensure(g);
     (def?.hosts ?? []).forEach((h, i) => {
-      if (!(h in raw.hosts)) throw new InventoryError(`${locate(['groups', g, 'hosts', i])}: groups.${g}.hosts: unknown host "${h}"`);
+      if (!(h in raw.hosts)) throw new InventoryError(`${locate(['groups', g, 'hosts', i])}: unknown host "${h}"`);
       ensure(g).add(h);
     });
   }
   for (const [h, def] of Object.entries(raw.hosts)) {
     for (const g of def?.groups ?? []) ensure(g).add(h);
-    if (h in rawGroups) throw new InventoryError(`${locate(['hosts', h])}: hosts.${h}: "${h}" is also a group name`);
+    if (h in rawGroups || h === 'all') throw new InventoryError(`${locateKey(['hosts', h])}: "${h}" is also a group name`, 'hosts and groups share one namespace (for --limit and hosts:)');
+  }
+  for (const [h, def] of Object.entries(raw.hosts)) {
+    (def?.groups ?? []).forEach((g, i) => {
+      if (g in raw.hosts) throw new InventoryError(`${locate(['hosts', h, 'groups', i])}: "${g}" is a host, not a group`);
+    });
   }
 
   // Children: transitive, cycles refused.
   const parents = new Map<string, string[]>();
   for (const [g, def] of Object.entries(rawGroups)) {
     (def?.children ?? []).forEach((c, i) => {
-      if (!direct.has(c)) throw new InventoryError(`${locate(['groups', g, 'children', i])}: groups.${g}.children: unknown group "${c}"`);
+      if (!direct.has(c)) throw new InventoryError(`${locate(['groups', g, 'children', i])}: unknown group "${c}"`);
       parents.set(c, [...(parents.get(c) ?? []), g]);
     });
   }
   const ancestors = (g: string, seen: string[] = []): string[] => {
-    if (seen.includes(g)) throw new InventoryError(`${locate(['groups', g])}: groups.${g}: children form a cycle (${[...seen, g].join(' → ')})`);
+    if (seen.includes(g)) {
+      // seen runs child → parent; print the cycle parent → child, as the children: lists read.
+      const cycle = [...seen.slice(seen.indexOf(g)), g].reverse();
+      throw new InventoryError(`${locateKey(['groups', cycle[0]!, 'children'])}: children form a cycle (${cycle.join(' → ')})`);
+    }
     const ps = parents.get(g) ?? [];
     return [...ps, ...ps.flatMap((p) => ancestors(p, [...seen, g]))];
   };
+  // Every group, not only those with hosts: a cycle among empty groups is still a mistake.
+  for (const g of Object.keys(rawGroups)) ancestors(g);
   const depth = (g: string): number => Math.max(0, ...(parents.get(g) ?? []).map((p) => depth(p) + 1));
 
   const hostGroups = new Map<string, string[]>();
@@ -224,7 +258,10 @@ function buildInventory(
   for (const g of direct.keys()) groups.set(g, hostNames.filter((h) => hostGroups.get(h)!.includes(g)));
 
   const hosts = new Map<string, Host>();
+  /** Where each host's jump setting came from (the nearest of defaults, groups, host), for errors. */
+  const jumpFrom = new Map<string, Array<string | number>>();
   for (const h of hostNames) {
+    let from: Array<string | number> | undefined = raw.defaults?.jump !== undefined ? ['defaults', 'jump'] : undefined;
     const def = raw.hosts[h] ?? ({ address: h } as NonNullable<RawInventory['hosts'][string]>);
     const gs = hostGroups.get(h)!;
     let vars: Record<string, unknown> = { ...(raw.vars ?? {}) };
@@ -235,7 +272,10 @@ function buildInventory(
       const { hosts: _h, children: _c, vars: gv, ...gconn } = gd;
       vars = { ...vars, ...(gv ?? {}) };
       conn = { ...conn, ...gconn };
+      if (gconn.jump !== undefined) from = ['groups', g, 'jump'];
     }
+    if (def.jump !== undefined) from = ['hosts', h, 'jump'];
+    if (from) jumpFrom.set(h, from);
     const { address, groups: _g, vars: hv, ...hconn } = def;
     vars = { ...vars, ...(hv ?? {}) };
     conn = { ...conn, ...hconn };
@@ -244,10 +284,12 @@ function buildInventory(
   }
   for (const host of hosts.values()) {
     const jump = host.connection.jump;
-    if (jump && !hosts.has(jump) && !/^([^@\s]+@)?[^@\s:]+(:\d+)?$/.test(jump)) {
-      throw new InventoryError(`${locate(['hosts', host.name])}: jump: "${jump}" is neither an inventory host nor [user@]address[:port]`);
+    if (!jump) continue;
+    const at = locate(jumpFrom.get(host.name) ?? ['hosts', host.name]);
+    if (!hosts.has(jump) && !/^([^@\s]+@)?[^@\s:]+(:\d+)?$/.test(jump)) {
+      throw new InventoryError(`${at}: "${jump}" is neither an inventory host nor [user@]address[:port]`);
     }
-    if (jump === host.name) throw new InventoryError(`${locate(['hosts', host.name])}: jump: a host cannot jump through itself`);
+    if (jump === host.name) throw new InventoryError(`${at}: host ${host.name} cannot jump through itself`);
   }
   const name = path.basename(file).replace(/\.ya?ml$/, '');
   return { name, file, hosts, groups, secrets };

@@ -22,7 +22,13 @@ export function parseYaml(
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const { line, col } = lines.linePos(e.pos[0]);
-    throw new ErrorClass(`${file}:${line}:${col}: YAML syntax error: ${e.message.split('\n')[0]}`);
+    const at = pathAtOffset(doc, e.pos[0]);
+    if (e.code === 'DUPLICATE_KEY') {
+      // The error sits on the second occurrence of the key: name it in full.
+      throw new ErrorClass(`${file}:${line}:${col}: ${fieldName(at)}: duplicate key (a key may appear once in a map)`);
+    }
+    const field = at.length ? `${fieldName(at)}: ` : '';
+    throw new ErrorClass(`${file}:${line}:${col}: ${field}YAML syntax error: ${e.message.split('\n')[0]}`);
   }
   return { file, lines, doc, data: doc.toJS() };
 }
@@ -43,10 +49,9 @@ export function readYamlFile(
   return parseYaml(text, file, ErrorClass, customTags);
 }
 
-/** "file:line:col" of an offset. */
+/** "file:line:col" of an offset; 1:1 when the node has no position (an empty document). */
 export function whereAt(src: LocatedYaml, offset: number | undefined): string {
-  if (offset === undefined) return src.file;
-  const { line, col } = src.lines.linePos(offset);
+  const { line, col } = src.lines.linePos(offset ?? 0);
   return `${src.file}:${line}:${col}`;
 }
 
@@ -76,27 +81,141 @@ export function whereIs(src: LocatedYaml, p: ReadonlyArray<PropertyKey>): string
   return whereAt(src, nodeAt(src.doc, p)?.range?.[0]);
 }
 
-function typeName(v: unknown): string {
-  if (v === undefined) return 'nothing';
+/** "file:line:col" of the key of the last path element (where a map entry starts), for errors about the entry itself. */
+export function whereKey(src: LocatedYaml, p: ReadonlyArray<PropertyKey>): string {
+  const last = p[p.length - 1];
+  if (typeof last !== 'string') return whereIs(src, p);
+  return whereAt(src, nodeAt(src.doc, p.slice(0, -1), last)?.range?.[0]);
+}
+
+/** A path as people write it: `hosts.web1.port`, `[0].tasks[2].file.path`. */
+export function fieldName(p: ReadonlyArray<PropertyKey>): string {
+  if (p.length === 0) return '(top level)';
+  return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
+}
+
+/** The path of the innermost map entry or list item whose source covers offset (best effort, for YAML errors). */
+export function pathAtOffset(doc: Document, offset: number): Array<string | number> {
+  const out: Array<string | number> = [];
+  let node: unknown = doc.contents;
+  for (;;) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => {
+        const start = (it.key as Node | null)?.range?.[0];
+        const end = (it.value as Node | null)?.range?.[2] ?? (it.key as Node | null)?.range?.[2];
+        return start !== undefined && end !== undefined && start <= offset && offset <= end;
+      });
+      if (!pair || !isScalar(pair.key)) return out;
+      out.push(String(pair.key.value));
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const i = node.items.findIndex((it) => {
+        const r = (it as Node | null)?.range;
+        return !!r && r[0] <= offset && offset <= r[2];
+      });
+      if (i < 0) return out;
+      out.push(i);
+      node = node.items[i];
+    } else return out;
+  }
+}
+
+/** The value at a path in plain data, and whether it is there at all. */
+function valueAt(data: unknown, p: ReadonlyArray<PropertyKey>): { present: boolean; value: unknown } {
+  let v: unknown = data;
+  for (const k of p) {
+    if (v === null || typeof v !== 'object' || !Object.prototype.hasOwnProperty.call(v, k as string)) return { present: false, value: undefined };
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return { present: true, value: v };
+}
+
+function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a map';
-  return `${typeof v} ${JSON.stringify(v)}`;
+  if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  object: 'a map',
+  record: 'a map',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+};
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return d[b.length]!;
+}
+
+/**
+ * The issue worth reporting first. An unknown key beats the "missing field" it causes
+ * (a typo `adress` also leaves `address` missing), so the user sees the typo itself.
+ */
+function pickIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
+  return issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]!;
+}
+
+/** Among sibling "missing field" issues, the field a misspelt key was probably meant to be. */
+function didYouMean(issues: readonly z.core.$ZodIssue[], parent: ReadonlyArray<PropertyKey>, key: string, data: unknown, prefix: PropertyKey[]): string | undefined {
+  const same = (a: ReadonlyArray<PropertyKey>, b: ReadonlyArray<PropertyKey>) => a.length === b.length && a.every((k, i) => k === b[i]);
+  let best: { name: string; d: number } | undefined;
+  for (const i of issues) {
+    if (i.code !== 'invalid_type' || i.path.length === 0) continue;
+    const name = i.path[i.path.length - 1];
+    if (typeof name !== 'string' || !same(i.path.slice(0, -1), parent)) continue;
+    if (valueAt(data, [...prefix, ...i.path]).present) continue;
+    const d = editDistance(key, name);
+    if (d <= 2 && (!best || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
+/** A schema failure as "file:line:col: field: what was expected". */
+export function schemaError(src: LocatedYaml, issues: readonly z.core.$ZodIssue[], pathPrefix: PropertyKey[] = []): string {
+  const issue = pickIssue(issues);
+  const full = [...pathPrefix, ...issue.path];
+  const { present, value } = valueAt(src.data, full);
+  let where: string;
+  let field = fieldName(full);
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0]!;
+    field = fieldName([...full, key]);
+    where = whereKey(src, [...full, key]);
+    message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    const meant = issue.keys.length === 1 ? didYouMean(issues, issue.path, key, src.data, pathPrefix) : undefined;
+    if (meant) message += ` (did you mean "${meant}"?)`;
+  } else if (issue.code === 'invalid_key') {
+    // A record key that fails its pattern: point at the key, and say what a key must look like.
+    where = whereKey(src, full);
+    message = `invalid name ${JSON.stringify(String(full[full.length - 1]))}: ${issue.issues[0]?.message ?? issue.message}`;
+  } else if (issue.code === 'invalid_type') {
+    where = whereIs(src, full);
+    const expected = TYPE_NAMES[issue.expected] ?? issue.expected;
+    message = present ? `expected ${expected}, got ${describe(value)}` : `required (${expected})`;
+  } else {
+    where = whereIs(src, full);
+    if (present && (value === null || typeof value !== 'object')) message += ` (got ${JSON.stringify(value)})`;
+  }
+  return `${where}: ${field}: ${message}`;
 }
 
 /** One schema issue as "file:line:col: field: what was expected". */
 export function schemaErrorMessage(src: LocatedYaml, issue: z.core.$ZodIssue, pathPrefix: PropertyKey[] = []): string {
-  const full = [...pathPrefix, ...issue.path];
-  let field = full.map(String).join('.') || '(top level)';
-  let message = issue.message;
-  let unknownKey: string | undefined;
-  if (issue.code === 'unrecognized_keys') {
-    unknownKey = issue.keys[0];
-    field = [...full.map(String), unknownKey].join('.');
-    message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  } else if (issue.code === 'invalid_type') {
-    message = `expected ${issue.expected}, got ${typeName(issue.input)}`;
-  }
-  const node = nodeAt(src.doc, full, unknownKey);
-  return `${whereAt(src, node?.range?.[0])}: ${field}: ${message}`;
+  return schemaError(src, [issue], pathPrefix);
 }
