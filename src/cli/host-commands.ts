@@ -3,10 +3,10 @@ import { factsToJSON } from '../facts/index.js';
 import { loadInventory, selectHosts } from '../inventory/index.js';
 import { MemoryReporter } from '../report/renderers.js';
 import { maskDeep } from '../util/secrets.js';
-import type { CommonOptions } from './main.js';
+import { requireInventory, type CommonOptions } from './main.js';
 
 async function withHosts<T>(o: CommonOptions, fn: (r: Awaited<ReturnType<typeof connectHosts>>) => Promise<T>): Promise<T> {
-  const inv = loadInventory(o.inventory);
+  const inv = loadInventory(requireInventory(o));
   const names = selectHosts(inv, o.limit);
   const pool = new ConnectionPool(inv);
   try {

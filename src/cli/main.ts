@@ -11,7 +11,7 @@ import { mask } from '../util/secrets.js';
 import { factsCommand, pingCommand } from './host-commands.js';
 
 export interface CommonOptions {
-  inventory: string;
+  inventory?: string;
   limit?: string;
   forks?: number;
   json?: boolean;
@@ -32,11 +32,17 @@ function positiveInt(name: string) {
 
 export function addCommonOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path')
+    .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required)')
     .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
     .option('--json', 'one JSON event per line on stdout')
     .option('-v, --verbose', 'more output (repeat for more)', (_v, prev: number) => prev + 1, 0);
+}
+
+/** Checked here rather than by commander, so that `provision lab …` does not need an inventory. */
+export function requireInventory(o: { inventory?: string }): string {
+  if (!o.inventory) throw new InputError('--inventory is required', 'e.g. provision --inventory prod (reads inventory/prod.yml)');
+  return o.inventory;
 }
 
 export function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number }): Reporter {
@@ -57,7 +63,10 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .description('Converge hosts over SSH, idempotently. Exit codes: 0 no change, 2 changed, 1 failed, 3 unreachable, 4 bad input.')
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`provision: error: ${s.replace(/^error: /, '')}`),
+    });
 
   addCommonOptions(program)
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
@@ -67,7 +76,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-C, --check', 'dry run: change nothing, report what would change')
     .option('-D, --diff', 'show unified diffs of file changes')
     .action(async (o) => {
-      const inventory = loadInventory(o.inventory);
+      const inventory = loadInventory(requireInventory(o));
       const playbook = loadPlaybook(path.resolve(o.playbook));
       const reporter = makeReporter(o);
       try {

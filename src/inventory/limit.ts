@@ -16,6 +16,7 @@ function matchTerm(inv: Inventory, term: string): string[] {
     const out = new Set<string>();
     for (const h of inv.hosts.keys()) if (re.test(h)) out.add(h);
     for (const [g, hs] of inv.groups) if (re.test(g)) hs.forEach((h) => out.add(h));
+    if (out.size === 0) throw new InputError(`--limit: "${term}" matches no host or group of inventory ${inv.name}`);
     return [...out];
   }
   throw new InputError(`--limit: "${term}" is neither a host nor a group of inventory ${inv.name}`, `known groups: ${[...inv.groups.keys()].join(', ')}`);

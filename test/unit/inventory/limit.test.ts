@@ -27,9 +27,12 @@ describe('--limit patterns', () => {
     ['prod,&monitoring', ['db1']],
     ['all,&web*,!web1', ['web2']],
     [' web1 , db1 ', ['web1', 'db1']],
-    ['zz*', []],
   ] as Array<[string | undefined, string[]]>)('%s → %j', (pattern, hosts) => {
     expect(selectHosts(inv, pattern)).toEqual(hosts);
+  });
+
+  it('a glob that matches nothing is an error', () => {
+    expect(() => selectHosts(inv, 'zz*')).toThrow('--limit: "zz*" matches no host or group');
   });
 
   it.each(['nosuch', 'web1,nosuch', '!nosuch', '&nosuch', 'prod,&'])('an unknown term is an error: %s', (pattern) => {
