@@ -18,6 +18,8 @@ export interface Facts {
   os: { id: string; family: 'debian' | 'ubuntu' | 'other'; version: string; codename: string; pretty: string };
   arch: string;
   init: 'systemd' | 'sysv';
+  /** systemd-detect-virt: "none" on metal, "systemd-nspawn" in the lab, "kvm" in Vagrant… */
+  virtualization: string;
   packages: Map<string, PackageFact>;
   services: Map<string, ServiceFact>;
   users: Map<string, { uid: number; gid: number; home: string; shell: string }>;
@@ -41,6 +43,7 @@ export const PENDING_HANDLERS_FILE = `${STATE_DIR}/pending-handlers`;
 export const FACT_PROBES: Probe[] = [
   { key: 'os', script: 'cat /etc/os-release; echo "HOSTNAME=$(hostname)"; echo "ARCH=$(uname -m)"; echo "NOW=$(date +%s)"' },
   { key: 'init', script: '[ -d /run/systemd/system ] && echo systemd || echo sysv' },
+  { key: 'virt', script: 'systemd-detect-virt 2>/dev/null || echo none' },
   { key: 'packages', script: "dpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\t${Version}\\n' 2>/dev/null" },
   {
     key: 'services',
@@ -111,6 +114,7 @@ export function parseFacts(raw: Map<string, { stdout: string; code: number }>): 
     os: { id, family, version: os.VERSION_ID ?? '', codename: os.VERSION_CODENAME ?? '', pretty: os.PRETTY_NAME ?? id },
     arch: os.ARCH ?? '',
     init: get('init').trim() === 'systemd' ? 'systemd' : 'sysv',
+    virtualization: get('virt').trim().split('\n')[0] || 'none',
     packages,
     services,
     users,

@@ -1,3 +1,4 @@
+import { ensureLabSecrets } from './secrets.ts';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -276,6 +277,7 @@ export async function labUp(opts: UpOptions = {}): Promise<UpResult> {
   writeKnownHosts(layout);
   await waitHosts(layout, state, layout.hosts.map((h) => h.name), opts.sshTimeoutMs ?? 120_000);
   startedNow.push(...toBoot);
+  if (name === 'default') ensureLabSecrets();
 
   return {
     name,
