@@ -43,7 +43,9 @@ export const commandModule: ModuleDef<z.output<typeof params>> = {
   probes: (p) => guardProbes(p),
   plan(p, ctx) {
     const code = (key: string) => ctx.results.get(key)?.code ?? 1;
-    if (p.creates && (code(`exists:${p.creates}`) === 0 || ctx.predicted.files.get(p.creates))) return { changes: [], commands: [] };
+    // An earlier task's file counts even when empty (touch, or another command's creates): has(), not truthiness.
+    const predictedCreated = p.creates !== undefined && ((ctx.predicted.files.has(p.creates) && ctx.predicted.files.get(p.creates) !== null) || ctx.predicted.directories.has(p.creates));
+    if (p.creates && (code(`exists:${p.creates}`) === 0 || predictedCreated)) return { changes: [], commands: [] };
     if (p.removes && code(`exists:${p.removes}`) !== 0) return { changes: [], commands: [] };
     if (p.unless && code(`cmd:${p.unless}`) === 0) return { changes: [], commands: [] };
     if (p.onlyif && code(`cmd:${p.onlyif}`) !== 0 && !(ctx.check && ctx.predicted.anyChange)) return { changes: [], commands: [] };

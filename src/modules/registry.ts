@@ -2,8 +2,12 @@ import { aptModule } from './apt.js';
 import { commandModule } from './command.js';
 import { copyModule } from './copy.js';
 import { fileModule } from './file.js';
+import { groupModule } from './group.js';
+import { lineinfileModule } from './lineinfile.js';
 import { serviceModule } from './service.js';
 import { templateModule } from './template.js';
+import { ufwModule } from './ufw.js';
+import { userModule } from './user.js';
 import type { ModuleDef, Task } from './types.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -43,5 +47,16 @@ export function taskBuilder<Input>(def: ModuleDef<any>) {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const builtins: ModuleDef<any>[] = [aptModule, commandModule, copyModule, fileModule, serviceModule, templateModule];
+const builtins: ModuleDef<any>[] = [
+  aptModule,
+  commandModule,
+  copyModule,
+  fileModule,
+  groupModule,
+  lineinfileModule,
+  serviceModule,
+  templateModule,
+  ufwModule,
+  userModule,
+];
 builtins.forEach(registerModule);

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import nunjucks from 'nunjucks';
 import { z } from 'zod';
@@ -43,13 +43,25 @@ function revealAll(v: unknown): unknown {
   return revealIfSecret(v);
 }
 
+/** Every secret value reachable from the vars. */
+function secretValues(v: unknown, out: string[] = []): string[] {
+  if (v instanceof Secret) out.push(v.reveal());
+  else if (Array.isArray(v)) v.forEach((x) => secretValues(x, out));
+  else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach((x) => secretValues(x, out));
+  return out.filter((s) => s.length > 0);
+}
+
 export function renderTemplate(file: string, vars: Record<string, unknown>): string {
   if (!existsSync(file)) throw new PlaybookError(`template ${file} does not exist`);
   try {
     return environment(path.dirname(file)).render(path.basename(file), revealAll(vars) as object);
   } catch (err) {
     const msg = (err as Error).message.replace(/\s+/g, ' ').trim();
-    throw new PlaybookError(`template ${file}: ${msg}`);
+    // Nunjucks names only a position ("[Line 3, Column 8] attempted to output null or undefined value"):
+    // show the template line, so the variable nobody set is in the message.
+    const at = /\[Line (\d+), Column \d+\]/.exec(msg);
+    const line = at ? readFileSync(file, 'utf8').split('\n')[Number(at[1]) - 1]?.trim() : undefined;
+    throw new PlaybookError(`template ${file}: ${msg}${line ? ` (in: ${line})` : ''}`);
   }
 }
 
@@ -66,6 +78,7 @@ export const templateModule: ModuleDef<z.output<typeof params>> = {
     const vars = { ...ctx.host.vars, inventory_hostname: ctx.host.name, ...(p.vars ?? {}) };
     const content = renderTemplate(p.src, vars);
     // A template that pulls in a secret is sensitive by itself: never diff it in clear.
-    return planFileContent(p, content, ctx);
+    const sensitive = p.sensitive || secretValues(vars).some((v) => content.includes(v));
+    return planFileContent({ ...p, sensitive }, content, ctx);
   },
 };

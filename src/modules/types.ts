@@ -76,6 +76,15 @@ export interface ModuleContext {
   results: Map<string, ProbeResult>;
   /** Read something more from the host (one extra round trip): for modules that need a second look. */
   run(cmd: string, opts?: { stdin?: string | Buffer }): Promise<ProbeResult>;
+  /**
+   * Prove that a NEW SSH connection to the host can still be made (TCP connect, handshake,
+   * authentication, one trivial command), then close it; rejects with a ConnectionError when not.
+   * The task's own connection is left as it is. Used by verify steps after a change that could
+   * lock the control machine out (ufw commit-confirm): an established session survives a firewall
+   * change that refuses new ones. Optional: where the executor does not provide it, modules fall
+   * back to ctx.run on the existing connection.
+   */
+  reconnect?: () => Promise<void>;
 }
 
 export interface Plan {

@@ -60,10 +60,6 @@ export const fromClient = (cmd: string[], timeoutMs = 30_000) => inClient(cmd, I
 /** Run a command on a lab host over SSH (root, lab key, host key checked). */
 export const onHost = (host: string, cmd: string, timeoutMs = 60_000) => hostExec(host, ['sh', '-c', cmd], INSTANCE, { timeoutMs });
 
-/** Run a command in a host's network namespace without SSH (e.g. to probe another host's ports from it). */
-export const fromHostNetns = (host: string, cmd: string[], timeoutMs = 30_000) =>
-  hostExec(host, cmd, INSTANCE, { timeoutMs });
-
 /** Count changed tasks in a --json run. */
 export function changedTasks(r: CliResult): Array<Record<string, unknown>> {
   return r.events.filter((e) => e.kind === 'task-result' && e.status === 'changed');
