@@ -31,6 +31,10 @@ export const SHARED_DEFAULTS = {
   nginx_exporter_port: 9113,
   mysqld_exporter_port: 9104,
   prometheus_port: 9090,
+  /** Nginx's stub_status, on loopback only, read by the Nginx exporter. */
+  nginx_status_port: 8080,
+  /** The MySQL account the mysqld exporter uses (created by the mysql role on the primary, replicated). */
+  mysql_exporter_user: 'exporter',
   /** The address services bind to and peers use: the host's inventory address unless set. */
   private_address: undefined as string | undefined,
 };
