@@ -1,0 +1,211 @@
+import { z } from 'zod';
+import type { Facts, Probe } from '../facts/index.js';
+import { ModuleError } from '../util/errors.js';
+import { shellJoin } from '../util/quote.js';
+import { planFileContent } from './copy.js';
+import { accountName, groupsProbe, parseGroupLines } from './group.js';
+import { attributeChanges, currentFile, fileProbe } from './lib/file-state.js';
+import type { Change, Command, ModuleDef, Plan, PredictedState } from './types.js';
+
+const params = z.strictObject({
+  name: accountName,
+  state: z.enum(['present', 'absent']).default('present'),
+  uid: z.number().int().min(0).optional(),
+  /** Primary group (must exist). New users otherwise get a group of their own name. */
+  group: accountName.optional(),
+  /** Supplementary groups (must exist). */
+  groups: z.array(accountName).optional(),
+  /** true: add to `groups`, keep others; false: exactly `groups`. */
+  append: z.boolean().default(true),
+  home: z.string().startsWith('/', 'an absolute path').optional(),
+  shell: z.string().startsWith('/', 'an absolute path').optional(),
+  system: z.boolean().default(false),
+  /** Default: true for ordinary users, false for system users. */
+  create_home: z.boolean().optional(),
+  /** Exactly these keys in ~/.ssh/authorized_keys (mode 600, ~/.ssh 700, owned by the user). */
+  authorized_keys: z.array(z.string().regex(/^[^\n]+$/, 'one key per entry, no newlines')).optional(),
+  password_locked: z.boolean().optional(),
+  /** With state: absent, also delete the home directory and mail spool. */
+  remove: z.boolean().default(false),
+});
+export type UserParams = z.input<typeof params>;
+type Params = z.output<typeof params>;
+
+/** Home as probes and plan both see it: the param, else the host's, else useradd's default. */
+function homeOf(p: Params, facts: Facts): string {
+  return p.home ?? facts.users.get(p.name)?.home ?? `/home/${p.name}`;
+}
+
+function userProbe(name: string): Probe {
+  const n = shellJoin([name]);
+  return {
+    key: `user:${name}`,
+    script:
+      `if getent passwd ${n}; then echo "@@primary $(id -gn ${n})"; echo "@@groups $(id -Gn ${n})"; ` +
+      `echo "@@status $(passwd -S ${n} 2>/dev/null)"; else exit 2; fi`,
+  };
+}
+
+interface UserEntry {
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+  primary: string;
+  supplementary: string[];
+  /** L (locked), P (usable password), NP (no password). */
+  passwordStatus: string;
+}
+
+function parseUser(stdout: string | undefined, name: string): UserEntry | undefined {
+  const lines = (stdout ?? '').split('\n');
+  const pw = lines.find((l) => l.startsWith(`${name}:`))?.split(':');
+  if (!pw || pw.length < 7) return undefined;
+  const tagged = (tag: string) => lines.find((l) => l.startsWith(`@@${tag} `))?.slice(tag.length + 3).trim() ?? '';
+  const primary = tagged('primary');
+  return {
+    uid: Number(pw[2]),
+    gid: Number(pw[3]),
+    home: pw[5]!,
+    shell: pw[6]!.trim(),
+    primary,
+    supplementary: [...new Set(tagged('groups').split(/\s+/).filter((g) => g && g !== primary))],
+    passwordStatus: tagged('status').split(/\s+/)[1] ?? '',
+  };
+}
+
+function wantedGroups(p: Params): string[] {
+  return [...(p.group ? [p.group] : []), ...(p.groups ?? [])];
+}
+
+export const userModule: ModuleDef<Params> = {
+  name: 'user',
+  schema: params,
+  probes(p, _host, facts) {
+    const out: Probe[] = [userProbe(p.name)];
+    if (p.state === 'present' && wantedGroups(p).length) out.push(groupsProbe(wantedGroups(p)));
+    if (p.state === 'present' && p.authorized_keys) {
+      const home = homeOf(p, facts);
+      out.push(fileProbe(`${home}/.ssh`, false), fileProbe(`${home}/.ssh/authorized_keys`, true));
+    }
+    return out;
+  },
+  plan(p, ctx): Plan {
+    const have = parseUser(ctx.results.get(`user:${p.name}`)?.stdout, p.name);
+    const change = (action: string, extra: Partial<Change> = {}): Change => ({ kind: 'user', target: p.name, action, ...extra });
+
+    if (p.state === 'absent') {
+      if (!have) return { changes: [], commands: [] };
+      return {
+        changes: [change(p.remove ? 'remove (with home directory)' : 'remove')],
+        commands: [{ kind: 'shell', cmd: shellJoin(['userdel', ...(p.remove ? ['--remove'] : []), p.name]) }],
+        predict: (s) => void s.users.delete(p.name),
+      };
+    }
+
+    // Groups must exist on the host or be made by an earlier task of this run.
+    const groupsWanted = wantedGroups(p);
+    if (groupsWanted.length) {
+      const onHost = parseGroupLines(ctx.results.get(groupsProbe(groupsWanted).key));
+      const missing = groupsWanted.filter((g) => !onHost.has(g) && !ctx.predicted.groups.has(g));
+      if (missing.length) throw new ModuleError(`user ${p.name}: group${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found (create with the group module first)`);
+    }
+
+    const changes: Change[] = [];
+    const commands: Command[] = [];
+    const predicts: Array<(s: PredictedState) => void> = [];
+    const shell = (args: string[]) => commands.push({ kind: 'shell', cmd: shellJoin(args) });
+    // In a dry run, a user an earlier task would create counts as existing (with the attributes it was given).
+    const predictedOnly = !have && ctx.predicted.users.has(p.name);
+
+    if (!have && !predictedOnly) {
+      if (p.password_locked === false) throw new ModuleError(`user ${p.name}: a new user has no password to unlock (password_locked: false)`);
+      const createHome = p.create_home ?? !p.system;
+      const args = ['useradd'];
+      if (p.system) args.push('--system');
+      if (p.uid !== undefined) args.push('--uid', String(p.uid));
+      if (p.group) args.push('--gid', p.group);
+      if (p.groups?.length) args.push('--groups', p.groups.join(','));
+      if (p.home) args.push('--home-dir', p.home);
+      if (p.shell) args.push('--shell', p.shell);
+      args.push(createHome ? '--create-home' : '--no-create-home', p.name);
+      const details = [p.uid !== undefined ? `uid ${p.uid}` : '', p.groups?.length ? `groups ${p.groups.join(',')}` : '', p.shell ?? ''].filter(Boolean);
+      changes.push(change(`create${details.length ? ` (${details.join(', ')})` : ''}`));
+      shell(args);
+      predicts.push((s) => void s.users.add(p.name));
+    } else if (have) {
+      const mod: string[] = [];
+      if (p.uid !== undefined && have.uid !== p.uid) {
+        changes.push(change(`uid ${have.uid} → ${p.uid}`));
+        mod.push('--uid', String(p.uid));
+      }
+      if (p.group && have.primary !== p.group) {
+        changes.push(change(`primary group ${have.primary} → ${p.group}`));
+        mod.push('--gid', p.group);
+      }
+      if (p.home && have.home !== p.home) {
+        changes.push(change(`home ${have.home} → ${p.home}`));
+        mod.push('--home', p.home);
+      }
+      if (p.shell && have.shell !== p.shell) {
+        changes.push(change(`shell ${have.shell} → ${p.shell}`));
+        mod.push('--shell', p.shell);
+      }
+      if (mod.length) shell(['usermod', ...mod, p.name]);
+      if (p.groups) {
+        const want = [...new Set(p.groups)].filter((g) => g !== (p.group ?? have.primary));
+        if (p.append) {
+          const missing = want.filter((g) => !have.supplementary.includes(g));
+          if (missing.length) {
+            changes.push(change(`add to group${missing.length > 1 ? 's' : ''} ${missing.join(',')}`));
+            shell(['usermod', '--append', '--groups', missing.join(','), p.name]);
+          }
+        } else {
+          const same = want.length === have.supplementary.length && want.every((g) => have.supplementary.includes(g));
+          if (!same) {
+            changes.push(change(`groups ${have.supplementary.join(',') || '(none)'} → ${want.join(',') || '(none)'}`));
+            shell(['usermod', '--groups', want.join(','), p.name]);
+          }
+        }
+      }
+      if (p.password_locked !== undefined) {
+        const locked = have.passwordStatus === 'L';
+        if (p.password_locked !== locked) {
+          changes.push(change(p.password_locked ? 'lock password' : 'unlock password'));
+          shell(['usermod', p.password_locked ? '--lock' : '--unlock', p.name]);
+        }
+      }
+    }
+
+    if (p.authorized_keys) {
+      const home = homeOf(p, ctx.facts);
+      const group = p.group ?? (have ? have.primary : p.name);
+      const dir = `${home}/.ssh`;
+      const dirState = have ? currentFile(ctx, dir, false) : ({ type: 'absent' } as const);
+      if (dirState.type === 'absent') {
+        changes.push({ kind: 'file', target: dir, action: 'create directory' });
+        shell(['install', '-d', '-m', '700', '-o', p.name, '-g', group, dir]);
+        predicts.push((s) => void s.directories.add(dir));
+      } else if (dirState.type === 'directory') {
+        const attrs = attributeChanges(dir, dirState, { mode: '700', owner: p.name, group });
+        changes.push(...attrs.changes);
+        if (attrs.cmds.length) commands.push({ kind: 'shell', cmd: attrs.cmds.join(' && ') });
+      } else {
+        throw new ModuleError(`${dir} is a ${dirState.type}, not a directory`);
+      }
+      const content = p.authorized_keys.map((k) => k.trim()).join('\n') + (p.authorized_keys.length ? '\n' : '');
+      const keys = planFileContent(
+        { dest: `${dir}/authorized_keys`, mode: '600', owner: p.name, group, backup: false, sensitive: false, make_parents: false },
+        content,
+        // A user made by this task has no files yet, whatever an old home directory held.
+        have ? ctx : { ...ctx, results: new Map() },
+      );
+      changes.push(...keys.changes);
+      commands.push(...keys.commands);
+      if (keys.predict) predicts.push(keys.predict);
+    }
+
+    if (!changes.length) return { changes: [], commands: [] };
+    return { changes, commands, predict: (s) => predicts.forEach((f) => f(s)) };
+  },
+};

@@ -1,0 +1,35 @@
+import { describe, expect, test } from 'vitest';
+import { getModule, moduleNames } from '../../../src/modules/index.js';
+
+/** The smallest valid params per module: the strictness test adds an unknown key to them. */
+const MINIMAL: Record<string, Record<string, unknown>> = {
+  apt: { packages: ['nginx'] },
+  command: { cmd: 'true' },
+  copy: { dest: '/etc/motd', content: 'hello\n' },
+  file: { path: '/srv/app', state: 'directory' },
+  group: { name: 'app' },
+  lineinfile: { path: '/etc/hosts', line: '10.77.0.11 web-01' },
+  service: { name: 'nginx', state: 'started' },
+  template: { dest: '/etc/motd', src: '/dev/null' },
+  ufw: { state: 'enabled' },
+  user: { name: 'app' },
+};
+
+describe('module schemas', () => {
+  test('every registered module has minimal params here', () => {
+    expect(moduleNames().filter((m) => !(m in MINIMAL))).toEqual([]);
+  });
+
+  for (const name of Object.keys(MINIMAL)) {
+    test(`${name}: accepts its minimal params`, () => {
+      const r = getModule(name)!.schema.safeParse(MINIMAL[name]);
+      expect(r.success, r.error?.message).toBe(true);
+    });
+
+    test(`${name}: rejects an unknown param (a typo is an error, never ignored)`, () => {
+      const r = getModule(name)!.schema.safeParse({ ...MINIMAL[name], stat: 'present' });
+      expect(r.success).toBe(false);
+      expect(r.error!.issues.some((i) => i.code === 'unrecognized_keys')).toBe(true);
+    });
+  }
+});
