@@ -41,6 +41,22 @@ export class ConnectionPool {
     return p;
   }
 
+  /**
+   * Open a NEW connection to a host (through its jump host's shared connection), run `true`, close it.
+   * Proves the host still accepts fresh logins, e.g. after a firewall change (commit-confirm).
+   */
+  async checkFreshLogin(host: Host, timeoutMs = 8000): Promise<void> {
+    const jump = this.jumpHost(host);
+    const via = jump ? await this.connect(jump) : undefined;
+    const conn = await SshConnection.connect({ ...host, connection: { ...host.connection, connectTimeoutMs: Math.min(timeoutMs, host.connection.connectTimeoutMs) } }, via);
+    try {
+      const r = await conn.exec('true', { become: false, timeoutMs });
+      if (r.code !== 0) throw new ConnectionError(`${host.name}: a fresh login could not run a command`, 'protocol');
+    } finally {
+      conn.close();
+    }
+  }
+
   async closeAll(): Promise<void> {
     for (const p of this.pending.values()) {
       try {

@@ -50,6 +50,8 @@ export class HostRun {
     readonly facts: Facts,
     private readonly flags: RunFlags,
     private readonly reporter: Reporter,
+    /** Opens a fresh connection to this host and closes it (lockout checks). */
+    private readonly freshLogin?: () => Promise<void>,
   ) {
     // Handlers notified by an earlier run that failed before running them are still owed.
     for (const h of facts.pendingHandlers) this.notified.add(h);
@@ -159,6 +161,7 @@ export class HostRun {
           const r = await this.conn.exec(cmd, { stdin: opts?.stdin });
           return { stdout: r.stdout, code: r.code };
         },
+        reconnect: this.freshLogin,
       };
       const plan = await def.plan(parsed.data, ctx);
       if (plan.changes.length === 0) {

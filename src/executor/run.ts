@@ -116,12 +116,14 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
     for (const [h, reason] of down) results.set(h, { unreachable: reason, counts: { ...emptyCounts(), unreachable: 1 } });
     const runs = new Map<string, HostRun>();
     for (const [h, c] of up) {
-      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter);
+      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host));
       runs.set(h, run);
       results.set(h, run);
     }
 
+    let stopped = false;
     for (const play of playbook.plays) {
+      if (stopped) break;
       const targets = selectHosts(inventory, play.hosts).filter((h) => {
         const r = runs.get(h);
         return r && !r.failed && !r.unreachable;
@@ -149,6 +151,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
         const failedInBatch = batch.filter((h) => runs.get(h)!.failed || runs.get(h)!.unreachable).length;
         if (play.maxFailPercentage !== undefined && (failedInBatch / batch.length) * 100 > play.maxFailPercentage) {
           reporter.emit({ kind: 'warning', msg: `play "${play.name}": ${failedInBatch} of ${batch.length} hosts failed, over max_fail_percentage ${play.maxFailPercentage}; stopping the run` });
+          stopped = true;
           break;
         }
       }

@@ -82,7 +82,7 @@ export const aptModule: ModuleDef<z.output<typeof params>> = {
       commands.push({ kind: 'shell', cmd: `${APT_ENV} dpkg --configure -a --force-confdef --force-confold` });
     }
     if (toInstall.length) {
-      const stale = facts.now - facts.aptUpdatedAt > p.cache_valid_time;
+      const stale = !predicted.aptCacheFresh && facts.now - facts.aptUpdatedAt > p.cache_valid_time;
       if (p.update_cache && stale) commands.push({ kind: 'shell', cmd: `${APT_ENV} apt-get update -q ${lock}`, describe: 'apt-get update' });
       commands.push({
         kind: 'shell',
@@ -98,6 +98,7 @@ export const aptModule: ModuleDef<z.output<typeof params>> = {
       changes,
       commands,
       predict(state) {
+        if (toInstall.length && p.update_cache) state.aptCacheFresh = true;
         for (const s of toInstall) {
           state.packagesInstalled.add(split(s).name);
           state.packagesRemoved.delete(split(s).name);

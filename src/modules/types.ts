@@ -52,6 +52,8 @@ export interface PredictedState {
   services: Map<string, 'active' | 'inactive'>;
   /** true once any earlier task changed (or would change) something on this host. */
   anyChange: boolean;
+  /** The package lists were refreshed by an earlier task in this run. */
+  aptCacheFresh: boolean;
 }
 
 export function emptyPredictedState(): PredictedState {
@@ -64,6 +66,7 @@ export function emptyPredictedState(): PredictedState {
     groups: new Set(),
     services: new Map(),
     anyChange: false,
+    aptCacheFresh: false,
   };
 }
 
