@@ -10,12 +10,27 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // Property tests run real /bin/sh processes; a loaded 2-core machine needs headroom.
+          testTimeout: 60_000,
         },
       },
       {
         test: {
           name: 'lab',
-          include: ['test/lab/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          include: ['test/lab/**/*.test.ts', 'test/integration/**/*.test.ts'],
+          environment: 'node',
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 900_000,
+          sequence: { concurrent: false },
+        },
+      },
+      {
+        // End to end: the whole site, converged once on the default lab by the global setup.
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/e2e/global-setup.ts'],
           environment: 'node',
           fileParallelism: false,
           testTimeout: 600_000,

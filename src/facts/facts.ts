@@ -9,7 +9,7 @@ export interface PackageFact {
 export interface ServiceFact {
   /** systemd: active, inactive, failed, activating…; sysv: running/stopped as active/inactive. */
   active: string;
-  /** enabled, disabled, static, masked, … ("unknown" under sysv). */
+  /** Not read with the facts (too slow to list): "unknown"; the service module reads it per unit. */
   enabled: string;
 }
 
@@ -46,10 +46,11 @@ export const FACT_PROBES: Probe[] = [
   { key: 'virt', script: 'systemd-detect-virt 2>/dev/null || echo none' },
   { key: 'packages', script: "dpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\t${Version}\\n' 2>/dev/null" },
   {
+    // Active states only: `systemctl list-unit-files` costs most of a second, and the service module
+    // reads the enablement of the units it manages in its own (batched) probe.
     key: 'services',
     script:
       'if [ -d /run/systemd/system ]; then systemctl list-units --type=service --all --no-legend --no-pager --plain 2>/dev/null | awk \'{print "U", $1, $3, $4}\';' +
-      ' systemctl list-unit-files --type=service --no-legend --no-pager 2>/dev/null | awk \'{print "F", $1, $2}\';' +
       ' else for s in /etc/init.d/*; do [ -x "$s" ] || continue; n=$(basename "$s"); if "$s" status >/dev/null 2>&1; then echo "U $n.service active running"; else echo "U $n.service inactive dead"; fi; done; fi',
   },
   { key: 'users', script: 'getent passwd' },

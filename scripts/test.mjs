@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// The whole test suite, as CI runs it: typecheck, unit tests, then the tests on real hosts
+// (the lab), with the lab brought down at the end whatever happened. Needs root on Linux.
+import { existsSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+process.chdir(root);
+const node = process.execPath;
+const bin = path.join(root, 'bin/provision.mjs');
+const vitest = path.join(root, 'node_modules/vitest/vitest.mjs');
+const started = Date.now();
+const results = [];
+
+function step(name, cmd, args, opts = {}) {
+  const t0 = Date.now();
+  process.stdout.write(`\n=== ${name}\n`);
+  const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...opts.env } });
+  const ok = r.status === 0;
+  results.push({ name, ok, seconds: (Date.now() - t0) / 1000, code: r.status });
+  return ok;
+}
+
+if (!existsSync(vitest)) {
+  console.error('provision tests: node_modules is missing; run: npm ci && npm test');
+  process.exit(1);
+}
+const onLinuxAsRoot = process.platform === 'linux' && process.getuid?.() === 0;
+
+// Tools the tests use from outside the hosts (the lab installs its own dependencies).
+if (onLinuxAsRoot) {
+  const need = { curl: 'curl', nmap: 'nmap', openssl: 'openssl', ssh: 'openssh-client', testssl: 'testssl.sh' };
+  const missing = Object.entries(need).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0).map(([, pkg]) => pkg);
+  if (missing.length) {
+    spawnSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
+    step(`apt-get install ${missing.join(' ')}`, 'apt-get', ['install', '-y', '-q', ...missing], { env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+}
+
+step('typecheck', node, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit']);
+step('unit tests', node, [vitest, 'run', '--project', 'unit']);
+
+if (!onLinuxAsRoot) {
+  console.error('provision tests: the lab tests need root on Linux; skipped (they run in CI)');
+} else {
+  try {
+    // Fresh hosts for the end-to-end run: an earlier lab is taken down first.
+    step('lab down (stale)', node, [bin, 'lab', 'down']);
+    if (step('lab up', node, [bin, 'lab', 'up'])) {
+      step('lab and integration tests', node, [vitest, 'run', '--project', 'lab']);
+      step('end-to-end tests (the whole site)', node, [vitest, 'run', '--project', 'e2e']);
+    }
+  } finally {
+    // Whatever a test started, stop it: every lab instance with a state file goes down.
+    const labRoot = '/var/lib/provision-lab';
+    const instances = existsSync(labRoot) ? readdirSync(labRoot).filter((n) => existsSync(path.join(labRoot, n, 'state.json'))) : [];
+    for (const name of instances) step(`lab down --name ${name}`, node, [bin, 'lab', 'down', '--name', name]);
+  }
+}
+
+process.stdout.write('\n=== summary\n');
+for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.name} (${r.seconds.toFixed(0)} s)\n`);
+process.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+process.exitCode = results.every((r) => r.ok) ? 0 : 1;

@@ -1,0 +1,15 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { INSTANCE } from './lab-env.ts';
+
+export const FIRST_RUN_FILE = `/tmp/provision-e2e/${INSTANCE}-first-run.json`;
+
+export interface FirstRun {
+  code: number;
+  stderr: string;
+  events: Array<Record<string, unknown>>;
+  wallMs: number;
+}
+
+export function firstRun(): FirstRun | undefined {
+  return existsSync(FIRST_RUN_FILE) ? (JSON.parse(readFileSync(FIRST_RUN_FILE, 'utf8')) as FirstRun) : undefined;
+}

@@ -1,0 +1,22 @@
+/**
+ * Before the end-to-end tests: the lab is up and the whole site is converged once from fresh hosts
+ * (tests that only read share it). The first run's result is kept for site.test.ts to judge.
+ * PROVISION_E2E_SKIP_CONVERGE=1 skips the converge (a developer's loop on an already converged lab).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { labUp } from '../../src/lab/index.ts';
+import { FIRST_RUN_FILE } from './first-run.ts';
+import { INSTANCE, provision } from './lab-env.ts';
+
+export default async function setup(): Promise<void> {
+  await labUp({ name: INSTANCE });
+  if (process.env.PROVISION_E2E_SKIP_CONVERGE === '1') return;
+  const t0 = Date.now();
+  const r = await provision(['--json'], { timeoutMs: 40 * 60_000 });
+  mkdirSync(path.dirname(FIRST_RUN_FILE), { recursive: true });
+  writeFileSync(FIRST_RUN_FILE, JSON.stringify({ code: r.code, stderr: r.stderr, events: r.events, wallMs: Date.now() - t0 }));
+  const recap = r.events.find((e) => e.kind === 'recap');
+  process.stdout.write(`e2e setup: first converge of lab "${INSTANCE}" exited ${r.code} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  if (!recap) process.stdout.write(`e2e setup: no recap; stderr: ${r.stderr.slice(0, 2000)}\n`);
+}
