@@ -30,7 +30,7 @@ const onLinuxAsRoot = process.platform === 'linux' && process.getuid?.() === 0;
 
 // Tools the tests use from outside the hosts (the lab installs its own dependencies).
 if (onLinuxAsRoot) {
-  const need = { curl: 'curl', nmap: 'nmap', openssl: 'openssl', ssh: 'openssh-client', testssl: 'testssl.sh' };
+  const need = { curl: 'curl', nmap: 'nmap', openssl: 'openssl', ssh: 'openssh-client', testssl: 'testssl.sh', ruby: 'ruby' };
   const missing = Object.entries(need).filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0).map(([, pkg]) => pkg);
   if (missing.length) {
     spawnSync('apt-get', ['update', '-q'], { stdio: 'inherit' });

@@ -67,12 +67,11 @@ function expandHome(p: string): string {
  * The secrets file as name → value. `at` is "file:line:col: field" of what made us read it
  * (the secrets_file key, or the first !secret), so errors about the file say where it came from.
  */
-function loadSecrets(file: string, required: boolean, at: string): Map<string, string> {
+function loadSecrets(file: string, at: string): Map<string, string> {
   const out = new Map<string, string>();
-  if (!existsSync(file)) {
-    if (required) throw new InventoryError(`${at}: secrets file ${file} does not exist`, 'create it (mode 0600) or unset secrets_file');
-    return out;
-  }
+  // A missing file is fine when every secret comes from the environment (CI, a vault wrapper);
+  // a secret found in neither place is the error, and it names both.
+  if (!existsSync(file)) return out;
   const st = statSync(file);
   if ((st.mode & 0o077) !== 0) {
     throw new InventoryError(
@@ -143,7 +142,7 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
     raw.secrets_file !== undefined
       ? `${whereIs(src, ['secrets_file'])}: secrets_file`
       : `${whereAt(src, firstRef)}: ${firstRef === undefined ? '(top level)' : fieldName(pathAtOffset(doc, firstRef))}`;
-  const fileSecrets = loadSecrets(secretsFile, raw.secrets_file !== undefined, secretsAt);
+  const fileSecrets = loadSecrets(secretsFile, secretsAt);
   const secrets: Secret[] = [];
   const secretCache = new Map<string, Secret>();
   let secretError: InventoryError | undefined;
@@ -157,7 +156,7 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
       const value = fromEnv ?? fileSecrets.get(name);
       if (value === undefined) {
         secretError = new InventoryError(
-          `${at}: secret "${name}" is not defined`,
+          `${at}: secret "${name}" is not defined (${existsSync(secretsFile) ? `not in ${secretsFile}` : `${secretsFile} does not exist`}, and $${secretEnvName(name)} is not set)`,
           `set it in ${path.relative(process.cwd(), secretsFile) || secretsFile} (mode 0600) or in $${secretEnvName(name)}`,
         );
         return;
