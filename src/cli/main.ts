@@ -9,6 +9,7 @@ import '../roles/builtin.js';
 import { InputError, ProvisionError, errorMessage } from '../util/errors.js';
 import { mask } from '../util/secrets.js';
 import { factsCommand, pingCommand } from './host-commands.js';
+import { applyCommand, driftCommand, parseMaxAge, planCommand, PlanRefused, showCommand } from '../plan/commands.js';
 
 export interface CommonOptions {
   inventory?: string;
@@ -60,7 +61,7 @@ function printError(err: unknown): void {
 
 export function buildProgram(setCode: (c: number) => void): Command {
   const program = new Command('provision')
-    .description('Converge hosts over SSH, idempotently. Exit codes: 0 no change, 2 changed, 1 failed, 3 unreachable, 4 bad input.')
+    .description('Converge hosts over SSH, idempotently. Exit codes: 0 no change, 2 changed (or would change), 1 failed, 3 unreachable, 4 bad input, 5 plan refused.')
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
@@ -74,6 +75,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
     .option('-s, --serial <n>', 'rolling batches of N hosts per play', positiveInt('--serial'))
     .option('-C, --check', 'dry run: change nothing, report what would change')
+    .option('--detailed-exitcode', 'with --check: exit 0 in sync, 2 drift (the default exit codes already say so)')
     .option('-D, --diff', 'show unified diffs of file changes')
     .action(async (o) => {
       const inventory = loadInventory(requireInventory(o));
@@ -99,6 +101,36 @@ export function buildProgram(setCode: (c: number) => void): Command {
 
   addCommonOptions(program.command('facts').description('print the facts gathered from each host (JSON)')).action(async (o) => setCode(await factsCommand(o)));
   addCommonOptions(program.command('ping').description('check SSH, host keys and become on each host')).action(async (o) => setCode(await pingCommand(o)));
+
+  addCommonOptions(program.command('plan').description('dry run saved as a plan: every change per host, and the state it was computed from'))
+    .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
+    .option('-t, --tags <tags>', 'only tasks with these tags', list)
+    .option('--skip-tags <tags>', 'skip tasks with these tags', list)
+    .option('-o, --out <file>', 'write the plan (JSON) to this file')
+    .action(async (o) => setCode(await planCommand({ ...o, inventory: requireInventory(o) })));
+  program
+    .command('show')
+    .description('print a saved plan')
+    .argument('<plan>', 'plan file')
+    .action(async (file: string) => setCode(await showCommand(file)));
+  program
+    .command('apply')
+    .description('apply exactly a saved plan; hosts that drifted since are refused (exit 5)')
+    .argument('<plan>', 'plan file')
+    .option('--all-or-nothing', 'refuse every host when any host drifted')
+    .option('--max-age <duration>', 'refuse a plan older than this (900, 15m, 2h, 1d)', '1h')
+    .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
+    .option('-D, --diff', 'show unified diffs of file changes')
+    .option('--json', 'one JSON event per line on stdout')
+    .option('-v, --verbose', 'more output', (_v, prev: number) => prev + 1, 0)
+    .action(async (file: string, o) =>
+      setCode(await applyCommand(file, { allOrNothing: o.allOrNothing, maxAge: parseMaxAge(o.maxAge), forks: o.forks, reporter: makeReporter(o) })),
+    );
+  addCommonOptions(program.command('drift').description('does every host match the playbook? exit 0 in sync, 2 drifted, 1 error, 3 unreachable'))
+    .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
+    .option('-t, --tags <tags>', 'only tasks with these tags', list)
+    .option('--skip-tags <tags>', 'skip tasks with these tags', list)
+    .action(async (o) => setCode(await driftCommand({ ...o, inventory: requireInventory(o) })));
 
   program
     .command('lab')
@@ -128,6 +160,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     printError(err);
     if (err instanceof InputError) return EXIT.INPUT;
+    if (err instanceof PlanRefused) return EXIT.DRIFT_REFUSED;
     return EXIT.FAILED;
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Facts, ProbeResult } from '../facts/index.js';
 import { PENDING_HANDLERS_FILE, runProbes, STATE_DIR } from '../facts/index.js';
 import type { Host } from '../inventory/index.js';
@@ -42,6 +43,8 @@ export class HostRun {
   failed = false;
   unreachable: string | undefined;
   private probeCache = new Map<string, ProbeResult>();
+  /** Fingerprint of every state read as first seen in this run (what a plan relied on). */
+  readonly observed = new Map<string, string>();
   private notified = new Set<string>();
 
   constructor(
@@ -78,7 +81,10 @@ export class HostRun {
     const missing = wanted.filter((p) => !this.probeCache.has(p.key));
     if (missing.length === 0) return;
     const results = await runProbes(this.conn, missing, true);
-    for (const [k, v] of results) this.probeCache.set(k, v);
+    for (const [k, v] of results) {
+      this.probeCache.set(k, v);
+      if (!this.observed.has(k)) this.observed.set(k, createHash('sha256').update(`${v.code}\n${v.stdout}`).digest('hex').slice(0, 16));
+    }
   }
 
   private async runCommand(c: Command): Promise<void> {
