@@ -30,7 +30,7 @@ export const aptModule: ModuleDef<z.output<typeof params>> = {
     const names = p.packages.map((s) => split(s).name);
     return [{ key: `apt:policy:${names.join(',')}`, script: `LC_ALL=C apt-cache policy ${names.map(quote).join(' ')}` }];
   },
-  plan(p, ctx) {
+  async plan(p, ctx) {
     const { facts, predicted } = ctx;
     const installed = (name: string) =>
       predicted.packagesRemoved.has(name) ? undefined : predicted.packagesInstalled.has(name) ? '(this run)' : facts.packages.get(name)?.version;
@@ -94,11 +94,19 @@ export const aptModule: ModuleDef<z.output<typeof params>> = {
     if (toRemove.length) {
       commands.push({ kind: 'shell', cmd: `${APT_ENV} apt-get ${p.purge ? 'purge' : 'remove'} -y -q ${lock} ${toRemove.map(quote).join(' ')}` });
     }
+    // A dry run asks apt what the install would bring (dependencies included), so later tasks
+    // see those packages as installed, exactly as they will be in the real run.
+    let simulated: string[] = [];
+    if (ctx.check && toInstall.length) {
+      const sim = await ctx.run(`LC_ALL=C apt-get install -s -q --no-install-recommends ${toInstall.map(quote).join(' ')} 2>/dev/null`);
+      simulated = [...sim.stdout.matchAll(/^Inst (\S+)/gm)].map((m) => m[1]!.split(':')[0]!);
+    }
     return {
       changes,
       commands,
       predict(state) {
         if (toInstall.length && p.update_cache) state.aptCacheFresh = true;
+        for (const name of simulated) state.packagesInstalled.add(name);
         for (const s of toInstall) {
           state.packagesInstalled.add(split(s).name);
           state.packagesRemoved.delete(split(s).name);

@@ -41,15 +41,23 @@ export const serviceModule: ModuleDef<z.output<typeof params>> = {
       (ctx.results.get(`service:${p.name}`)?.stdout ?? '').split('\n').map((l) => l.split('=', 2) as [string, string]).filter((x) => x.length === 2),
     );
     const unit = unitName(p.name);
-    const predictedActive = ctx.predicted.services.get(unit);
+    const predictedActive = ctx.check ? ctx.predicted.services.get(unit) : undefined;
     let cur: UnitState = { load: kv.LoadState ?? 'not-found', active: predictedActive ?? kv.ActiveState ?? 'inactive', enabled: kv.UnitFileState ?? '' };
     let note: string | undefined;
     if (cur.load === 'not-found') {
       // A unit that an earlier task would have installed (package or unit file) does not exist yet in a
       // dry run: predict "would start" instead of failing, unlike Ansible's check mode.
       if (ctx.check && ctx.predicted.anyChange) {
-        cur = { load: 'loaded', active: predictedActive ?? 'inactive', enabled: 'disabled' };
-        note = `${unit} is not on the host yet; an earlier task in this run would provide it`;
+        const fromUnitFile = [...ctx.predicted.files.keys()].some((f) => f.endsWith(`/${unit}`));
+        if (!fromUnitFile && ctx.predicted.packagesInstalled.size > 0) {
+          // Debian starts and enables a service when its package is installed: predict that,
+          // so the dry run's list of changes is the real run's.
+          cur = { load: 'loaded', active: predictedActive ?? 'active', enabled: 'enabled' };
+          note = `${unit} is not on the host yet; a package installed earlier in this run would provide it (started and enabled, as Debian does)`;
+        } else {
+          cur = { load: 'loaded', active: predictedActive ?? 'inactive', enabled: 'disabled' };
+          note = `${unit} is not on the host yet; an earlier task in this run would provide it`;
+        }
       } else {
         throw new Error(`unit ${unit} not found on the host`);
       }
@@ -102,7 +110,7 @@ export const serviceModule: ModuleDef<z.output<typeof params>> = {
         newActive = 'active';
         break;
     }
-    if (changes.length === 0) return { changes: [], commands: [] };
+    if (changes.length === 0) return { changes: [], commands: [], note };
     if (p.state === 'started' || p.state === 'restarted' || p.state === 'reloaded') {
       // A unit that fails right after start is a failed task, not a silent "changed".
       commands.push({

@@ -88,9 +88,25 @@ export function readPlan(file: string): PlanFile {
   return p as PlanFile;
 }
 
-/** A change as one comparable line. */
+/**
+ * A change as one comparable line. Creating and updating a file are one verb: on a fresh host a
+ * package may lay down a default file between the plan and the run; what is written is the same.
+ * Content itself is compared through the state fingerprints, not here.
+ */
 function changeKey(t: PlannedTask, c: Change): string {
-  return `${t.handler ? 'handler ' : ''}${t.role ?? ''}/${t.task}: ${c.kind} ${c.target}: ${c.action}${c.after !== undefined ? ` #${hash([c.before, c.after])}` : ''}`;
+  const action = c.kind === 'file' && (c.action === 'create' || c.action === 'update content') ? 'write content' : c.action;
+  return `${t.handler ? 'handler ' : ''}${t.role ?? ''}/${t.task}: ${c.kind} ${c.target}: ${action}`;
+}
+
+/** The same lines from a run's --json events, per host. */
+export function changeLinesFromEvents(events: Array<Record<string, unknown>>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const e of events) {
+    if (e.kind !== 'task-result' || e.status !== 'changed') continue;
+    const t: PlannedTask = { task: String(e.task), role: e.role as string | undefined, module: String(e.module), handler: Boolean(e.handler), changes: e.changes as Change[] };
+    (out[String(e.host)] ??= []).push(...t.changes.map((c) => changeKey(t, c)));
+  }
+  return out;
 }
 
 export function changeLines(h: HostPlan): string[] {
