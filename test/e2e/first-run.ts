@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { INSTANCE } from './lab-env.ts';
 
 export const FIRST_RUN_FILE = `/tmp/provision-e2e/${INSTANCE}-first-run.json`;
+/** `provision plan --json` on the fresh hosts, just before the first run. */
+export const FRESH_PLAN_FILE = `/tmp/provision-e2e/${INSTANCE}-fresh-plan.json`;
 
 export interface FirstRun {
   code: number;

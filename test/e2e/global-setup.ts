@@ -6,12 +6,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { labUp } from '../../src/lab/index.ts';
-import { FIRST_RUN_FILE } from './first-run.ts';
+import { FIRST_RUN_FILE, FRESH_PLAN_FILE } from './first-run.ts';
 import { INSTANCE, provision } from './lab-env.ts';
 
 export default async function setup(): Promise<void> {
   await labUp({ name: INSTANCE });
   if (process.env.PROVISION_E2E_SKIP_CONVERGE === '1') return;
+  // The plan made on the fresh hosts, for plan.test.ts to compare with the real first run.
+  const plan = await provision(['plan', '--json'], { timeoutMs: 20 * 60_000 });
+  mkdirSync(path.dirname(FIRST_RUN_FILE), { recursive: true });
+  writeFileSync(FRESH_PLAN_FILE, plan.stdout);
   const t0 = Date.now();
   const r = await provision(['--json'], { timeoutMs: 40 * 60_000 });
   mkdirSync(path.dirname(FIRST_RUN_FILE), { recursive: true });
