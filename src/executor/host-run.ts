@@ -68,6 +68,11 @@ export class HostRun {
   }
 
   /** Read the probes of every remaining task not yet cached, in one round trip. */
+  /** Read, in one round trip, the state every given task will need (all plays of the run at once). */
+  async warm(tasks: Task[]): Promise<void> {
+    await this.prefetch(tasks);
+  }
+
   private async prefetch(tasks: Task[]): Promise<void> {
     const wanted = tasks.flatMap((t) => {
       const def = getModule(t.module);

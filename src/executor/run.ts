@@ -8,7 +8,7 @@ import { ConnectionError, errorMessage, PlaybookError, ProvisionError } from '..
 import { mask } from '../util/secrets.js';
 import { ConnectionPool } from './connect.js';
 import { expandPlay, roleVars } from './expand.js';
-import { HostRun, type RunFlags } from './host-run.js';
+import { HostRun, type HostPlay, type RunFlags } from './host-run.js';
 import type { Playbook } from './playbook.js';
 
 export const EXIT = {
@@ -121,8 +121,31 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
       results.set(h, run);
     }
 
+    // Expand every play for every host now and read all their state in one round trip per host:
+    // on a converged fleet that one read is all the run needs.
+    const expanded = new Map<string, Map<number, HostPlay>>();
+    await mapLimit([...runs.values()], forks, async (run) => {
+      const mine = new Map<number, HostPlay>();
+      playbook.plays.forEach((play, pi) => {
+        if (!selectHosts(inventory, play.hosts).includes(run.host.name)) return;
+        try {
+          mine.set(pi, expandPlay(play, run.host, run.facts, inventory, playbook.file));
+        } catch {
+          // reported when the play itself runs
+        }
+      });
+      expanded.set(run.host.name, mine);
+      try {
+        await run.warm([...mine.values()].flatMap((hp) => [...hp.tasks, ...hp.handlers]));
+      } catch (err) {
+        if (!(err instanceof ConnectionError)) throw err;
+        run.unreachable = err.message;
+        reporter.emit({ kind: 'host-unreachable', host: run.host.name, reason: mask(err.message) });
+      }
+    });
+
     let stopped = false;
-    for (const play of playbook.plays) {
+    for (const [pi, play] of playbook.plays.entries()) {
       if (stopped) break;
       const targets = selectHosts(inventory, play.hosts).filter((h) => {
         const r = runs.get(h);
@@ -136,7 +159,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
         await mapLimit(batch, forks, async (h) => {
           const run = runs.get(h)!;
           try {
-            const hp = expandPlay(play, run.host, run.facts, inventory, playbook.file);
+            const hp = expanded.get(h)?.get(pi) ?? expandPlay(play, run.host, run.facts, inventory, playbook.file);
             await run.runPlay(hp);
           } catch (err) {
             if (err instanceof ConnectionError) run.unreachable = err.message;
