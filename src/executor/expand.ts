@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { ROLES_DIR } from '../util/paths.js';
 import type { Facts } from '../facts/index.js';
 import type { Host, Inventory } from '../inventory/index.js';
 import { renderString, type Task } from '../modules/index.js';
@@ -7,7 +8,7 @@ import { PlaybookError } from '../util/errors.js';
 import type { HostPlay } from './host-run.js';
 import type { Play, YamlTask } from './playbook.js';
 
-export const ROLES_DIR = path.resolve(import.meta.dirname, '../roles');
+export { ROLES_DIR };
 
 /** Vars as a role sees them: its defaults, then inventory vars, then the play's vars. */
 export function roleVars(roleName: string, host: Host, play: Play): Record<string, unknown> {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { INVENTORY_DIR } from '../util/paths.ts';
 
 /** The secrets the lab inventory names with !secret. */
 export const LAB_SECRET_NAMES = ['mysql_replication_password', 'mysql_app_password', 'mysql_exporter_password'];
 
-export const LAB_SECRETS_FILE = path.resolve(import.meta.dirname, '../../inventory/lab.secrets.yml');
+export const LAB_SECRETS_FILE = path.join(INVENTORY_DIR, 'lab.secrets.yml');
 
 /**
  * The lab's secrets are made once, at random, into inventory/lab.secrets.yml (mode 0600, never
