@@ -1,17 +1,15 @@
-import { existsSync, readdirSync } from 'node:fs';
-import path from 'node:path';
+// Importing this module registers every built-in role. A new role is a folder src/roles/<name>/
+// with an index.ts exporting `role: RoleDef`, plus one line here (static imports keep the
+// CLI bundle-able and its start fast).
+import { role as app } from './app/index.js';
+import { role as certificates } from './certificates/index.js';
+import { role as common } from './common/index.js';
+import { role as firewall } from './firewall/index.js';
+import { role as haproxy } from './haproxy/index.js';
+import { role as monitoring } from './monitoring/index.js';
+import { role as mysql } from './mysql/index.js';
+import { role as nginx } from './nginx/index.js';
+import { role as prometheus } from './prometheus/index.js';
 import { registerRole } from './index.js';
-import type { RoleDef } from './types.js';
 
-/**
- * Registers every built-in role: each folder under src/roles/ with an index.ts that exports
- * `role: RoleDef`. Adding a role is adding a folder; nothing else needs editing.
- */
-const dir = import.meta.dirname;
-for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-  const file = path.join(dir, entry.name, 'index.ts');
-  if (!entry.isDirectory() || !existsSync(file)) continue;
-  const mod = (await import(file)) as { role?: RoleDef };
-  if (!mod.role) throw new Error(`${file} does not export "role"`);
-  registerRole(mod.role);
-}
+for (const r of [common, firewall, mysql, nginx, app, haproxy, certificates, monitoring, prometheus]) registerRole(r);
