@@ -1,0 +1,125 @@
+import { describe, expect, test } from 'vitest';
+import type { Host } from '../../../src/inventory/index.js';
+import { role } from '../../../src/roles/firewall/index.js';
+import { firewallRules, type FirewallRule } from '../../../src/roles/firewall/rules.js';
+import { privateAddress } from '../../../src/roles/shared.js';
+
+/** The reference site, small: one load balancer, two web hosts that are also the database pair, one monitoring host. */
+const SITE: Record<string, { address: string; groups: string[]; vars?: Record<string, unknown> }> = {
+  'lb-01': { address: '10.77.0.10', groups: ['loadbalancers'] },
+  'web-01': { address: '10.77.0.11', groups: ['webservers', 'db_primary', 'databases'] },
+  'web-02': { address: '10.77.0.12', groups: ['webservers', 'db_replica', 'databases'] },
+  'mon-01': { address: '10.77.0.20', groups: ['monitoring'] },
+};
+
+const SITE_VARS = { admin_cidrs: ['10.77.0.1/32'], monitoring_cidrs: ['10.77.0.20/32'] };
+
+function host(name: string, site = SITE): Host {
+  const h = site[name]!;
+  return {
+    name,
+    address: h.address,
+    groups: ['all', ...h.groups],
+    vars: h.vars ?? {},
+    connection: { user: 'root', port: 22, knownHosts: '/dev/null', acceptNewHostKeys: false, become: false, becomeUser: 'root', connectTimeoutMs: 10_000 },
+  };
+}
+
+function rulesFor(name: string, vars: Record<string, unknown> = {}, site = SITE): FirewallRule[] {
+  const h = host(name, site);
+  return firewallRules({
+    self: privateAddress(h),
+    groups: h.groups,
+    vars: { ...role.defaults, ...SITE_VARS, ...vars },
+    groupAddresses: (g) => Object.keys(site).filter((n) => site[n]!.groups.includes(g)).map((n) => privateAddress(host(n, site))),
+  });
+}
+
+/** "22 from 10.77.0.1", "80 from any": the rule set as a list a reviewer can read. */
+const brief = (rules: FirewallRule[]) => rules.map((r) => `${r.rule} ${r.port}/${r.proto} from ${r.from ?? 'any'}`);
+
+describe('firewall rules from the inventory', () => {
+  test('load balancer: web from anywhere, its exporters from monitoring, SSH from the admin only', () => {
+    expect(brief(rulesFor('lb-01'))).toEqual([
+      'allow 22/tcp from 10.77.0.1',
+      'allow 80/tcp from any',
+      'allow 443/tcp from any',
+      'allow 9100/tcp from 10.77.0.20',
+      'allow 8405/tcp from 10.77.0.20',
+    ]);
+  });
+
+  test('web + primary database: HTTP only from the load balancer, MySQL only from the other database/app host', () => {
+    expect(brief(rulesFor('web-01'))).toEqual([
+      'allow 22/tcp from 10.77.0.1',
+      'allow 80/tcp from 10.77.0.10',
+      // web-02 is both the replica and an app host: one rule, and never web-01 itself (that is loopback).
+      'allow 3306/tcp from 10.77.0.12',
+      'allow 9100/tcp from 10.77.0.20',
+      'allow 9113/tcp from 10.77.0.20',
+      'allow 9104/tcp from 10.77.0.20',
+    ]);
+  });
+
+  test('monitoring host: Prometheus from the admins, no web or database port', () => {
+    expect(brief(rulesFor('mon-01'))).toEqual(['allow 22/tcp from 10.77.0.1', 'allow 9100/tcp from 10.77.0.20', 'allow 9090/tcp from 10.77.0.1']);
+  });
+
+  test('ports come from the shared vars, sources from private addresses, and every admin network gets SSH', () => {
+    const site = {
+      ...SITE,
+      'lb-01': { address: '203.0.113.10', groups: ['loadbalancers'], vars: { private_address: '10.0.0.10' } },
+    };
+    const rules = rulesFor('web-02', { http_port: 8080, ssh_port: 2222, admin_cidrs: ['10.77.0.1/32', '192.0.2.0/24'] }, site);
+    expect(brief(rules)).toContain('allow 8080/tcp from 10.0.0.10');
+    expect(brief(rules)).not.toContain('allow 8080/tcp from 203.0.113.10');
+    expect(brief(rules).slice(0, 2)).toEqual(['allow 2222/tcp from 10.77.0.1', 'allow 2222/tcp from 192.0.2.0/24']);
+  });
+
+  test('app hosts that are not databases reach MySQL too; non-members never', () => {
+    const site = {
+      ...SITE,
+      'app-01': { address: '10.77.0.30', groups: ['webservers'] },
+      'db-01': { address: '10.77.0.40', groups: ['databases', 'db_primary'] },
+    };
+    const mysql = rulesFor('db-01', {}, site).filter((r) => r.port === 3306).map((r) => r.from);
+    expect(mysql.sort()).toEqual(['10.77.0.11', '10.77.0.12', '10.77.0.30']);
+    expect(rulesFor('app-01', {}, site).some((r) => r.port === 3306 || r.port === 9104)).toBe(false);
+  });
+
+  test('extra rules come last, as given; rules carry comments', () => {
+    const extra = { rule: 'allow', port: 51820, proto: 'udp', comment: 'wireguard' } as const;
+    const rules = rulesFor('mon-01', { firewall_extra_rules: [extra] });
+    expect(rules.at(-1)).toEqual(extra);
+    expect(rules[0]).toMatchObject({ comment: 'ssh from admin' });
+  });
+
+  test('an admin network written two ways is one rule', () => {
+    expect(brief(rulesFor('mon-01', { admin_cidrs: ['10.77.0.1/32', '10.77.0.1'] })).filter((r) => r.startsWith('allow 22/'))).toEqual(['allow 22/tcp from 10.77.0.1']);
+  });
+});
+
+describe('firewall role validate()', () => {
+  const problems = (vars: Record<string, unknown>) => role.validate!({ ...role.defaults, ...SITE_VARS, ...vars }, host('web-01'));
+
+  test('the site vars are fine', () => {
+    expect(problems({})).toEqual([]);
+  });
+
+  test('no admin network is refused: it would lock everybody out', () => {
+    expect(problems({ admin_cidrs: [] })).toEqual([expect.stringMatching(/^admin_cidrs: .*at least one/)]);
+    expect(role.validate!(role.defaults, host('web-01'))).toEqual(expect.arrayContaining([expect.stringMatching(/^admin_cidrs:/), expect.stringMatching(/^monitoring_cidrs:/)]));
+  });
+
+  test('bad addresses, ports and extra rules are named', () => {
+    expect(problems({ admin_cidrs: ['10.77.0.300/32'] })).toEqual(['admin_cidrs[0]: "10.77.0.300/32" is not an IP address or CIDR network']);
+    expect(problems({ http_port: 70000 })).toEqual(['http_port: must be a port number (1-65535)']);
+    expect(problems({ firewall_commit_confirm_seconds: 5 })).toEqual(['firewall_commit_confirm_seconds: must be 0 (off) or 10-3600']);
+    expect(problems({ firewall_extra_rules: [{ rule: 'open', port: 'http', from: 'everyone', src: 'x' }] })).toEqual([
+      'firewall_extra_rules[0].src: unknown field (allowed: rule, port, proto, from, to, comment)',
+      'firewall_extra_rules[0].rule: must be allow, deny, reject or limit',
+      'firewall_extra_rules[0].port: must be a port, a range like 8000:8100 or a list like 80,443',
+      'firewall_extra_rules[0].from: must be an IP address, a CIDR network or "any"',
+    ]);
+  });
+});
