@@ -1,0 +1,149 @@
+/**
+ * External scans of the converged lab, reported as figures (written to /tmp/provision-e2e/security.json
+ * for the README), and a hunt for the site's secrets in every channel they could leak through.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { INVENTORY, address, fromClient, onHost, paths, provision, ROOT } from './lab-env.ts';
+
+const FIGURES = '/tmp/provision-e2e/security.json';
+const figures: Record<string, unknown> = {};
+function record(key: string, value: unknown) {
+  figures[key] = value;
+  mkdirSync('/tmp/provision-e2e', { recursive: true });
+  writeFileSync(FIGURES, JSON.stringify(figures, null, 2));
+}
+
+const HOSTS = ['lb-01', 'web-01', 'web-02', 'mon-01'];
+
+function secretValues(): string[] {
+  const file = INVENTORY === 'lab' ? `${ROOT}/inventory/lab.secrets.yml` : `${ROOT}/inventory/lab.secrets.yml`;
+  return Object.values(parse(readFileSync(file, 'utf8')) as Record<string, string>).map(String);
+}
+
+describe('security scans of the converged site', () => {
+  it('testssl: no SSLv3 / TLS 1.0 / TLS 1.1, no weak ciphers, HSTS, a valid chain', async () => {
+    const root = '/tmp/provision-e2e/pebble-root.pem';
+    const got = spawnSync('curl', ['-sf', '--cacert', paths().pebbleCa, paths().pebbleRootsUrl, '-o', root]);
+    expect(got.status).toBe(0);
+    const json = '/tmp/provision-e2e/testssl.json';
+    spawnSync('rm', ['-f', json]);
+    const r = await fromClient(
+      ['testssl', '--quiet', '--color', '0', '--warnings', 'off', '--openssl-timeout', '10', '-p', '-s', '-f', '-S', '-h', '--add-ca', root, '--ip', address('lb-01'), '--jsonfile', json, 'https://www.foobar.com/'],
+      600_000,
+    );
+    const findings = JSON.parse(readFileSync(json, 'utf8')) as Array<{ id: string; severity: string; finding: string }>;
+    const by = (id: string) => findings.find((f) => f.id === id)?.finding ?? '(missing)';
+    for (const id of ['SSLv2', 'SSLv3', 'TLS1', 'TLS1_1']) expect(by(id), id).toMatch(/not offered/);
+    expect(by('TLS1_2'), 'TLS1_2').toMatch(/offered/);
+    expect(by('HSTS'), 'HSTS').toMatch(/\d+ seconds|days/);
+    const chain = findings.filter((f) => f.id.startsWith('cert_chain_of_trust'));
+    expect(chain.length).toBeGreaterThan(0);
+    for (const c of chain) expect(c.finding, c.id).toMatch(/passed/);
+    const weak = findings.filter((f) => /^cipherlist_(NULL|aNULL|EXPORT|LOW|3DES_IDEA|OBSOLETED)/.test(f.id) && !/not offered/.test(f.finding));
+    expect(weak.map((w) => `${w.id}: ${w.finding}`)).toEqual([]);
+    const problems = findings.filter((f) => ['HIGH', 'CRITICAL'].includes(f.severity));
+    record('testssl', {
+      protocols: Object.fromEntries(['SSLv2', 'SSLv3', 'TLS1', 'TLS1_1', 'TLS1_2', 'TLS1_3'].map((id) => [id, by(id)])),
+      hsts: by('HSTS'),
+      chain: chain.map((c) => `${c.id}: ${c.finding}`),
+      highOrCritical: problems.map((p) => `${p.id}: ${p.finding}`),
+      exitCode: r.code,
+    });
+    expect(problems.map((p) => `${p.id}: ${p.finding}`)).toEqual([]);
+  });
+
+  it('nmap from outside: exactly the intended ports are open per host', async () => {
+    const ports = '22,80,443,3000,3306,8080,8405,9090,9100,9104,9113';
+    const expected: Record<string, string[]> = { 'lb-01': ['80', '443'], 'web-01': [], 'web-02': [], 'mon-01': [] };
+    const seen: Record<string, string[]> = {};
+    for (const host of HOSTS) {
+      const r = await fromClient(['nmap', '-Pn', '-n', '-T4', '--max-retries', '1', '--host-timeout', '60s', '-p', ports, '-oG', '-', address(host)], 120_000);
+      const line = r.stdout.split('\n').find((l) => l.includes('Ports:')) ?? '';
+      seen[host] = [...line.matchAll(/(\d+)\/open\//g)].map((m) => m[1]!);
+      expect(seen[host], host).toEqual(expected[host]);
+    }
+    record('nmap_from_client', seen);
+  });
+
+  it('lynis: a hardening index per host', async () => {
+    const index: Record<string, number> = {};
+    await Promise.all(
+      HOSTS.map(async (h) => {
+        const r = await onHost(
+          h,
+          'command -v lynis >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q lynis >/dev/null; lynis audit system --quick --no-colors --no-log --report-file /tmp/lynis.dat >/dev/null 2>&1; grep ^hardening_index= /tmp/lynis.dat; rm -f /tmp/lynis.dat',
+          600_000,
+        );
+        index[h] = Number(/hardening_index=(\d+)/.exec(r.stdout)?.[1] ?? NaN);
+      }),
+    );
+    record('lynis_hardening_index', index);
+    for (const h of HOSTS) expect(index[h], h).toBeGreaterThan(0);
+  });
+});
+
+describe('secrets never leak', () => {
+  it('not in any output channel, plan file, host process list, shell history or log', async () => {
+    const secrets = secretValues();
+    expect(secrets.length).toBeGreaterThanOrEqual(3);
+    // Remove every file that holds a secret, so the next run writes it again (and sends the secret again).
+    const removeHolders = async () => {
+      let n = 0;
+      for (const h of HOSTS) {
+        const grep = await onHost(h, `grep -rlF ${secrets.map((s) => `-e '${s}'`).join(' ')} /etc /srv /opt /var/lib/prometheus 2>/dev/null || true`);
+        const files = grep.stdout.split('\n').filter(Boolean);
+        n += files.length;
+        if (files.length) await onHost(h, `rm -f ${files.map((f) => `'${f}'`).join(' ')}`);
+      }
+      return n;
+    };
+    expect(await removeHolders()).toBeGreaterThan(0);
+
+    // A TTY run (live listr2 output) while every host's process arguments are watched.
+    const watchers = HOSTS.map((h) => onHost(h, 'end=$(($(date +%s)+150)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop-watch ]; do ps -eo args; sleep 0.2; done', 200_000));
+    const tty = spawnSync('script', ['-qec', `${process.execPath} bin/provision.mjs --inventory ${INVENTORY} --diff -v`, '/dev/null'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, CI: '', NO_COLOR: '' },
+      timeout: 600_000,
+    });
+    await Promise.all(HOSTS.map((h) => onHost(h, 'touch /tmp/stop-watch')));
+    const ps = (await Promise.all(watchers)).map((w) => w.stdout).join('\n');
+    await Promise.all(HOSTS.map((h) => onHost(h, 'rm -f /tmp/stop-watch')));
+    expect(tty.status, tty.stderr).toBe(2);
+
+    // The same changes again, through every other channel: JSON, a plan file, plain text.
+    expect(await removeHolders()).toBeGreaterThan(0);
+    const json = await provision(['--json', '--diff', '--check']);
+    const planFile = '/tmp/provision-e2e/secrets-plan.json';
+    await provision(['plan', '--out', planFile]);
+    const diffRun = await provision(['--diff', '-v']);
+    expect(diffRun.code, diffRun.stderr).toBe(2);
+    const facts = await provision(['facts']);
+    // An error message: a bad var makes the run fail before any connection.
+    const failing = await provision(['--limit', 'nosuchhost']);
+
+    const hostSide = await Promise.all(
+      HOSTS.map((h) => onHost(h, 'cat /root/.bash_history /root/.ash_history 2>/dev/null; journalctl --no-pager -o cat 2>/dev/null | tail -n 20000; cat /var/log/syslog /var/log/auth.log 2>/dev/null')),
+    );
+    const channels: Record<string, string> = {
+      'TTY output (live) with --diff -v': (tty.stdout ?? '') + (tty.stderr ?? ''),
+      'text output with --diff -v': diffRun.stdout + diffRun.stderr,
+      '--json --diff --check': json.stdout + json.stderr,
+      'plan file': readFileSync(planFile, 'utf8'),
+      'facts output': facts.stdout + facts.stderr,
+      'error message': failing.stdout + failing.stderr,
+      'process arguments on the hosts (ps)': ps,
+      'shell history and logs on the hosts': hostSide.map((r) => r.stdout).join('\n'),
+    };
+    const leaks: string[] = [];
+    for (const [name, text] of Object.entries(channels)) for (const s of secrets) if (text.includes(s)) leaks.push(name);
+    record('secret_channels_scanned', Object.keys(channels));
+    record('secret_leaks', leaks);
+    expect(ps.length).toBeGreaterThan(1000); // the watcher really watched
+    expect(leaks).toEqual([]);
+  });
+});
