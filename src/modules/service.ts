@@ -117,7 +117,10 @@ export const serviceModule: ModuleDef<z.output<typeof params>> = {
         kind: 'shell',
         cmd: sysv
           ? ':'
-          : `for i in 1 2 3 4 5 6 7 8 9 10; do s=$(systemctl is-active ${quote(unit)}); [ "$s" = active ] && exit 0; [ "$s" = failed ] && break; sleep 0.5; done; systemctl status --no-pager -n 20 ${quote(unit)} >&2; exit 1`,
+          : // Active, and still active a second later: a unit that crash-loops right after start fails the task.
+            `ok=; for i in 1 2 3 4 5 6 7 8 9 10; do s=$(systemctl is-active ${quote(unit)}); [ "$s" = active ] && { ok=1; break; }; [ "$s" = failed ] && break; sleep 0.5; done; ` +
+            `if [ -n "$ok" ]; then n=$(systemctl show -p NRestarts --value ${quote(unit)}); sleep 1; [ "$(systemctl is-active ${quote(unit)})" = active ] && [ "$(systemctl show -p NRestarts --value ${quote(unit)})" = "$n" ] && exit 0; fi; ` +
+            `systemctl status --no-pager -n 20 ${quote(unit)} >&2; exit 1`,
         describe: `check ${unit} is active`,
       });
     }

@@ -87,7 +87,7 @@ describe('CLI bad input: exit 4, one error line, no connection', () => {
   });
 
   it.each([
-    ['unknown-role.yml', ':3:11: [0].roles[0]: unknown role "nginx"'],
+    ['unknown-role.yml', ':3:11: [0].roles[0]: unknown role "ngnix"'],
     ['unknown-module.yml', ':5:7: [0].tasks[0].yum: unknown module "yum"'],
     ['two-modules.yml', ':4:7: [0].tasks[0]: a task names exactly one module (found command, file)'],
     ['bad-params.yml', ':6:15: [0].tasks[0].file.path: an absolute path (got "tmp/x")'],

@@ -54,7 +54,7 @@ const cases: Record<string, string> = {
   'serial-zero.yml': ':3:11: [0].serial: Too small: expected number to be >0 (got 0)',
   'task-without-name.yml': ':4:7: [0].tasks[0].name: required (a string)',
   'tags-string.yml': ':6:13: [0].tasks[0].tags: expected a list, got string "db"',
-  'unknown-role.yml': ':3:11: [0].roles[0]: unknown role "nginx"',
+  'unknown-role.yml': ':3:11: [0].roles[0]: unknown role "ngnix"',
   'unknown-module.yml': ':5:7: [0].tasks[0].yum: unknown module "yum"',
   'no-module.yml': ':4:7: [0].tasks[0]: a task names exactly one module (found none)',
   'two-modules.yml': ':4:7: [0].tasks[0]: a task names exactly one module (found command, file)',
