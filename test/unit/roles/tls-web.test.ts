@@ -1,0 +1,118 @@
+/** The nginx, haproxy and certificates roles without a host: var checks and what they render. */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Facts } from '../../../src/facts/index.ts';
+import type { Host, Inventory } from '../../../src/inventory/index.ts';
+import { renderTemplate, type Task } from '../../../src/modules/index.ts';
+import { role as certificates } from '../../../src/roles/certificates/index.ts';
+import { role as haproxy } from '../../../src/roles/haproxy/index.ts';
+import { role as nginx } from '../../../src/roles/nginx/index.ts';
+import type { RoleDef } from '../../../src/roles/types.ts';
+
+const host = (name: string, address: string, groups: string[], vars: Record<string, unknown> = {}): Host =>
+  ({ name, address, groups, vars, connection: {} }) as unknown as Host;
+const lb = host('lb-01', '10.9.0.10', ['loadbalancers']);
+const webs = [host('web-01', '10.9.0.11', ['webservers']), host('web-02', '10.9.0.12', ['webservers'], { private_address: '192.168.5.12' })];
+const groups: Record<string, Host[]> = { loadbalancers: [lb], webservers: webs };
+const site = { domain: 'www.foobar.com', acme_email: 'ops@foobar.com' };
+
+function expand(role: RoleDef, h: Host, vars: Record<string, unknown> = {}): Task[] {
+  return role.tasks({
+    host: h,
+    facts: {} as Facts,
+    vars: { ...role.defaults, ...site, ...h.vars, ...vars, inventory_hostname: h.name },
+    inventory: {} as Inventory,
+    hostsIn: (g) => groups[g] ?? [],
+    file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles', role.name, rel),
+  });
+}
+
+function rendered(tasks: Task[]): string {
+  const t = tasks.find((x) => x.module === 'template')!;
+  const p = t.params as { src: string; vars: Record<string, unknown> };
+  return renderTemplate(p.src, p.vars);
+}
+
+describe('nginx role', () => {
+  it('listens on the private address, trusts only the load balancers for the client address', () => {
+    const conf = rendered(expand(nginx, webs[1]!));
+    expect(conf).toContain('listen 192.168.5.12:80 default_server;');
+    expect(conf.match(/set_real_ip_from (\S+);/g)).toEqual(['set_real_ip_from 10.9.0.10;']);
+    expect(conf).toContain('add_header X-Served-By web-02 always;');
+    expect(conf).toContain('listen 127.0.0.1:8080;');
+    expect(conf).toMatch(/location = \/health \{[^}]*proxy_pass http:\/\/127\.0\.0\.1:3000\/health;/);
+    expect(conf).not.toContain('ssl_certificate');
+  });
+
+  it('validates the site inside a whole temporary config, never the live one', () => {
+    const t = expand(nginx, webs[0]!).find((x) => x.module === 'template')!;
+    const validate = (t.params as { validate: string }).validate;
+    expect(validate).toContain('nginx -t -q -c "$d/nginx.conf"');
+    expect(validate).toContain('cp %s "$d/sites/"www.foobar.com');
+  });
+
+  it('refuses bad vars before any connection', () => {
+    const problems = nginx.validate!({ ...nginx.defaults, ...site, http_port: 70000, nginx_served_by_header: 'X Bad', backend_tls: true }, webs[0]!);
+    expect(problems.join('\n')).toMatch(/http_port/);
+    expect(problems.join('\n')).toMatch(/nginx_served_by_header/);
+    expect(problems.join('\n')).toMatch(/backend_tls_cert: needed/);
+    expect(nginx.validate!({ ...nginx.defaults, ...site }, webs[0]!)).toEqual([]);
+  });
+});
+
+describe('haproxy role', () => {
+  it('balances to every web server with health checks, terminates TLS with the domain certificate', () => {
+    const tasks = expand(haproxy, lb);
+    const cfg = rendered(tasks);
+    expect(cfg).toContain('server web-01 10.9.0.11:80');
+    expect(cfg).toContain('server web-02 192.168.5.12:80');
+    expect(cfg).toContain('http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.foobar.com');
+    expect(cfg).toContain('bind *:443 ssl crt /etc/haproxy/certs/www.foobar.com.pem');
+    expect(cfg).toContain('ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets');
+    expect(cfg).toContain('http-response set-header Strict-Transport-Security "max-age=63072000"');
+    expect(cfg).toContain('bind 10.9.0.10:8405');
+    expect(cfg).not.toContain('verify required');
+    const tpl = tasks.find((x) => x.module === 'template')!;
+    expect((tpl.params as { validate: string }).validate).toBe('haproxy -c -q -f %s');
+    // The placeholder is made only when no certificate is there: it never replaces the real one.
+    const placeholder = tasks.find((x) => x.name.startsWith('placeholder'))!;
+    expect((placeholder.params as { creates: string }).creates).toBe('/etc/haproxy/certs/www.foobar.com.pem');
+  });
+
+  it('re-encrypts to the web servers with backend_tls, verifying them', () => {
+    const cfg = rendered(expand(haproxy, lb, { backend_tls: true, backend_tls_ca: '/dev/null' }));
+    expect(cfg).toMatch(/default-server check .* ssl verify required ca-file \/etc\/haproxy\/backend-ca\.pem verifyhost www\.foobar\.com/);
+  });
+
+  it('refuses bad vars', () => {
+    const problems = haproxy.validate!({ ...haproxy.defaults, ...site, haproxy_hsts: 'forever', https_port: 80, backend_tls: true }, lb).join('\n');
+    expect(problems).toMatch(/haproxy_hsts/);
+    expect(problems).toMatch(/https_port: must differ/);
+    expect(problems).toMatch(/backend_tls_ca/);
+  });
+});
+
+describe('certificates role', () => {
+  it('asks the CA only when no certificate from this directory (and key type) is there', () => {
+    const tasks = expand(certificates, lb, { acme_directory_url: 'https://acme.test/dir' });
+    const issue = tasks.find((t) => t.name.startsWith('certificate for'))!;
+    const p = issue.params as { cmd: string; unless: string };
+    expect(p.unless).toContain("grep -qxF 'server = https://acme.test/dir' /etc/letsencrypt/renewal/www.foobar.com.conf");
+    expect(p.unless).toContain("'key_type = ecdsa'");
+    expect(p.cmd).toContain('--http-01-address 127.0.0.1 --http-01-port 8888');
+    expect(p.cmd).toContain('--deploy-hook /usr/local/sbin/provision-haproxy-cert');
+    expect(p.cmd).not.toContain('REQUESTS_CA_BUNDLE'); // system trust unless acme_ca_bundle is set
+  });
+
+  it('keeps the placeholder in selfsigned mode', () => {
+    expect(expand(certificates, lb, { certificate_mode: 'selfsigned' })).toEqual([]);
+  });
+
+  it('needs an email, a real domain and a bundle that exists', () => {
+    const problems = certificates.validate!({ ...certificates.defaults, acme_ca_bundle: '/nonexistent/ca.pem' }, lb).join('\n');
+    expect(problems).toMatch(/acme_email/);
+    expect(problems).toMatch(/domain: still the placeholder/);
+    expect(problems).toMatch(/acme_ca_bundle: \/nonexistent\/ca.pem does not exist/);
+    expect(certificates.validate!({ ...certificates.defaults, ...site }, lb)).toEqual([]);
+  });
+});
