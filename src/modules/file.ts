@@ -11,6 +11,12 @@ const params = z.strictObject({
   mode: z.union([z.string(), z.number()]).optional(),
   owner: z.string().optional(),
   group: z.string().optional(),
+  /**
+   * The package that creates this path when installed (e.g. nginx's default site). A dry run on a host
+   * where that package is not installed yet, but an earlier task would install it, then predicts the
+   * path as present, exactly as the real run will find it.
+   */
+  created_by_package: z.string().optional(),
 });
 export type FileParams = z.input<typeof params>;
 
@@ -19,13 +25,16 @@ export const fileModule: ModuleDef<z.output<typeof params>> = {
   schema: params,
   probes: (p) => [fileProbe(p.path, false)],
   plan(p, ctx): Plan {
-    const cur = currentFile(ctx, p.path, false);
+    let cur = currentFile(ctx, p.path, false);
+    if (cur.type === 'absent' && ctx.check && p.created_by_package && ctx.predicted.packagesInstalled.has(p.created_by_package)) {
+      cur = { type: 'file' };
+    }
     const path = quote(p.path);
     switch (p.state) {
       case 'absent':
         if (cur.type === 'absent') return { changes: [], commands: [] };
         return {
-          changes: [{ kind: 'file', target: p.path, action: `remove ${cur.type}` }],
+          changes: [{ kind: 'file', target: p.path, action: `remove` }],
           commands: [{ kind: 'shell', cmd: `rm -rf ${path}` }],
           predict: (s) => {
             s.files.set(p.path, null);

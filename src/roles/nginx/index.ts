@@ -126,7 +126,7 @@ export const role: RoleDef = {
     return [
       apt('install nginx', { packages: ['nginx'] }),
       // Debian's default site listens on every address and answers for any name: never part of the site.
-      file('remove the default site', { path: `${SITES_ENABLED}/default`, state: 'absent' }, { notify: RELOAD }),
+      file('remove the default site', { path: `${SITES_ENABLED}/default`, state: 'absent', created_by_package: 'nginx' }, { notify: RELOAD }),
       ...(backendTls
         ? [
             file('backend TLS folder', { path: TLS_DIR, state: 'directory', mode: '0750', owner: 'root', group: 'root' }),
