@@ -1,6 +1,5 @@
 import {
   aptModule,
-  commandModule,
   fileModule,
   serviceModule,
   taskBuilder,
@@ -9,7 +8,6 @@ import {
   type Task,
 } from '../../modules/index.js';
 import type { AptParams } from '../../modules/apt.js';
-import type { CommandParams } from '../../modules/command.js';
 import type { FileParams } from '../../modules/file.js';
 import type { ServiceParams } from '../../modules/service.js';
 import type { TemplateParams } from '../../modules/template.js';
@@ -17,7 +15,6 @@ import type { UserParams } from '../../modules/user.js';
 import type { RoleContext, RoleDef } from '../types.js';
 
 const apt = taskBuilder<AptParams>(aptModule);
-const command = taskBuilder<CommandParams>(commandModule);
 const file = taskBuilder<FileParams>(fileModule);
 const service = taskBuilder<ServiceParams>(serviceModule);
 const template = taskBuilder<TemplateParams>(templateModule);
@@ -66,15 +63,12 @@ function commonTasks(ctx: RoleContext): Task[] {
   const tplVars = { ...v, sudo_users: sudoers.map((u) => u.name), security_origins: securityOrigins(ctx) };
 
   const tasks: Task[] = [
-    command('refresh the apt cache', {
-      cmd: 'DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=120',
-      // Fresh enough when apt's own stamp (or the lists directory) is younger than apt_cache_valid_time.
-      unless: `t=$(stat -c %Y /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists/partial 2>/dev/null | sort -n | tail -1); [ -n "$t" ] && [ $(( $(date +%s) - t )) -lt ${cacheAge} ]`,
-    }),
-    // One apt run for everything the role needs (each run costs seconds of dpkg overhead).
-    apt('install the base packages, time sync and unattended-upgrades', {
+    // One apt run for everything the role needs (each run costs seconds of dpkg overhead). It refreshes
+    // the package lists first when they are older than apt_cache_valid_time; later apt tasks of the
+    // run then know they are fresh. (A refresh with nothing to install would be a change every hour.)
+    apt('refresh the apt cache; install the base packages, time sync and unattended-upgrades', {
       packages: unique([...list(v.base_packages), ...list(v.extra_packages), timeSync.pkg, 'unattended-upgrades']),
-      update_cache: false,
+      cache_valid_time: cacheAge,
     }),
 
     // Time: one daemon, chosen by var. In a container the service is skipped (the name says why).

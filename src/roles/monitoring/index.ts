@@ -21,7 +21,7 @@ interface Exporter {
 }
 
 /**
- * One exporter: install, write its files (each change notifies a restart), then make sure it runs.
+ * One exporter (installed with the others just before): write its files (each change notifies a restart), then make sure it runs.
  * A unit that crashed before its config existed (the package starts it at install) sits in
  * "failed", possibly with its start limit hit: that is cleared before the start, so the exporter
  * ends up running even when the files were already right (an earlier run that failed midway).
@@ -29,7 +29,6 @@ interface Exporter {
 function exporterTasks(e: Exporter): Task[] {
   const u = quote(e.unit);
   return [
-    apt(`install ${e.unit}`, { packages: [e.unit] }),
     ...e.files,
     command(`clear a failed ${e.unit} (start limit)`, { cmd: `systemctl reset-failed ${u}`, onlyif: `systemctl is-failed --quiet ${u}` }),
     service(`${e.unit} runs and starts at boot`, { name: e.unit, state: 'started', enabled: true }),
@@ -118,7 +117,11 @@ export const role: RoleDef = {
     /** How often (5 s apart) the Nginx exporter retries stub_status at start before giving up. */
     nginx_exporter_retries: 60,
   },
-  tasks: (ctx) => exporters(ctx).flatMap(exporterTasks),
+  tasks(ctx) {
+    const list = exporters(ctx);
+    // One apt run for all of this host's exporters: each run costs seconds of dpkg overhead.
+    return [apt('install the exporters', { packages: list.map((e) => e.unit) }), ...list.flatMap(exporterTasks)];
+  },
   handlers: () => UNITS.map((u) => service(`restart ${u}`, { name: u, state: 'restarted' })),
   validate(vars, host) {
     const problems: string[] = [];
