@@ -48,7 +48,8 @@ export const commandModule: ModuleDef<z.output<typeof params>> = {
     if (p.creates && (code(`exists:${p.creates}`) === 0 || predictedCreated)) return { changes: [], commands: [] };
     if (p.removes && code(`exists:${p.removes}`) !== 0) return { changes: [], commands: [] };
     if (p.unless && code(`cmd:${p.unless}`) === 0) return { changes: [], commands: [] };
-    if (p.onlyif && code(`cmd:${p.onlyif}`) !== 0 && !(ctx.check && ctx.predicted.anyChange)) return { changes: [], commands: [] };
+    // Guards are read from the host as it is, in a dry run too: onlyif false → skip, unless false → run.
+    if (p.onlyif && code(`cmd:${p.onlyif}`) !== 0) return { changes: [], commands: [] };
     const cmd = p.chdir ? `cd ${quote(p.chdir)} && ${p.cmd}` : p.cmd;
     return {
       changes: [{ kind: 'command', target: p.cmd, action: 'run' }],

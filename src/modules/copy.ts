@@ -51,8 +51,10 @@ export function planFileContent(p: WriteParams, content: string, ctx: ModuleCont
       after: diffable ? content : undefined,
       sensitive: p.sensitive || undefined,
     });
-    // Attributes are set on the new file as it is written.
-    if (cur.type === 'file') changes.push(...attributeChanges(p.dest, cur, p).changes);
+    // Attributes are set on the new file as it is written: said in the same change, so a file a
+    // package laid down before the write reads the same in a plan and in the run.
+    const attrs = cur.type === 'file' ? attributeChanges(p.dest, cur, p).changes.map((c) => c.action) : [];
+    if (attrs.length) changes[0]!.action += ` (${attrs.join(', ')})`;
     return {
       changes,
       commands: [writeFileCommand(p.dest, content, { mode: p.mode, owner: p.owner, group: p.group, validate: p.validate, backup: p.backup, makeParents: p.make_parents })],

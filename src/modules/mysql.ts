@@ -380,8 +380,10 @@ export const mysqlQueryModule: ModuleDef<z.output<typeof queryParams>> = {
     }
     if (p.onlyif) {
       const out = probeOutput(ctx, guardKey('onlyif', p.onlyif, p.database), 'the onlyif query');
-      if (out === undefined) note = NOT_INSTALLED_NOTE;
-      else if (parseRows(out).length === 0) return { changes: [], commands: [] };
+      // A guard that cannot be read yet (no server before the install) is taken as false for onlyif
+      // (a clean-up on a fresh server has nothing to clean) and as not matching for unless (above).
+      if (out === undefined) return { changes: [], commands: [], note: `${NOT_INSTALLED_NOTE}; its onlyif query is taken as empty` };
+      if (parseRows(out).length === 0) return { changes: [], commands: [] };
     }
     const first = p.sql.trim().split('\n')[0]!;
     const show = first.length > 80 ? first.slice(0, 77) + '...' : first;

@@ -7,6 +7,12 @@ const params = z.strictObject({
   state: z.enum(['started', 'stopped', 'restarted', 'reloaded']).optional(),
   enabled: z.boolean().optional(),
   daemon_reload: z.boolean().default(false),
+  /**
+   * The state its package leaves this unit in right after installing it: Debian starts most
+   * services (the default); one that cannot start before it is configured stays stopped. Only a
+   * dry run on a host without the package reads it, to predict exactly what the real run will do.
+   */
+  after_install: z.enum(['started', 'stopped']).default('started'),
 });
 export type ServiceParams = z.input<typeof params>;
 
@@ -49,7 +55,7 @@ export const serviceModule: ModuleDef<z.output<typeof params>> = {
       // dry run: predict "would start" instead of failing, unlike Ansible's check mode.
       if (ctx.check && ctx.predicted.anyChange) {
         const fromUnitFile = [...ctx.predicted.files.keys()].some((f) => f.endsWith(`/${unit}`));
-        if (!fromUnitFile && ctx.predicted.packagesInstalled.size > 0) {
+        if (!fromUnitFile && ctx.predicted.packagesInstalled.size > 0 && p.after_install === 'started') {
           // Debian starts and enables a service when its package is installed: predict that,
           // so the dry run's list of changes is the real run's.
           cur = { load: 'loaded', active: predictedActive ?? 'active', enabled: 'enabled' };

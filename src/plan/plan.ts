@@ -94,7 +94,7 @@ export function readPlan(file: string): PlanFile {
  * Content itself is compared through the state fingerprints, not here.
  */
 function changeKey(t: PlannedTask, c: Change): string {
-  const action = c.kind === 'file' && (c.action === 'create' || c.action === 'update content') ? 'write content' : c.action;
+  const action = c.kind === 'file' && /^(create|update content)\b/.test(c.action) ? 'write content' : c.action;
   return `${t.handler ? 'handler ' : ''}${t.role ?? ''}/${t.task}: ${c.kind} ${c.target}: ${action}`;
 }
 

@@ -18,6 +18,8 @@ interface Exporter {
   unit: string;
   /** Everything the unit reads besides its package's files, each written before the unit is (re)started. */
   files: Task[];
+  /** Where its package leaves the unit after installing it (the mysqld exporter cannot start without credentials). */
+  afterInstall?: 'started' | 'stopped';
 }
 
 /**
@@ -31,7 +33,7 @@ function exporterTasks(e: Exporter): Task[] {
   return [
     ...e.files,
     command(`clear a failed ${e.unit} (start limit)`, { cmd: `systemctl reset-failed ${u}`, onlyif: `systemctl is-failed --quiet ${u}` }),
-    service(`${e.unit} runs and starts at boot`, { name: e.unit, state: 'started', enabled: true }),
+    service(`${e.unit} runs and starts at boot`, { name: e.unit, state: 'started', enabled: true, after_install: e.afterInstall }),
   ];
 }
 
@@ -74,6 +76,7 @@ function exporters(ctx: RoleContext): Exporter[] {
     const cnf = v.mysqld_exporter_my_cnf as string;
     list.push({
       unit: 'prometheus-mysqld-exporter',
+      afterInstall: 'stopped',
       files: [
         template('mysqld exporter credentials', {
           src: ctx.file('templates/mysqld-exporter.cnf.njk'),
