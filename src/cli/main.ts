@@ -3,7 +3,6 @@ import { Command, CommanderError, Option } from 'commander';
 import { EXIT, loadPlaybook, runPlaybook } from '../executor/index.js';
 import { loadInventory } from '../inventory/index.js';
 import type { Reporter } from '../report/events.js';
-import { LiveReporter } from '../report/live.js';
 import { JsonReporter, PlainReporter } from '../report/renderers.js';
 import '../roles/builtin.js';
 import { InputError, ProvisionError, errorMessage } from '../util/errors.js';
@@ -46,10 +45,14 @@ export function requireInventory(o: { inventory?: string }): string {
   return o.inventory;
 }
 
-export function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number }): Reporter {
+/** The live (listr2) renderer is loaded only on a TTY: the module graph costs start time every other run. */
+export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number }): Promise<Reporter> {
   if (o.json) return new JsonReporter();
   const fmt = { diff: Boolean(o.diff), verbose: o.verbose, color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
-  if (process.stdout.isTTY && !process.env.CI) return new LiveReporter(fmt);
+  if (process.stdout.isTTY && !process.env.CI) {
+    const { LiveReporter } = await import('../report/live.js');
+    return new LiveReporter(fmt);
+  }
   return new PlainReporter(fmt);
 }
 
@@ -80,7 +83,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .action(async (o) => {
       const inventory = loadInventory(requireInventory(o));
       const playbook = loadPlaybook(path.resolve(o.playbook));
-      const reporter = makeReporter(o);
+      const reporter = await makeReporter(o);
       try {
         const res = await runPlaybook({
           inventory,
@@ -124,7 +127,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('--json', 'one JSON event per line on stdout')
     .option('-v, --verbose', 'more output', (_v, prev: number) => prev + 1, 0)
     .action(async (file: string, o) =>
-      setCode(await applyCommand(file, { allOrNothing: o.allOrNothing, maxAge: parseMaxAge(o.maxAge), forks: o.forks, reporter: makeReporter(o) })),
+      setCode(await applyCommand(file, { allOrNothing: o.allOrNothing, maxAge: parseMaxAge(o.maxAge), forks: o.forks, reporter: await makeReporter(o) })),
     );
   addCommonOptions(program.command('drift').description('does every host match the playbook? exit 0 in sync, 2 drifted, 1 error, 3 unreachable'))
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')

@@ -111,6 +111,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
 
   const pool = new ConnectionPool(inventory);
   const results: RunResult['hosts'] = new Map();
+  const roundTrips: Record<string, number> = {};
   try {
     const { up, down } = await connectHosts(pool, names.map((n) => inventory.hosts.get(n)!), forks, reporter);
     for (const [h, reason] of down) results.set(h, { unreachable: reason, counts: { ...emptyCounts(), unreachable: 1 } });
@@ -181,6 +182,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
     }
     for (const run of runs.values()) {
       if (run.unreachable) run.counts.unreachable = 1;
+      roundTrips[run.host.name] = run.conn.roundTrips;
     }
   } finally {
     await pool.closeAll();
@@ -188,6 +190,6 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const counts = new Map([...results].map(([h, r]) => [h, r.counts]));
   const exitCode = exitCodeFor(counts.values());
   const wallMs = Date.now() - t0;
-  reporter.emit({ kind: 'recap', hosts: Object.fromEntries(counts), wallMs, check: opts.check, exitCode });
+  reporter.emit({ kind: 'recap', hosts: Object.fromEntries(counts), wallMs, check: opts.check, exitCode, roundTrips });
   return { exitCode, hosts: results, wallMs };
 }

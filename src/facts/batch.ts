@@ -12,6 +12,13 @@ export interface ProbeResult {
   code: number;
 }
 
+/** The one shell script that runs every probe, each framed by markers carrying the nonce. */
+export function batchScript(probes: Probe[], nonce: string): string {
+  return probes
+    .map((p, i) => `printf '\\n@@${nonce} ${i}\\n'\n( ${p.script}\n) 2>&1\nprintf '\\n@@${nonce} ${i} end %s\\n' "$?"`)
+    .join('\n');
+}
+
 /**
  * Run many probes in one round trip. Each probe's output is framed by markers carrying a
  * random nonce, so no output can forge a frame; stderr of each probe is folded into its stdout.
@@ -21,9 +28,7 @@ export async function runProbes(conn: Connection, probes: Probe[], become?: bool
   const unique = [...new Map(probes.map((p) => [p.key, p])).values()];
   if (unique.length === 0) return results;
   const nonce = randomBytes(8).toString('hex');
-  const script = unique
-    .map((p, i) => `printf '\\n@@${nonce} ${i}\\n'\n( ${p.script}\n) 2>&1\nprintf '\\n@@${nonce} ${i} end %s\\n' "$?"`)
-    .join('\n');
+  const script = batchScript(unique, nonce);
   const res = await conn.exec('sh -s', { stdin: script + '\n', become });
   const re = new RegExp(`\\n@@${nonce} (\\d+)\\n([\\s\\S]*?)\\n@@${nonce} \\1 end (\\d+)\\n`, 'g');
   for (const m of res.stdout.matchAll(re)) {

@@ -55,7 +55,14 @@ export const FACT_PROBES: Probe[] = [
   },
   { key: 'users', script: 'getent passwd' },
   { key: 'groups', script: 'getent group' },
-  { key: 'ufw', script: 'if command -v ufw >/dev/null 2>&1; then echo installed; ufw status verbose 2>&1; else echo missing; fi' },
+  {
+    // ufw's own settings files, not `ufw status`: that starts Python (about a second on a busy host,
+    // the costliest fact by far); "active" is the ENABLED setting ufw applies at boot and on `ufw enable`.
+    key: 'ufw',
+    script:
+      "if command -v ufw >/dev/null 2>&1; then echo installed; grep -hE '^(ENABLED|LOGLEVEL)=' /etc/ufw/ufw.conf 2>/dev/null;" +
+      " grep -hE '^DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY=' /etc/default/ufw 2>/dev/null; else echo missing; fi",
+  },
   { key: 'ipv4', script: "ip -4 -o addr show 2>/dev/null | awk '{print $4}'" },
   { key: 'apt', script: 'stat -c %Y /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists/partial 2>/dev/null | sort -n | tail -1' },
   { key: 'dpkg', script: 'ls -A /var/lib/dpkg/updates 2>/dev/null | head -1; dpkg --audit 2>/dev/null | head -1' },
@@ -120,7 +127,7 @@ export function parseFacts(raw: Map<string, { stdout: string; code: number }>): 
     services,
     users,
     groups,
-    ufw: { installed: ufwInstalled, active: /Status: active/.test(ufwText), raw: ufwText.replace(/^installed\n?/, '') },
+    ufw: { installed: ufwInstalled, active: /^ENABLED=("?)yes\1\s*$/m.test(ufwText), raw: ufwText.replace(/^installed\n?/, '') },
     ipv4: get('ipv4').split('\n').map((s) => s.trim()).filter(Boolean),
     aptUpdatedAt: Number(get('apt').trim()) || 0,
     dpkgInterrupted: get('dpkg').trim().length > 0,

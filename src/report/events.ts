@@ -31,7 +31,15 @@ export type RunEvent =
       ms: number;
     }
   | { kind: 'warning'; host?: string; msg: string }
-  | { kind: 'recap'; hosts: Record<string, HostCounts>; wallMs: number; check: boolean; exitCode: number };
+  | {
+      kind: 'recap';
+      hosts: Record<string, HostCounts>;
+      wallMs: number;
+      check: boolean;
+      exitCode: number;
+      /** SSH exec round trips per reachable host (connection-level; what `npm run bench` reports). */
+      roundTrips?: Record<string, number>;
+    };
 
 export interface Reporter {
   emit(event: RunEvent): void;
