@@ -1,0 +1,301 @@
+#!/usr/bin/env node
+// npm run bench [-- --runs N --converge-runs N --ansible-runs N --scale 10,25,50 --skip-converge --skip-ansible --skip-scale --keep]
+//
+// The speed benchmark on the lab instance "bench" (10.85.0.0/24, never the default lab):
+//   1. converge the reference site from fresh hosts (snapshots "fresh" restored before each run),
+//   2. the no-change run: wall time, controller CPU (user+sys), controller peak RSS, SSH round trips per host,
+//   3. the floor: the same hosts answering ONE batched state-reading script each (bench/floor.mjs, ssh2),
+//   4. Ansible's no-change run of the equivalent playbook (bench/ansible, generated from our expanded tasks),
+//   5. scale: the no-change run of bench/scale.yml on 10, 25, 50 generic lab hosts.
+// Every figure is a fresh process, measured from start to end; median, min and max of N runs.
+// Prints a table and writes bench/results.json. Brings the instance down at the end (unless --keep).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const NAME = 'bench';
+const SUBNET = '10.85.0';
+const LAB_DIR = `/var/lib/provision-lab/${NAME}`;
+const SITE_HOSTS = ['lb-01', 'web-01', 'web-02', 'mon-01'];
+
+// ------------------------------------------------------------------------------------------- options
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const flag = (name) => args.includes(`--${name}`);
+const RUNS = Number(opt('runs', process.env.BENCH_RUNS ?? 5));
+const CONVERGE_RUNS = Number(opt('converge-runs', 1));
+const ANSIBLE_RUNS = Number(opt('ansible-runs', 3));
+const SCALE = flag('skip-scale') ? [] : opt('scale', '10,25,50').split(',').map(Number).filter(Boolean);
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'provision-bench-'));
+
+const log = (s) => process.stderr.write(`bench: ${s}\n`);
+const load = () => os.loadavg().map((x) => Number(x.toFixed(2)));
+
+// ------------------------------------------------------------------------------------------- helpers
+function sh(cmd, argv, opts = {}) {
+  const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', maxBuffer: 256 << 20, ...opts });
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).slice(-2000)}`);
+  return r;
+}
+const cli = (argv, opts) => sh(process.execPath, [path.join(root, 'bin/provision.mjs'), ...argv], opts);
+
+/** Run a command as a measured process: wall (ms), user+sys CPU (s), peak RSS (MB), stdout, exit code. */
+function measure(cmd, argv, opts = {}) {
+  const timeFile = path.join(tmp, 'time.txt');
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn('/usr/bin/time', ['-f', '%U %S %M', '-o', timeFile, cmd, ...argv], { cwd: opts.cwd ?? root, env: { ...process.env, ...opts.env } });
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const wallMs = performance.now() - t0;
+      const [u, s, kb] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+      resolve({ wallMs, cpuS: u + s, rssMB: kb / 1024, code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+  });
+}
+
+const stats = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return { median: round(m), min: round(s[0]), max: round(s[s.length - 1]), n: s.length };
+};
+const round = (x) => Math.round(x * 100) / 100;
+
+function recapOf(stdout) {
+  const line = stdout.trim().split('\n').reverse().find((l) => l.includes('"kind":"recap"'));
+  if (!line) throw new Error(`no recap in output:\n${stdout.slice(-2000)}`);
+  return JSON.parse(line);
+}
+
+/** N no-change runs of our CLI: each must change nothing. */
+async function ourNoChange(inventory, playbook, runs) {
+  const rows = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inventory, '--playbook', playbook, '--json']);
+    const recap = recapOf(r.stdout);
+    const changed = Object.values(recap.hosts).reduce((a, c) => a + c.changed + c.failed + c.unreachable, 0);
+    if (r.code !== 0 || changed) throw new Error(`${inventory}: the no-change run changed or failed (exit ${r.code}): ${JSON.stringify(recap.hosts)}`);
+    const trips = Object.values(recap.roundTrips ?? {});
+    rows.push({ wallMs: r.wallMs, cpuS: r.cpuS, rssMB: r.rssMB, roundTripsPerHost: trips.length ? Math.max(...trips) : undefined, engineMs: recap.wallMs });
+  }
+  return {
+    wallS: stats(rows.map((r) => r.wallMs / 1000)),
+    engineS: stats(rows.map((r) => r.engineMs / 1000)),
+    cpuS: stats(rows.map((r) => r.cpuS)),
+    rssMB: stats(rows.map((r) => r.rssMB)),
+    roundTripsPerHost: stats(rows.map((r) => r.roundTripsPerHost ?? NaN)),
+    load: load(),
+  };
+}
+
+// ------------------------------------------------------------------------------------------- lab and inventories
+function writeInventories(maxScale) {
+  const site = readFileSync(path.join(root, 'inventory/lab.yml'), 'utf8')
+    .replace(/10\.77\.0\./g, `${SUBNET}.`)
+    .replace(/\/provision-lab\/default\//g, `/provision-lab/${NAME}/`);
+  writeFileSync(path.join(root, 'inventory/bench.yml'), site);
+  for (const n of SCALE.filter((x) => x <= maxScale)) {
+    const lines = [
+      `# Generated by scripts/bench.mjs: ${n} generic hosts of the "${NAME}" lab instance (scale benchmark).`,
+      'defaults:', '  user: root', `  identity_file: ${LAB_DIR}/ssh/id_ed25519`, `  known_hosts: ${LAB_DIR}/ssh/known_hosts`, '  connect_timeout: 30', '', 'hosts:',
+    ];
+    for (let i = 1; i <= n; i++) lines.push(`  node-${String(i).padStart(3, '0')}:`, `    address: ${SUBNET}.${100 + i}`);
+    lines.push('', 'vars:', `  admin_cidrs: [${SUBNET}.1/32]`, `  monitoring_cidrs: [${SUBNET}.20/32]`, '');
+    writeFileSync(path.join(root, `inventory/bench-scale-${n}.yml`), lines.join('\n'));
+  }
+}
+
+function labUp(nodes) {
+  // Each booted host's systemd takes inotify instances; the kernel default (128 per user) stops ~15 hosts.
+  const limit = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
+  if (nodes > 0 && limit < 4096) {
+    log(`raising fs.inotify.max_user_instances ${limit} → 4096 (runtime only) so ${nodes} more hosts can boot`);
+    writeFileSync('/proc/sys/fs/inotify/max_user_instances', '4096');
+  }
+  log(`lab up --name ${NAME} (${SITE_HOSTS.length} site hosts${nodes ? ` + ${nodes} generic hosts` : ''})`);
+  // A boot can fail under heavy load; up is idempotent, so try again.
+  for (let i = 0; ; i++) {
+    const r = cli(['lab', 'up', '--name', NAME, '--subnet', `${SUBNET}.0/24`, ...(nodes ? ['--hosts', String(nodes)] : [])], { allowFail: true });
+    if (r.status === 0) return r.stdout;
+    if (i === 2) throw new Error(`lab up failed: ${r.stderr}`);
+    log(`lab up failed (${r.stderr.trim().split('\n').pop()}), again`);
+    // A host that booted without its sshd (it happens under heavy load) is restarted.
+    const stuck = /provision lab: (\S+) \(\S+\) not reachable over SSH/.exec(r.stderr)?.[1];
+    if (stuck) for (const c of ['stop-host', 'start-host']) cli(['lab', c, stuck, '--name', NAME], { allowFail: true });
+  }
+}
+
+const snapshotExists = (host, snap) => existsSync(path.join(LAB_DIR, 'snapshots', snap, host));
+
+// ------------------------------------------------------------------------------------------- the parts
+const results = {
+  machine: {
+    nproc: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model,
+    memoryGB: round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    os: readFileSync('/etc/os-release', 'utf8').match(/^PRETTY_NAME="?([^"\n]*)/m)?.[1],
+    loadAtStart: load(),
+  },
+  when: new Date().toISOString(),
+  command: `npm run bench -- ${args.join(' ')}`.trim(),
+  runs: RUNS,
+};
+
+async function main() {
+  const maxScale = Math.max(0, ...SCALE);
+  if (!existsSync(path.join(root, 'dist/provision.mjs'))) sh('node', ['scripts/build.mjs']);
+  labUp(0);
+  writeInventories(maxScale);
+
+  // 1. converge from fresh hosts.
+  if (!flag('skip-converge')) {
+    const fresh = SITE_HOSTS.every((h) => snapshotExists(h, 'fresh'));
+    if (!fresh) {
+      // Only right after the instance was made are its hosts fresh: refuse to snapshot converged hosts.
+      const status = cli(['facts', '--inventory', 'bench', '--limit', 'web-01']).stdout;
+      if (/"prometheus-node-exporter"/.test(status)) {
+        throw new Error(`the "${NAME}" hosts are converged but have no "fresh" snapshot: run "provision lab down --name ${NAME}" and again`);
+      }
+      for (const h of SITE_HOSTS) cli(['lab', 'snapshot', h, 'fresh', '--name', NAME]); // one at a time: the lab state file is shared
+    }
+    const runs = [];
+    for (let i = 0; i < CONVERGE_RUNS; i++) {
+      log(`converge ${i + 1}/${CONVERGE_RUNS}: restoring fresh hosts`);
+      for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
+      const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', 'bench', '--json']);
+      const recap = recapOf(r.stdout);
+      if (r.code !== 2) throw new Error(`converge exited ${r.code}: ${JSON.stringify(recap.hosts)}`);
+      runs.push({ wallMs: r.wallMs, cpuS: r.cpuS, rssMB: r.rssMB });
+      log(`converge ${i + 1}: ${(r.wallMs / 1000).toFixed(1)} s`);
+    }
+    results.converge = { wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)), load: load() };
+  }
+  // A run that changes nothing is the precondition of everything below.
+  const settle = cli(['--inventory', 'bench', '--json'], { allowFail: true });
+  if (settle.status !== 0) {
+    const again = cli(['--inventory', 'bench', '--json'], { allowFail: true });
+    if (again.status !== 0) throw new Error(`the site does not converge to no-change (exit ${again.status})`);
+  }
+
+  // 2. our no-change run, 3. the floor, interleaved so both see the same load.
+  const facts = path.join(tmp, 'facts.sh');
+  writeFileSync(facts, sh('npx', ['tsx', 'bench/fact-script.ts']).stdout);
+  const floorCfg = path.join(tmp, 'floor.json');
+  writeFileSync(floorCfg, JSON.stringify({
+    hosts: SITE_HOSTS.map((name, i) => ({ name, address: `${SUBNET}.${[10, 11, 12, 20][i]}`, port: 22 })),
+    user: 'root', key: `${LAB_DIR}/ssh/id_ed25519`, knownHosts: `${LAB_DIR}/ssh/known_hosts`, script: facts,
+  }));
+  log(`no-change run and floor, ${RUNS} runs each (load ${load().join(' ')})`);
+  const floorRuns = [];
+  const ours = [];
+  for (let i = 0; i < RUNS; i++) {
+    ours.push(await ourNoChange('bench', 'playbooks/site.yml', 1));
+    const f = await measure(process.execPath, [path.join(root, 'bench/floor.mjs'), floorCfg]);
+    if (f.code !== 0) throw new Error(`floor failed: ${f.stderr}`);
+    floorRuns.push(f);
+  }
+  const pick = (k) => stats(ours.map((o) => o[k].median));
+  results.noChange = { wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'), load: load() };
+  results.floor = { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)), roundTripsPerHost: 1 };
+
+  // 4. Ansible.
+  if (!flag('skip-ansible')) {
+    const have = spawnSync('ansible-galaxy', ['collection', 'list', 'community.general'], { encoding: 'utf8' });
+    if (have.status !== 0 || !/community\.general/.test(have.stdout)) {
+      log('installing Ansible (Debian packages ansible-core and ansible, for community.general.ufw and ansible.posix)');
+      sh('apt-get', ['install', '-y', '-q', 'ansible-core', 'ansible'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    }
+    const secrets = path.join(tmp, 'secrets.yml');
+    log('generating the Ansible tasks from our expanded site');
+    results.ansibleTasks = JSON.parse(sh('npx', ['tsx', 'bench/ansible/generate.ts', 'bench', 'playbooks/site.yml', 'bench/ansible', secrets]).stdout);
+    const hosts = path.join(tmp, 'hosts.yml');
+    writeFileSync(hosts, [
+      'all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${LAB_DIR}/ssh/id_ed25519`,
+      `    ansible_ssh_common_args: -o UserKnownHostsFile=${LAB_DIR}/ssh/known_hosts -o StrictHostKeyChecking=yes`, '  hosts:',
+      ...SITE_HOSTS.map((h, i) => `    ${h}: {ansible_host: ${SUBNET}.${[10, 11, 12, 20][i]}}`), '',
+    ].join('\n'));
+    const ansibleRun = async (i) => {
+      // A fresh ControlPath dir per run: no SSH master survives from one run into the next.
+      const env = { ANSIBLE_CONFIG: path.join(root, 'bench/ansible/ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp, `cp-${i}`), ANSIBLE_NOCOLOR: '1' };
+      const r = await measure('ansible-playbook', ['-i', hosts, '-e', `@${secrets}`, 'site.yml'], { cwd: path.join(root, 'bench/ansible'), env });
+      const recap = [...r.stdout.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
+      if (r.code !== 0 || recap.length !== SITE_HOSTS.length || recap.some((m) => m[3] !== '0')) {
+        throw new Error(`Ansible's no-change run is not a no-change run (exit ${r.code}):\n${r.stdout.slice(-3000)}`);
+      }
+      return { ...r, tasks: Object.fromEntries(recap.map((m) => [m[1], Number(m[2])])) };
+    };
+    log(`Ansible no-change run, ${ANSIBLE_RUNS} runs (load ${load().join(' ')})`);
+    const runs = [];
+    for (let i = 0; i < ANSIBLE_RUNS; i++) runs.push(await ansibleRun(i));
+    results.ansible = {
+      version: sh('ansible-playbook', ['--version']).stdout.split('\n')[0],
+      wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)),
+      okTasksPerHost: runs[0].tasks, load: load(),
+    };
+  }
+
+  // 5. scale.
+  if (SCALE.length) {
+    labUp(maxScale);
+    results.scale = {};
+    for (const n of SCALE) {
+      const inv = `bench-scale-${n}`;
+      // Converge the hosts this size adds (a no-op for those converged before), then measure.
+      const c = cli(['--inventory', inv, '--playbook', 'bench/scale.yml', '--json'], { allowFail: true });
+      if (![0, 2].includes(c.status)) throw new Error(`${inv}: converge exited ${c.status}`);
+      log(`scale ${n} hosts: no-change runs (load ${load().join(' ')})`);
+      results.scale[n] = await ourNoChange(inv, 'bench/scale.yml', RUNS);
+    }
+  }
+
+  results.ratios = {
+    oursOverFloor: round(results.noChange.wallS.median / results.floor.wallS.median),
+    ansibleOverOurs: results.ansible ? round(results.ansible.wallS.median / results.noChange.wallS.median) : undefined,
+    scaleMaxOverSite: results.scale?.[maxScale] ? round(results.scale[maxScale].wallS.median / results.noChange.wallS.median) : undefined,
+  };
+  results.loadAtEnd = load();
+  writeFileSync(path.join(root, 'bench/results.json'), JSON.stringify(results, null, 2) + '\n');
+  printTable(results);
+}
+
+function printTable(r) {
+  const f = (s, unit = '') => (s ? `${s.median}${unit} (${s.min}–${s.max})` : '-');
+  const rows = [
+    ['converge from fresh (4 site hosts)', f(r.converge?.wallS, ' s'), f(r.converge?.cpuS, ' s'), f(r.converge?.rssMB, ' MB'), ''],
+    ['no-change run (4 site hosts)', f(r.noChange.wallS, ' s'), f(r.noChange.cpuS, ' s'), f(r.noChange.rssMB, ' MB'), String(r.noChange.roundTripsPerHost.median)],
+    ['floor: one batched script per host', f(r.floor.wallS, ' s'), f(r.floor.cpuS, ' s'), f(r.floor.rssMB, ' MB'), '1'],
+    ['Ansible no-change run', f(r.ansible?.wallS, ' s'), f(r.ansible?.cpuS, ' s'), f(r.ansible?.rssMB, ' MB'), ''],
+    ...Object.entries(r.scale ?? {}).map(([n, s]) => [`no-change, bench/scale.yml, ${n} hosts`, f(s.wallS, ' s'), f(s.cpuS, ' s'), f(s.rssMB, ' MB'), String(s.roundTripsPerHost.median)]),
+  ];
+  const head = ['', 'wall: median (min–max)', 'controller CPU', 'controller peak RSS', 'round trips/host'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
+  const line = (cells) => '| ' + cells.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |';
+  const out = [line(head), '|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|', ...rows.map(line)];
+  out.push('', `ours / floor: ${r.ratios.oursOverFloor}×   Ansible / ours: ${r.ratios.ansibleOverOurs ?? '-'}×   ${SCALE.length ? `${Math.max(...SCALE)} hosts / site: ${r.ratios.scaleMaxOverSite}×` : ''}`);
+  out.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryGB} GB, Linux ${r.machine.kernel}, Node ${r.machine.node}; load ${r.machine.loadAtStart.join(' ')} at start, ${r.loadAtEnd.join(' ')} at end`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+try {
+  await main();
+} catch (err) {
+  log(`error: ${err.message}`);
+  process.exitCode = 1;
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+  if (!flag('keep')) {
+    log(`lab down --name ${NAME}`);
+    cli(['lab', 'down', '--name', NAME], { allowFail: true });
+  }
+}
