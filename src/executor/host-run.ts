@@ -195,8 +195,9 @@ export class HostRun {
       return true;
     } catch (err) {
       if (err instanceof ConnectionError) {
-        this.unreachable = err.message;
-        report('failed', [], `connection lost: ${err.message}`);
+        // Unreachable is a result of its own, not a task failure: the recap counts it once and the
+        // exit code says "unreachable". The reason names the task the connection was lost in.
+        this.unreachable = `${err.message} (during task "${task.name}")`;
         return false;
       }
       report('failed', [], errorMessage(err));

@@ -21,6 +21,25 @@ function split(spec: string): { name: string; version?: string } {
 }
 
 const APT_ENV = 'DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a';
+const DPKG_CONFOPTS = '-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold';
+
+/**
+ * Bring an interrupted dpkg back to a consistent state. `dpkg --configure -a` finishes what was
+ * unpacked; but a package whose unpack or maintainer script was killed is flagged half-installed or
+ * reinstall-required ("very bad inconsistent state"), which dpkg refuses to configure: apt puts its
+ * files back first (--reinstall), then dpkg configures the rest.
+ */
+function recoverDpkgCommand(lock: string): Command {
+  const script = [
+    `${APT_ENV} dpkg --configure -a --force-confdef --force-confold && exit 0`,
+    "broken=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' | awk '$2 ~ /^.H/ || $2 ~ /R$/ { print $1 }')",
+    '[ -n "$broken" ] || exit 1',
+    'set -e',
+    `${APT_ENV} apt-get install -y -q --reinstall --no-install-recommends ${lock} ${DPKG_CONFOPTS} $broken`,
+    `${APT_ENV} dpkg --configure -a --force-confdef --force-confold`,
+  ].join('\n');
+  return { kind: 'shell', cmd: `sh -c ${quote(script)}`, describe: 'recover interrupted dpkg (dpkg --configure -a; reinstall what it cannot configure)' };
+}
 
 export const aptModule: ModuleDef<z.output<typeof params>> = {
   name: 'apt',
@@ -79,7 +98,7 @@ export const aptModule: ModuleDef<z.output<typeof params>> = {
     if (facts.dpkgInterrupted && !predicted.anyChange) {
       // A package install cut off earlier (dropped connection, killed run) leaves dpkg half-configured.
       changes.unshift({ kind: 'package', target: 'dpkg', action: 'recover interrupted dpkg (dpkg --configure -a)' });
-      commands.push({ kind: 'shell', cmd: `${APT_ENV} dpkg --configure -a --force-confdef --force-confold` });
+      commands.push(recoverDpkgCommand(lock));
     }
     if (toInstall.length) {
       const stale = !predicted.aptCacheFresh && facts.now - facts.aptUpdatedAt > p.cache_valid_time;
@@ -89,10 +108,16 @@ export const aptModule: ModuleDef<z.output<typeof params>> = {
         cmd:
           `${APT_ENV} apt-get install -y -q ${lock} -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ` +
           `${p.install_recommends ? '' : '--no-install-recommends '}${toInstall.map(quote).join(' ')}`,
+        // A failure then reads "apt-get install X (waits up to Ns for the dpkg lock) exited 100: E: …lock…".
+        describe: `apt-get install ${toInstall.join(' ')} (waits up to ${p.lock_timeout}s for the dpkg lock)`,
       });
     }
     if (toRemove.length) {
-      commands.push({ kind: 'shell', cmd: `${APT_ENV} apt-get ${p.purge ? 'purge' : 'remove'} -y -q ${lock} ${toRemove.map(quote).join(' ')}` });
+      commands.push({
+        kind: 'shell',
+        cmd: `${APT_ENV} apt-get ${p.purge ? 'purge' : 'remove'} -y -q ${lock} ${toRemove.map(quote).join(' ')}`,
+        describe: `apt-get ${p.purge ? 'purge' : 'remove'} ${toRemove.join(' ')} (waits up to ${p.lock_timeout}s for the dpkg lock)`,
+      });
     }
     // A dry run asks apt what the install would bring (dependencies included), so later tasks
     // see those packages as installed, exactly as they will be in the real run.

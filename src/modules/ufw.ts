@@ -458,6 +458,12 @@ export const ufwModule: ModuleDef<Params> = {
           throw new ModuleError(`cannot open a new SSH connection after the ufw change: ${(err as Error).message}; the host rolls the change back within ${seconds}s`);
         }
         const res = await vctx.run(cancelRollbackCommand());
+        if (res.code === 3) {
+          throw new ModuleError(
+            `the ufw change was confirmed too late: the commit_confirm_seconds window (${seconds}s, counted from before the change) ran out and the host's rollback had already started; ` +
+              'the previous rules are being restored (raise commit_confirm_seconds on a slow host)',
+          );
+        }
         if (res.code !== 0) throw new ModuleError(`could not confirm the ufw change: ${res.stdout.trim() || `exit ${res.code}`}; the rollback restores the previous rules`);
       };
     }

@@ -30,7 +30,9 @@ export interface Connection {
   close(): void;
 }
 
+/** A dead link is detected after KEEPALIVE_MS × (KEEPALIVE_COUNT_MAX + 1) without an answer (20 s). */
 const KEEPALIVE_MS = 5000;
+const KEEPALIVE_COUNT_MAX = 3;
 
 function describeConnectError(host: Host, err: Error & { level?: string; code?: string }, hostKeyProblem?: string): ConnectionError {
   const target = `${host.connection.user}@${host.address}:${host.connection.port}`;
@@ -65,8 +67,12 @@ export class SshConnection implements Connection {
     client.on('close', () => {
       this.#closed ??= new ConnectionError(`${host.name}: connection closed`, 'closed');
     });
-    client.on('error', (err) => {
-      this.#closed = new ConnectionError(`${host.name}: connection lost: ${err.message}`, 'closed');
+    client.on('error', (err: Error & { level?: string }) => {
+      const why =
+        err.level === 'client-timeout' && /keepalive/i.test(err.message)
+          ? `no answer to ${KEEPALIVE_COUNT_MAX} keepalives ${KEEPALIVE_MS / 1000}s apart (link cut or host gone)`
+          : err.message;
+      this.#closed = new ConnectionError(`${host.name}: connection lost: ${why}`, 'closed');
     });
     const env = host.connection.becomePasswordEnv;
     this.#becomePassword = env ? process.env[env] : undefined;
@@ -100,7 +106,7 @@ export class SshConnection implements Connection {
       agent: c.agent,
       readyTimeout: c.connectTimeoutMs,
       keepaliveInterval: KEEPALIVE_MS,
-      keepaliveCountMax: 3,
+      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
       // Prefer key types we already know for this host, so a known host is never asked for an unknown type.
       algorithms: known.length
         ? { serverHostKey: [...new Set([...known.map((k) => k.type), 'ssh-ed25519', 'ecdsa-sha2-nistp256', 'rsa-sha2-512', 'rsa-sha2-256'])] as never }
