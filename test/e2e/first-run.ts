@@ -10,6 +10,8 @@ export interface FirstRun {
   stderr: string;
   events: Array<Record<string, unknown>>;
   wallMs: number;
+  /** The run right after it, before any test touched the site. */
+  second?: { code: number; stderr: string; events: Array<Record<string, unknown>>; wallMs: number };
 }
 
 export function firstRun(): FirstRun | undefined {

@@ -28,7 +28,9 @@ export interface CliResult {
 
 /** Run `provision ARGS` as a user would (a child process), with the e2e inventory unless given. */
 export function provision(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
-  const full = args.includes('-i') || args.includes('--inventory') || args[0] === 'lab' ? args : [...args, '--inventory', INVENTORY];
+  // Commands that take no inventory: lab, and the plan file commands.
+  const noInventory = args.includes('-i') || args.includes('--inventory') || ['lab', 'apply', 'show'].includes(args[0] ?? '');
+  const full = noInventory ? args : [...args, '--inventory', INVENTORY];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'bin/provision.mjs'), ...full], {
       cwd: ROOT,

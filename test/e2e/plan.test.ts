@@ -58,22 +58,24 @@ describe('plans match reality on the lab', () => {
     ['a firewall rule deleted', 'lb-01', 'ufw delete allow 443/tcp'],
     ['the replica stopped', 'web-02', 'mysql -e "STOP SLAVE"'],
   ])('%s: the plan lists exactly what the run then changes', async (_name, host, breakIt) => {
-    const before = await snapshot();
-    const broke = await onHost(host, breakIt);
-    expect(broke.code, broke.stderr).toBe(0);
-    const broken = await snapshot();
-    expect(broken).not.toEqual(before);
-    // drift sees it, exit 2
-    expect((await provision(['drift'])).code).toBe(2);
-    const { plan, real } = await planThenRun();
-    expect(Object.keys(plan).length).toBeGreaterThan(0);
-    expect(real).toEqual(plan);
-    // …and the site is whole again
-    const again = await provision(['--json']);
-    expect(again.code).toBe(0);
+    try {
+      const broke = await onHost(host, breakIt);
+      expect(broke.code, broke.stderr).toBe(0);
+      // drift sees it, exit 2
+      expect((await provision(['drift'])).code).toBe(2);
+      const { plan, real } = await planThenRun();
+      expect(Object.keys(plan).length).toBeGreaterThan(0);
+      expect(real).toEqual(plan);
+      // …and the site is whole again
+      const again = await provision(['--json']);
+      expect(again.code).toBe(0);
+    } finally {
+      await provision(['--json']);
+    }
   });
 
   it('apply refuses a host that drifted after the plan, applies the others, and --all-or-nothing applies none', async () => {
+    try {
     await onHost('lb-01', 'echo "# drift 1" >> /etc/haproxy/haproxy.cfg');
     await onHost('web-01', 'systemctl stop prometheus-node-exporter');
     const planFile = `/tmp/provision-e2e/apply-plan.json`;
@@ -87,7 +89,11 @@ describe('plans match reality on the lab', () => {
     expect(some.code).toBe(5);
     expect((await onHost('lb-01', 'tail -1 /etc/haproxy/haproxy.cfg')).stdout).not.toContain('# drift 1');
     expect((await onHost('web-01', 'systemctl is-active nginx')).stdout.trim()).not.toBe('active');
-    expect((await provision(['--json'])).code).toBe(2); // converges web-01 again
-    expect((await provision(['--json'])).code).toBe(0);
+      expect((await provision(['--json'])).code).toBe(2); // converges web-01 again
+      expect((await provision(['--json'])).code).toBe(0);
+    } finally {
+      await onHost('web-01', 'systemctl start nginx prometheus-node-exporter');
+      await provision(['--json']);
+    }
   });
 });
