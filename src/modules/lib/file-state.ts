@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Probe, ProbeResult } from '../../facts/index.js';
 import { quote } from '../../util/quote.js';
 import type { Change, ModuleContext } from '../types.js';
@@ -25,15 +26,18 @@ export function fileProbeKey(path: string, withContent: boolean): string {
 /** One probe reads type, mode, owner, group, checksum and (optionally) content of a path. */
 export function fileProbe(path: string, withContent = true): Probe {
   const p = quote(path);
-  const content = withContent
-    ? `if [ "$(stat -c %s ${p})" -le ${MAX_DIFF_BYTES} ]; then echo; base64 -w0 ${p}; fi`
-    : ':';
+  // Few processes per file (a no-change run reads dozens of files per host): one stat, then the
+  // content (its checksum is computed here) or, for big files and attribute-only reads, sha256sum.
+  const checksum = `printf 'file %s %s %s %s %s' "$@" "$(sha256sum ${p} | cut -d' ' -f1)"`;
+  const regular = withContent
+    ? `if [ "$4" -le ${MAX_DIFF_BYTES} ]; then printf 'file %s %s %s %s -\\n' "$@"; base64 -w0 ${p}; else ${checksum}; fi`
+    : checksum;
   return {
     key: fileProbeKey(path, withContent),
     script:
       `if [ -L ${p} ]; then printf 'link %s' "$(readlink ${p})"; ` +
       `elif [ -d ${p} ]; then stat -c 'directory %a %U %G' ${p}; ` +
-      `elif [ -f ${p} ]; then stat -c 'file %a %U %G %s' ${p} | tr -d '\\n'; printf ' %s' "$(sha256sum ${p} | cut -d' ' -f1)"; ${content}; ` +
+      `elif [ -f ${p} ]; then set -- $(stat -c '%a %U %G %s' ${p}); ${regular}; ` +
       `elif [ -e ${p} ]; then echo other; else echo absent; fi`,
   };
 }
@@ -47,16 +51,19 @@ export function parseFileState(r: ProbeResult | undefined): FileState {
       return { type: 'link', target: head.slice(5) };
     case 'directory':
       return { type: 'directory', mode: f[1], owner: f[2], group: f[3] };
-    case 'file':
+    case 'file': {
+      const bytes = body !== undefined ? Buffer.from(body.trim(), 'base64') : undefined;
       return {
         type: 'file',
         mode: f[1],
         owner: f[2],
         group: f[3],
         size: Number(f[4]),
-        sha256: f[5],
-        content: body !== undefined ? Buffer.from(body.trim(), 'base64').toString('utf8') : undefined,
+        // "-": the content came instead of the checksum.
+        sha256: f[5] === '-' && bytes ? createHash('sha256').update(bytes).digest('hex') : f[5],
+        content: bytes?.toString('utf8'),
       };
+    }
     case 'absent':
       return { type: 'absent' };
     default:
