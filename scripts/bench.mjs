@@ -152,6 +152,9 @@ const results = {
   runs: RUNS,
 };
 
+/** Written after every part, so a run cut short still leaves what it measured. */
+const save = () => writeFileSync(path.join(root, 'bench/results.json'), JSON.stringify(results, null, 2) + '\n');
+
 async function main() {
   const maxScale = Math.max(0, ...SCALE);
   if (!existsSync(path.join(root, 'dist/provision.mjs'))) sh('node', ['scripts/build.mjs']);
@@ -180,6 +183,7 @@ async function main() {
       log(`converge ${i + 1}: ${(r.wallMs / 1000).toFixed(1)} s`);
     }
     results.converge = { wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)), load: load() };
+    save();
   }
   // A run that changes nothing is the precondition of everything below.
   const settle = cli(['--inventory', 'bench', '--json'], { allowFail: true });
@@ -208,6 +212,7 @@ async function main() {
   const pick = (k) => stats(ours.map((o) => o[k].median));
   results.noChange = { wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'), load: load() };
   results.floor = { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)), roundTripsPerHost: 1 };
+  save();
 
   // 4. Ansible.
   if (!flag('skip-ansible')) {
@@ -243,6 +248,7 @@ async function main() {
       wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)),
       okTasksPerHost: runs[0].tasks, load: load(),
     };
+    save();
   }
 
   // 5. scale.
@@ -256,6 +262,7 @@ async function main() {
       if (![0, 2].includes(c.status)) throw new Error(`${inv}: converge exited ${c.status}`);
       log(`scale ${n} hosts: no-change runs (load ${load().join(' ')})`);
       results.scale[n] = await ourNoChange(inv, 'bench/scale.yml', RUNS);
+      save();
     }
   }
 
@@ -265,7 +272,7 @@ async function main() {
     scaleMaxOverSite: results.scale?.[maxScale] ? round(results.scale[maxScale].wallS.median / results.noChange.wallS.median) : undefined,
   };
   results.loadAtEnd = load();
-  writeFileSync(path.join(root, 'bench/results.json'), JSON.stringify(results, null, 2) + '\n');
+  save();
   printTable(results);
 }
 
