@@ -114,7 +114,7 @@ describe('commit-confirm', () => {
   test('a rollback that already ran fails the task', async () => {
     const plan = await ufwModule.plan(params, ctxFor(fresh));
     const vctx = ctxFor(fresh, { run: async () => ({ stdout: 'the rollback already ran', code: 3 }) });
-    await expect(plan.verify!(vctx)).rejects.toThrow('the rollback already ran');
+    await expect(plan.verify!(vctx)).rejects.toThrow('rollback had already started');
   });
 
   test('without reconnect (not wired) verify falls back to the existing connection', async () => {
