@@ -44,18 +44,18 @@ step('unit tests', node, [vitest, 'run', '--project', 'unit']);
 if (!onLinuxAsRoot) {
   console.error('provision tests: the lab tests need root on Linux; skipped (they run in CI)');
 } else {
+  const labRoot = '/var/lib/provision-lab';
+  const instances = () => (existsSync(labRoot) ? readdirSync(labRoot).filter((n) => existsSync(path.join(labRoot, n, 'state.json'))) : []);
   try {
-    // Fresh hosts for the end-to-end run: an earlier lab is taken down first.
-    step('lab down (stale)', node, [bin, 'lab', 'down']);
+    // Fresh hosts: every lab instance left from an earlier run is taken down first.
+    for (const name of instances()) step(`lab down --name ${name} (stale)`, node, [bin, 'lab', 'down', '--name', name]);
     if (step('lab up', node, [bin, 'lab', 'up'])) {
       step('lab and integration tests', node, [vitest, 'run', '--project', 'lab']);
       step('end-to-end tests (the whole site)', node, [vitest, 'run', '--project', 'e2e']);
     }
   } finally {
     // Whatever a test started, stop it: every lab instance with a state file goes down.
-    const labRoot = '/var/lib/provision-lab';
-    const instances = existsSync(labRoot) ? readdirSync(labRoot).filter((n) => existsSync(path.join(labRoot, n, 'state.json'))) : [];
-    for (const name of instances) step(`lab down --name ${name}`, node, [bin, 'lab', 'down', '--name', name]);
+    for (const name of instances()) step(`lab down --name ${name}`, node, [bin, 'lab', 'down', '--name', name]);
   }
 }
 

@@ -88,6 +88,8 @@ async function hostState(host: string): Promise<string> {
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'provision-it-'));
+  // Fresh hosts: an instance left over from an earlier run is taken down (its overlays go with it).
+  await labDown(NAME);
   await labUp({ name: NAME, subnet: `${SUBNET}.0/24`, only: ['web-01', 'web-02'], pebble: false });
   // A clean starting point every test file run can return to.
   await snapshotHost('web-01', 'fresh', NAME);
