@@ -60,6 +60,10 @@ export const serviceModule: ModuleDef<z.output<typeof params>> = {
           // so the dry run's list of changes is the real run's.
           cur = { load: 'loaded', active: predictedActive ?? 'active', enabled: 'enabled' };
           note = `${unit} is not on the host yet; a package installed earlier in this run would provide it (started and enabled, as Debian does)`;
+        } else if (!fromUnitFile && ctx.predicted.packagesInstalled.size > 0) {
+          // Enabled by its package, but not running (it cannot start before it is configured).
+          cur = { load: 'loaded', active: predictedActive ?? 'inactive', enabled: 'enabled' };
+          note = `${unit} is not on the host yet; a package installed earlier in this run would provide it (enabled, not running)`;
         } else {
           cur = { load: 'loaded', active: predictedActive ?? 'inactive', enabled: 'disabled' };
           note = `${unit} is not on the host yet; an earlier task in this run would provide it`;

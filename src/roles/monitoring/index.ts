@@ -32,7 +32,11 @@ function exporterTasks(e: Exporter): Task[] {
   const u = quote(e.unit);
   return [
     ...e.files,
-    command(`clear a failed ${e.unit} (start limit)`, { cmd: `systemctl reset-failed ${u}`, onlyif: `systemctl is-failed --quiet ${u}` }),
+    // A unit its package leaves failed (it cannot start unconfigured) is predicted failed where it is not
+    // installed yet; the others are predicted healthy.
+    e.afterInstall === 'stopped'
+      ? command(`clear a failed ${e.unit} (start limit)`, { cmd: `systemctl reset-failed ${u}`, unless: `systemctl cat ${u} >/dev/null 2>&1 && ! systemctl is-failed --quiet ${u}` })
+      : command(`clear a failed ${e.unit} (start limit)`, { cmd: `systemctl reset-failed ${u}`, onlyif: `systemctl is-failed --quiet ${u}` }),
     service(`${e.unit} runs and starts at boot`, { name: e.unit, state: 'started', enabled: true, after_install: e.afterInstall }),
   ];
 }
