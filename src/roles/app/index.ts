@@ -1,26 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Host } from '../../inventory/index.js';
-import { taskBuilder, type Task } from '../../modules/index.js';
-import { aptModule, type AptParams } from '../../modules/apt.js';
-import { copyModule, type CopyParams } from '../../modules/copy.js';
-import { fileModule, type FileParams } from '../../modules/file.js';
-import { groupModule, type GroupParams } from '../../modules/group.js';
-import { mysqlQueryModule, type MysqlQueryParams } from '../../modules/mysql.js';
-import { serviceModule, type ServiceParams } from '../../modules/service.js';
-import { templateModule, type TemplateParams } from '../../modules/template.js';
-import { userModule, type UserParams } from '../../modules/user.js';
+import { type Task } from '../../modules/index.js';
 import { Secret } from '../../util/secrets.js';
 import { GROUPS, inGroup, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
 import type { RoleContext, RoleDef } from '../types.js';
-
-const apt = taskBuilder<AptParams>(aptModule);
-const copy = taskBuilder<CopyParams>(copyModule);
-const file = taskBuilder<FileParams>(fileModule);
-const group = taskBuilder<GroupParams>(groupModule);
-const user = taskBuilder<UserParams>(userModule);
-const template = taskBuilder<TemplateParams>(templateModule);
-const service = taskBuilder<ServiceParams>(serviceModule);
-const mysqlQuery = taskBuilder<MysqlQueryParams>(mysqlQueryModule);
+import { apt, copy, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
 
 const RESTART = 'restart app';
 const UNIT = 'app.service';

@@ -1,23 +1,10 @@
 import { existsSync } from 'node:fs';
-import { aptModule, commandModule, copyModule, fileModule, serviceModule, taskBuilder, templateModule } from '../../modules/index.js';
-import type { AptParams } from '../../modules/apt.js';
-import type { CommandParams } from '../../modules/command.js';
-import type { CopyParams } from '../../modules/copy.js';
-import type { FileParams } from '../../modules/file.js';
-import type { ServiceParams } from '../../modules/service.js';
-import type { TemplateParams } from '../../modules/template.js';
 import { quote, sh } from '../../util/quote.js';
 import type { RoleContext, RoleDef } from '../types.js';
 import { SHARED_DEFAULTS, str } from '../shared.js';
 import { checkHostname, checkOneOf } from '../checks.js';
 import { ACME_CHALLENGE_ADDRESS, ACME_CHALLENGE_PORT, haproxyCertPath, HAPROXY_CERT_DIR } from '../haproxy/index.js';
-
-const apt = taskBuilder<AptParams>(aptModule);
-const command = taskBuilder<CommandParams>(commandModule);
-const copy = taskBuilder<CopyParams>(copyModule);
-const file = taskBuilder<FileParams>(fileModule);
-const template = taskBuilder<TemplateParams>(templateModule);
-const service = taskBuilder<ServiceParams>(serviceModule);
+import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
 
 export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';

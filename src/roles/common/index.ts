@@ -1,24 +1,6 @@
-import {
-  aptModule,
-  fileModule,
-  serviceModule,
-  taskBuilder,
-  templateModule,
-  userModule,
-  type Task,
-} from '../../modules/index.js';
-import type { AptParams } from '../../modules/apt.js';
-import type { FileParams } from '../../modules/file.js';
-import type { ServiceParams } from '../../modules/service.js';
-import type { TemplateParams } from '../../modules/template.js';
-import type { UserParams } from '../../modules/user.js';
+import { type Task } from '../../modules/index.js';
 import type { RoleContext, RoleDef } from '../types.js';
-
-const apt = taskBuilder<AptParams>(aptModule);
-const file = taskBuilder<FileParams>(fileModule);
-const service = taskBuilder<ServiceParams>(serviceModule);
-const template = taskBuilder<TemplateParams>(templateModule);
-const user = taskBuilder<UserParams>(userModule);
+import { apt, file, service, template, user } from '../../modules/tasks.js';
 
 export interface AdminUser {
   name: string;

@@ -1,12 +1,7 @@
-import { aptModule, taskBuilder, ufwModule } from '../../modules/index.js';
-import type { AptParams } from '../../modules/apt.js';
-import type { UfwParams } from '../../modules/ufw.js';
 import { groupAddresses, privateAddress, SHARED_DEFAULTS } from '../shared.js';
 import type { RoleDef } from '../types.js';
 import { extraRuleProblems, firewallRules, isAddress } from './rules.js';
-
-const apt = taskBuilder<AptParams>(aptModule);
-const ufw = taskBuilder<UfwParams>(ufwModule);
+import { apt, ufw } from '../../modules/tasks.js';
 
 const PORT_VARS = [
   'ssh_port',

@@ -1,17 +1,9 @@
-import { aptModule, commandModule, serviceModule, taskBuilder, templateModule, type Task } from '../../modules/index.js';
-import type { AptParams } from '../../modules/apt.js';
-import type { CommandParams } from '../../modules/command.js';
-import type { ServiceParams } from '../../modules/service.js';
-import type { TemplateParams } from '../../modules/template.js';
+import { type Task } from '../../modules/index.js';
 import { quote } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
 import { GROUPS, inGroup, privateAddress, SHARED_DEFAULTS } from '../shared.js';
 import type { RoleContext, RoleDef } from '../types.js';
-
-const apt = taskBuilder<AptParams>(aptModule);
-const command = taskBuilder<CommandParams>(commandModule);
-const service = taskBuilder<ServiceParams>(serviceModule);
-const template = taskBuilder<TemplateParams>(templateModule);
+import { apt, command, service, template } from '../../modules/tasks.js';
 
 interface Exporter {
   /** Debian package = systemd unit. */

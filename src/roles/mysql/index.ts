@@ -1,23 +1,10 @@
 import type { Host } from '../../inventory/index.js';
-import { taskBuilder, type Task } from '../../modules/index.js';
-import { aptModule, type AptParams } from '../../modules/apt.js';
-import { commandModule, type CommandParams } from '../../modules/command.js';
-import { mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule, type MysqlDbParams, type MysqlQueryParams, type MysqlReplicationParams, type MysqlUserParams } from '../../modules/mysql.js';
-import { serviceModule, type ServiceParams } from '../../modules/service.js';
-import { templateModule, type TemplateParams } from '../../modules/template.js';
+import { type Task } from '../../modules/index.js';
 import { quote } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
 import { GROUPS, inGroup, list, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
 import type { RoleContext, RoleDef } from '../types.js';
-
-const apt = taskBuilder<AptParams>(aptModule);
-const command = taskBuilder<CommandParams>(commandModule);
-const service = taskBuilder<ServiceParams>(serviceModule);
-const template = taskBuilder<TemplateParams>(templateModule);
-const mysqlDb = taskBuilder<MysqlDbParams>(mysqlDbModule);
-const mysqlUser = taskBuilder<MysqlUserParams>(mysqlUserModule);
-const mysqlQuery = taskBuilder<MysqlQueryParams>(mysqlQueryModule);
-const mysqlReplication = taskBuilder<MysqlReplicationParams>(mysqlReplicationModule);
+import { apt, command, mysqlDb, mysqlQuery, mysqlReplication, mysqlUser, service, template } from '../../modules/tasks.js';
 
 /** What differs between MariaDB (Debian) and MySQL 8 (Ubuntu). */
 function flavorSettings(ctx: RoleContext) {

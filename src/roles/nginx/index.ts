@@ -1,22 +1,9 @@
 import { existsSync } from 'node:fs';
-import { aptModule, commandModule, copyModule, fileModule, serviceModule, taskBuilder, templateModule } from '../../modules/index.js';
-import type { AptParams } from '../../modules/apt.js';
-import type { CommandParams } from '../../modules/command.js';
-import type { CopyParams } from '../../modules/copy.js';
-import type { FileParams } from '../../modules/file.js';
-import type { ServiceParams } from '../../modules/service.js';
-import type { TemplateParams } from '../../modules/template.js';
 import { quote } from '../../util/quote.js';
 import type { RoleContext, RoleDef } from '../types.js';
 import { GROUPS, groupAddresses, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
 import { checkBoolean, checkHostname, checkPort } from '../checks.js';
-
-const apt = taskBuilder<AptParams>(aptModule);
-const command = taskBuilder<CommandParams>(commandModule);
-const copy = taskBuilder<CopyParams>(copyModule);
-const file = taskBuilder<FileParams>(fileModule);
-const template = taskBuilder<TemplateParams>(templateModule);
-const service = taskBuilder<ServiceParams>(serviceModule);
+import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
 
 const RELOAD = 'reload nginx';
 const SITES_AVAILABLE = '/etc/nginx/sites-available';

@@ -1,15 +1,8 @@
 import type { Host } from '../../inventory/index.js';
-import { aptModule, serviceModule, taskBuilder, templateModule } from '../../modules/index.js';
-import type { AptParams } from '../../modules/apt.js';
-import type { ServiceParams } from '../../modules/service.js';
-import type { TemplateParams } from '../../modules/template.js';
 import { Secret } from '../../util/secrets.js';
 import { GROUPS, privateAddress, SHARED_DEFAULTS } from '../shared.js';
 import type { RoleContext, RoleDef } from '../types.js';
-
-const apt = taskBuilder<AptParams>(aptModule);
-const service = taskBuilder<ServiceParams>(serviceModule);
-const template = taskBuilder<TemplateParams>(templateModule);
+import { apt, service, template } from '../../modules/tasks.js';
 
 export interface ScrapeJob {
   job: string;
