@@ -12,7 +12,7 @@ import {
 } from './layout.ts';
 import { machineMirrors, mirrorHosts } from './mirror.ts';
 import {
-  bridgeNetfilterEnabled, deleteLink, deleteNetns, ensureAttachedNetns, ensureBridge, ensureForwardRule,
+  bridgeNetfilterEnabled, deleteLink, deleteNetns, ensureAttachedNetns, netnsConfigDir, ensureBridge, ensureForwardRule,
   forwardRule, linkExists, linkIsUp, netnsExists, removeForwardRule, setLink,
 } from './network.ts';
 import {
@@ -497,11 +497,13 @@ export async function leftovers(name?: string, recorded?: LabState): Promise<str
       if (isAlive(h.nspawn)) out.push(`process ${h.nspawn!.pid} (${h.name})`);
       if (await linkExists(h.veth)) out.push(`link ${h.veth}`);
       if (await netnsExists(h.netns)) out.push(`netns ${h.netns}`);
+      if (existsSync(netnsConfigDir(h.netns))) out.push(`dir ${netnsConfigDir(h.netns)}`);
     }
     for (const [k, rec] of Object.entries(state.services) as Array<[string, ProcRecord | undefined]>) {
       if (isAlive(rec)) out.push(`process ${rec!.pid} (${k})`);
     }
     if (state.client && (await netnsExists(state.client.netns))) out.push(`netns ${state.client.netns}`);
+    if (state.client && existsSync(netnsConfigDir(state.client.netns))) out.push(`dir ${netnsConfigDir(state.client.netns)}`);
     if (state.client && (await linkExists(state.client.veth))) out.push(`link ${state.client.veth}`);
     if (await linkExists(state.bridge)) out.push(`bridge ${state.bridge}`);
   }

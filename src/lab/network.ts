@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { run } from './exec.ts';
 import type { Layout } from './layout.ts';
 
@@ -51,8 +51,20 @@ export function bridgeNetfilterEnabled(): boolean {
  * A network namespace with one veth onto the bridge, named eth0 inside, the given
  * address, and a default route via the gateway (which forwards nothing further).
  */
+/**
+ * The namespace's own resolv.conf (`ip netns exec` binds /etc/netns/NS/resolv.conf over /etc/resolv.conf):
+ * the lab has no DNS for its namespaces, so a name lookup there fails at once (nothing answers on the
+ * namespace's loopback) instead of waiting out the machine's resolver, which the namespace cannot reach.
+ * Tools that probe with lookups of their own (testssl.sh looks up "invalid." for every curve) stay fast.
+ */
+export function netnsConfigDir(ns: string): string {
+  return `/etc/netns/${ns}`;
+}
+
 export async function ensureAttachedNetns(layout: Layout, ns: string, veth: string, address: string): Promise<void> {
   if (!(await netnsExists(ns))) await run('ip', ['netns', 'add', ns]);
+  mkdirSync(netnsConfigDir(ns), { recursive: true });
+  writeFileSync(`${netnsConfigDir(ns)}/resolv.conf`, '# provision lab: no DNS in this namespace; lookups fail at once\nnameserver 127.0.0.1\n');
   await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   if (!(await linkExists(veth))) {
     await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
@@ -82,4 +94,5 @@ export async function deleteLink(name: string): Promise<void> {
 
 export async function deleteNetns(ns: string): Promise<void> {
   if (await netnsExists(ns)) await run('ip', ['netns', 'del', ns], { allowFail: true });
+  rmSync(netnsConfigDir(ns), { recursive: true, force: true });
 }
