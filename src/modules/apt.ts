@@ -27,18 +27,31 @@ const DPKG_CONFOPTS = '-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--f
  * Bring an interrupted dpkg back to a consistent state. `dpkg --configure -a` finishes what was
  * unpacked; but a package whose unpack or maintainer script was killed is flagged half-installed or
  * reinstall-required ("very bad inconsistent state"), which dpkg refuses to configure: apt puts its
- * files back first (--reinstall), then dpkg configures the rest.
+ * files back first (--reinstall), then dpkg configures the rest. dpkg itself does not wait for its
+ * lock (apt does, with DPkg::Lock::Timeout), so the script waits for it up to `lockTimeout` seconds.
  */
-function recoverDpkgCommand(lock: string): Command {
+function recoverDpkgCommand(lockTimeout: number): Command {
+  const lock = `-o DPkg::Lock::Timeout=${lockTimeout}`;
   const script = [
-    `${APT_ENV} dpkg --configure -a --force-confdef --force-confold && exit 0`,
+    `end=$(($(date +%s) + ${lockTimeout}))`,
+    'while :; do',
+    `  out=$(${APT_ENV} dpkg --configure -a --force-confdef --force-confold 2>&1) && { printf '%s\n' "$out"; exit 0; }`,
+    '  case $out in *"lock was locked"*|*"unable to lock"*|*"unable to acquire"*) ;; *) break ;; esac',
+    '  [ "$(date +%s)" -lt "$end" ] || { printf \'%s\n\' "$out" >&2; exit 1; }',
+    '  sleep 2',
+    'done',
+    "printf '%s\n' \"$out\" >&2",
     "broken=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' | awk '$2 ~ /^.H/ || $2 ~ /R$/ { print $1 }')",
     '[ -n "$broken" ] || exit 1',
     'set -e',
     `${APT_ENV} apt-get install -y -q --reinstall --no-install-recommends ${lock} ${DPKG_CONFOPTS} $broken`,
     `${APT_ENV} dpkg --configure -a --force-confdef --force-confold`,
   ].join('\n');
-  return { kind: 'shell', cmd: `sh -c ${quote(script)}`, describe: 'recover interrupted dpkg (dpkg --configure -a; reinstall what it cannot configure)' };
+  return {
+    kind: 'shell',
+    cmd: `sh -c ${quote(script)}`,
+    describe: `recover interrupted dpkg (dpkg --configure -a, waiting up to ${lockTimeout}s for the dpkg lock; reinstall what it cannot configure)`,
+  };
 }
 
 export const aptModule: ModuleDef<z.output<typeof params>> = {
@@ -98,7 +111,7 @@ export const aptModule: ModuleDef<z.output<typeof params>> = {
     if (facts.dpkgInterrupted && !predicted.anyChange) {
       // A package install cut off earlier (dropped connection, killed run) leaves dpkg half-configured.
       changes.unshift({ kind: 'package', target: 'dpkg', action: 'recover interrupted dpkg (dpkg --configure -a)' });
-      commands.push(recoverDpkgCommand(lock));
+      commands.push(recoverDpkgCommand(p.lock_timeout));
     }
     if (toInstall.length) {
       const stale = !predicted.aptCacheFresh && facts.now - facts.aptUpdatedAt > p.cache_valid_time;
