@@ -1,6 +1,6 @@
 import { type Task } from '../../modules/index.js';
 import type { RoleContext, RoleDef } from '../types.js';
-import { apt, file, service, template, user } from '../../modules/tasks.js';
+import { apt, copy, file, lineinfile, service, template, user } from '../../modules/tasks.js';
 
 export interface AdminUser {
   name: string;
@@ -30,6 +30,7 @@ export const SSHD_VALIDATE =
   'm=$(mktemp) && { echo "Include %s"; echo "Include /etc/ssh/sshd_config"; } > "$m" && /usr/sbin/sshd -t -f "$m"; r=$?; rm -f "$m"; exit $r';
 
 const USERNAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+const SSH_LOG_LEVELS = ['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG', 'DEBUG1', 'DEBUG2', 'DEBUG3'];
 
 function adminUsers(vars: Record<string, unknown>): AdminUser[] {
   return (vars.admin_users as AdminUser[] | undefined) ?? [];
@@ -112,6 +113,50 @@ function commonTasks(ctx: RoleContext): Task[] {
     }),
     service('the apt upgrade timer is on', { name: 'apt-daily-upgrade.timer', state: 'started', enabled: true }),
   );
+  tasks.push(...hardeningTasks(v));
+  return tasks;
+}
+
+export const CORE_DUMPS_FILE = '/etc/security/limits.d/10-provision-no-core-dumps.conf';
+export const MODPROBE_FILE = '/etc/modprobe.d/provision-disabled-modules.conf';
+
+/**
+ * What a hardening audit (lynis) asks of every host and this role can give without changing how the
+ * host works: a legal banner, no core dumps (they can hold secrets), network protocols nobody here
+ * uses kept out of the kernel, password ageing and hashing rounds for local accounts made later.
+ */
+function hardeningTasks(v: Record<string, unknown>): Task[] {
+  const tasks: Task[] = [];
+  const banner = String(v.login_banner ?? '');
+  if (banner) {
+    for (const dest of ['/etc/issue', '/etc/issue.net']) {
+      tasks.push(copy(`login banner (${dest})`, { dest, content: banner.endsWith('\n') ? banner : `${banner}\n`, mode: '0644', owner: 'root', group: 'root' }));
+    }
+  }
+  tasks.push(
+    v.disable_core_dumps
+      ? copy('no core dumps', { dest: CORE_DUMPS_FILE, content: '# Managed by provision (role common): no core dumps (they can hold secrets).\n* hard core 0\n* soft core 0\n', mode: '0644' })
+      : file('core dumps as the system sets them', { path: CORE_DUMPS_FILE, state: 'absent' }),
+  );
+  const modules = list(v.disabled_kernel_modules);
+  tasks.push(
+    modules.length
+      ? copy('kernel modules nobody here uses stay out', {
+          dest: MODPROBE_FILE,
+          content: '# Managed by provision (role common): modules that are never loaded on this host.\n' + modules.map((m) => `blacklist ${m}\ninstall ${m} /bin/false\n`).join(''),
+          mode: '0644',
+        })
+      : file('no kernel modules kept out', { path: MODPROBE_FILE, state: 'absent' }),
+  );
+  const loginDefs: Array<[string, string]> = [
+    ['PASS_MAX_DAYS', String(v.password_max_days)],
+    ['PASS_MIN_DAYS', String(v.password_min_days)],
+    ['SHA_CRYPT_MIN_ROUNDS', '5000'],
+    ['SHA_CRYPT_MAX_ROUNDS', '50000'],
+  ];
+  for (const [key, value] of loginDefs) {
+    tasks.push(lineinfile(`login.defs: ${key} ${value}`, { path: '/etc/login.defs', regexp: `^#?\\s*${key}\\s`, line: `${key}\t${value}` }));
+  }
   return tasks;
 }
 
@@ -153,7 +198,17 @@ function validate(vars: Record<string, unknown>): string[] {
   if (typeof tries !== 'number' || !Number.isInteger(tries) || tries < 1 || tries > 20) problems.push('ssh_max_auth_tries: must be an integer from 1 to 20');
   const grace = vars.ssh_login_grace_time;
   if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 10) problems.push('ssh_login_grace_time: must be a number of seconds, at least 10');
-  if (typeof vars.ssh_x11_forwarding !== 'boolean') problems.push('ssh_x11_forwarding: must be true or false');
+  for (const name of ['ssh_x11_forwarding', 'ssh_allow_agent_forwarding', 'ssh_allow_tcp_forwarding', 'disable_core_dumps']) {
+    if (typeof vars[name] !== 'boolean') problems.push(`${name}: must be true or false`);
+  }
+  if (!SSH_LOG_LEVELS.includes(String(vars.ssh_log_level))) problems.push(`ssh_log_level: must be one of ${SSH_LOG_LEVELS.join(', ')} (got ${JSON.stringify(vars.ssh_log_level)})`);
+  if (typeof vars.login_banner !== 'string' || /[\\]/.test(vars.login_banner)) problems.push('login_banner: must be a text without backslashes (getty expands them), or "" to leave /etc/issue alone');
+  const mods = vars.disabled_kernel_modules;
+  if (!Array.isArray(mods) || mods.some((m) => typeof m !== 'string' || !/^[a-z0-9_-]+$/.test(m))) problems.push('disabled_kernel_modules: must be a list of kernel module names, like [dccp, sctp]');
+  for (const name of ['password_max_days', 'password_min_days']) {
+    const d = vars[name];
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > 99999) problems.push(`${name}: must be a whole number of days from 0 to 99999`);
+  }
   if (typeof vars.sudo_nopasswd !== 'boolean') problems.push('sudo_nopasswd: must be true or false');
 
   const users = vars.admin_users;
@@ -185,7 +240,7 @@ function validate(vars: Record<string, unknown>): string[] {
 
 export const role: RoleDef = {
   name: 'common',
-  description: 'Base system: apt cache, base packages, time sync, admin users with sudo, hardened sshd, unattended security upgrades',
+  description: 'Base system: apt cache, base packages, time sync, admin users with sudo, hardened sshd, unattended security upgrades, audit hardening (banner, no core dumps, unused protocols off, password ageing)',
   defaults: {
     base_packages: ['curl', 'ca-certificates', 'python3', 'sudo', 'less', 'gnupg', 'procps', 'iproute2', 'lsb-release', 'openssh-server'],
     extra_packages: [],
@@ -200,6 +255,19 @@ export const role: RoleDef = {
     ssh_max_auth_tries: 3,
     ssh_login_grace_time: 30,
     ssh_x11_forwarding: false,
+    ssh_allow_agent_forwarding: false,
+    /** Jump hosts and SSH tunnels (e.g. to MySQL) need it on the host they pass through. */
+    ssh_allow_tcp_forwarding: true,
+    /** VERBOSE logs the fingerprint of the key each login used. */
+    ssh_log_level: 'VERBOSE',
+    /** /etc/issue and /etc/issue.net; "" leaves them as they are. */
+    login_banner: 'Authorised access only. Activity on this system is monitored and logged.',
+    disable_core_dumps: true,
+    /** Kept out of the kernel (blacklisted, and refused when asked for by name). */
+    disabled_kernel_modules: ['dccp', 'sctp', 'rds', 'tipc'],
+    /** Password ageing for local accounts created later (login.defs); admin users have no password. */
+    password_max_days: 365,
+    password_min_days: 1,
     /** More unattended-upgrades origin patterns beyond the release's security archive. */
     unattended_upgrades_extra_origins: [],
   },
