@@ -5,6 +5,13 @@ import type { Connection } from '../transport/index.js';
 export interface Probe {
   key: string;
   script: string;
+  /**
+   * Probes that read the same kind of state with one command each (one `systemctl show` per unit)
+   * share one run of it instead: `read(items)` runs once per batch, before the probes, with every
+   * item of its group, its output in the file "$PROBE_DIR/GROUP"; each probe's `script` takes its
+   * own part from that file.
+   */
+  shared?: { group: string; item: string; read: (items: string[]) => string };
 }
 
 export interface ProbeResult {
@@ -14,9 +21,24 @@ export interface ProbeResult {
 
 /** The one shell script that runs every probe, each framed by markers carrying the nonce. */
 export function batchScript(probes: Probe[], nonce: string): string {
-  return probes
-    .map((p, i) => `printf '\\n@@${nonce} ${i}\\n'\n( ${p.script}\n) 2>&1\nprintf '\\n@@${nonce} ${i} end %s\\n' "$?"`)
-    .join('\n');
+  const groups = new Map<string, { read: (items: string[]) => string; items: string[] }>();
+  for (const p of probes) {
+    if (!p.shared) continue;
+    const g = groups.get(p.shared.group) ?? { read: p.shared.read, items: [] };
+    if (!g.items.includes(p.shared.item)) g.items.push(p.shared.item);
+    groups.set(p.shared.group, g);
+  }
+  const prelude = groups.size
+    ? [
+        'PROBE_DIR=$(mktemp -d) || exit 1',
+        `trap 'rm -rf "$PROBE_DIR"' EXIT`,
+        ...[...groups].map(([name, g]) => `( ${g.read(g.items)}\n) > "$PROBE_DIR/${name}" 2>/dev/null`),
+      ]
+    : [];
+  return [
+    ...prelude,
+    ...probes.map((p, i) => `printf '\\n@@${nonce} ${i}\\n'\n( ${p.script}\n) 2>&1\nprintf '\\n@@${nonce} ${i} end %s\\n' "$?"`),
+  ].join('\n');
 }
 
 /**

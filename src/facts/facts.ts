@@ -43,7 +43,8 @@ export const PENDING_HANDLERS_FILE = `${STATE_DIR}/pending-handlers`;
 export const FACT_PROBES: Probe[] = [
   { key: 'os', script: 'cat /etc/os-release; echo "HOSTNAME=$(hostname)"; echo "ARCH=$(uname -m)"; echo "NOW=$(date +%s)"' },
   { key: 'init', script: '[ -d /run/systemd/system ] && echo systemd || echo sysv' },
-  { key: 'virt', script: 'systemd-detect-virt 2>/dev/null || echo none' },
+  // systemd records the container it runs in; systemd-detect-virt (tens of ms) only where it did not.
+  { key: 'virt', script: 'cat /run/systemd/container 2>/dev/null || systemd-detect-virt 2>/dev/null || echo none' },
   { key: 'packages', script: "dpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\t${Version}\\n' 2>/dev/null" },
   {
     // Active states only: `systemctl list-unit-files` costs most of a second, and the service module
@@ -65,7 +66,9 @@ export const FACT_PROBES: Probe[] = [
   },
   { key: 'ipv4', script: "ip -4 -o addr show 2>/dev/null | awk '{print $4}'" },
   { key: 'apt', script: 'stat -c %Y /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists/partial 2>/dev/null | sort -n | tail -1' },
-  { key: 'dpkg', script: 'ls -A /var/lib/dpkg/updates 2>/dev/null | head -1; dpkg --audit 2>/dev/null | head -1' },
+  // Journal entries dpkg has not yet folded into its status; the package states themselves come with
+  // 'packages' (what `dpkg --audit` would read again).
+  { key: 'dpkg', script: 'ls -A /var/lib/dpkg/updates 2>/dev/null | head -1' },
   { key: 'pending', script: `cat ${PENDING_HANDLERS_FILE} 2>/dev/null || true` },
 ];
 
@@ -86,10 +89,14 @@ export function parseFacts(raw: Map<string, { stdout: string; code: number }>): 
   const family = id === 'ubuntu' ? 'ubuntu' : id === 'debian' || like.includes('debian') ? 'debian' : 'other';
 
   const packages = new Map<string, PackageFact>();
+  let dpkgHalfDone = false;
   for (const line of get('packages').split('\n')) {
     const [name, status, version] = line.split('\t');
     // "ii" = desired install, installed; anything else (rc, iU, iF…) is not a usable install.
     if (name && status?.trim().startsWith('ii')) packages.set(name.split(':')[0]!, { version: version ?? '' });
+    // What `dpkg --audit` reports: half-installed, unpacked, half-configured, triggers awaited or
+    // pending (status H U F W t), or flagged reinstall-required (R).
+    if (status && (/^.[HUFWt]/.test(status) || status[2] === 'R')) dpkgHalfDone = true;
   }
 
   const services = new Map<string, ServiceFact>();
@@ -130,7 +137,7 @@ export function parseFacts(raw: Map<string, { stdout: string; code: number }>): 
     ufw: { installed: ufwInstalled, active: /^ENABLED=("?)yes\1\s*$/m.test(ufwText), raw: ufwText.replace(/^installed\n?/, '') },
     ipv4: get('ipv4').split('\n').map((s) => s.trim()).filter(Boolean),
     aptUpdatedAt: Number(get('apt').trim()) || 0,
-    dpkgInterrupted: get('dpkg').trim().length > 0,
+    dpkgInterrupted: dpkgHalfDone || get('dpkg').trim().length > 0,
     pendingHandlers: get('pending').split('\n').map((s) => s.trim()).filter(Boolean),
     now: Number(os.NOW) || Math.floor(Date.now() / 1000),
   };

@@ -1,0 +1,69 @@
+/**
+ * The batched probe script, run by a real /bin/sh: frames survive any output, and probes of a shared
+ * group (service units) get their own part of one shared read. `systemctl` here is a stand-in script
+ * on PATH that prints what systemd prints for `show -p …` (paragraphs, aliases in Names=) and logs
+ * each call, so the test can count the calls.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { batchScript, type Probe } from '../../../src/facts/batch.ts';
+import { serviceModule } from '../../../src/modules/service.ts';
+import { debianFacts, testHost } from '../modules/fixtures.ts';
+
+const NONCE = '00112233aabbccdd';
+
+function runLocally(probes: Probe[], env: Record<string, string> = {}): Map<string, { stdout: string; code: number }> {
+  const r = spawnSync('sh', ['-s'], { input: batchScript(probes, NONCE) + '\n', encoding: 'utf8', env: { ...process.env, ...env } });
+  const out = new Map<string, { stdout: string; code: number }>();
+  const re = new RegExp(`\\n@@${NONCE} (\\d+)\\n([\\s\\S]*?)\\n@@${NONCE} \\1 end (\\d+)\\n`, 'g');
+  for (const m of r.stdout.matchAll(re)) out.set(probes[Number(m[1])]!.key, { stdout: m[2]!, code: Number(m[3]) });
+  return out;
+}
+
+function fakeSystemctl(): { dir: string; log: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'provision-batch-'));
+  const log = path.join(dir, 'calls');
+  const units: Record<string, string> = {
+    'mariadb.service': 'Names=mariadb.service mysql.service mysqld.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled',
+    'ssh.service': 'Names=ssh.service sshd.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled',
+    'apt-daily-upgrade.timer': 'Names=apt-daily-upgrade.timer\nLoadState=loaded\nActiveState=inactive\nUnitFileState=disabled',
+  };
+  const cases = Object.entries(units)
+    .flatMap(([, text]) => text.split('\n')[0]!.slice(6).split(' ').map((alias) => `    ${alias}) printf '%b\\n' '${text.replace(/\n/g, '\\n')}' ;;`))
+    .join('\n');
+  writeFileSync(
+    path.join(dir, 'systemctl'),
+    `#!/bin/sh\necho "$*" >> ${log}\n[ "$1" = show ] || exit 1\nfirst=1\nfor a in "$@"; do\n  case "$a" in show|-p|Names|LoadState|ActiveState|UnitFileState) continue ;; esac\n  [ $first = 1 ] || echo\n  first=0\n  case "$a" in\n${cases}\n    *) printf 'Names=%s\\nLoadState=not-found\\nActiveState=inactive\\nUnitFileState=\\n' "$a" ;;\n  esac\ndone\n`,
+  );
+  chmodSync(path.join(dir, 'systemctl'), 0o755);
+  return { dir, log };
+}
+
+describe('batched probes', () => {
+  it('frames each probe, whatever it prints, with its exit code', () => {
+    const res = runLocally([
+      { key: 'a', script: "printf 'x\\n@@ffff 0 end 0\\n'" },
+      { key: 'b', script: 'echo oops >&2; exit 3' },
+    ]);
+    expect(res.get('a')).toEqual({ stdout: 'x\n@@ffff 0 end 0\n', code: 0 });
+    expect(res.get('b')).toEqual({ stdout: 'oops\n', code: 3 });
+  });
+
+  it('service probes share one systemctl call; each finds its own unit, by name or alias', () => {
+    const { dir, log } = fakeSystemctl();
+    const facts = debianFacts();
+    const names = ['mysql', 'ssh', 'apt-daily-upgrade.timer', 'nosuch'];
+    const probes = names.flatMap((name) => serviceModule.probes(serviceModule.schema.parse({ name, state: 'started' }), testHost(), facts));
+    const res = runLocally(probes, { PATH: `${dir}:${process.env.PATH}` });
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(res.get('service:mysql')?.stdout).toContain('ActiveState=active');
+    expect(res.get('service:mysql')?.stdout).toContain('Names=mariadb.service mysql.service');
+    expect(res.get('service:ssh')?.stdout).toContain('UnitFileState=enabled');
+    expect(res.get('service:apt-daily-upgrade.timer')?.stdout).toContain('ActiveState=inactive');
+    expect(res.get('service:nosuch')?.stdout).toContain('LoadState=not-found');
+    expect(res.get('service:nosuch')?.stdout).not.toContain('ssh');
+  });
+});
