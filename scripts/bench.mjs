@@ -6,6 +6,7 @@
 //   2. the no-change run: wall time, controller CPU (user+sys), controller peak RSS, SSH round trips per host,
 //   3. the floor: the same hosts answering ONE batched state-reading script each (bench/floor.mjs, ssh2),
 //   4. Ansible's no-change run of the equivalent playbook (bench/ansible, generated from our expanded tasks),
+//      and its converge from the same fresh hosts,
 //   5. scale: the no-change run of bench/scale.yml on 10, 25, 50 generic lab hosts.
 // Every figure is a fresh process, measured from start to end; median, min and max of N runs.
 // Prints a table and writes bench/results.json. Brings the instance down at the end (unless --keep).
@@ -136,6 +137,43 @@ function labUp(nodes) {
 
 const snapshotExists = (host, snap) => existsSync(path.join(LAB_DIR, 'snapshots', snap, host));
 
+
+// ------------------------------------------------------------------------------------------- Ansible
+let ansibleReady;
+/** Ansible installed, the task files generated from our expanded site as the hosts are now, the inventory written. */
+function prepareAnsible() {
+  if (!ansibleReady) {
+    const have = spawnSync('ansible-galaxy', ['collection', 'list', 'community.general'], { encoding: 'utf8' });
+    if (have.status !== 0 || !/community\.general/.test(have.stdout)) {
+      log('installing Ansible (Debian packages ansible-core and ansible, for community.general.ufw and ansible.posix)');
+      sh('apt-get', ['install', '-y', '-q', 'ansible-core', 'ansible'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    }
+    const hosts = path.join(tmp, 'hosts.yml');
+    writeFileSync(hosts, [
+      'all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${LAB_DIR}/ssh/id_ed25519`,
+      `    ansible_ssh_common_args: -o UserKnownHostsFile=${LAB_DIR}/ssh/known_hosts -o StrictHostKeyChecking=yes`, '  hosts:',
+      ...SITE_HOSTS.map((h, i) => `    ${h}: {ansible_host: ${SUBNET}.${[10, 11, 12, 20][i]}}`), '',
+    ].join('\n'));
+    ansibleReady = { hosts, secrets: path.join(tmp, 'secrets.yml'), version: sh('ansible-playbook', ['--version']).stdout.split('\n')[0] };
+  }
+  log('generating the Ansible tasks from our expanded site');
+  const tasks = JSON.parse(sh('npx', ['tsx', 'bench/ansible/generate.ts', 'bench', 'playbooks/site.yml', 'bench/ansible', ansibleReady.secrets]).stdout);
+  return { ...ansibleReady, tasks };
+}
+
+let ansibleRunNo = 0;
+/** One ansible-playbook run of the generated site, measured. `converge`: changes are expected. */
+async function ansibleRun(a, converge = false) {
+  // A fresh ControlPath dir per run: no SSH master survives from one run into the next.
+  const env = { ANSIBLE_CONFIG: path.join(root, 'bench/ansible/ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp, `cp-${++ansibleRunNo}`), ANSIBLE_NOCOLOR: '1' };
+  const r = await measure('ansible-playbook', ['-i', a.hosts, '-e', `@${a.secrets}`, 'site.yml'], { cwd: path.join(root, 'bench/ansible'), env });
+  const recap = [...r.stdout.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
+  if (r.code !== 0 || recap.length !== SITE_HOSTS.length || (!converge && recap.some((m) => m[3] !== '0'))) {
+    throw new Error(`Ansible's ${converge ? 'converge' : 'no-change run'} did not succeed${converge ? '' : ' without changes'} (exit ${r.code}):\n${r.stdout.slice(-3000)}`);
+  }
+  return { ...r, tasks: Object.fromEntries(recap.map((m) => [m[1], Number(m[2])])), changed: Object.fromEntries(recap.map((m) => [m[1], Number(m[3])])) };
+}
+
 // ------------------------------------------------------------------------------------------- the parts
 const results = {
   machine: {
@@ -161,17 +199,18 @@ async function main() {
   labUp(0);
   writeInventories(maxScale);
 
-  // 1. converge from fresh hosts.
-  if (!flag('skip-converge')) {
-    const fresh = SITE_HOSTS.every((h) => snapshotExists(h, 'fresh'));
-    if (!fresh) {
-      // Only right after the instance was made are its hosts fresh: refuse to snapshot converged hosts.
-      const status = cli(['facts', '--inventory', 'bench', '--limit', 'web-01']).stdout;
-      if (/"prometheus-node-exporter"/.test(status)) {
-        throw new Error(`the "${NAME}" hosts are converged but have no "fresh" snapshot: run "provision lab down --name ${NAME}" and again`);
-      }
+  // The fresh hosts are kept as a snapshot the first time the instance is seen, whatever is measured.
+  if (!SITE_HOSTS.every((h) => snapshotExists(h, 'fresh'))) {
+    // Only right after the instance was made are its hosts fresh: refuse to snapshot converged hosts.
+    const status = cli(['facts', '--inventory', 'bench', '--limit', 'web-01']).stdout;
+    if (/"prometheus-node-exporter"/.test(status)) {
+      if (!flag('skip-converge')) throw new Error(`the "${NAME}" hosts are converged but have no "fresh" snapshot: run "provision lab down --name ${NAME}" and again`);
+    } else {
       for (const h of SITE_HOSTS) cli(['lab', 'snapshot', h, 'fresh', '--name', NAME]); // one at a time: the lab state file is shared
     }
+  }
+  // 1. converge from fresh hosts.
+  if (!flag('skip-converge')) {
     const runs = [];
     for (let i = 0; i < CONVERGE_RUNS; i++) {
       log(`converge ${i + 1}/${CONVERGE_RUNS}: restoring fresh hosts`);
@@ -214,41 +253,37 @@ async function main() {
   results.floor = { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)), roundTripsPerHost: 1 };
   save();
 
-  // 4. Ansible.
+  // 4. Ansible's no-change run of the equivalent playbook.
   if (!flag('skip-ansible')) {
-    const have = spawnSync('ansible-galaxy', ['collection', 'list', 'community.general'], { encoding: 'utf8' });
-    if (have.status !== 0 || !/community\.general/.test(have.stdout)) {
-      log('installing Ansible (Debian packages ansible-core and ansible, for community.general.ufw and ansible.posix)');
-      sh('apt-get', ['install', '-y', '-q', 'ansible-core', 'ansible'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    }
-    const secrets = path.join(tmp, 'secrets.yml');
-    log('generating the Ansible tasks from our expanded site');
-    results.ansibleTasks = JSON.parse(sh('npx', ['tsx', 'bench/ansible/generate.ts', 'bench', 'playbooks/site.yml', 'bench/ansible', secrets]).stdout);
-    const hosts = path.join(tmp, 'hosts.yml');
-    writeFileSync(hosts, [
-      'all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${LAB_DIR}/ssh/id_ed25519`,
-      `    ansible_ssh_common_args: -o UserKnownHostsFile=${LAB_DIR}/ssh/known_hosts -o StrictHostKeyChecking=yes`, '  hosts:',
-      ...SITE_HOSTS.map((h, i) => `    ${h}: {ansible_host: ${SUBNET}.${[10, 11, 12, 20][i]}}`), '',
-    ].join('\n'));
-    const ansibleRun = async (i) => {
-      // A fresh ControlPath dir per run: no SSH master survives from one run into the next.
-      const env = { ANSIBLE_CONFIG: path.join(root, 'bench/ansible/ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp, `cp-${i}`), ANSIBLE_NOCOLOR: '1' };
-      const r = await measure('ansible-playbook', ['-i', hosts, '-e', `@${secrets}`, 'site.yml'], { cwd: path.join(root, 'bench/ansible'), env });
-      const recap = [...r.stdout.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
-      if (r.code !== 0 || recap.length !== SITE_HOSTS.length || recap.some((m) => m[3] !== '0')) {
-        throw new Error(`Ansible's no-change run is not a no-change run (exit ${r.code}):\n${r.stdout.slice(-3000)}`);
-      }
-      return { ...r, tasks: Object.fromEntries(recap.map((m) => [m[1], Number(m[2])])) };
-    };
+    const a = prepareAnsible();
+    results.ansibleTasks = a.tasks;
     log(`Ansible no-change run, ${ANSIBLE_RUNS} runs (load ${load().join(' ')})`);
     const runs = [];
-    for (let i = 0; i < ANSIBLE_RUNS; i++) runs.push(await ansibleRun(i));
+    for (let i = 0; i < ANSIBLE_RUNS; i++) runs.push(await ansibleRun(a));
     results.ansible = {
-      version: sh('ansible-playbook', ['--version']).stdout.split('\n')[0],
+      version: a.version,
       wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)),
       okTasksPerHost: runs[0].tasks, load: load(),
     };
     save();
+  }
+
+  // 4b. Ansible's converge from the same fresh hosts, after ours (the generated playbook does less:
+  // SQL only read, no handlers; its time is what Ansible needs for the packages, files, services, rules).
+  if (!flag('skip-converge') && !flag('skip-ansible')) {
+    const runs = [];
+    for (let i = 0; i < CONVERGE_RUNS; i++) {
+      log(`Ansible converge ${i + 1}/${CONVERGE_RUNS}: restoring fresh hosts`);
+      for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
+      const a = prepareAnsible();
+      const r = await ansibleRun(a, true);
+      runs.push(r);
+      log(`Ansible converge ${i + 1}: ${(r.wallMs / 1000).toFixed(1)} s, changed ${JSON.stringify(r.changed)}`);
+    }
+    results.ansibleConverge = { wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)), changedPerHost: runs[0].changed, load: load() };
+    save();
+    // Back to our converged site for what follows.
+    for (let i = 0; i < 3 && cli(['--inventory', 'bench', '--json'], { allowFail: true }).status !== 0; i++);
   }
 
   // 5. scale.
@@ -269,6 +304,7 @@ async function main() {
   results.ratios = {
     oursOverFloor: round(results.noChange.wallS.median / results.floor.wallS.median),
     ansibleOverOurs: results.ansible ? round(results.ansible.wallS.median / results.noChange.wallS.median) : undefined,
+    convergeAnsibleOverOurs: results.ansibleConverge && results.converge ? round(results.ansibleConverge.wallS.median / results.converge.wallS.median) : undefined,
     scaleMaxOverSite: results.scale?.[maxScale] ? round(results.scale[maxScale].wallS.median / results.noChange.wallS.median) : undefined,
   };
   results.loadAtEnd = load();
@@ -283,13 +319,14 @@ function printTable(r) {
     ['no-change run (4 site hosts)', f(r.noChange.wallS, ' s'), f(r.noChange.cpuS, ' s'), f(r.noChange.rssMB, ' MB'), String(r.noChange.roundTripsPerHost.median)],
     ['floor: one batched script per host', f(r.floor.wallS, ' s'), f(r.floor.cpuS, ' s'), f(r.floor.rssMB, ' MB'), '1'],
     ['Ansible no-change run', f(r.ansible?.wallS, ' s'), f(r.ansible?.cpuS, ' s'), f(r.ansible?.rssMB, ' MB'), ''],
+    ['Ansible converge from fresh (4 site hosts)', f(r.ansibleConverge?.wallS, ' s'), f(r.ansibleConverge?.cpuS, ' s'), f(r.ansibleConverge?.rssMB, ' MB'), ''],
     ...Object.entries(r.scale ?? {}).map(([n, s]) => [`no-change, bench/scale.yml, ${n} hosts`, f(s.wallS, ' s'), f(s.cpuS, ' s'), f(s.rssMB, ' MB'), String(s.roundTripsPerHost.median)]),
   ];
   const head = ['', 'wall: median (min–max)', 'controller CPU', 'controller peak RSS', 'round trips/host'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
   const line = (cells) => '| ' + cells.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |';
   const out = [line(head), '|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|', ...rows.map(line)];
-  out.push('', `ours / floor: ${r.ratios.oursOverFloor}×   Ansible / ours: ${r.ratios.ansibleOverOurs ?? '-'}×   ${SCALE.length ? `${Math.max(...SCALE)} hosts / site: ${r.ratios.scaleMaxOverSite}×` : ''}`);
+  out.push('', `ours / floor: ${r.ratios.oursOverFloor}×   Ansible / ours: ${r.ratios.ansibleOverOurs ?? '-'}× (no change), ${r.ratios.convergeAnsibleOverOurs ?? '-'}× (converge)   ${SCALE.length ? `${Math.max(...SCALE)} hosts / site: ${r.ratios.scaleMaxOverSite}×` : ''}`);
   out.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryGB} GB, Linux ${r.machine.kernel}, Node ${r.machine.node}; load ${r.machine.loadAtStart.join(' ')} at start, ${r.loadAtEnd.join(' ')} at end`);
   process.stdout.write(out.join('\n') + '\n');
 }
