@@ -86,7 +86,13 @@ async function ourNoChange(inventory, playbook, runs) {
     const changed = Object.values(recap.hosts).reduce((a, c) => a + c.changed + c.failed + c.unreachable, 0);
     if (r.code !== 0 || changed) throw new Error(`${inventory}: the no-change run changed or failed (exit ${r.code}): ${JSON.stringify(recap.hosts)}`);
     const trips = Object.values(recap.roundTrips ?? {});
-    rows.push({ wallMs: r.wallMs, cpuS: r.cpuS, rssMB: r.rssMB, roundTripsPerHost: trips.length ? Math.max(...trips) : undefined, engineMs: recap.wallMs });
+    // The slowest host's phases: what the run waited for.
+    const hostPhases = Object.values(recap.phases?.hosts ?? {});
+    const slowest = (k) => (hostPhases.length ? Math.max(...hostPhases.map((h) => h[k] ?? 0)) : NaN);
+    rows.push({
+      wallMs: r.wallMs, cpuS: r.cpuS, rssMB: r.rssMB, roundTripsPerHost: trips.length ? Math.max(...trips) : undefined, engineMs: recap.wallMs,
+      startupMs: recap.phases?.startupMs ?? NaN, connectMs: slowest('connectMs'), factsMs: slowest('factsMs'), readMs: slowest('readMs'),
+    });
   }
   return {
     wallS: stats(rows.map((r) => r.wallMs / 1000)),
@@ -94,6 +100,10 @@ async function ourNoChange(inventory, playbook, runs) {
     cpuS: stats(rows.map((r) => r.cpuS)),
     rssMB: stats(rows.map((r) => r.rssMB)),
     roundTripsPerHost: stats(rows.map((r) => r.roundTripsPerHost ?? NaN)),
+    phasesMs: {
+      startup: stats(rows.map((r) => r.startupMs)), connect: stats(rows.map((r) => r.connectMs)),
+      facts: stats(rows.map((r) => r.factsMs)), read: stats(rows.map((r) => r.readMs)),
+    },
     load: load(),
   };
 }
@@ -249,7 +259,11 @@ async function main() {
     floorRuns.push(f);
   }
   const pick = (k) => stats(ours.map((o) => o[k].median));
-  results.noChange = { wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'), load: load() };
+  results.noChange = {
+    wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'),
+    phasesMs: Object.fromEntries(['startup', 'connect', 'facts', 'read'].map((k) => [k, stats(ours.map((o) => o.phasesMs[k].median))])),
+    load: load(),
+  };
   results.floor = { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)), roundTripsPerHost: 1 };
   save();
 
@@ -327,6 +341,8 @@ function printTable(r) {
   const line = (cells) => '| ' + cells.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |';
   const out = [line(head), '|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|', ...rows.map(line)];
   out.push('', `ours / floor: ${r.ratios.oursOverFloor}×   Ansible / ours: ${r.ratios.ansibleOverOurs ?? '-'}× (no change), ${r.ratios.convergeAnsibleOverOurs ?? '-'}× (converge)   ${SCALE.length ? `${Math.max(...SCALE)} hosts / site: ${r.ratios.scaleMaxOverSite}×` : ''}`);
+  const ph = r.noChange.phasesMs;
+  if (ph) out.push(`no-change run, where the time goes (median ms; slowest host): process start to run ${ph.startup.median}, connect ${ph.connect.median}, facts ${ph.facts.median}, state read ${ph.read.median}`);
   out.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryGB} GB, Linux ${r.machine.kernel}, Node ${r.machine.node}; load ${r.machine.loadAtStart.join(' ')} at start, ${r.loadAtEnd.join(' ')} at end`);
   process.stdout.write(out.join('\n') + '\n');
 }

@@ -1,7 +1,7 @@
 import { gatherFacts, type Facts } from '../facts/index.js';
 import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { getRole } from '../roles/index.js';
-import { emptyCounts, type HostCounts, type Reporter } from '../report/events.js';
+import { emptyCounts, type HostCounts, type Reporter, type RunEvent } from '../report/events.js';
 import type { Connection } from '../transport/index.js';
 import { mapLimit } from '../util/concurrency.js';
 import { ConnectionError, errorMessage, PlaybookError, ProvisionError } from '../util/errors.js';
@@ -57,6 +57,8 @@ export interface Connected {
   host: Host;
   conn: Connection;
   facts: Facts;
+  connectMs: number;
+  factsMs: number;
 }
 
 /** Connect to hosts in parallel and read their facts; unreachable ones are reported, not thrown. */
@@ -72,8 +74,9 @@ export async function connectHosts(
     const t0 = Date.now();
     try {
       const conn = await pool.connect(host);
+      const t1 = Date.now();
       const { facts } = await gatherFacts(conn);
-      up.set(host.name, { host, conn, facts });
+      up.set(host.name, { host, conn, facts, connectMs: t1 - t0, factsMs: Date.now() - t1 });
       reporter.emit({ kind: 'host-connected', host: host.name, ms: Date.now() - t0 });
     } catch (err) {
       const reason = mask(errorMessage(err));
@@ -96,6 +99,7 @@ export function exitCodeFor(counts: Iterable<HostCounts>): number {
 
 export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const t0 = Date.now();
+  const startupMs = Math.round(process.uptime() * 1000);
   const { inventory, playbook, reporter } = opts;
   const names = selectHosts(inventory, opts.limit);
   validateRoleVars(inventory, playbook, names);
@@ -112,11 +116,13 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const pool = new ConnectionPool(inventory);
   const results: RunResult['hosts'] = new Map();
   const roundTrips: Record<string, number> = {};
+  const phases: NonNullable<Extract<RunEvent, { kind: 'recap' }>['phases']> = { startupMs, hosts: {} };
   try {
     const { up, down } = await connectHosts(pool, names.map((n) => inventory.hosts.get(n)!), forks, reporter);
     for (const [h, reason] of down) results.set(h, { unreachable: reason, counts: { ...emptyCounts(), unreachable: 1 } });
     const runs = new Map<string, HostRun>();
     for (const [h, c] of up) {
+      phases.hosts[h] = { connectMs: c.connectMs, factsMs: c.factsMs };
       const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host));
       runs.set(h, run);
       results.set(h, run);
@@ -137,7 +143,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
       });
       expanded.set(run.host.name, mine);
       try {
+        const t = Date.now();
         await run.warm([...mine.values()].flatMap((hp) => [...hp.tasks, ...hp.handlers]));
+        phases.hosts[run.host.name]!.readMs = Date.now() - t;
       } catch (err) {
         if (!(err instanceof ConnectionError)) throw err;
         run.unreachable = err.message;
@@ -190,6 +198,6 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const counts = new Map([...results].map(([h, r]) => [h, r.counts]));
   const exitCode = exitCodeFor(counts.values());
   const wallMs = Date.now() - t0;
-  reporter.emit({ kind: 'recap', hosts: Object.fromEntries(counts), wallMs, check: opts.check, exitCode, roundTrips });
+  reporter.emit({ kind: 'recap', hosts: Object.fromEntries(counts), wallMs, check: opts.check, exitCode, roundTrips, phases });
   return { exitCode, hosts: results, wallMs };
 }

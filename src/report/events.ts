@@ -39,6 +39,8 @@ export type RunEvent =
       exitCode: number;
       /** SSH exec round trips per reachable host (connection-level; what `npm run bench` reports). */
       roundTrips?: Record<string, number>;
+      /** Where the time went: process start to run start, and per host connect, facts, the state read. */
+      phases?: { startupMs: number; hosts: Record<string, { connectMs: number; factsMs: number; readMs?: number }> };
     };
 
 export interface Reporter {
