@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { batchScript, type Probe } from '../../../src/facts/batch.ts';
+import { mysqlDbModule, mysqlUserModule } from '../../../src/modules/mysql.ts';
 import { serviceModule } from '../../../src/modules/service.ts';
 import { debianFacts, testHost } from '../modules/fixtures.ts';
 
@@ -66,4 +67,51 @@ describe('batched probes', () => {
     expect(res.get('service:nosuch')?.stdout).toContain('LoadState=not-found');
     expect(res.get('service:nosuch')?.stdout).not.toContain('ssh');
   });
+
+  /** A stand-in `mysql`: answers each `SELECT '<literal>';` line with the literal and any other line with "row <line>". */
+  function fakeMysql(fail?: string): { dir: string; log: string } {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-batch-'));
+    const log = path.join(dir, 'calls');
+    writeFileSync(
+      path.join(dir, 'mysql'),
+      fail
+        ? `#!/bin/sh\necho call >> ${log}\ncat >/dev/null\necho ${JSON.stringify(fail)} >&2\nexit 1\n`
+        : `#!/bin/sh\necho call >> ${log}\nwhile IFS= read -r l; do\n  m=$(printf '%s\\n' "$l" | sed -n "s/^SELECT '\\\\(@@q [0-9a-f]*\\\\)';\\$/\\\\1/p")\n  if [ -n "$m" ]; then echo "$m"; else printf 'row %s\\n' "$l"; fi\ndone\n`,
+    );
+    chmodSync(path.join(dir, 'mysql'), 0o755);
+    return { dir, log };
+  }
+
+  const mysqlProbes = () => [
+    ...mysqlUserModule.probes(mysqlUserModule.schema.parse({ user: 'app', host: '10.0.0.%', password: 'x' }), testHost(), debianFacts()),
+    ...mysqlUserModule.probes(mysqlUserModule.schema.parse({ user: 'exporter', host: 'localhost', password: 'y' }), testHost(), debianFacts()),
+    ...mysqlDbModule.probes(mysqlDbModule.schema.parse({ name: 'app' }), testHost(), debianFacts()),
+  ];
+
+  it('MySQL table reads share one client run; each probe gets exactly the rows of its own queries', () => {
+    const { dir, log } = fakeMysql();
+    const probes = mysqlProbes();
+    const res = runLocally(probes, { PATH: `${dir}:${process.env.PATH}` });
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1);
+    const [app, exporter, db] = probes.map((p) => res.get(p.key)!);
+    expect(app.code).toBe(0);
+    expect(app.stdout.trim().split('\n')).toHaveLength(4); // the user row and three privilege reads
+    expect(app.stdout).not.toContain('@@');
+    expect(exporter.stdout.trim().split('\n')).toHaveLength(4);
+    expect(db.stdout.trim().split('\n')).toHaveLength(1);
+    expect(db.stdout).toContain("SCHEMA_NAME = 'app'");
+    expect(app.stdout).toContain("User = 'app'");
+    expect(exporter.stdout).toContain("User = 'exporter'");
+  });
+
+  it('when the client fails, every MySQL table read fails with its message, as if asked alone', () => {
+    const { dir } = fakeMysql("ERROR 2002 (HY000): Can't connect to local server through socket");
+    const res = runLocally(mysqlProbes(), { PATH: `${dir}:${process.env.PATH}` });
+    for (const r of res.values()) {
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain("Can't connect to local server");
+    }
+    expect(res.size).toBe(3);
+  });
 });
+
