@@ -111,16 +111,10 @@ export function parseFacts(raw: Map<string, { stdout: string; code: number }>): 
     }
   }
 
-  const users = new Map<string, { uid: number; gid: number; home: string; shell: string }>();
-  for (const line of get('users').split('\n')) {
-    const f = line.split(':');
-    if (f.length >= 7) users.set(f[0]!, { uid: Number(f[2]), gid: Number(f[3]), home: f[5]!, shell: f[6]! });
-  }
-  const groups = new Map<string, { gid: number; members: string[] }>();
-  for (const line of get('groups').split('\n')) {
-    const f = line.split(':');
-    if (f.length >= 4) groups.set(f[0]!, { gid: Number(f[2]), members: f[3]!.split(',').filter(Boolean) });
-  }
+  // getent's passwd (7 fields) and group (4 fields) databases, by name.
+  const records = (text: string, fields: number) => text.split('\n').map((l) => l.split(':')).filter((f) => f.length >= fields);
+  const users = new Map(records(get('users'), 7).map((f) => [f[0]!, { uid: Number(f[2]), gid: Number(f[3]), home: f[5]!, shell: f[6]! }]));
+  const groups = new Map(records(get('groups'), 4).map((f) => [f[0]!, { gid: Number(f[2]), members: f[3]!.split(',').filter(Boolean) }]));
 
   const ufwText = get('ufw');
   const ufwInstalled = ufwText.startsWith('installed');

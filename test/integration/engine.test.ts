@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostExec, labDown, labPaths, labUp, restoreHost, snapshotHost } from '../../src/lab/index.ts';
 import { changedTasks, provision } from '../e2e/lab-env.ts';
+import { writeInventory } from './faults-helpers.ts';
 
 const NAME = 'it';
 const SUBNET = '10.79.0';
@@ -16,26 +17,15 @@ const SECRET = 'Sup3r-Secret-Value-0123';
 let dir: string;
 
 function inventory(extra = '', knownHosts?: string, acceptNew = false): string {
-  const p = labPaths(NAME);
-  const file = path.join(dir, `inv-${Math.random().toString(36).slice(2, 8)}.yml`);
-  writeFileSync(
-    file,
-    `defaults:
-  user: root
-  identity_file: ${p.sshKey}
-  known_hosts: ${knownHosts ?? p.knownHosts}
-  connect_timeout: 5
-  accept_new_host_keys: ${acceptNew}
-hosts:
-  web-01: { address: ${SUBNET}.11, groups: [web] }
-  web-02: { address: ${SUBNET}.12, groups: [web] }
-${extra}
-vars:
+  return writeInventory(dir, NAME, SUBNET, {
+    knownHosts,
+    acceptNew,
+    extraHosts: extra,
+    tail: `vars:
   motd: "managed by provision"
   token: !secret api_token
 `,
-  );
-  return file;
+  });
 }
 
 const PLAY = `

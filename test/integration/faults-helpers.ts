@@ -59,8 +59,16 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined | false>, 
   }
 }
 
-/** An inventory for the instance's two web hosts, root over the lab key, its known_hosts checked. */
-export function writeInventory(dir: string, instance: string, prefix: string): string {
+/**
+ * An inventory for the instance's two web hosts, root over the lab key, its known_hosts checked.
+ * `extraHosts` lines go under hosts:, `tail` after them (vars:…); another known_hosts can be given.
+ */
+export function writeInventory(
+  dir: string,
+  instance: string,
+  prefix: string,
+  opts: { knownHosts?: string; acceptNew?: boolean; extraHosts?: string; tail?: string } = {},
+): string {
   const p = labPaths(instance);
   const file = path.join(dir, `inv-${Math.random().toString(36).slice(2, 8)}.yml`);
   writeFileSync(
@@ -68,12 +76,13 @@ export function writeInventory(dir: string, instance: string, prefix: string): s
     `defaults:
   user: root
   identity_file: ${p.sshKey}
-  known_hosts: ${p.knownHosts}
+  known_hosts: ${opts.knownHosts ?? p.knownHosts}
   connect_timeout: 5
+  accept_new_host_keys: ${opts.acceptNew ?? false}
 hosts:
   web-01: { address: ${prefix}.11, groups: [web] }
   web-02: { address: ${prefix}.12, groups: [web] }
-`,
+${opts.extraHosts ?? ''}${opts.tail ?? ''}`,
   );
   return file;
 }
