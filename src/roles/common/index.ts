@@ -139,6 +139,10 @@ function hardeningTasks(v: Record<string, unknown>): Task[] {
       : file('core dumps as the system sets them', { path: CORE_DUMPS_FILE, state: 'absent' }),
   );
   const modules = list(v.disabled_kernel_modules);
+  if (modules.length) {
+    // A minimal system (no kmod yet) has no /etc/modprobe.d; the file is for whenever modules load.
+    tasks.push(file('/etc/modprobe.d exists', { path: '/etc/modprobe.d', state: 'directory', mode: '0755' }));
+  }
   tasks.push(
     modules.length
       ? copy('kernel modules nobody here uses stay out', {
