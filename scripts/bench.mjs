@@ -32,6 +32,12 @@ const RUNS = Number(opt('runs', process.env.BENCH_RUNS ?? 5));
 const CONVERGE_RUNS = Number(opt('converge-runs', 1));
 const ANSIBLE_RUNS = Number(opt('ansible-runs', 3));
 const SCALE = flag('skip-scale') ? [] : opt('scale', '10,25,50').split(',').map(Number).filter(Boolean);
+// --only PART[,PART…] runs only those parts (converge, nochange, ansible, ansible-converge, scale);
+// --merge keeps the figures of bench/results.json that this run does not measure.
+const ONLY = opt('only', '').split(',').filter(Boolean);
+// The hosts of the converge comparison with Ansible (default: all four site hosts).
+const CONVERGE_HOSTS = opt('converge-hosts', '').split(',').filter(Boolean);
+const part = (name, skipFlag) => (ONLY.length ? ONLY.includes(name) : !flag(skipFlag));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'provision-bench-'));
 
 const log = (s) => process.stderr.write(`bench: ${s}\n`);
@@ -151,7 +157,7 @@ const snapshotExists = (host, snap) => existsSync(path.join(LAB_DIR, 'snapshots'
 // ------------------------------------------------------------------------------------------- Ansible
 let ansibleReady;
 /** Ansible installed, the task files generated from our expanded site as the hosts are now, the inventory written. */
-function prepareAnsible() {
+function prepareAnsible(playbook = 'playbooks/site.yml') {
   if (!ansibleReady) {
     const have = spawnSync('ansible-galaxy', ['collection', 'list', 'community.general'], { encoding: 'utf8' });
     if (have.status !== 0 || !/community\.general/.test(have.stdout)) {
@@ -167,25 +173,29 @@ function prepareAnsible() {
     ansibleReady = { hosts, secrets: path.join(tmp, 'secrets.yml'), version: sh('ansible-playbook', ['--version']).stdout.split('\n')[0] };
   }
   log('generating the Ansible tasks from our expanded site');
-  const tasks = JSON.parse(sh('npx', ['tsx', 'bench/ansible/generate.ts', 'bench', 'playbooks/site.yml', 'bench/ansible', ansibleReady.secrets]).stdout);
+  const tasks = JSON.parse(sh('npx', ['tsx', 'bench/ansible/generate.ts', 'bench', playbook, 'bench/ansible', ansibleReady.secrets]).stdout);
   return { ...ansibleReady, tasks };
 }
 
 let ansibleRunNo = 0;
 /** One ansible-playbook run of the generated site, measured. `converge`: changes are expected. */
-async function ansibleRun(a, converge = false) {
+async function ansibleRun(a, converge = false, limit = []) {
   // A fresh ControlPath dir per run: no SSH master survives from one run into the next.
   const env = { ANSIBLE_CONFIG: path.join(root, 'bench/ansible/ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp, `cp-${++ansibleRunNo}`), ANSIBLE_NOCOLOR: '1' };
-  const r = await measure('ansible-playbook', ['-i', a.hosts, '-e', `@${a.secrets}`, 'site.yml'], { cwd: path.join(root, 'bench/ansible'), env });
+  const r = await measure('ansible-playbook', ['-i', a.hosts, '-e', `@${a.secrets}`, ...(limit.length ? ['--limit', limit.join(',')] : []), 'site.yml'], { cwd: path.join(root, 'bench/ansible'), env });
   const recap = [...r.stdout.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
-  if (r.code !== 0 || recap.length !== SITE_HOSTS.length || (!converge && recap.some((m) => m[3] !== '0'))) {
-    throw new Error(`Ansible's ${converge ? 'converge' : 'no-change run'} did not succeed${converge ? '' : ' without changes'} (exit ${r.code}):\n${r.stdout.slice(-3000)}`);
+  if (r.code !== 0 || recap.length !== (limit.length || SITE_HOSTS.length) || (!converge && recap.some((m) => m[3] !== '0'))) {
+    const fatal = r.stdout.split('\n').filter((l, i, all) => /^fatal:/.test(l) || /^fatal:/.test(all[i + 1] ?? '')).join('\n');
+    throw new Error(`Ansible's ${converge ? 'converge' : 'no-change run'} did not succeed${converge ? '' : ' without changes'} (exit ${r.code}):\n${fatal.slice(0, 3000)}\n${r.stdout.slice(-1500)}`);
   }
   return { ...r, tasks: Object.fromEntries(recap.map((m) => [m[1], Number(m[2])])), changed: Object.fromEntries(recap.map((m) => [m[1], Number(m[3])])) };
 }
 
 // ------------------------------------------------------------------------------------------- the parts
+const previous = flag('merge') && existsSync(path.join(root, 'bench/results.json')) ? JSON.parse(readFileSync(path.join(root, 'bench/results.json'), 'utf8')) : {};
 const results = {
+  ...previous,
+  earlier: previous.command ? [...(previous.earlier ?? []), { command: previous.command, when: previous.when, machine: previous.machine }] : undefined,
   machine: {
     nproc: os.availableParallelism(),
     cpu: os.cpus()[0]?.model,
@@ -214,13 +224,13 @@ async function main() {
     // Only right after the instance was made are its hosts fresh: refuse to snapshot converged hosts.
     const status = cli(['facts', '--inventory', 'bench', '--limit', 'web-01']).stdout;
     if (/"prometheus-node-exporter"/.test(status)) {
-      if (!flag('skip-converge')) throw new Error(`the "${NAME}" hosts are converged but have no "fresh" snapshot: run "provision lab down --name ${NAME}" and again`);
+      if (part('converge', 'skip-converge') || part('ansible-converge', 'skip-converge')) throw new Error(`the "${NAME}" hosts are converged but have no "fresh" snapshot: run "provision lab down --name ${NAME}" and again`);
     } else {
       for (const h of SITE_HOSTS) cli(['lab', 'snapshot', h, 'fresh', '--name', NAME]); // one at a time: the lab state file is shared
     }
   }
   // 1. converge from fresh hosts.
-  if (!flag('skip-converge')) {
+  if (part('converge', 'skip-converge')) {
     const runs = [];
     for (let i = 0; i < CONVERGE_RUNS; i++) {
       log(`converge ${i + 1}/${CONVERGE_RUNS}: restoring fresh hosts`);
@@ -241,34 +251,37 @@ async function main() {
     if (again.status !== 0) throw new Error(`the site does not converge to no-change (exit ${again.status})`);
   }
 
-  // 2. our no-change run, 3. the floor, interleaved so both see the same load.
-  const facts = path.join(tmp, 'facts.sh');
-  writeFileSync(facts, sh('npx', ['tsx', 'bench/fact-script.ts']).stdout);
-  const floorCfg = path.join(tmp, 'floor.json');
-  writeFileSync(floorCfg, JSON.stringify({
-    hosts: SITE_HOSTS.map((name, i) => ({ name, address: `${SUBNET}.${[10, 11, 12, 20][i]}`, port: 22 })),
-    user: 'root', key: `${LAB_DIR}/ssh/id_ed25519`, knownHosts: `${LAB_DIR}/ssh/known_hosts`, script: facts,
-  }));
-  log(`no-change run and floor, ${RUNS} runs each (load ${load().join(' ')})`);
-  const floorRuns = [];
-  const ours = [];
-  for (let i = 0; i < RUNS; i++) {
-    ours.push(await ourNoChange('bench', 'playbooks/site.yml', 1));
-    const f = await measure(process.execPath, [path.join(root, 'bench/floor.mjs'), floorCfg]);
-    if (f.code !== 0) throw new Error(`floor failed: ${f.stderr}`);
-    floorRuns.push(f);
+  if (part('nochange', 'skip-no-change')) {
+    // 2. our no-change run, 3. the floor, interleaved so both see the same load.
+    const facts = path.join(tmp, 'facts.sh');
+    writeFileSync(facts, sh('npx', ['tsx', 'bench/fact-script.ts']).stdout);
+    const floorCfg = path.join(tmp, 'floor.json');
+    writeFileSync(floorCfg, JSON.stringify({
+      hosts: SITE_HOSTS.map((name, i) => ({ name, address: `${SUBNET}.${[10, 11, 12, 20][i]}`, port: 22 })),
+      user: 'root', key: `${LAB_DIR}/ssh/id_ed25519`, knownHosts: `${LAB_DIR}/ssh/known_hosts`, script: facts,
+    }));
+    log(`no-change run and floor, ${RUNS} runs each (load ${load().join(' ')})`);
+    const floorRuns = [];
+    const ours = [];
+    for (let i = 0; i < RUNS; i++) {
+      ours.push(await ourNoChange('bench', 'playbooks/site.yml', 1));
+      const f = await measure(process.execPath, [path.join(root, 'bench/floor.mjs'), floorCfg]);
+      if (f.code !== 0) throw new Error(`floor failed: ${f.stderr}`);
+      floorRuns.push(f);
+    }
+    const pick = (k) => stats(ours.map((o) => o[k].median));
+    results.noChange = {
+      wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'),
+      phasesMs: Object.fromEntries(['startup', 'connect', 'facts', 'read'].map((k) => [k, stats(ours.map((o) => o.phasesMs[k].median))])),
+      load: load(),
+    };
+    results.floor = { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)), roundTripsPerHost: 1 };
+    save();
+
   }
-  const pick = (k) => stats(ours.map((o) => o[k].median));
-  results.noChange = {
-    wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'),
-    phasesMs: Object.fromEntries(['startup', 'connect', 'facts', 'read'].map((k) => [k, stats(ours.map((o) => o.phasesMs[k].median))])),
-    load: load(),
-  };
-  results.floor = { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)), roundTripsPerHost: 1 };
-  save();
 
   // 4. Ansible's no-change run of the equivalent playbook.
-  if (!flag('skip-ansible')) {
+  if (part('ansible', 'skip-ansible')) {
     const a = prepareAnsible();
     results.ansibleTasks = a.tasks;
     log(`Ansible no-change run, ${ANSIBLE_RUNS} runs (load ${load().join(' ')})`);
@@ -282,26 +295,33 @@ async function main() {
     save();
   }
 
-  // 4b. Ansible's converge from the same fresh hosts, after ours (the generated playbook does less:
-  // SQL only read, no handlers; its time is what Ansible needs for the packages, files, services, rules).
-  if (!flag('skip-converge') && !flag('skip-ansible')) {
-    const runs = [];
+  // 4b. Converge from fresh hosts, ours and Ansible's, of the same work: bench/scale.yml (common,
+  // firewall, monitoring collector) on the four site hosts. That set translates to Ansible whole;
+  // the full site does not (its SQL is only read on the Ansible side, and no handler runs there).
+  if (ONLY.length ? ONLY.includes('ansible-converge') : !flag('skip-converge') && !flag('skip-ansible')) {
+    const ours = [];
+    const theirs = [];
     for (let i = 0; i < CONVERGE_RUNS; i++) {
-      log(`Ansible converge ${i + 1}/${CONVERGE_RUNS}: restoring fresh hosts`);
       for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
-      const a = prepareAnsible();
-      const r = await ansibleRun(a, true);
-      runs.push(r);
-      log(`Ansible converge ${i + 1}: ${(r.wallMs / 1000).toFixed(1)} s, changed ${JSON.stringify(r.changed)}`);
+      const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', 'bench', '--playbook', 'bench/scale.yml', '--json', ...(CONVERGE_HOSTS.length ? ['--limit', CONVERGE_HOSTS.join(',')] : [])]);
+      if (r.code !== 2) throw new Error(`our converge of bench/scale.yml exited ${r.code}: ${JSON.stringify(recapOf(r.stdout).hosts)}`);
+      ours.push(r);
+      log(`converge of bench/scale.yml on fresh hosts, ours ${i + 1}: ${(r.wallMs / 1000).toFixed(1)} s`);
+      for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
+      const a = prepareAnsible('bench/scale.yml');
+      const t = await ansibleRun(a, true, CONVERGE_HOSTS);
+      theirs.push(t);
+      log(`converge of bench/scale.yml on fresh hosts, Ansible ${i + 1}: ${(t.wallMs / 1000).toFixed(1)} s, changed ${JSON.stringify(t.changed)}`);
     }
-    results.ansibleConverge = { wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)), changedPerHost: runs[0].changed, load: load() };
+    const fig = (runs) => ({ wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)) });
+    results.lightConverge = { playbook: 'bench/scale.yml', hosts: CONVERGE_HOSTS.length ? CONVERGE_HOSTS : SITE_HOSTS, ours: fig(ours), ansible: { ...fig(theirs), changedPerHost: theirs[0].changed }, load: load() };
     save();
     // Back to our converged site for what follows.
     for (let i = 0; i < 3 && cli(['--inventory', 'bench', '--json'], { allowFail: true }).status !== 0; i++);
   }
 
   // 5. scale.
-  if (SCALE.length) {
+  if (SCALE.length && part('scale', 'skip-scale')) {
     labUp(maxScale);
     results.scale = {};
     for (const n of SCALE) {
@@ -318,7 +338,7 @@ async function main() {
   results.ratios = {
     oursOverFloor: round(results.noChange.wallS.median / results.floor.wallS.median),
     ansibleOverOurs: results.ansible ? round(results.ansible.wallS.median / results.noChange.wallS.median) : undefined,
-    convergeAnsibleOverOurs: results.ansibleConverge && results.converge ? round(results.ansibleConverge.wallS.median / results.converge.wallS.median) : undefined,
+    convergeAnsibleOverOurs: results.lightConverge ? round(results.lightConverge.ansible.wallS.median / results.lightConverge.ours.wallS.median) : undefined,
     scaleMaxOverSite: results.scale?.[maxScale] ? round(results.scale[maxScale].wallS.median / results.noChange.wallS.median) : undefined,
   };
   results.loadAtEnd = load();
@@ -333,7 +353,8 @@ function printTable(r) {
     ['no-change run (4 site hosts)', f(r.noChange.wallS, ' s'), f(r.noChange.cpuS, ' s'), f(r.noChange.rssMB, ' MB'), String(r.noChange.roundTripsPerHost.median)],
     ['floor: one batched script per host', f(r.floor.wallS, ' s'), f(r.floor.cpuS, ' s'), f(r.floor.rssMB, ' MB'), '1'],
     ['Ansible no-change run', f(r.ansible?.wallS, ' s'), f(r.ansible?.cpuS, ' s'), f(r.ansible?.rssMB, ' MB'), ''],
-    ['Ansible converge from fresh (4 site hosts)', f(r.ansibleConverge?.wallS, ' s'), f(r.ansibleConverge?.cpuS, ' s'), f(r.ansibleConverge?.rssMB, ' MB'), ''],
+    ['converge of bench/scale.yml from fresh (4 site hosts), ours', f(r.lightConverge?.ours.wallS, ' s'), f(r.lightConverge?.ours.cpuS, ' s'), f(r.lightConverge?.ours.rssMB, ' MB'), ''],
+    ['the same converge, Ansible', f(r.lightConverge?.ansible.wallS, ' s'), f(r.lightConverge?.ansible.cpuS, ' s'), f(r.lightConverge?.ansible.rssMB, ' MB'), ''],
     ...Object.entries(r.scale ?? {}).map(([n, s]) => [`no-change, bench/scale.yml, ${n} hosts`, f(s.wallS, ' s'), f(s.cpuS, ' s'), f(s.rssMB, ' MB'), String(s.roundTripsPerHost.median)]),
   ];
   const head = ['', 'wall: median (min–max)', 'controller CPU', 'controller peak RSS', 'round trips/host'];

@@ -77,9 +77,14 @@ function fileContentTask(name: string, content: string, p: Record<string, unknow
   writeFileSync(path.join(outDir!, file), text);
   return clean({
     name,
-    'ansible.builtin.template': clean({ src: file, dest: p.dest, mode: mode(p.mode), owner: p.owner, group: p.group, validate: p.validate, keep_trailing_newline: true }),
+    'ansible.builtin.template': clean({ src: file, dest: p.dest, mode: mode(p.mode), owner: p.owner, group: p.group, validate: viaShell(p.validate) }),
     no_log: hidden || undefined,
   });
+}
+
+/** Ansible runs `validate` without a shell (%s replaced, then split into words); ours are shell commands. */
+function viaShell(v: unknown): string | undefined {
+  return typeof v === 'string' ? `sh -c '${v.replace(/'/g, `'\\''`)}'` : undefined;
 }
 
 let guardCount = 0;
@@ -136,7 +141,7 @@ function toAnsible(task: Task, p: Record<string, unknown>, host: Host, probes: (
         name,
         'ansible.builtin.lineinfile': clean({
           path: p.path, line: p.line, regexp: p.regexp, state: p.state, insertafter: p.insertafter, insertbefore: p.insertbefore,
-          create: p.create, mode: mode(p.mode), owner: p.owner, group: p.group, validate: p.validate,
+          create: p.create, mode: mode(p.mode), owner: p.owner, group: p.group, validate: viaShell(p.validate),
         }),
       }];
     case 'command': {
