@@ -12,8 +12,8 @@ import {
 } from './layout.ts';
 import { machineMirrors, mirrorHosts } from './mirror.ts';
 import {
-  bridgeNetfilterEnabled, deleteLink, deleteNetns, ensureAttachedNetns, netnsConfigDir, ensureBridge, ensureForwardRule,
-  forwardRule, linkExists, linkIsUp, netnsExists, removeForwardRule, setLink,
+  bridgeNetfilterEnabled, deleteLink, deleteNetns, ensureAttachedNetns, ensureBridge, ensureForwardRule,
+  forwardRule, linkExists, linkIsUp, netnsConfigDir, netnsExists, removeForwardRule, setLink,
 } from './network.ts';
 import {
   bootHost, configureHost, hostAlive, knownHostsLines, mountOverlay, mountsUnder, removeHostDirs,

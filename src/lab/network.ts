@@ -48,10 +48,6 @@ export function bridgeNetfilterEnabled(): boolean {
 }
 
 /**
- * A network namespace with one veth onto the bridge, named eth0 inside, the given
- * address, and a default route via the gateway (which forwards nothing further).
- */
-/**
  * The namespace's own resolv.conf (`ip netns exec` binds /etc/netns/NS/resolv.conf over /etc/resolv.conf):
  * the lab has no DNS for its namespaces, so a name lookup there fails at once (nothing answers on the
  * namespace's loopback) instead of waiting out the machine's resolver, which the namespace cannot reach.
@@ -61,6 +57,10 @@ export function netnsConfigDir(ns: string): string {
   return `/etc/netns/${ns}`;
 }
 
+/**
+ * A network namespace with one veth onto the bridge, named eth0 inside, the given
+ * address, and a default route via the gateway (which forwards nothing further).
+ */
 export async function ensureAttachedNetns(layout: Layout, ns: string, veth: string, address: string): Promise<void> {
   if (!(await netnsExists(ns))) await run('ip', ['netns', 'add', ns]);
   mkdirSync(netnsConfigDir(ns), { recursive: true });

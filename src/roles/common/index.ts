@@ -1,6 +1,7 @@
 import { type Task } from '../../modules/index.js';
 import type { RoleContext, RoleDef } from '../types.js';
 import { apt, copy, file, lineinfile, service, template, user } from '../../modules/tasks.js';
+import { checkBoolean, checkOneOf } from '../checks.js';
 
 export interface AdminUser {
   name: string;
@@ -139,16 +140,14 @@ function hardeningTasks(v: Record<string, unknown>): Task[] {
       : file('core dumps as the system sets them', { path: CORE_DUMPS_FILE, state: 'absent' }),
   );
   const modules = list(v.disabled_kernel_modules);
-  if (modules.length) {
-    // A minimal system (no kmod yet) has no /etc/modprobe.d; the file is for whenever modules load.
-    tasks.push(file('/etc/modprobe.d exists', { path: '/etc/modprobe.d', state: 'directory', mode: '0755' }));
-  }
   tasks.push(
     modules.length
       ? copy('kernel modules nobody here uses stay out', {
           dest: MODPROBE_FILE,
           content: '# Managed by provision (role common): modules that are never loaded on this host.\n' + modules.map((m) => `blacklist ${m}\ninstall ${m} /bin/false\n`).join(''),
           mode: '0644',
+          // A minimal system (no kmod yet) has no /etc/modprobe.d; the file is for whenever modules load.
+          make_parents: true,
         })
       : file('no kernel modules kept out', { path: MODPROBE_FILE, state: 'absent' }),
   );
@@ -202,10 +201,8 @@ function validate(vars: Record<string, unknown>): string[] {
   if (typeof tries !== 'number' || !Number.isInteger(tries) || tries < 1 || tries > 20) problems.push('ssh_max_auth_tries: must be an integer from 1 to 20');
   const grace = vars.ssh_login_grace_time;
   if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 10) problems.push('ssh_login_grace_time: must be a number of seconds, at least 10');
-  for (const name of ['ssh_x11_forwarding', 'ssh_allow_agent_forwarding', 'ssh_allow_tcp_forwarding', 'disable_core_dumps']) {
-    if (typeof vars[name] !== 'boolean') problems.push(`${name}: must be true or false`);
-  }
-  if (!SSH_LOG_LEVELS.includes(String(vars.ssh_log_level))) problems.push(`ssh_log_level: must be one of ${SSH_LOG_LEVELS.join(', ')} (got ${JSON.stringify(vars.ssh_log_level)})`);
+  for (const name of ['ssh_x11_forwarding', 'ssh_allow_agent_forwarding', 'ssh_allow_tcp_forwarding', 'disable_core_dumps']) problems.push(...checkBoolean(vars, name));
+  problems.push(...checkOneOf(vars, 'ssh_log_level', SSH_LOG_LEVELS));
   if (typeof vars.login_banner !== 'string' || /[\\]/.test(vars.login_banner)) problems.push('login_banner: must be a text without backslashes (getty expands them), or "" to leave /etc/issue alone');
   const mods = vars.disabled_kernel_modules;
   if (!Array.isArray(mods) || mods.some((m) => typeof m !== 'string' || !/^[a-z0-9_-]+$/.test(m))) problems.push('disabled_kernel_modules: must be a list of kernel module names, like [dccp, sctp]');
