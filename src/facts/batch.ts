@@ -1,64 +1,84 @@
 import { randomBytes } from 'node:crypto';
 import type { Connection } from '../transport/index.js';
 
-/** A state-reading shell snippet. Many are run as one script: one round trip for all. */
-export interface Probe {
-  key: string;
-  script: string;
-  /**
-   * Probes that read the same kind of state with one command each (one `systemctl show` per unit)
-   * share one run of it instead: `read(items)` runs once per batch, before the probes, with every
-   * item of its group, its output in the file "$PROBE_DIR/GROUP"; each probe's `script` takes its
-   * own part from that file.
-   */
-  shared?: { group: string; item: string; read: (items: string[]) => string };
-}
-
 export interface ProbeResult {
   stdout: string;
   code: number;
 }
 
-/** The one shell script that runs every probe, each framed by markers carrying the nonce. */
-export function batchScript(probes: Probe[], nonce: string): string {
-  const groups = new Map<string, { read: (items: string[]) => string; items: string[] }>();
+/**
+ * Probes that read the same kind of state (one `systemctl show` per unit, one `stat` per file) share
+ * ONE read of it instead: `read(items)` runs once per batch with every item of its group, and each
+ * probe's result is `pick`ed out of that output on the controller, so the host runs no command per
+ * item. A picked result must look exactly like the probe run alone (plans fingerprint it).
+ */
+export interface SharedRead {
+  group: string;
+  item: string;
+  read: (items: string[]) => string;
+  /** This item's result; `items` are all the group's items, as `read` got them. */
+  pick: (out: ProbeResult, item: string, items: string[]) => ProbeResult;
+}
+
+/** A state-reading shell snippet. Many are run as one script: one round trip for all. */
+export type Probe = { key: string; script: string; shared?: undefined } | { key: string; shared: SharedRead; script?: undefined };
+
+interface Section {
+  /** Frame id: "g<n>" for a shared read, "<n>" for a probe of its own. */
+  id: string;
+  script: string;
+}
+
+/** Shared groups of the probes (first probe's read function wins) and the script sections. */
+function sections(probes: Probe[]): { groups: Map<string, { read: SharedRead['read']; items: string[]; id: string }>; all: Section[] } {
+  const groups = new Map<string, { read: SharedRead['read']; items: string[]; id: string }>();
   for (const p of probes) {
     if (!p.shared) continue;
-    const g = groups.get(p.shared.group) ?? { read: p.shared.read, items: [] };
+    const g = groups.get(p.shared.group) ?? { read: p.shared.read, items: [], id: `g${groups.size}` };
     if (!g.items.includes(p.shared.item)) g.items.push(p.shared.item);
     groups.set(p.shared.group, g);
   }
-  const prelude = groups.size
-    ? [
-        'PROBE_DIR=$(mktemp -d) || exit 1',
-        `trap 'rm -rf "$PROBE_DIR"' EXIT`,
-        ...[...groups].map(([name, g]) => `( ${g.read(g.items)}\n) > "$PROBE_DIR/${name}" 2>/dev/null`),
-      ]
-    : [];
-  return [
-    ...prelude,
-    ...probes.map((p, i) => `printf '\\n@@${nonce} ${i}\\n'\n( ${p.script}\n) 2>&1\nprintf '\\n@@${nonce} ${i} end %s\\n' "$?"`),
-  ].join('\n');
+  const all: Section[] = [
+    ...[...groups.values()].map((g) => ({ id: g.id, script: g.read(g.items) })),
+    ...probes.flatMap((p, i) => (p.shared ? [] : [{ id: String(i), script: p.script }])),
+  ];
+  return { groups, all };
+}
+
+/** The one shell script that runs every probe and shared read, each framed by markers carrying the nonce. */
+export function batchScript(probes: Probe[], nonce: string): string {
+  return sections(probes)
+    .all.map((s) => `printf '\\n@@${nonce} ${s.id}\\n'\n( ${s.script}\n) 2>&1\nprintf '\\n@@${nonce} ${s.id} end %s\\n' "$?"`)
+    .join('\n');
 }
 
 /**
- * Run many probes in one round trip. Each probe's output is framed by markers carrying a
- * random nonce, so no output can forge a frame; stderr of each probe is folded into its stdout.
+ * The results of a batch script's output, by probe key. Frames carry a random nonce, so no output
+ * can forge one; a probe whose frame is missing (the script was cut off) gets `missing` with code 255.
  */
-export async function runProbes(conn: Connection, probes: Probe[], become?: boolean): Promise<Map<string, ProbeResult>> {
+export function parseBatchOutput(probes: Probe[], nonce: string, stdout: string, missing = ''): Map<string, ProbeResult> {
+  const frames = new Map<string, ProbeResult>();
+  const re = new RegExp(`\\n@@${nonce} (g?\\d+)\\n([\\s\\S]*?)\\n@@${nonce} \\1 end (\\d+)\\n`, 'g');
+  for (const m of stdout.matchAll(re)) frames.set(m[1]!, { stdout: m[2]!, code: Number(m[3]) });
+  const { groups } = sections(probes);
   const results = new Map<string, ProbeResult>();
-  const unique = [...new Map(probes.map((p) => [p.key, p])).values()];
-  if (unique.length === 0) return results;
-  const nonce = randomBytes(8).toString('hex');
-  const script = batchScript(unique, nonce);
-  const res = await conn.exec('sh -s', { stdin: script + '\n', become });
-  const re = new RegExp(`\\n@@${nonce} (\\d+)\\n([\\s\\S]*?)\\n@@${nonce} \\1 end (\\d+)\\n`, 'g');
-  for (const m of res.stdout.matchAll(re)) {
-    const probe = unique[Number(m[1])]!;
-    results.set(probe.key, { stdout: m[2]!, code: Number(m[3]) });
-  }
-  for (const p of unique) {
-    if (!results.has(p.key)) results.set(p.key, { stdout: res.stderr, code: 255 });
-  }
+  probes.forEach((p, i) => {
+    if (p.shared) {
+      const g = groups.get(p.shared.group)!;
+      const out = frames.get(g.id);
+      results.set(p.key, out ? p.shared.pick(out, p.shared.item, g.items) : { stdout: missing, code: 255 });
+    } else {
+      results.set(p.key, frames.get(String(i)) ?? { stdout: missing, code: 255 });
+    }
+  });
   return results;
+}
+
+/** Run many probes in one round trip; stderr of each probe is folded into its stdout. */
+export async function runProbes(conn: Connection, probes: Probe[], become?: boolean): Promise<Map<string, ProbeResult>> {
+  const unique = [...new Map(probes.map((p) => [p.key, p])).values()];
+  if (unique.length === 0) return new Map();
+  const nonce = randomBytes(8).toString('hex');
+  const res = await conn.exec('sh -s', { stdin: batchScript(unique, nonce) + '\n', become });
+  return parseBatchOutput(unique, nonce, res.stdout, res.stderr);
 }

@@ -72,15 +72,24 @@ const selectMarker = (sql: string) => `@@q ${createHash('sha256').update(sql).di
  * had asked alone.
  */
 function selectProbe(key: string, sql: string): Probe {
-  const file = `"$PROBE_DIR/${SELECTS_GROUP}"`;
-  return {
-    key,
-    script:
-      `rc=$(sed -n 's/^@@rc //p' ${file}); ` +
-      `if [ "$rc" != 0 ]; then grep -v '^@@' ${file}; exit \${rc:-1}; fi; ` +
-      `awk -v m=${quote(selectMarker(sql))} '$0 == m { on = 1; next } /^@@(q|rc) / { on = 0; next } on' ${file}`,
-    shared: { group: SELECTS_GROUP, item: sql, read: readSelects },
-  };
+  return { key, shared: { group: SELECTS_GROUP, item: sql, read: readSelects, pick: pickSelect } };
+}
+
+/** One query's rows out of the shared client run, or the client's failure as if the query ran alone. */
+export function pickSelect(out: { stdout: string }, sql: string): { stdout: string; code: number } {
+  const lines = out.stdout.split('\n');
+  const rc = lines.find((l) => l.startsWith('@@rc '));
+  const code = rc === undefined ? 1 : Number(rc.slice(5));
+  if (code !== 0) return { stdout: lines.filter((l) => !l.startsWith('@@')).join('\n'), code: code || 1 };
+  const marker = selectMarker(sql);
+  const rows: string[] = [];
+  let on = false;
+  for (const l of lines) {
+    if (l === marker) on = true;
+    else if (l.startsWith('@@q ') || l.startsWith('@@rc ')) on = false;
+    else if (on) rows.push(l + '\n');
+  }
+  return { stdout: rows.join(''), code: 0 };
 }
 
 function readSelects(sqls: string[]): string {

@@ -27,26 +27,25 @@ function unitName(name: string): string {
 }
 
 const UNITS_GROUP = 'systemd-units';
-const readUnits = (units: string[]) => `systemctl show -p Names -p LoadState -p ActiveState -p UnitFileState ${units.map(quote).join(' ')}`;
-/** awk: print the paragraph whose Names= line lists the unit u. */
-const PICK_UNIT_BLOCK =
-  'BEGIN { RS = ""; FS = "\\n" } { for (i = 1; i <= NF; i++) if ($i ~ /^Names=/) { n = split(substr($i, 7), a, " "); for (j = 1; j <= n; j++) if (a[j] == u) { print; exit } } }';
+const readUnits = (units: string[]) => `systemctl show -p Names -p LoadState -p ActiveState -p UnitFileState ${units.map(quote).join(' ')} 2>/dev/null`;
+
+/** The paragraph of `systemctl show` output whose Names= line lists the unit (an alias counts). */
+export function pickUnit(out: { stdout: string; code: number }, unit: string): { stdout: string; code: number } {
+  for (const block of out.stdout.split(/\n\s*\n/)) {
+    const names = /^Names=(.*)$/m.exec(block)?.[1]?.split(' ') ?? [];
+    if (names.includes(unit)) return { stdout: block.trim() + '\n', code: 0 };
+  }
+  return { stdout: '', code: out.code };
+}
 
 export const serviceModule: ModuleDef<z.output<typeof params>> = {
   name: 'service',
   schema: params,
   probes(p, _host, facts) {
-    const u = quote(unitName(p.name));
     if (facts.init === 'systemd') {
       // One `systemctl show` for every unit of the batch (each call costs tens of ms on the host);
       // this unit's block is the one whose Names (aliases included) has it.
-      return [
-        {
-          key: `service:${p.name}`,
-          script: `awk -v u=${u} ${quote(PICK_UNIT_BLOCK)} "$PROBE_DIR/${UNITS_GROUP}"`,
-          shared: { group: UNITS_GROUP, item: unitName(p.name), read: readUnits },
-        },
-      ];
+      return [{ key: `service:${p.name}`, shared: { group: UNITS_GROUP, item: unitName(p.name), read: readUnits, pick: pickUnit } }];
     }
     const s = quote(`/etc/init.d/${p.name.replace(/\.service$/, '')}`);
     return [

@@ -93,12 +93,21 @@ const PROBE_KEY = 'ufw:state';
  */
 const PROBE_SCRIPT = [
   'if [ -x /usr/sbin/ufw ] || command -v ufw >/dev/null 2>&1; then echo installed; else echo missing; fi',
-  "grep -hE '^(ENABLED|LOGLEVEL)=' /etc/ufw/ufw.conf 2>/dev/null",
-  "grep -hE '^DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY=' /etc/default/ufw 2>/dev/null",
-  "sed -n 's/^### tuple ### /v4 /p' /etc/ufw/user.rules 2>/dev/null",
-  "sed -n 's/^### tuple ### /v6 /p' /etc/ufw/user6.rules 2>/dev/null",
+  // One grep for the four files (each command costs the host a few ms): "FILE:LINE", see ufwLine.
+  "grep -HE '^(ENABLED|LOGLEVEL|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=|^### tuple ### ' /etc/ufw/ufw.conf /etc/default/ufw /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null",
   'true',
 ].join('\n');
+
+/** A line of the probe's grep ("FILE:LINE") as parseUfwState reads it: "KEY=VALUE", or "v4 TUPLE"/"v6 TUPLE". */
+function ufwLine(line: string): string {
+  const m = /^(\/\S*?):(.*)$/.exec(line);
+  if (!m) return line;
+  const [, file = '', rest = ''] = m;
+  if (!rest.startsWith('### tuple ### ')) return rest;
+  if (file.endsWith('/user.rules')) return `v4 ${rest.slice(14)}`;
+  if (file.endsWith('/user6.rules')) return `v6 ${rest.slice(14)}`;
+  return '';
+}
 
 const POLICIES: Record<string, Policy> = { DROP: 'deny', ACCEPT: 'allow', REJECT: 'reject' };
 
@@ -178,7 +187,7 @@ export function parseUfwState(stdout: string | undefined): UfwState {
   const state: UfwState = { ...FRESH_UFW, defaults: { ...FRESH_UFW.defaults }, rules: [], installed: lines[0]?.trim() === 'installed' };
   const seen = new Set<string>();
   for (const raw of lines.slice(1)) {
-    const line = raw.trim();
+    const line = ufwLine(raw.trim());
     const kv = /^([A-Z_]+)="?([^"]*)"?$/.exec(line);
     if (kv) {
       const [, k, v = ''] = kv;

@@ -23,23 +23,102 @@ export function fileProbeKey(path: string, withContent: boolean): string {
   return `file:${withContent ? 'c' : 's'}:${path}`;
 }
 
-/** One probe reads type, mode, owner, group, checksum and (optionally) content of a path. */
+/**
+ * A file's state: type, mode, owner, group, and content (small files) or checksum (big files); an
+ * attribute-only read (withContent false) gets neither. Every file probe of a batch shares ONE read: the host runs a handful of
+ * processes however many files a host carries (two per file made most of a no-change run's cost).
+ */
 export function fileProbe(path: string, withContent = true): Probe {
-  const p = quote(path);
-  // Few processes per file (a no-change run reads dozens of files per host): one stat, then the
-  // content (its checksum is computed here) or, for big files and attribute-only reads, sha256sum.
-  const checksum = `printf 'file %s %s %s %s %s' "$@" "$(sha256sum ${p} | cut -d' ' -f1)"`;
-  const regular = withContent
-    ? `if [ "$4" -le ${MAX_DIFF_BYTES} ]; then printf 'file %s %s %s %s -\\n' "$@"; base64 -w0 ${p}; else ${checksum}; fi`
-    : checksum;
-  return {
-    key: fileProbeKey(path, withContent),
-    script:
-      `if [ -L ${p} ]; then printf 'link %s' "$(readlink ${p})"; ` +
-      `elif [ -d ${p} ]; then stat -c 'directory %a %U %G' ${p}; ` +
-      `elif [ -f ${p} ]; then set -- $(stat -c '%a %U %G %s' ${p}); ${regular}; ` +
-      `elif [ -e ${p} ]; then echo other; else echo absent; fi`,
-  };
+  return { key: fileProbeKey(path, withContent), shared: { group: FILES_GROUP, item: `${withContent ? 'c' : 's'}:${path}`, read: readFiles, pick: pickFile } };
+}
+
+const FILES_GROUP = 'files';
+const END = '@@end';
+
+/**
+ * The shared read, in three parts: `find -printf` of every path (type, mode, owner, group, size,
+ * name, link target; NUL-separated, so any name is safe); sha256sum of the files too big for a
+ * content read; then the content of the others, concatenated, in base64. An attribute-only read
+ * (`withContent` false) gets no checksum: nothing it plans with depends on the content.
+ */
+function readFiles(items: string[]): string {
+    const all = [...new Set(items.map((i) => quote(i.slice(2))))].join(' ');
+  const content = [...new Set(items.filter((i) => i.startsWith('c:')).map((i) => quote(i.slice(2))))].join(' ');
+  const lines = [
+    `find ${all} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%s\\0%p\\0%l\\0' 2>/dev/null; printf '${END}\\0'`,
+    ...(content ? [`find ${content} -maxdepth 0 -type f -size +${MAX_DIFF_BYTES}c -exec sha256sum -z -- {} + 2>/dev/null`] : []),
+    `printf '${END}\\0'`,
+    ...(content ? [`find ${content} -maxdepth 0 -type f -size -${MAX_DIFF_BYTES + 1}c -exec cat -- {} + 2>/dev/null | base64 -w0`] : []),
+  ];
+  return lines.join('\n');
+}
+
+interface FilesRead {
+  meta: Map<string, { type: string; mode: string; owner: string; group: string; size: number; target: string }>;
+  sums: Map<string, string>;
+  /** Content of the small regular files read with content; undefined when they changed while read. */
+  contents?: Map<string, Buffer>;
+}
+
+const filesReads = new WeakMap<ProbeResult, FilesRead>();
+
+function parseFilesRead(out: ProbeResult, items: string[]): FilesRead {
+  const fields = out.stdout.split('\0');
+  let i = 0;
+  const meta: FilesRead['meta'] = new Map();
+  while (i < fields.length && fields[i] !== END) {
+    const [type = '', mode = '', owner = '', group = '', size = '0', name = '', target = ''] = fields.slice(i, i + 7);
+    meta.set(name, { type, mode, owner, group, size: Number(size), target });
+    i += 7;
+  }
+  const sums = new Map<string, string>();
+  for (i++; i < fields.length && fields[i] !== END; i++) {
+    const m = /^([0-9a-f]{64}) [ *](.*)$/s.exec(fields[i]!);
+    if (m) sums.set(m[2]!, m[1]!);
+  }
+  const blob = Buffer.from((fields[i + 1] ?? '').trim(), 'base64');
+  // The small regular files read with content, in the order find read them.
+  const small = [...new Set(items.filter((x) => x.startsWith('c:')).map((x) => x.slice(2)))].filter((p) => {
+    const m = meta.get(p);
+    return m?.type === 'f' && m.size <= MAX_DIFF_BYTES;
+  });
+  let contents: Map<string, Buffer> | undefined;
+  if (small.reduce((n, p) => n + meta.get(p)!.size, 0) === blob.length) {
+    contents = new Map();
+    let at = 0;
+    for (const p of small) {
+      const n = meta.get(p)!.size;
+      contents.set(p, blob.subarray(at, at + n));
+      at += n;
+    }
+  }
+  return { meta, sums, contents };
+}
+
+/** One file's part of the shared read, in the form a probe of its own printed (plans fingerprint it). */
+function pickFile(out: ProbeResult, item: string, items: string[]): ProbeResult {
+  let read = filesReads.get(out);
+  if (!read) filesReads.set(out, (read = parseFilesRead(out, items)));
+  const path = item.slice(2);
+  const m = read.meta.get(path);
+  if (!m) return { stdout: 'absent\n', code: 0 };
+  switch (m.type) {
+    case 'l':
+      return { stdout: `link ${m.target}`, code: 0 };
+    case 'd':
+      return { stdout: `directory ${m.mode} ${m.owner} ${m.group}\n`, code: 0 };
+    case 'f': {
+      const head = `file ${m.mode} ${m.owner} ${m.group} ${m.size}`;
+      if (item.startsWith('c:') && m.size <= MAX_DIFF_BYTES) {
+        const content = read.contents?.get(path);
+        // Changed between the two reads: no content, and a checksum that matches nothing.
+        return content ? { stdout: `${head} -\n${content.toString('base64')}`, code: 0 } : { stdout: `${head} ?`, code: 0 };
+      }
+      return { stdout: item.startsWith('c:') ? `${head} ${read.sums.get(path) ?? '?'}` : head, code: 0 };
+    }
+    default:
+      return { stdout: 'other\n', code: 0 };
+  }
 }
 
 export function parseFileState(r: ProbeResult | undefined): FileState {

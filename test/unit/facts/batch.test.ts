@@ -9,7 +9,8 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { batchScript, type Probe } from '../../../src/facts/batch.ts';
+import { batchScript, parseBatchOutput, type Probe } from '../../../src/facts/batch.ts';
+import { fileProbe, MAX_DIFF_BYTES } from '../../../src/modules/lib/file-state.ts';
 import { mysqlDbModule, mysqlUserModule } from '../../../src/modules/mysql.ts';
 import { serviceModule } from '../../../src/modules/service.ts';
 import { debianFacts, testHost } from '../modules/fixtures.ts';
@@ -18,10 +19,7 @@ const NONCE = '00112233aabbccdd';
 
 function runLocally(probes: Probe[], env: Record<string, string> = {}): Map<string, { stdout: string; code: number }> {
   const r = spawnSync('sh', ['-s'], { input: batchScript(probes, NONCE) + '\n', encoding: 'utf8', env: { ...process.env, ...env } });
-  const out = new Map<string, { stdout: string; code: number }>();
-  const re = new RegExp(`\\n@@${NONCE} (\\d+)\\n([\\s\\S]*?)\\n@@${NONCE} \\1 end (\\d+)\\n`, 'g');
-  for (const m of r.stdout.matchAll(re)) out.set(probes[Number(m[1])]!.key, { stdout: m[2]!, code: Number(m[3]) });
-  return out;
+  return parseBatchOutput(probes, NONCE, r.stdout);
 }
 
 function fakeSystemctl(): { dir: string; log: string } {
@@ -113,5 +111,52 @@ describe('batched probes', () => {
     }
     expect(res.size).toBe(3);
   });
-});
 
+  /** What a file probe printed when each file was read by a script of its own (the reference). */
+  function aloneScript(p: string, withContent: boolean): string {
+    const q = `'${p.replace(/'/g, "'\\''")}'`;
+    const checksum = `printf 'file %s %s %s %s %s' "$@" "$(sha256sum < ${q} | cut -d' ' -f1)"`; // stdin: no escaped name
+    // An attribute-only read has no checksum: nothing planned with it depends on the content.
+    const regular = withContent ? `if [ "$4" -le ${MAX_DIFF_BYTES} ]; then printf 'file %s %s %s %s -\\n' "$@"; base64 -w0 ${q}; else ${checksum}; fi` : `printf 'file %s %s %s %s' "$@"`;
+    return (
+      `if [ -L ${q} ]; then printf 'link %s' "$(readlink ${q})"; elif [ -d ${q} ]; then stat -c 'directory %a %U %G' ${q}; ` +
+      `elif [ -f ${q} ]; then set -- $(stat -c '%a %U %G %s' ${q}); ${regular}; elif [ -e ${q} ]; then echo other; else echo absent; fi`
+    );
+  }
+
+  it('file probes share one read that gives each file exactly what a read of its own gave', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-files-'));
+    const f = (name: string) => path.join(dir, name);
+    writeFileSync(f('small.conf'), 'listen 80;\n');
+    writeFileSync(f('empty'), '');
+    writeFileSync(f('big.bin'), Buffer.alloc(MAX_DIFF_BYTES + 10, 7));
+    writeFileSync(f('exact'), Buffer.alloc(MAX_DIFF_BYTES, 1));
+    writeFileSync(f("odd name | with 'quotes'\nand a newline"), 'odd\n');
+    writeFileSync(f('binary'), Buffer.from([0, 255, 10, 0, 13]));
+    chmodSync(f('small.conf'), 0o640);
+    spawnSync('mkdir', ['-m', '2750', f('dir')]);
+    spawnSync('ln', ['-s', '../target with space', f('link')]);
+    spawnSync('mkfifo', [f('fifo')]);
+    const paths = ['small.conf', 'empty', 'big.bin', 'exact', "odd name | with 'quotes'\nand a newline", 'binary', 'dir', 'link', 'fifo', 'missing', 'dir/missing'].map(f);
+    const probes = [...paths.map((p) => fileProbe(p, true)), ...paths.map((p) => fileProbe(p, false))];
+    const script = batchScript(probes, NONCE);
+    expect(script.match(/\bfind\b/g)).toHaveLength(3); // three finds (and one cat, one base64) for any number of files
+    const shared = runLocally(probes);
+    const alone = runLocally(probes.map((p, i) => ({ key: p.key, script: aloneScript(paths[i % paths.length]!, i < paths.length) })));
+    expect(shared.size).toBe(probes.length);
+    for (const p of probes) expect(shared.get(p.key), p.key).toEqual(alone.get(p.key));
+  });
+
+  it('a file that changes between the shared reads gets no content and a checksum that matches nothing', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-files-'));
+    writeFileSync(path.join(dir, 'a'), 'one\n');
+    writeFileSync(path.join(dir, 'b'), 'two\n');
+    const probes = ['a', 'b'].map((n) => fileProbe(path.join(dir, n), true));
+    // Stand in for a writer racing the read: `cat` on PATH appends to the file before printing it.
+    const bin = mkdtempSync(path.join(tmpdir(), 'provision-bin-'));
+    writeFileSync(path.join(bin, 'cat'), `#!/bin/sh\nfor a in "$@"; do [ "$a" = -- ] || echo more >> "$a"; done\nexec /bin/cat "$@"\n`);
+    chmodSync(path.join(bin, 'cat'), 0o755);
+    const res = runLocally(probes, { PATH: `${bin}:${process.env.PATH}` });
+    for (const p of probes) expect(res.get(p.key)?.stdout).toMatch(/^file 644 \S+ \S+ 4 \?$/);
+  });
+});

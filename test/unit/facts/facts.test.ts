@@ -28,3 +28,25 @@ describe('facts: an interrupted dpkg', () => {
     expect([...f.packages.keys()]).toEqual(['nginx']);
   });
 });
+
+describe('facts: the fact script on this machine', () => {
+  it('reads what the machine says of itself', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const os = await import('node:os');
+    const { batchScript, parseBatchOutput } = await import('../../../src/facts/batch.ts');
+    const { FACT_PROBES } = await import('../../../src/facts/facts.ts');
+    const r = spawnSync('sh', ['-s'], { input: batchScript(FACT_PROBES, 'f00d') + '\n', encoding: 'utf8' });
+    const f = parseFacts(parseBatchOutput(FACT_PROBES, 'f00d', r.stdout));
+    expect(f.hostname).toBe(os.hostname());
+    expect(f.arch).toBe(spawnSync('uname', ['-m'], { encoding: 'utf8' }).stdout.trim());
+    expect(f.os.family).toBe('debian');
+    expect(Math.abs(f.now - Date.now() / 1000)).toBeLessThan(60);
+    expect(f.packages.get('bash')?.version).toMatch(/^\d/);
+    expect(f.users.get('root')).toMatchObject({ uid: 0, home: '/root' });
+    expect(f.groups.get('root')?.gid).toBe(0);
+    expect(f.ipv4).toContain('127.0.0.1/8');
+    const stamps = spawnSync('sh', ['-c', 'stat -c %Y /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists/partial 2>/dev/null'], { encoding: 'utf8' });
+    expect(f.aptUpdatedAt).toBe(Math.max(0, ...stamps.stdout.split('\n').filter(Boolean).map(Number)));
+    expect(f.pendingHandlers).toEqual([]);
+  });
+});

@@ -41,6 +41,26 @@ describe('ufw state', () => {
     expect(s).toMatchObject({ installed: true, enabled: true });
     expect(s.rules).toHaveLength(1);
   });
+
+  test("the probe's one grep over ufw's four files reads as the files themselves", () => {
+    const files: Record<string, string> = {
+      '/etc/ufw/ufw.conf': 'ENABLED=yes\nLOGLEVEL=low\n',
+      '/etc/default/ufw': 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\nDEFAULT_FORWARD_POLICY="DROP"\n',
+      '/etc/ufw/user.rules': '*filter\n### tuple ### allow tcp 22 0.0.0.0/0 any 10.0.0.0/8 in\n-A ufw-user-input -p tcp --dport 22 -s 10.0.0.0/8 -j ACCEPT\n### tuple ### allow tcp 9100 0.0.0.0/0 any 10.0.0.20 in\n',
+      '/etc/ufw/user6.rules': '*filter\n### tuple ### deny udp 53 ::/0 any ::/0 in\n',
+    };
+    const grepped = Object.entries(files).flatMap(([f, text]) =>
+      text.split('\n').filter((l) => /^(ENABLED|LOGLEVEL|DEFAULT_(INPUT|OUTPUT|FORWARD)_POLICY)=|^### tuple ### /.test(l)).map((l) => `${f}:${l}`),
+    );
+    const plain = [
+      'ENABLED=yes', 'LOGLEVEL=low', 'DEFAULT_INPUT_POLICY="DROP"', 'DEFAULT_OUTPUT_POLICY="ACCEPT"', 'DEFAULT_FORWARD_POLICY="DROP"',
+      'v4 allow tcp 22 0.0.0.0/0 any 10.0.0.0/8 in', 'v4 allow tcp 9100 0.0.0.0/0 any 10.0.0.20 in', 'v6 deny udp 53 ::/0 any ::/0 in',
+    ];
+    const s = parseUfwState(['installed', ...grepped, 'x'].join('\n'));
+    expect(s).toEqual(parseUfwState(['installed', ...plain].join('\n')));
+    expect(s).toMatchObject({ enabled: true, logging: 'low', defaults: { incoming: 'deny', outgoing: 'allow', routed: 'deny' } });
+    expect(s.rules).toHaveLength(3);
+  });
 });
 
 describe('lockout guard', () => {
