@@ -151,6 +151,29 @@ function labUp(nodes) {
   }
 }
 
+/** The floor's config (bench/floor.mjs): these hosts, each answering our batched fact script. */
+let factScript;
+function floorConfig(name, hosts) {
+  if (!factScript) {
+    factScript = path.join(tmp, 'facts.sh');
+    writeFileSync(factScript, sh('npx', ['tsx', 'bench/fact-script.ts']).stdout);
+  }
+  const file = path.join(tmp, `floor-${name}.json`);
+  writeFileSync(file, JSON.stringify({
+    hosts: hosts.map((h) => ({ ...h, port: 22 })),
+    user: 'root', key: `${LAB_DIR}/ssh/id_ed25519`, knownHosts: `${LAB_DIR}/ssh/known_hosts`, script: factScript,
+  }));
+  return file;
+}
+
+/** CPU time the whole machine spent (all cores, every process: controller, lab hosts, background), in s. */
+function machineBusyS() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLK_TCK;
+}
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
 const snapshotExists = (host, snap) => existsSync(path.join(LAB_DIR, 'snapshots', snap, host));
 
 
@@ -253,13 +276,7 @@ async function main() {
 
   if (part('nochange', 'skip-no-change')) {
     // 2. our no-change run, 3. the floor, interleaved so both see the same load.
-    const facts = path.join(tmp, 'facts.sh');
-    writeFileSync(facts, sh('npx', ['tsx', 'bench/fact-script.ts']).stdout);
-    const floorCfg = path.join(tmp, 'floor.json');
-    writeFileSync(floorCfg, JSON.stringify({
-      hosts: SITE_HOSTS.map((name, i) => ({ name, address: `${SUBNET}.${[10, 11, 12, 20][i]}`, port: 22 })),
-      user: 'root', key: `${LAB_DIR}/ssh/id_ed25519`, knownHosts: `${LAB_DIR}/ssh/known_hosts`, script: facts,
-    }));
+    const floorCfg = floorConfig('site', SITE_HOSTS.map((name, i) => ({ name, address: `${SUBNET}.${[10, 11, 12, 20][i]}` })));
     log(`no-change run and floor, ${RUNS} runs each (load ${load().join(' ')})`);
     const floorRuns = [];
     const ours = [];
@@ -329,8 +346,29 @@ async function main() {
       // Converge the hosts this size adds (a no-op for those converged before), then measure.
       const c = cli(['--inventory', inv, '--playbook', 'bench/scale.yml', '--json'], { allowFail: true });
       if (![0, 2].includes(c.status)) throw new Error(`${inv}: converge exited ${c.status}`);
-      log(`scale ${n} hosts: no-change runs (load ${load().join(' ')})`);
-      results.scale[n] = await ourNoChange(inv, 'bench/scale.yml', RUNS);
+      log(`scale ${n} hosts: no-change runs and floor, interleaved (load ${load().join(' ')})`);
+      const floorCfg = floorConfig(`scale-${n}`, Array.from({ length: n }, (_, i) => ({ name: `node-${String(i + 1).padStart(3, '0')}`, address: `${SUBNET}.${101 + i}` })));
+      const ours = [];
+      const floorRuns = [];
+      const busy = [];
+      for (let i = 0; i < RUNS; i++) {
+        const b0 = machineBusyS();
+        ours.push(await ourNoChange(inv, 'bench/scale.yml', 1));
+        busy.push(machineBusyS() - b0);
+        const f = await measure(process.execPath, [path.join(root, 'bench/floor.mjs'), floorCfg]);
+        if (f.code !== 0) throw new Error(`floor of ${n} hosts failed: ${f.stderr}`);
+        floorRuns.push(f);
+      }
+      const pick = (k) => stats(ours.map((o) => o[k].median));
+      results.scale[n] = {
+        wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'),
+        phasesMs: Object.fromEntries(['startup', 'connect', 'facts', 'read'].map((k) => [k, stats(ours.map((o) => o.phasesMs[k].median))])),
+        // All cores, all processes, during our run: the lab's hosts run on this machine's cores too.
+        machineCpuS: stats(busy.map((x) => round(x))),
+        floor: { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)) },
+        load: load(),
+      };
+      results.scale[n].oursOverFloor = round(results.scale[n].wallS.median / results.scale[n].floor.wallS.median);
       save();
     }
   }
@@ -355,14 +393,20 @@ function printTable(r) {
     ['Ansible no-change run', f(r.ansible?.wallS, ' s'), f(r.ansible?.cpuS, ' s'), f(r.ansible?.rssMB, ' MB'), ''],
     ['converge of bench/scale.yml from fresh (4 site hosts), ours', f(r.lightConverge?.ours.wallS, ' s'), f(r.lightConverge?.ours.cpuS, ' s'), f(r.lightConverge?.ours.rssMB, ' MB'), ''],
     ['the same converge, Ansible', f(r.lightConverge?.ansible.wallS, ' s'), f(r.lightConverge?.ansible.cpuS, ' s'), f(r.lightConverge?.ansible.rssMB, ' MB'), ''],
-    ...Object.entries(r.scale ?? {}).map(([n, s]) => [`no-change, bench/scale.yml, ${n} hosts`, f(s.wallS, ' s'), f(s.cpuS, ' s'), f(s.rssMB, ' MB'), String(s.roundTripsPerHost.median)]),
+    ...Object.entries(r.scale ?? {}).flatMap(([n, s]) => [
+      [`no-change, bench/scale.yml, ${n} hosts`, f(s.wallS, ' s'), f(s.cpuS, ' s'), f(s.rssMB, ' MB'), String(s.roundTripsPerHost.median)],
+      ...(s.floor ? [[`floor, ${n} hosts`, f(s.floor.wallS, ' s'), f(s.floor.cpuS, ' s'), f(s.floor.rssMB, ' MB'), '1']] : []),
+    ]),
   ];
   const head = ['', 'wall: median (min–max)', 'controller CPU', 'controller peak RSS', 'round trips/host'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
   const line = (cells) => '| ' + cells.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |';
   const out = [line(head), '|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|', ...rows.map(line)];
   out.push('', `ours / floor: ${r.ratios.oursOverFloor}×   Ansible / ours: ${r.ratios.ansibleOverOurs ?? '-'}× (no change), ${r.ratios.convergeAnsibleOverOurs ?? '-'}× (converge)   ${SCALE.length ? `${Math.max(...SCALE)} hosts / site: ${r.ratios.scaleMaxOverSite}×` : ''}`);
-  const ph = r.noChange.phasesMs;
+  for (const [n, s] of Object.entries(r.scale ?? {})) {
+    if (s.machineCpuS) out.push(`${n} hosts: ours / floor ${s.oursOverFloor}×; the whole machine (controller, lab hosts, background) spent ${s.machineCpuS.median} s of CPU per run on ${r.machine.nproc} cores`);
+  }
+  const ph = r.noChange?.phasesMs;
   if (ph) out.push(`no-change run, where the time goes (median ms; slowest host): process start to run ${ph.startup.median}, connect ${ph.connect.median}, facts ${ph.facts.median}, state read ${ph.read.median}`);
   out.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryGB} GB, Linux ${r.machine.kernel}, Node ${r.machine.node}; load ${r.machine.loadAtStart.join(' ')} at start, ${r.loadAtEnd.join(' ')} at end`);
   process.stdout.write(out.join('\n') + '\n');

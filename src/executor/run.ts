@@ -61,28 +61,36 @@ export interface Connected {
   factsMs: number;
 }
 
-/** Connect to hosts in parallel and read their facts; unreachable ones are reported, not thrown. */
+/**
+ * Connect to hosts in parallel and read their facts; unreachable ones are reported, not thrown.
+ * `then` runs for each host as soon as its facts are in (no waiting for the slowest host).
+ */
 export async function connectHosts(
   pool: ConnectionPool,
   hosts: Host[],
   forks: number,
   reporter: Reporter,
+  then?: (c: Connected) => Promise<void>,
 ): Promise<{ up: Map<string, Connected>; down: Map<string, string> }> {
   const up = new Map<string, Connected>();
   const down = new Map<string, string>();
   await mapLimit(hosts, forks, async (host) => {
     const t0 = Date.now();
+    let c: Connected;
     try {
       const conn = await pool.connect(host);
       const t1 = Date.now();
       const { facts } = await gatherFacts(conn);
-      up.set(host.name, { host, conn, facts, connectMs: t1 - t0, factsMs: Date.now() - t1 });
+      c = { host, conn, facts, connectMs: t1 - t0, factsMs: Date.now() - t1 };
+      up.set(host.name, c);
       reporter.emit({ kind: 'host-connected', host: host.name, ms: Date.now() - t0 });
     } catch (err) {
       const reason = mask(errorMessage(err));
       down.set(host.name, reason);
       reporter.emit({ kind: 'host-unreachable', host: host.name, reason, hint: err instanceof ProvisionError ? err.hint : undefined });
+      return;
     }
+    if (then) await then(c);
   });
   return { up, down };
 }
@@ -118,40 +126,38 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const roundTrips: Record<string, number> = {};
   const phases: NonNullable<Extract<RunEvent, { kind: 'recap' }>['phases']> = { startupMs, hosts: {} };
   try {
-    const { up, down } = await connectHosts(pool, names.map((n) => inventory.hosts.get(n)!), forks, reporter);
-    for (const [h, reason] of down) results.set(h, { unreachable: reason, counts: { ...emptyCounts(), unreachable: 1 } });
+    // Per host, as soon as its facts are in: expand every play and read all their state in one
+    // round trip; on a converged fleet that one read is all the run needs.
     const runs = new Map<string, HostRun>();
-    for (const [h, c] of up) {
+    const expanded = new Map<string, Map<number, HostPlay>>();
+    const prepare = async (c: Connected): Promise<void> => {
+      const h = c.host.name;
       phases.hosts[h] = { connectMs: c.connectMs, factsMs: c.factsMs };
       const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host));
       runs.set(h, run);
       results.set(h, run);
-    }
-
-    // Expand every play for every host now and read all their state in one round trip per host:
-    // on a converged fleet that one read is all the run needs.
-    const expanded = new Map<string, Map<number, HostPlay>>();
-    await mapLimit([...runs.values()], forks, async (run) => {
       const mine = new Map<number, HostPlay>();
       playbook.plays.forEach((play, pi) => {
-        if (!selectHosts(inventory, play.hosts).includes(run.host.name)) return;
+        if (!selectHosts(inventory, play.hosts).includes(h)) return;
         try {
           mine.set(pi, expandPlay(play, run.host, run.facts, inventory, playbook.file));
         } catch {
           // reported when the play itself runs
         }
       });
-      expanded.set(run.host.name, mine);
+      expanded.set(h, mine);
       try {
         const t = Date.now();
         await run.warm([...mine.values()].flatMap((hp) => [...hp.tasks, ...hp.handlers]));
-        phases.hosts[run.host.name]!.readMs = Date.now() - t;
+        phases.hosts[h]!.readMs = Date.now() - t;
       } catch (err) {
         if (!(err instanceof ConnectionError)) throw err;
         run.unreachable = err.message;
-        reporter.emit({ kind: 'host-unreachable', host: run.host.name, reason: mask(err.message) });
+        reporter.emit({ kind: 'host-unreachable', host: h, reason: mask(err.message) });
       }
-    });
+    };
+    const { down } = await connectHosts(pool, names.map((n) => inventory.hosts.get(n)!), forks, reporter, prepare);
+    for (const [h, reason] of down) results.set(h, { unreachable: reason, counts: { ...emptyCounts(), unreachable: 1 } });
 
     let stopped = false;
     for (const [pi, play] of playbook.plays.entries()) {
