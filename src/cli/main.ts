@@ -9,6 +9,7 @@ import { InputError, ProvisionError, errorMessage } from '../util/errors.js';
 import { mask } from '../util/secrets.js';
 import { factsCommand, pingCommand } from './host-commands.js';
 import { applyCommand, driftCommand, parseMaxAge, planCommand, PlanRefused, showCommand } from '../plan/commands.js';
+import { TOOL_VERSION } from '../plan/plan.js';
 
 export interface CommonOptions {
   inventory?: string;
@@ -64,6 +65,7 @@ function printError(err: unknown): void {
 
 export function buildProgram(setCode: (c: number) => void): Command {
   const program = new Command('provision')
+    .version(TOOL_VERSION.replace(/^provision /, ''), '-V, --version', 'print the version')
     .description('Converge hosts over SSH, idempotently. Exit codes: 0 no change, 2 changed (or would change), 1 failed, 3 unreachable, 4 bad input, 5 plan refused.')
     .enablePositionalOptions()
     .exitOverride()
