@@ -82,6 +82,11 @@ function fileContentTask(name: string, content: string, p: Record<string, unknow
   });
 }
 
+/** Our make_parents: Ansible's template module does not make a missing directory, so a file task does first. */
+function parentsTask(name: string, p: Record<string, unknown>): AnsibleTask[] {
+  return p.make_parents ? [{ name: `${name} (its directory)`, 'ansible.builtin.file': { path: path.posix.dirname(String(p.dest)), state: 'directory' } }] : [];
+}
+
 /** Ansible runs `validate` without a shell (%s replaced, then split into words); ours are shell commands. */
 function viaShell(v: unknown): string | undefined {
   return typeof v === 'string' ? `sh -c '${v.replace(/'/g, `'\\''`)}'` : undefined;
@@ -103,11 +108,11 @@ function toAnsible(task: Task, p: Record<string, unknown>, host: Host, probes: (
       }];
     case 'copy': {
       const content = p.content !== undefined ? str(p.content) : readFileSync(String(p.src), 'utf8');
-      return [fileContentTask(name, content, p, host)];
+      return [...parentsTask(name, p), fileContentTask(name, content, p, host)];
     }
     case 'template': {
       const vars = { ...host.vars, inventory_hostname: host.name, ...((p.vars as Record<string, unknown>) ?? {}) };
-      return [fileContentTask(name, renderTemplate(String(p.src), vars), p, host)];
+      return [...parentsTask(name, p), fileContentTask(name, renderTemplate(String(p.src), vars), p, host)];
     }
     case 'file': {
       const touch = p.state === 'touch';
