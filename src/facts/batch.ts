@@ -74,11 +74,23 @@ export function parseBatchOutput(probes: Probe[], nonce: string, stdout: string,
   return results;
 }
 
+/**
+ * The code of a result read while the state changed under it (a file written between the two
+ * parts of a shared read): the probe is read again, up to READ_ATTEMPTS times in all, and the last
+ * answer stands (it is built to match nothing, so the task converges the state instead of trusting it).
+ */
+export const PROBE_RETRY = 75;
+const READ_ATTEMPTS = 3;
+
 /** Run many probes in one round trip; stderr of each probe is folded into its stdout. */
 export async function runProbes(conn: Connection, probes: Probe[], become?: boolean): Promise<Map<string, ProbeResult>> {
-  const unique = [...new Map(probes.map((p) => [p.key, p])).values()];
-  if (unique.length === 0) return new Map();
-  const nonce = randomBytes(8).toString('hex');
-  const res = await conn.exec('sh -s', { stdin: batchScript(unique, nonce) + '\n', become });
-  return parseBatchOutput(unique, nonce, res.stdout, res.stderr);
+  const results = new Map<string, ProbeResult>();
+  let todo = [...new Map(probes.map((p) => [p.key, p])).values()];
+  for (let attempt = 1; todo.length > 0; attempt++) {
+    const nonce = randomBytes(8).toString('hex');
+    const res = await conn.exec('sh -s', { stdin: batchScript(todo, nonce) + '\n', become });
+    for (const [k, v] of parseBatchOutput(todo, nonce, res.stdout, res.stderr)) results.set(k, v);
+    todo = attempt < READ_ATTEMPTS ? todo.filter((p) => results.get(p.key)?.code === PROBE_RETRY) : [];
+  }
+  return results;
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Probe, ProbeResult } from '../../facts/index.js';
+import { PROBE_RETRY, type Probe, type ProbeResult } from '../../facts/index.js';
 import { quote } from '../../util/quote.js';
 import type { Change, ModuleContext } from '../types.js';
 
@@ -111,8 +111,8 @@ function pickFile(out: ProbeResult, item: string, items: string[]): ProbeResult 
       const head = `file ${m.mode} ${m.owner} ${m.group} ${m.size}`;
       if (item.startsWith('c:') && m.size <= MAX_DIFF_BYTES) {
         const content = read.contents?.get(path);
-        // Changed between the two reads: no content, and a checksum that matches nothing.
-        return content ? { stdout: `${head} -\n${content.toString('base64')}`, code: 0 } : { stdout: `${head} ?`, code: 0 };
+        // Changed between the two reads: read again (runProbes); no content, and a checksum that matches nothing.
+        return content ? { stdout: `${head} -\n${content.toString('base64')}`, code: 0 } : { stdout: `${head} ?`, code: PROBE_RETRY };
       }
       return { stdout: item.startsWith('c:') ? `${head} ${read.sums.get(path) ?? '?'}` : head, code: 0 };
     }

@@ -9,8 +9,9 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { batchScript, parseBatchOutput, type Probe } from '../../../src/facts/batch.ts';
-import { fileProbe, MAX_DIFF_BYTES } from '../../../src/modules/lib/file-state.ts';
+import { batchScript, parseBatchOutput, PROBE_RETRY, runProbes, type Probe } from '../../../src/facts/batch.ts';
+import type { Connection } from '../../../src/transport/index.ts';
+import { fileProbe, MAX_DIFF_BYTES, parseFileState } from '../../../src/modules/lib/file-state.ts';
 import { mysqlDbModule, mysqlUserModule } from '../../../src/modules/mysql.ts';
 import { serviceModule } from '../../../src/modules/service.ts';
 import { debianFacts, testHost } from '../modules/fixtures.ts';
@@ -147,16 +148,46 @@ describe('batched probes', () => {
     for (const p of probes) expect(shared.get(p.key), p.key).toEqual(alone.get(p.key));
   });
 
-  it('a file that changes between the shared reads gets no content and a checksum that matches nothing', () => {
+  /** A `cat` on PATH that appends to each file before printing it (a writer racing the read), `times` times. */
+  function racingCat(times: number): string {
+    const bin = mkdtempSync(path.join(tmpdir(), 'provision-bin-'));
+    const count = path.join(bin, 'count');
+    writeFileSync(
+      path.join(bin, 'cat'),
+      `#!/bin/sh\necho x >> ${count}\nif [ $(/bin/cat ${count} | wc -l) -le ${times} ]; then for a in "$@"; do [ "$a" = -- ] || echo more >> "$a"; done; fi\nexec /bin/cat "$@"\n`,
+    );
+    chmodSync(path.join(bin, 'cat'), 0o755);
+    return bin;
+  }
+
+  /** runProbes over a "connection" that runs the script in the local sh. */
+  const localConnection = (env: Record<string, string>) =>
+    ({
+      exec: async (cmd: string, o: { stdin?: string }) => {
+        const r = spawnSync('sh', ['-c', cmd], { input: o.stdin, encoding: 'utf8', env: { ...process.env, ...env } });
+        return { stdout: r.stdout, stderr: r.stderr, code: r.status ?? 255 };
+      },
+    }) as unknown as Connection;
+
+  it('a file that changes between the shared reads gets no content, a checksum that matches nothing, and the retry code', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'provision-files-'));
     writeFileSync(path.join(dir, 'a'), 'one\n');
     writeFileSync(path.join(dir, 'b'), 'two\n');
     const probes = ['a', 'b'].map((n) => fileProbe(path.join(dir, n), true));
-    // Stand in for a writer racing the read: `cat` on PATH appends to the file before printing it.
-    const bin = mkdtempSync(path.join(tmpdir(), 'provision-bin-'));
-    writeFileSync(path.join(bin, 'cat'), `#!/bin/sh\nfor a in "$@"; do [ "$a" = -- ] || echo more >> "$a"; done\nexec /bin/cat "$@"\n`);
-    chmodSync(path.join(bin, 'cat'), 0o755);
-    const res = runLocally(probes, { PATH: `${bin}:${process.env.PATH}` });
-    for (const p of probes) expect(res.get(p.key)?.stdout).toMatch(/^file 644 \S+ \S+ 4 \?$/);
+    const res = runLocally(probes, { PATH: `${racingCat(1)}:${process.env.PATH}` });
+    for (const p of probes) expect(res.get(p.key)).toEqual({ stdout: expect.stringMatching(/^file 644 \S+ \S+ 4 \?$/), code: PROBE_RETRY });
+  });
+
+  it('runProbes reads such files again, and the content it returns is the file as it is now', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-files-'));
+    writeFileSync(path.join(dir, 'a'), 'one\n');
+    const probes = [fileProbe(path.join(dir, 'a'), true), { key: 'other', script: 'echo hi' }];
+    const res = await runProbes(localConnection({ PATH: `${racingCat(1)}:${process.env.PATH}` }), probes);
+    expect(parseFileState(res.get(probes[0]!.key)).content).toBe(readFileSync(path.join(dir, 'a'), 'utf8'));
+    expect(res.get(probes[0]!.key)?.code).toBe(0);
+    expect(res.get('other')).toEqual({ stdout: 'hi\n', code: 0 });
+    // A file that keeps changing: three reads, then the answer that matches nothing stands.
+    const always = await runProbes(localConnection({ PATH: `${racingCat(99)}:${process.env.PATH}` }), [fileProbe(path.join(dir, 'a'), true)]);
+    expect(parseFileState(always.get(fileProbe(path.join(dir, 'a'), true).key))).toMatchObject({ type: 'file', sha256: '?', content: undefined });
   });
 });
