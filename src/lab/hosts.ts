@@ -62,6 +62,16 @@ export async function configureHost(layout: Layout, host: HostSpec, root: string
     join(root, 'etc/ssh/sshd_config.d/00-provision-lab.conf'),
     '# provision lab: root logs in with the lab key only\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n',
   );
+  // A test host runs no background apt: Debian's timers (06:00 and 18:00, up to 12 h of random delay)
+  // would take the dpkg lock in the middle of a test. The timers stay on (the common role checks
+  // that), due once a year instead; the site's own apt tasks run apt themselves.
+  for (const timer of ['apt-daily.timer', 'apt-daily-upgrade.timer']) {
+    mkdirSync(join(root, `etc/systemd/system/${timer}.d`), { recursive: true });
+    writeFileSync(
+      join(root, `etc/systemd/system/${timer}.d/00-provision-lab.conf`),
+      '# provision lab: no background apt during tests (see src/lab/hosts.ts)\n[Timer]\nOnCalendar=\nOnCalendar=*-12-31 03:00:00\nRandomizedDelaySec=0\nPersistent=false\n',
+    );
+  }
   writeFileSync(
     join(root, 'etc/apt/apt.conf.d/01provision-lab-proxy'),
     `Acquire::http::Proxy "http://${layout.gateway}:${PROXY_PORT}";\nAcquire::https::Proxy "http://${layout.gateway}:${PROXY_PORT}";\n`,
