@@ -29,6 +29,7 @@ import {
   where,
   type HostEntries,
   type KnownHostsEntry,
+  type KnownHostsFile,
   type UnreadableLine,
 } from './known-hosts-file.js';
 
@@ -62,6 +63,28 @@ export function judgePlainKey(key: Buffer, entries: HostEntries, bare?: HostEntr
   const viaBare = bare?.plain.find((e) => e.key.blob.equals(key));
   if (viaBare) return { kind: 'known', entry: viaBare };
   return { kind: 'unknown' };
+}
+
+export interface HostLookup {
+  /** OpenSSH's name for the host: "address" on port 22, "[address]:port" otherwise. */
+  name: string;
+  entries: HostEntries;
+  /** On a port other than 22: the entries of the bare address (ssh's port-less retry). */
+  bare?: HostEntries;
+  /** Lines that cannot be read and name the host (under either name): the host is refused. */
+  unreadable: UnreadableLine[];
+  /** 'certificate' when only a @cert-authority entry speaks for the host: it must show a certificate. */
+  route: 'plain' | 'certificate';
+}
+
+/** Everything known_hosts says about address:port, and how its key will be checked. */
+export function lookupHost(known: KnownHostsFile, address: string, port: number): HostLookup {
+  const name = hostPattern(address, port);
+  const entries = entriesFor(known, name);
+  const bare = port === 22 ? undefined : entriesFor(known, hostPattern(address, 22));
+  const unreadable = [...entries.unreadableForHost, ...(bare?.unreadableForHost ?? [])];
+  const route = entries.plain.length || bare?.plain.length || !entries.authorities.length ? 'plain' : 'certificate';
+  return { name, entries, bare, unreadable, route };
 }
 
 function lines(xs: Array<{ file: string; line: number }>): string {
@@ -100,14 +123,11 @@ export class HostKeyCheck {
       if (err instanceof KnownHostsReadError) throw refuse(err.message);
       throw err;
     }
-    const name = hostPattern(t.address, t.port);
-    const entries = entriesFor(known, name);
-    const bare = t.port === 22 ? undefined : entriesFor(known, hostPattern(t.address, 22));
-    const unreadable = [...entries.unreadableForHost, ...(bare?.unreadableForHost ?? [])];
+    const { name, entries, bare, unreadable, route } = lookupHost(known, t.address, t.port);
     if (unreadable.length) {
       throw refuse(`known_hosts has a line for ${name} that cannot be read, so its key cannot be checked: ${unreadableNote(unreadable)}`);
     }
-    if (entries.plain.length || bare?.plain.length || !entries.authorities.length) {
+    if (route === 'plain') {
       const types = [...entries.plain, ...(bare?.plain ?? [])].flatMap((e) => hostKeyAlgorithmsFor(e.key.type));
       return new HostKeyCheck(t, name, entries, bare, undefined, [...new Set([...types, ...HOST_KEY_ALGORITHMS])]);
     }
