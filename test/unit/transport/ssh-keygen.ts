@@ -28,7 +28,7 @@ function keyOf(file: string): TestKey {
 }
 
 /** `ssh-keygen -s CA -I ID [-h] [-n principals] -V validity` on a copy of `key`'s public key; returns the certificate blob. */
-export function sign(dir: string, ca: TestKey, key: TestKey, opts: { id: string; host: boolean; principals?: string; validity: string; sigAlg?: string }): Buffer {
+export function sign(dir: string, ca: TestKey, key: TestKey, opts: { id: string; host: boolean; principals?: string; validity: string; sigAlg?: string; extra?: string[] }): Buffer {
   const pubCopy = path.join(dir, `${opts.id}.pub`);
   writeFileSync(pubCopy, `${key.pub} ${opts.id}\n`);
   execFileSync('ssh-keygen', [
@@ -36,7 +36,7 @@ export function sign(dir: string, ca: TestKey, key: TestKey, opts: { id: string;
     ...(opts.host ? ['-h'] : []),
     ...(opts.principals ? ['-n', opts.principals] : []),
     ...(opts.sigAlg ? ['-t', opts.sigAlg] : []),
-    '-V', opts.validity, pubCopy,
+    '-V', opts.validity, ...(opts.extra ?? []), pubCopy,
   ]);
   return Buffer.from(readFileSync(path.join(dir, `${opts.id}-cert.pub`), 'utf8').trim().split(/\s+/)[1]!, 'base64');
 }
