@@ -120,7 +120,12 @@ export function fetchHostCertificate(stream: Duplex, timeoutMs: number): Promise
       else resolve(result!);
     };
     const fail = (why: string) => finish(new CertificateProbeError(why));
-    const timer = setTimeout(() => fail(`no key exchange reply within ${timeoutMs / 1000}s`), timeoutMs);
+    let received = 0;
+    const timer = setTimeout(() => {
+      // Nothing at all from the host is a timeout of the connection (as ssh2 would report it), not a host-key problem.
+      if (!received) finish(Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' }));
+      else fail(`no key exchange reply within ${timeoutMs / 1000}s`);
+    }, timeoutMs);
 
     const onPacket = (payload: Buffer) => {
       const r = new WireReader(payload);
@@ -162,16 +167,15 @@ export function fetchHostCertificate(stream: Duplex, timeoutMs: number): Promise
     };
 
     const onData = (chunk: Buffer) => {
+      received += chunk.length;
       buf = Buffer.concat([buf, chunk]);
       try {
         if (!identified) {
           // RFC 4253 §4.2: the server may send other lines before its identification string.
           for (;;) {
             const nl = buf.indexOf(0x0a);
-            if (nl < 0) {
-              if (buf.length > MAX_PREAMBLE_BYTES) return fail('no SSH identification string from the host');
-              return;
-            }
+            if (received - buf.length + (nl < 0 ? buf.length : nl) > MAX_PREAMBLE_BYTES) return fail('no SSH identification string from the host');
+            if (nl < 0) return;
             const line = buf.subarray(0, nl).toString('latin1').replace(/\r$/, '');
             buf = buf.subarray(nl + 1);
             if (line.startsWith('SSH-')) {

@@ -130,7 +130,16 @@ describe('fetchHostCertificate', () => {
     await expect(fetchHostCertificate(connect({ host: '127.0.0.1', port: garbage.port }), 5000)).rejects.toThrow(/bad packet length/);
     await new Promise<void>((resolve) => server!.close(() => resolve()));
     const silent = await scripted({ hostKeyAlgorithms: [], silent: true });
-    await expect(fetchHostCertificate(connect({ host: '127.0.0.1', port: silent.port }), 300)).rejects.toThrow('no key exchange reply within 0.3s');
+    // Not a word from the host: a connection timeout (the level ssh2 gives it), not a host-key verdict.
+    await expect(fetchHostCertificate(connect({ host: '127.0.0.1', port: silent.port }), 300)).rejects.toMatchObject({ message: 'Timed out while waiting for handshake', level: 'client-timeout' });
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+    const stalled = await scripted({ hostKeyAlgorithms: [], raw: Buffer.from('SSH-2.0-stalls\r\n') });
+    await expect(fetchHostCertificate(connect({ host: '127.0.0.1', port: stalled.port }), 300)).rejects.toThrow('no key exchange reply within 0.3s');
+  });
+
+  it('bounds what a host may send before its identification', async () => {
+    const { port } = await scripted({ hostKeyAlgorithms: [], raw: Buffer.from('banner line\r\n'.repeat(1000)) });
+    await expect(fetchHostCertificate(connect({ host: '127.0.0.1', port }), 5000)).rejects.toThrow('no SSH identification string from the host');
   });
 });
 
