@@ -10,10 +10,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labPaths, labUp } from '../../src/lab/index.ts';
+import { fetchHostCertificate } from '../../src/transport/hostkeys/index.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
 import { onConsole, pollUntil } from './faults-helpers.ts';
 
@@ -138,6 +140,16 @@ describe('host certificates on a real sshd', () => {
     expect(direct.stdout).toContain('web-01: pong');
     expect(direct.code).toBe(0);
     expect(entries(file)).toHaveLength(1);
+
+    // What the extra half key exchange costs, per connection to a CA-vouched host (a figure, not asserted).
+    const took: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const got = await fetchHostCertificate(connect({ host: WEB1, port: 2222 }), 10_000);
+      took.push(`${(performance.now() - started).toFixed(0)} ms`);
+      expect('certificate' in got && got.algorithm).toBe('ssh-ed25519-cert-v01@openssh.com');
+    }
+    console.log(`FIGURE certificate fetch from real sshd: ${took.join(', ')}`);
 
     // Through web-02 (plain key from the lab's known_hosts): the certificate is fetched over the jump too.
     const web2 = readFileSync(labPaths(NAME).knownHosts, 'utf8').split('\n').filter((l) => l.startsWith(`${WEB2} `)).join('\n');
