@@ -303,6 +303,17 @@ describe('accept_new_host_keys', () => {
     expect(readKnownHosts(file).entries).toHaveLength(1);
   });
 
+  it('a @revoked line alone is no entry (a fleet-wide revocation leaves recording on), but a revoked key is never recorded', async () => {
+    const file = path.join(dir, 'accept-revoked');
+    writeFileSync(file, `@revoked * ${keys.K2.pub}\n`);
+    const revokedKey = await verify(file, 2222, keys.K2);
+    expect(revokedKey.ok).toBe(false);
+    expect(revokedKey.problem).toContain(`is marked @revoked at ${file}:1`);
+    expect(readKnownHosts(file).entries).toHaveLength(1);
+    expect((await verify(file, 2222, keys.K1)).ok).toBe(true);
+    expect(readKnownHosts(file).entries.map((e) => `${e.marker} ${e.hosts}`)).toEqual(['revoked *', 'none [10.0.0.5]:2222']);
+  });
+
   it('an unknown key is refused without accept_new_host_keys, and nothing is written', async () => {
     const file = path.join(dir, 'no-accept');
     writeFileSync(file, `10.0.0.6 ${keys.K1.pub}\n`);
