@@ -5,6 +5,7 @@ import { shellJoin } from '../util/quote.js';
 import { planFileContent } from './copy.js';
 import { accountName, groupsProbe, parseGroupLines } from './group.js';
 import { attributeChanges, currentFile, fileProbe } from './lib/file-state.js';
+import { makeDirectoryCommand, setAttributesCommand } from './lib/write-file.js';
 import type { Change, Command, ModuleDef, Plan, PredictedState } from './types.js';
 
 const params = z.strictObject({
@@ -181,24 +182,28 @@ export const userModule: ModuleDef<Params> = {
       const home = homeOf(p, ctx.facts);
       const group = p.group ?? (have ? have.primary : p.name);
       const dir = `${home}/.ssh`;
+      const keysFile = `${dir}/authorized_keys`;
+      // A user made by this task has no files yet, whatever an old home directory held.
+      const hostCtx = have ? ctx : { ...ctx, results: new Map() };
+      const content = p.authorized_keys.map((k) => k.trim()).join('\n') + (p.authorized_keys.length ? '\n' : '');
+      // ~/.ssh and the key file are in a directory the user controls: both commands reach them
+      // without following the user's links and write the keys as the user (lib/safe-path.ts).
       const dirState = have ? currentFile(ctx, dir, false) : ({ type: 'absent' } as const);
       if (dirState.type === 'absent') {
         changes.push({ kind: 'file', target: dir, action: 'create directory' });
-        shell(['install', '-d', '-m', '700', '-o', p.name, '-g', group, dir]);
+        commands.push(makeDirectoryCommand(dir, { mode: '700', owner: p.name, group }));
         predicts.push((s) => void s.directories.add(dir));
       } else if (dirState.type === 'directory') {
         const attrs = attributeChanges(dir, dirState, { mode: '700', owner: p.name, group });
         changes.push(...attrs.changes);
-        if (attrs.cmds.length) commands.push({ kind: 'shell', cmd: attrs.cmds.join(' && ') });
+        if (attrs.changes.length) commands.push(setAttributesCommand(dir, 'directory', attrs.needed));
       } else {
         throw new ModuleError(`${dir} is a ${dirState.type}, not a directory`);
       }
-      const content = p.authorized_keys.map((k) => k.trim()).join('\n') + (p.authorized_keys.length ? '\n' : '');
       const keys = planFileContent(
-        { dest: `${dir}/authorized_keys`, mode: '600', owner: p.name, group, backup: false, sensitive: false, make_parents: false },
+        { dest: keysFile, mode: '600', owner: p.name, group, backup: false, sensitive: false, make_parents: false },
         content,
-        // A user made by this task has no files yet, whatever an old home directory held.
-        have ? ctx : { ...ctx, results: new Map() },
+        hostCtx,
       );
       changes.push(...keys.changes);
       commands.push(...keys.commands);
