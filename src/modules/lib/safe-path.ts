@@ -86,9 +86,12 @@ enter() {
 }
 # as_owner CMD…: run CMD as the owner of the current directory (which is not root).
 as_owner() {
+  uid=$(stat -c %u .)
+  # A run that is that user already (no become) just runs it: only root may switch users.
+  if [ "$uid" = "$(id -u)" ]; then "$@"; return; fi
   owner=$(stat -c %U .)
-  [ "$owner" != UNKNOWN ] || refuse "$(pwd -P) belongs to uid $(stat -c %u .), which has no account: refusing to write in it"
-  setpriv --reuid="$(stat -c %u .)" --regid="$(id -g -- "$owner")" --init-groups -- "$@"
+  [ "$owner" != UNKNOWN ] || refuse "$(pwd -P) belongs to uid $uid, which has no account: refusing to write in it"
+  setpriv --reuid="$uid" --regid="$(id -g -- "$owner")" --init-groups -- "$@"
 }
 # as_writer SCRIPT OWNER: run SCRIPT here as root or as this directory's owner (see above).
 as_writer() {
