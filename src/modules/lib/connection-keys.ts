@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import ssh2, { type ParsedKey } from 'ssh2';
 import type { Host } from '../../inventory/index.js';
-import { fingerprint } from '../../transport/known-hosts.js';
+import { fingerprint } from '../../transport/hostkeys/index.js';
 
 // ssh2 is CommonJS: Node's ESM loader sees only some of its exports by name.
 const { OpenSSHAgent, utils } = ssh2;
