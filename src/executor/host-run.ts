@@ -200,7 +200,8 @@ export class HostRun {
         this.unreachable = `${err.message} (during task "${task.name}")`;
         return false;
       }
-      report('failed', [], errorMessage(err));
+      // An ignored failure is still reported (status "ignored", counted apart): it does not fail the host or the run.
+      report(task.ignoreErrors ? 'ignored' : 'failed', [], errorMessage(err));
       if (task.ignoreErrors) return true;
       this.failed = true;
       return false;

@@ -1,11 +1,14 @@
 import type { Change } from '../modules/index.js';
 
-export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped';
+/** `ignored`: the task failed and its `ignore_errors` let the host go on (Ansible's "...ignoring"). */
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'ignored' | 'skipped';
 
 export interface HostCounts {
   ok: number;
   changed: number;
   failed: number;
+  /** Failures that `ignore_errors` let pass: reported, but they do not make the run fail. */
+  ignored: number;
   skipped: number;
   unreachable: number;
 }
@@ -50,5 +53,5 @@ export interface Reporter {
 }
 
 export function emptyCounts(): HostCounts {
-  return { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0 };
+  return { ok: 0, changed: 0, failed: 0, ignored: 0, skipped: 0, unreachable: 0 };
 }
