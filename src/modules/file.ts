@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { quote } from '../util/quote.js';
+import { ownerName } from './group.js';
 import { attributeChanges, currentFile, fileProbe } from './lib/file-state.js';
 import type { ModuleDef, Plan, PredictedState } from './types.js';
 
@@ -9,8 +10,8 @@ const params = z.strictObject({
   /** Link target, for state: link. */
   src: z.string().optional(),
   mode: z.union([z.string(), z.number()]).optional(),
-  owner: z.string().optional(),
-  group: z.string().optional(),
+  owner: ownerName.optional(),
+  group: ownerName.optional(),
   /**
    * The package that creates this path when installed (e.g. nginx's default site). A dry run on a host
    * where that package is not installed yet, but an earlier task would install it, then predicts the
@@ -62,7 +63,8 @@ export const fileModule: ModuleDef<z.output<typeof params>> = {
         if (cur.type === 'directory') throw new Error(`${p.path} is a directory; refusing to replace it with a link`);
         return {
           changes: [{ kind: 'file', target: p.path, action: cur.type === 'link' ? `relink ${cur.target} → ${p.src}` : `link → ${p.src}`, before: cur.target, after: p.src }],
-          commands: [{ kind: 'shell', cmd: `ln -sfn ${quote(p.src)} ${path}` }],
+          // "--": a target may start with "-" (a link may point anywhere, even at a name like that).
+          commands: [{ kind: 'shell', cmd: `ln -sfn -- ${quote(p.src)} ${path}` }],
         };
       }
       case 'touch':
