@@ -17,7 +17,7 @@ class HostLine {
   private settle!: (end: HostEnd) => void;
   private settled = false;
   readonly end = new Promise<HostEnd>((resolve) => (this.settle = resolve));
-  counts = { changed: 0, failed: 0, ok: 0, ignored: 0 };
+  counts = { changed: 0, failed: 0, ok: 0, ignored: 0, refused: 0 };
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private task: ListrTaskWrapper<any, any, any> | undefined;
 
@@ -103,7 +103,9 @@ export class LiveReporter implements Reporter {
         for (const [h, line] of this.hosts) {
           const c = line.counts;
           if (line.isOpen) line.setTitle(`${h}: ok=${c.ok} changed=${c.changed} failed=${c.failed}${c.ignored ? ` ignored=${c.ignored}` : ''}`);
-          line.finish(c.failed ? { failure: `${h}: ${c.failed} task(s) failed` } : {});
+          if (c.failed) line.finish({ failure: `${h}: ${c.failed} task(s) failed` });
+          else if (c.refused) line.finish({ failure: `${h}: refused: the run would have done what the plan does not show` });
+          else line.finish({});
         }
         this.buffered.push(e);
         break;

@@ -7,6 +7,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { emptyCounts } from '../../../src/report/events.ts';
 import { LiveReporter } from '../../../src/report/live.ts';
 import { intoHeadOne, LIVE_VIEW_MARK, recapLine, scratchDir, STACK_TRACE, underTerminal, writeFile, type OutputMode } from './terminal-helpers.ts';
 
@@ -100,7 +101,7 @@ describe('LiveReporter in-process', () => {
       r.emit({ kind: 'host-unreachable', host: 'b', reason: 'root@127.0.0.1:1: connection refused' });
       // Let a few ticks pass, as the run's recap does not come at once either.
       await new Promise((res) => setTimeout(res, 20));
-      const counts = { ok: 0, changed: 0, failed: 0, ignored: 0, skipped: 0, unreachable: 1 };
+      const counts = { ...emptyCounts(), unreachable: 1 };
       r.emit({ kind: 'recap', hosts: { a: counts, b: counts }, wallMs: 1, check: false, exitCode: 3 });
       await r.close();
       await new Promise((res) => setTimeout(res, 20));

@@ -1,6 +1,7 @@
 /**
  * The run's exit code (README "Exit codes"): 1 a task failed, 3 a host unreachable (and nothing
- * failed), 2 something changed, 0 nothing did. Ignored failures never raise it. Order of hosts
+ * failed), 5 a host refused by `apply`, 2 something changed, 0 nothing did. Ignored failures never
+ * raise it. Order of hosts
  * does not matter: every permutation of each table row gives the same code.
  */
 import { describe, expect, it } from 'vitest';
@@ -19,6 +20,8 @@ const unreachable = host({ unreachable: 1 });
 const changedThenLost = host({ changed: 2, unreachable: 1 });
 /** A task failed, then the connection was lost. */
 const failedThenLost = host({ failed: 1, unreachable: 1 });
+/** provision apply stopped it after some planned changes: the next one was not in the plan. */
+const refusedAfterChanges = host({ changed: 3, refused: 1 });
 
 function permutations<T>(xs: T[]): T[][] {
   if (xs.length <= 1) return [xs];
@@ -45,6 +48,10 @@ describe('exitCodeFor', () => {
     ['failed then lost on one host: failed', [failedThenLost, ok], EXIT.FAILED],
     ['everything at once: failed', [ok, changed, ignored, unreachable, failed], EXIT.FAILED],
     ['everything but a failure: unreachable', [ok, changed, ignored, unreachable, skipped], EXIT.UNREACHABLE],
+    ['apply: a refused host, the others changed: refused', [changed, refusedAfterChanges], EXIT.DRIFT_REFUSED],
+    ['apply: refused beats ignored', [ignored, refusedAfterChanges], EXIT.DRIFT_REFUSED],
+    ['apply: unreachable beats refused', [refusedAfterChanges, unreachable], EXIT.UNREACHABLE],
+    ['apply: failed beats refused', [refusedAfterChanges, failed], EXIT.FAILED],
   ] as Array<[string, HostCounts[], number]>)('%s → its code, in any host order', (_name, hosts, code) => {
     for (const order of permutations(hosts)) expect(exitCodeFor(order), JSON.stringify(order)).toBe(code);
   });

@@ -8,23 +8,8 @@ import { exitCodeFor, HostRun } from '../../../src/executor/index.js';
 import type { Task } from '../../../src/modules/index.js';
 import { formatEvent } from '../../../src/report/format.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
-import type { Connection, ExecOptions, ExecResult } from '../../../src/transport/index.js';
 import { debianFacts, testHost } from '../modules/fixtures.js';
-
-/** Recorded outputs: `false` fails with a message, anything else succeeds; every command is kept. */
-class RecordedConnection implements Connection {
-  readonly hostName = 'web-01';
-  readonly roundTrips = 0;
-  readonly ran: string[] = [];
-  async exec(command: string, _opts?: ExecOptions): Promise<ExecResult> {
-    this.ran.push(command);
-    return command === 'false' ? { stdout: '', stderr: 'it went wrong', code: 1 } : { stdout: '', stderr: '', code: 0 };
-  }
-  forward(): never {
-    throw new Error('no forwarding here');
-  }
-  close(): void {}
-}
+import { RecordedConnection } from './recorded-connection.js';
 
 const command = (name: string, cmd: string, ignoreErrors?: boolean): Task => ({ name, module: 'command', params: { cmd }, ignoreErrors });
 
