@@ -5,10 +5,9 @@ import { loadInventory } from '../inventory/index.js';
 import type { Reporter } from '../report/events.js';
 import { JsonReporter, PlainReporter } from '../report/renderers.js';
 import '../roles/builtin.js';
-import { InputError, ProvisionError, errorMessage } from '../util/errors.js';
-import { mask } from '../util/secrets.js';
+import { InputError } from '../util/errors.js';
 import { factsCommand, pingCommand } from './host-commands.js';
-import { guardOutputStreams, installLastResortHandlers } from './output.js';
+import { errorLines, guardOutputStreams, installLastResortHandlers } from './output.js';
 import { applyCommand, driftCommand, parseMaxAge, planCommand, PlanRefused, showCommand } from '../plan/commands.js';
 import { TOOL_VERSION } from '../plan/plan.js';
 
@@ -63,9 +62,7 @@ export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose:
 }
 
 function printError(err: unknown): void {
-  const msg = mask(errorMessage(err));
-  process.stderr.write(`provision: error: ${msg}\n`);
-  if (err instanceof ProvisionError && err.hint) process.stderr.write(`provision: hint: ${mask(err.hint)}\n`);
+  process.stderr.write(errorLines(err).join('\n') + '\n');
 }
 
 export function buildProgram(setCode: (c: number) => void): Command {

@@ -25,17 +25,29 @@ export function guardOutputStreams(streams: { stdout: NodeJS.WriteStream; stderr
   guard(streams.stderr, 'stderr', streams.stdout);
 }
 
+const BUG_HINT = 'this is a bug in provision; PROVISION_DEBUG=1 prints where it happened';
+
 /**
- * The last net: an error that nothing caught is a bug, but it is still said in one line (plus a hint)
- * and the process ends with exit 1, not with Node's stack trace. PROVISION_DEBUG=1 shows the stack.
+ * An error as the CLI says it: one line and at most one hint, secrets masked. Our own errors say
+ * what and where; anything else is a bug and is called one (its stack only with PROVISION_DEBUG=1).
+ */
+export function errorLines(err: unknown): string[] {
+  if (err instanceof ProvisionError) {
+    return [`provision: error: ${mask(err.message)}`, ...(err.hint ? [`provision: hint: ${mask(err.hint)}`] : [])];
+  }
+  const lines = [`provision: error: internal error: ${mask(errorMessage(err))}`, `provision: hint: ${BUG_HINT}`];
+  if (process.env.PROVISION_DEBUG === '1' && err instanceof Error && err.stack) lines.push(mask(err.stack));
+  return lines;
+}
+
+/**
+ * The last net: an error that nothing caught is said like any other (errorLines) and the process
+ * ends with exit 1, not with Node's stack trace.
  */
 export function installLastResortHandlers(): void {
   const die = (err: unknown) => {
-    const debug = process.env.PROVISION_DEBUG === '1' && err instanceof Error && err.stack;
-    const hint = err instanceof ProvisionError && err.hint ? err.hint : 'this is a bug in provision; PROVISION_DEBUG=1 prints where it happened';
     try {
-      process.stderr.write(`provision: error: internal error: ${mask(errorMessage(err))}\nprovision: hint: ${mask(hint)}\n`);
-      if (debug) process.stderr.write(mask(debug) + '\n');
+      process.stderr.write(errorLines(err).join('\n') + '\n');
     } finally {
       process.exit(INTERNAL_ERROR_EXIT);
     }
