@@ -46,7 +46,8 @@ afterAll(async () => {
   await new Promise((r) => silent.close(r));
 });
 
-describe('the live view under a pseudo-terminal, hosts failing at first contact', () => {
+// Each test is a CLI process of its own: run them side by side.
+describe.concurrent('the live view under a pseudo-terminal, hosts failing at first contact', () => {
   it.each([
     ['connection refused on a loopback port nobody listens on', ['refused'], /refused: .*connection refused/],
     ['a name that does not resolve', ['nodns'], /nodns: .*address does not resolve/],
@@ -74,7 +75,7 @@ describe('the live view under a pseudo-terminal, hosts failing at first contact'
   });
 });
 
-describe('every output mode piped into head -1', () => {
+describe.concurrent('every output mode piped into head -1', () => {
   it.each(['plain', 'json', 'live'] as OutputMode[])('%s: the first line, exit 3, nothing on stderr but the run', async (mode) => {
     const inv = inventory(HOSTS.silent(), HOSTS.refused());
     const r = await intoHeadOne(mode, ['-i', inv, '-p', playbook]);
