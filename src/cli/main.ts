@@ -7,7 +7,7 @@ import { JsonReporter, PlainReporter } from '../report/renderers.js';
 import '../roles/builtin.js';
 import { InputError } from '../util/errors.js';
 import { factsCommand, pingCommand } from './host-commands.js';
-import { errorLines, guardOutputStreams, installLastResortHandlers } from './output.js';
+import { errorLines, guardOutputStreams, installLastResortHandlers, surviveTerminalHangup } from './output.js';
 import { applyCommand, driftCommand, parseMaxAge, planCommand, PlanRefused, showCommand } from '../plan/commands.js';
 import { TOOL_VERSION } from '../plan/plan.js';
 
@@ -173,10 +173,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * The CLI as a process (bin/provision.mjs): a closed pipe or terminal does not end the run, and no
- * error ends it with a stack trace. `main` itself stays free of process-wide handlers for tests.
+ * The CLI as a process (bin/provision.mjs): a closed pipe or a terminal that hangs up does not end
+ * the run, and no error ends it with a stack trace. `main` itself stays free of process-wide handlers for tests.
  */
 export async function runCli(argv: string[]): Promise<number> {
+  surviveTerminalHangup();
   guardOutputStreams();
   installLastResortHandlers();
   return main(argv);

@@ -4,7 +4,7 @@
  * and the lab tests (failing and changing hosts).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { quote, shellJoin } from '../../../src/util/quote.ts';
@@ -112,4 +112,43 @@ export function scratchDir(): string {
 /** The recap line of a host on the screen, e.g. "web1  ok=0  changed=0  failed=0  unreachable=1 …". */
 export function recapLine(screen: string, host: string): string | undefined {
   return screen.split('\n').find((l) => new RegExp(`^${host}\\s+ok=\\d+`).test(l));
+}
+
+/**
+ * What an interactive shell does with its job when the terminal hangs up: it is the session leader,
+ * gets SIGHUP, and passes it on. This one also records how the job ended (the terminal is gone).
+ */
+const SHELL_LIKE = `
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+const [endFile, ...cmd] = process.argv.slice(2);
+const job = spawn(cmd[0], cmd.slice(1), { stdio: 'inherit' });
+process.on('SIGHUP', () => job.kill('SIGHUP'));
+job.on('exit', (code, signal) => writeFileSync(endFile, signal ? 'signal ' + signal : 'exit ' + code));
+`;
+
+/**
+ * Run the CLI under a pseudo-terminal and hang the terminal up (its \`script\` killed) as soon as the
+ * run has started. Returns how the CLI ended: "exit N" or "signal NAME".
+ */
+export async function hangUpMidRun(args: string[]): Promise<string> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'provision-hup-'));
+  const shell = writeFile(dir, 'shell.mjs', SHELL_LIKE);
+  const endFile = path.join(dir, 'end');
+  const inner = `stty cols 120 rows 40 2>/dev/null; exec ${shellJoin([process.execPath, shell, endFile])} ${cliLine(args)}`;
+  const env = terminalEnv();
+  const term = spawn('script', ['-qec', inner, '/dev/null'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] });
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`the run did not start: ${seen}`)), 60_000);
+    term.stdout.on('data', (d) => {
+      seen += d;
+      if (!seen.includes('host(s) of')) return;
+      clearTimeout(timer);
+      term.kill('SIGKILL'); // the terminal is gone: its pseudo-terminal hangs up
+      resolve();
+    });
+  });
+  for (let i = 0; i < 240 && !existsSync(endFile); i++) await new Promise((r) => setTimeout(r, 250));
+  return existsSync(endFile) ? readFileSync(endFile, 'utf8') : 'still running after 60 s';
 }

@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { emptyCounts } from '../../../src/report/events.ts';
 import { LiveReporter } from '../../../src/report/live.ts';
-import { intoHeadOne, LIVE_VIEW_MARK, recapLine, scratchDir, STACK_TRACE, underTerminal, writeFile, type OutputMode } from './terminal-helpers.ts';
+import { hangUpMidRun, intoHeadOne, LIVE_VIEW_MARK, recapLine, scratchDir, STACK_TRACE, underTerminal, writeFile, type OutputMode } from './terminal-helpers.ts';
 
 let dir: string;
 let playbook: string;
@@ -84,6 +84,13 @@ describe.concurrent('every output mode piped into head -1', () => {
     expect(r.code, r.stderr).toBe(3);
     if (mode === 'json') expect(JSON.parse(r.firstLine)).toMatchObject({ kind: 'run-start', hosts: ['silent', 'refused'] });
     else expect(r.firstLine).toContain('on 2 host(s) of');
+  });
+});
+
+describe('the terminal hangs up mid-run (an SSH session to the control machine drops)', () => {
+  it('the run goes on to its end and its own exit code (3), not killed by SIGHUP, not aborted by Node on exit', async () => {
+    // The silent host keeps the run going for its 2 s connect timeout after the terminal is gone.
+    expect(await hangUpMidRun(['-i', inventory(HOSTS.silent(), HOSTS.refused()), '-p', playbook])).toBe('exit 3');
   });
 });
 
