@@ -25,4 +25,4 @@ if (process.env.PROVISION_NO_BUNDLE !== '1' && existsSync(bundle) && statSync(bu
   cli = await import('../src/cli/main.ts');
 }
 // runCli: a closed pipe or terminal never ends a run early, no error ends it with a stack trace.
-process.exitCode = await (cli.runCli ?? cli.main)(process.argv.slice(2));
+process.exitCode = await cli.runCli(process.argv.slice(2));
