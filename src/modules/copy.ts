@@ -4,13 +4,14 @@ import { z } from 'zod';
 import { Secret } from '../util/secrets.js';
 import { attributeChanges, currentFile, fileProbe, MAX_DIFF_BYTES, utf8Text } from './lib/file-state.js';
 import { setAttributesCommand, writeFileCommand } from './lib/write-file.js';
+import { ownerName } from './group.js';
 import type { Change, ModuleContext, ModuleDef, Plan } from './types.js';
 
 export const writeOptions = {
   dest: z.string().startsWith('/', 'an absolute path'),
   mode: z.union([z.string(), z.number()]).optional(),
-  owner: z.string().optional(),
-  group: z.string().optional(),
+  owner: ownerName.optional(),
+  group: ownerName.optional(),
   /** Checks the new file before it replaces the live one; %s is the new file (e.g. "nginx -t -c %s"). */
   validate: z.string().optional(),
   backup: z.boolean().default(false),

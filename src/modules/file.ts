@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ownerName } from './group.js';
 import { attributeChanges, currentFile, fileProbe } from './lib/file-state.js';
 import { linkCommand, makeDirectoryCommand, removeCommand, setAttributesCommand, writeFileCommand } from './lib/write-file.js';
 import type { ModuleDef, Plan, PredictedState } from './types.js';
@@ -9,8 +10,8 @@ const params = z.strictObject({
   /** Link target, for state: link. */
   src: z.string().optional(),
   mode: z.union([z.string(), z.number()]).optional(),
-  owner: z.string().optional(),
-  group: z.string().optional(),
+  owner: ownerName.optional(),
+  group: ownerName.optional(),
   /**
    * The package that creates this path when installed (e.g. nginx's default site). A dry run on a host
    * where that package is not installed yet, but an earlier task would install it, then predicts the

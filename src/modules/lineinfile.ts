@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ModuleError } from '../util/errors.js';
 import { planFileContent } from './copy.js';
+import { ownerName } from './group.js';
 import { currentFile, fileProbe, utf8Text } from './lib/file-state.js';
 import type { ModuleDef, Plan } from './types.js';
 
@@ -28,8 +29,8 @@ const params = z
     /** Create the file when it is missing (otherwise a missing file is an error). */
     create: z.boolean().default(false),
     mode: z.union([z.string(), z.number()]).optional(),
-    owner: z.string().optional(),
-    group: z.string().optional(),
+    owner: ownerName.optional(),
+    group: ownerName.optional(),
     backup: z.boolean().default(false),
     /** Checks the new file before it replaces the live one; %s is the new file. */
     validate: z.string().optional(),

@@ -140,7 +140,9 @@ export class SshConnection implements Connection {
         resolve();
       };
       client.once('ready', onReady);
-      client.once('error', onError);
+      // `on`, not `once`: after a failed connect ssh2 can emit a second error ("Connection lost before
+      // handshake" once a timed-out socket closes); with no listener left, it would end the process.
+      client.on('error', onError);
       client.connect(config);
     });
     return new SshConnection(client, host, via);
