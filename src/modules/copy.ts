@@ -69,6 +69,7 @@ export function planFileContent(p: WriteParams, content: string, ctx: ModuleCont
 export const copyModule: ModuleDef<z.output<typeof params>> = {
   name: 'copy',
   schema: params,
+  shellParams: ['validate'],
   secretParams: ['content'],
   probes: (p) => [fileProbe(p.dest, true)],
   plan(p, ctx) {

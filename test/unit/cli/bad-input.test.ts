@@ -99,6 +99,37 @@ describe('CLI bad input: exit 4, one error line, no connection', () => {
     await expectBadInput([...base.slice(0, 2), '-p', file], file + rest);
   });
 
+  describe('a secret in a param that does not take one: refused before any connection', () => {
+    const secretInventory = path.join(fixtures, 'cli/secret.yml');
+    const cliPlaybook = (name: string) => path.join(fixtures, 'cli', name);
+    beforeEach(() => vi.stubEnv('PROVISION_SECRET_DB_PASSWORD', 'Pa55\\w0rd"2024'));
+    afterEach(() => vi.unstubAllEnvs());
+
+    it('in a command line (cmd): exit 4, file:line:col of the param, the var named, the way to do it instead', async () => {
+      const file = cliPlaybook('secret-in-cmd.yml');
+      const hint = await expectBadInput(
+        ['-i', secretInventory, '-p', file],
+        `${file}:7:14: [0].tasks[0].command.cmd: reads the secret var "db_password" (host web1): a secret never goes into a command line, where ps and sudo's log show it`,
+      );
+      expect(hint).toBe('provision: hint: hand it to the command on stdin (stdin: "{{ db_password }}") or in its environment (environment: { NAME: "{{ db_password }}" })');
+      expect(stderr.join('')).not.toContain('Pa55');
+    });
+
+    it('in a path that goes into a command line (creates), through a nested var', async () => {
+      const file = cliPlaybook('secret-in-path.yml');
+      const hint = await expectBadInput(
+        ['-i', secretInventory, '-p', file],
+        `${file}:8:18: [0].tasks[0].command.creates: reads the secret var "db.password" (host web1): command's creates does not take secrets (it may reach a command line or the output)`,
+      );
+      expect(hint).toBe('provision: hint: command takes secrets in: stdin, environment');
+    });
+
+    it('on stdin and in the environment it is accepted (the run goes on to connect: exit 3 on the closed port)', async () => {
+      const { code, lines } = await run(['-i', secretInventory, '-p', cliPlaybook('secret-on-stdin.yml')]);
+      expect(code, lines.join('\n')).toBe(3);
+    });
+  });
+
   // Commander reports these itself; configureOutput.outputError gives them the same prefix.
   it('an unknown option', async () => {
     await expectBadInput([...base, '--bogus'], /unknown option '--bogus'/);
