@@ -81,6 +81,11 @@ describe('CLI bad input: exit 4, one error line, no connection', () => {
     await expectBadInput(['-i', file, '-p', playbook], `${file}:4:11: hosts.web1.port: expected a number, got string "22x"`);
   });
 
+  it('a YAML alias bomb as the inventory: exit 4, the file named, at once', async () => {
+    const file = path.join(fixtures, 'inventory/alias-bomb.yml');
+    await expectBadInput(['-i', file, '-p', playbook], `${file}:4:10: YAML error: its aliases expand to too many nodes (a "billion laughs" document?)`);
+  });
+
   it('a nonexistent playbook', async () => {
     const missing = path.join(fixtures, 'cli/missing-playbook.yml');
     await expectBadInput([...base.slice(0, 2), '-p', missing], `playbook ${missing}: no such file`);
