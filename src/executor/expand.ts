@@ -2,7 +2,7 @@ import path from 'node:path';
 import { ROLES_DIR } from '../util/paths.js';
 import type { Facts } from '../facts/index.js';
 import type { Host, Inventory } from '../inventory/index.js';
-import { getModule, type Task } from '../modules/index.js';
+import { getModule, moduleNames, type Task } from '../modules/index.js';
 import { analyzeString, isTemplate, renderString, secretsRead, TemplateProblem } from '../modules/lib/render.js';
 import { getRole, type RoleContext } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
@@ -58,7 +58,11 @@ export function secretRefusal(module: string, param: string, secretVars: string[
   if (rules.secret) return undefined;
   const read = `reads the secret var${secretVars.length > 1 ? 's' : ''} ${secretVars.map((v) => `"${v}"`).join(', ')} (host ${host})`;
   const takers = getModule(module)?.secretParams ?? [];
-  const hint = takers.length ? `${module} takes secrets in: ${takers.join(', ')}` : `${module} takes no secrets; modules that do: command (stdin, environment), copy (content), template (vars)`;
+  const others = moduleNames()
+    .map((m) => [m, getModule(m)?.secretParams ?? []] as const)
+    .filter(([, params]) => params.length)
+    .map(([m, params]) => `${m} (${params.join(', ')})`);
+  const hint = takers.length ? `${module} takes secrets in: ${takers.join(', ')}` : `${module} takes no secrets; modules that do: ${others.join(', ')}`;
   if (rules.shell) {
     return {
       message: `${read}: a secret never goes into a command line, where ps and sudo's log show it`,

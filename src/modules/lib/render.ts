@@ -82,13 +82,27 @@ function quoteFilter(v: unknown): unknown {
   return safe;
 }
 
+/**
+ * `| safe` results. Only these go into a command line as written: nunjucks marks other values
+ * "safe" too (`| escape` output, what some filters copy that mark to), and those are not shell-safe.
+ */
+const trustedValues = new WeakSet<object>();
+
+/** `{{ x | safe }}`: a trusted fragment, put in as written (nunjucks' own `safe`, remembered). */
+function safeFilter(v: unknown): unknown {
+  const safe = nj.runtime.markSafe(v === undefined || v === null ? '' : String(v));
+  trustedValues.add(safe);
+  return safe;
+}
+
 /** Put in by the compiler around every output of a command-line param: escape the value for its place. */
 function shellFilter(v: unknown, context: ShellContext, lineno: number, colno: number): string {
   if (v === undefined || v === null) throw new nj.lib.TemplateError('attempted to output null or undefined value', lineno + 1, colno + 1);
   if (v instanceof nj.runtime.SafeString) {
+    if (trustedValues.has(v)) return v.val;
+    // `| quote`: re-escaped for where it stands.
     const raw = quotedValues.get(v);
-    // `| safe`: a trusted fragment, as written. `| quote`: re-escaped for where it stands.
-    return raw === undefined ? v.val : escapeForShell(context, raw);
+    return escapeForShell(context, raw ?? v.val);
   }
   return escapeForShell(context, asShellValue(v));
 }
@@ -105,6 +119,7 @@ function environment(dir: string): nunjucks.Environment {
       lstripBlocks: true,
     });
     env.addFilter('quote', quoteFilter);
+    env.addFilter('safe', safeFilter);
     env.addFilter('__shell', shellFilter);
     environments.set(dir, env);
   }

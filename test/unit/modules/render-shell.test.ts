@@ -53,6 +53,12 @@ describe('a command line renders every value as data', () => {
     expect(shell('ls {{ flags | safe }} /', { flags: '-l -a' })).toBe('ls -l -a /');
   });
 
+  it('only | safe opts out: values nunjucks marks safe for HTML (| escape) are still escaped', () => {
+    const { stdout, files } = runSh(shell('printf "<%s>" {{ owner | escape }}', { owner: 'a; touch INJECTED' }));
+    expect(stdout).toBe('<a; touch INJECTED>');
+    expect(files).toEqual([]);
+  });
+
   it('loops and conditions: each value escaped where it lands', () => {
     const cmd = shell("{% for u in users %}printf '<%s>' {{ u }}; {% endfor %}{% if owner %}printf '[%s]' \"{{ owner }}\"{% endif %}", { users: ['x;y', INJECTION], owner: '$(touch INJECTED)' });
     const { stdout, files } = runSh(cmd);
