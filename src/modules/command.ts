@@ -5,7 +5,10 @@ import type { Probe } from '../facts/index.js';
 import type { ModuleDef } from './types.js';
 
 const params = z.strictObject({
-  /** A POSIX sh command line. Quote interpolated values with sh`` from util/quote. */
+  /**
+   * A POSIX sh command line. From TypeScript, quote interpolated values with sh`` (util/quote);
+   * from YAML, "{{ … }}" values are escaped for their place (shellParams) and may not be secrets.
+   */
   cmd: z.string().min(1),
   /** Skip when this path exists. */
   creates: z.string().optional(),
