@@ -92,7 +92,7 @@ export const commandModule: ModuleDef<z.output<typeof params>> = {
         },
       ],
       predict: (s) => {
-        if (p.creates) s.files.set(p.creates, '');
+        if (p.creates) s.files.set(p.creates, Buffer.alloc(0));
       },
     };
   },
