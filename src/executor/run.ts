@@ -9,7 +9,7 @@ import { mask } from '../util/secrets.js';
 import { ConnectionPool } from './connect.js';
 import { expandPlay, roleVars } from './expand.js';
 import { HostRun, type HostPlay, type RunFlags } from './host-run.js';
-import type { Playbook } from './playbook.js';
+import { checkSecretsInParams, type Playbook } from './playbook.js';
 
 export const EXIT = {
   OK: 0,
@@ -125,6 +125,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const { inventory, playbook, reporter } = opts;
   const names = selectHosts(inventory, opts.limit);
   validateRoleVars(inventory, playbook, names);
+  checkSecretsInParams(inventory, playbook, names);
   const forks = opts.forks ?? Math.max(names.length, 1);
   reporter.emit({
     kind: 'run-start',

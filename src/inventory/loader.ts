@@ -79,7 +79,8 @@ function loadSecrets(file: string, at: string): Map<string, string> {
       `run: chmod 600 ${file}`,
     );
   }
-  const src = readYamlFile(file, 'secrets file', InventoryError);
+  // Its values are secrets: a YAML error names the place and the kind of mistake, never the text.
+  const src = readYamlFile(file, 'secrets file', InventoryError, [], { secretValues: true });
   const data = src.data ?? {};
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new InventoryError(`${whereAt(src, 0)}: (top level): a secrets file is a map of name: value, got ${Array.isArray(data) ? 'a list' : typeof data}`);

@@ -77,6 +77,7 @@ export function planFileContent(p: WriteParams, wanted: string | Buffer, ctx: Mo
 export const copyModule: ModuleDef<z.output<typeof params>> = {
   name: 'copy',
   schema: params,
+  shellParams: ['validate'],
   secretParams: ['content'],
   probes: (p) => [fileProbe(p.dest, true)],
   plan(p, ctx) {

@@ -128,6 +128,7 @@ export function editLines(content: Buffer, p: Params): Buffer {
 export const lineinfileModule: ModuleDef<Params> = {
   name: 'lineinfile',
   schema: params,
+  shellParams: ['validate'],
   probes: (p) => [fileProbe(p.path, true)],
   plan(p, ctx): Plan {
     const cur = currentFile(ctx, p.path, true);

@@ -111,8 +111,17 @@ export interface ModuleDef<P> {
   probes(params: P, host: Host, facts: Facts): Probe[];
   /** Read state → compute the change. Never changes the host. */
   plan(params: P, ctx: ModuleContext): Promise<Plan> | Plan;
-  /** Params that carry secrets (masked wherever the task is shown). */
-  secretParams?: string[];
+  /**
+   * Params that may carry secrets (a Secret, or a YAML "{{ … }}" that reads one): the module keeps
+   * them out of argv, logs and diffs (stdin, 0600 files, sensitive changes). A secret that would
+   * reach any other param is refused before any connection (expand.ts, playbook.ts).
+   */
+  secretParams?: readonly string[];
+  /**
+   * Params that are POSIX sh command lines: every "{{ … }}" value rendered into them is escaped for
+   * the quoting context it stands in (`| safe` opts out), and no secret may ever reach them.
+   */
+  shellParams?: readonly string[];
 }
 
 /** A task: one module invocation with its options. Built by roles (TypeScript) or playbooks (YAML). */

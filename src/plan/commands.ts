@@ -7,7 +7,7 @@ import type { Reporter } from '../report/events.js';
 import { MemoryReporter } from '../report/renderers.js';
 import { InputError, ProvisionError } from '../util/errors.js';
 import { PlanGuard } from './guard.js';
-import { changeLines, hostDrift, planFromRun, readPlan, writePlan, type PlanFile } from './plan.js';
+import { assertPlanKey, changeLines, hostDrift, planFromRun, readPlan, writePlan, type PlanFile } from './plan.js';
 
 /** A plan that may not be applied: too old, or the hosts drifted (exit 5). */
 export class PlanRefused extends ProvisionError {}
@@ -80,6 +80,7 @@ export interface ApplyOptions {
  */
 export async function applyCommand(file: string, o: ApplyOptions): Promise<number> {
   const plan = readPlan(file);
+  assertPlanKey(plan, file);
   const age = (Date.now() - Date.parse(plan.created)) / 1000;
   if (!(age <= o.maxAge)) {
     throw new PlanRefused(`plan ${file} is ${Math.round(age)} s old, older than --max-age ${o.maxAge} s`, 'make a new plan');

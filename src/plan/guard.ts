@@ -1,6 +1,6 @@
 import type { Facts } from '../facts/index.js';
 import type { ChangeGuard, GuardedChange } from '../executor/index.js';
-import { changeLines, factsFingerprint, type PlanFile, type PlannedTask } from './plan.js';
+import { changeLines, factsFingerprint, keyed, type PlanFile, type PlannedTask } from './plan.js';
 
 const lines = (t: PlannedTask | GuardedChange): string[] => changeLines({ tasks: [t], fingerprints: {} });
 
@@ -22,12 +22,13 @@ export class PlanGuard implements ChangeGuard {
     const planned = this.plan.hosts[host];
     if (!planned) return ['the host is not in the plan'];
     const out: string[] = [];
-    if (planned.fingerprints.facts !== factsFingerprint(facts)) out.push('changed since the plan: facts');
+    // The plan's fingerprints are keyed (see planKey): key what is read now the same way.
+    if (planned.fingerprints.facts !== keyed(factsFingerprint(facts))) out.push('changed since the plan: facts');
     // Only what was read before any task: later reads see this run's own changes.
     for (const [key, now] of [...observed].sort(([a], [b]) => a.localeCompare(b))) {
       const then = planned.fingerprints[key];
       if (then === undefined) out.push(`state read now but not in the plan: ${key}`);
-      else if (then !== now) out.push(`changed since the plan: ${key}`);
+      else if (then !== keyed(now)) out.push(`changed since the plan: ${key}`);
     }
     return out;
   }

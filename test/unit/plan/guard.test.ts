@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { exitCodeFor, HostRun } from '../../../src/executor/index.js';
 import type { Change, Task } from '../../../src/modules/index.js';
 import { PlanGuard } from '../../../src/plan/guard.js';
-import { factsFingerprint, type HostPlan, type PlanFile, type PlannedTask } from '../../../src/plan/plan.js';
+import { factsFingerprint, keyed, PLAN_VERSION, type HostPlan, type PlanFile, type PlannedTask } from '../../../src/plan/plan.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
 import { debianFacts, testHost } from '../modules/fixtures.js';
 import { RecordedConnection } from '../executor/recorded-connection.js';
@@ -16,14 +16,16 @@ const run = (cmd: string): Change => ({ kind: 'command', target: cmd, action: 'r
 const planned = (task: string, changes: Change[], extra: Partial<PlannedTask> = {}): PlannedTask => ({ task, module: 'command', handler: false, changes, ...extra });
 
 function planOf(hosts: Record<string, Partial<HostPlan>>): PlanFile {
-  const facts = factsFingerprint(debianFacts());
+  // A plan's fingerprints are keyed with the plan key, as planFromRun writes them.
+  const facts = keyed(factsFingerprint(debianFacts()));
   return {
-    version: 1,
+    version: PLAN_VERSION,
     tool: 'provision test',
+    planKey: 'test',
     created: new Date().toISOString(),
     inventory: 'inv.yml',
     playbook: 'play.yml',
-    hosts: Object.fromEntries(Object.entries(hosts).map(([h, p]) => [h, { tasks: [], ...p, fingerprints: { facts, ...p.fingerprints } }])),
+    hosts: Object.fromEntries(Object.entries(hosts).map(([h, p]) => [h, { tasks: [], ...p, fingerprints: { facts, ...Object.fromEntries(Object.entries(p.fingerprints ?? {}).map(([k, v]) => [k, keyed(v)])) } }])),
   };
 }
 
