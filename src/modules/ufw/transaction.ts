@@ -132,7 +132,8 @@ export function applyScript(o: ApplyOptions, p: TransactionPaths = HOST_PATHS): 
   const total = o.steps.length;
   const w = o.windowSeconds;
   const arm = `if systemd && command -v systemd-run >/dev/null 2>&1; then
-    systemd-run --quiet --on-active=${w}s --unit="$UNIT" --description='provision: roll back an unconfirmed ufw change' /bin/sh "$D/rollback.sh" "$ID" timer || return 1
+    # AccuracySec: a timer's default accuracy is a minute, so a 10 s window could last 70 s.
+    systemd-run --quiet --on-active=${w}s --timer-property=AccuracySec=1s --unit="$UNIT" --description='provision: roll back an unconfirmed ufw change' /bin/sh "$D/rollback.sh" "$ID" timer || return 1
   else
     if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi
     # Its own session (so it can be stopped as a group), and not holding our lock (fd 9).

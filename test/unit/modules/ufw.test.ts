@@ -152,7 +152,7 @@ describe('ufw apply: one transaction', () => {
     const c = shellOf(await ufwModule.plan(params, ctxFor(fresh)));
     expect(c.describe).toBe('apply 3 ufw commands as one transaction (commit-confirm 60s)');
     shellParses(c.cmd);
-    const order = ['flock -w 60 9', 'cp -a /etc/ufw/.', 'systemd-run --quiet --on-active=60s --unit="$UNIT"', 'step ufw allow proto tcp from 10.77.0.0/24', 'step ufw allow proto tcp from any to any port 443', 'step ufw --force enable'];
+    const order = ['flock -w 60 9', 'cp -a /etc/ufw/.', 'systemd-run --quiet --on-active=60s --timer-property=AccuracySec=1s --unit="$UNIT"', 'step ufw allow proto tcp from 10.77.0.0/24', 'step ufw allow proto tcp from any to any port 443', 'step ufw --force enable'];
     const at = order.map((s) => c.cmd.indexOf(s));
     expect(at.every((i) => i >= 0), `all of ${order.join(' | ')}`).toBe(true);
     expect([...at].sort((a, b) => a - b)).toEqual(at);
