@@ -13,11 +13,11 @@
  * One lab host (instance `ufw`, 10.95.0.0/24) with ufw installed and off, restored from a
  * snapshot before each case. Figures are printed as FIGURE lines; nothing asserts on time.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostExec, labDown, labUp, restoreHost, snapshotHost } from '../../src/lab/index.ts';
+import { hostExec, labDown, labPaths, labUp, restoreHost, snapshotHost } from '../../src/lab/index.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
 import { failures, onConsole, taskResult, writeInventory, writePlaybook } from './faults-helpers.ts';
 
@@ -144,6 +144,29 @@ describe('ufw: the run itself is never shut out', () => {
     expect(r.code).toBe(1);
     expect(await ufwFiles()).toBe(before);
     expect(await seen()).toMatchObject({ active: false });
+    expect(await freshLogin()).toBe(true);
+  });
+
+  it('as a sudo user (become): the address is read above sudo, which does not pass SSH_CONNECTION on, and the rule set is refused the same way', async () => {
+    await baseline();
+    const made = await sh(
+      'useradd -m -s /bin/bash deploy && install -d -o deploy -g deploy -m 700 /home/deploy/.ssh && install -o deploy -g deploy -m 600 /root/.ssh/authorized_keys /home/deploy/.ssh/ && ' +
+        'echo "deploy ALL=(ALL) NOPASSWD: ALL" > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy && echo made',
+    );
+    expect(made.stdout).toContain('made');
+    const before = await ufwFiles();
+    const p = labPaths(NAME);
+    const asDeploy = path.join(dir, 'inv-deploy.yml');
+    writeFileSync(
+      asDeploy,
+      `defaults:\n  user: deploy\n  become: true\n  identity_file: ${p.sshKey}\n  known_hosts: ${p.knownHosts}\n  connect_timeout: 5\nhosts:\n  ${HOST}: { address: ${PREFIX}.11, groups: [web] }\n`,
+    );
+    const r = await run(asDeploy, ufwPlay(`{ state: enabled, default_incoming: deny, rules: [{ rule: allow, port: 22, proto: tcp, from: ${ELSEWHERE} }] }`));
+    const failed = failures(r);
+    expect(failed.map((e) => e.task)).toEqual(['firewall']);
+    expect(String(failed[0]!.msg)).toContain(`refusing to enable ufw: this run connects from ${CONTROLLER} (SSH_CONNECTION on the host)`);
+    expect(r.code).toBe(1);
+    expect(await ufwFiles()).toBe(before);
     expect(await freshLogin()).toBe(true);
   });
 
