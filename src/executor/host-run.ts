@@ -23,6 +23,34 @@ export interface RunFlags {
   check: boolean;
   tags?: string[];
   skipTags?: string[];
+  /** `provision apply`: what the saved plan allows this run to do. */
+  guard?: ChangeGuard;
+}
+
+/** A task's changes as a plan records them (masked). */
+export interface GuardedChange {
+  task: string;
+  role?: string;
+  module: string;
+  handler: boolean;
+  changes: Change[];
+}
+
+/**
+ * Asked by the real run itself, so nothing is done that the plan did not show: first with the
+ * state the run has just read (before any task), then with each task's computed changes, before
+ * its commands run. A reason means "refused": the host stops there, untouched by that task.
+ */
+export interface ChangeGuard {
+  /** Why the state this run read is not the state the plan was made from (empty: it is). */
+  checkState(host: string, facts: Facts, observed: ReadonlyMap<string, string>): string[];
+  /** Why these changes are not the plan's next ones for this host (undefined: they are). */
+  checkChange(host: string, change: GuardedChange): string | undefined;
+}
+
+/** A change as it may be shown: every text field masked. */
+function maskChange(c: Change): Change {
+  return { ...c, target: mask(c.target), action: mask(c.action), before: c.before === undefined ? undefined : mask(c.before), after: c.after === undefined ? undefined : mask(c.after) };
 }
 
 /** A play's tasks for one host, already expanded from its roles. */
@@ -42,6 +70,8 @@ export class HostRun {
   readonly predicted: PredictedState = emptyPredictedState();
   failed = false;
   unreachable: string | undefined;
+  /** Why a guard (provision apply) stopped this host before it did something the plan did not show. */
+  refused: string | undefined;
   private probeCache = new Map<string, ProbeResult>();
   /** Fingerprint of every state read as first seen in this run (what a plan relied on). */
   readonly observed = new Map<string, string>();
@@ -71,6 +101,12 @@ export class HostRun {
   /** Read, in one round trip, the state every given task will need (all plays of the run at once). */
   async warm(tasks: Task[]): Promise<void> {
     await this.prefetch(tasks);
+    const differences = this.flags.guard?.checkState(this.host.name, this.facts, this.observed) ?? [];
+    if (differences.length === 0) return;
+    // Before any task: nothing of this host is touched.
+    this.refused = `the host changed since the plan: ${differences.join('; ')}`;
+    this.counts.refused++;
+    this.reporter.emit({ kind: 'task-result', host: this.host.name, task: 'state read by this run', module: '-', status: 'refused', changes: [], msg: mask(this.refused), ms: 0 });
   }
 
   private async prefetch(tasks: Task[]): Promise<void> {
@@ -142,7 +178,7 @@ export class HostRun {
         module: task.module,
         handler,
         status,
-        changes: changes.map((c) => ({ ...c, target: mask(c.target), action: mask(c.action), before: c.before === undefined ? undefined : mask(c.before), after: c.after === undefined ? undefined : mask(c.after) })),
+        changes: changes.map(maskChange),
         msg: msg === undefined ? undefined : mask(msg),
         note,
         ms: Date.now() - started,
@@ -179,6 +215,14 @@ export class HostRun {
         report('ok', [], undefined, plan.note);
         return true;
       }
+      if (!this.flags.check && this.flags.guard) {
+        const why = this.flags.guard.checkChange(this.host.name, { task: task.name, role: task.role, module: task.module, handler, changes: plan.changes.map(maskChange) });
+        if (why) {
+          this.refused = why;
+          report('refused', [], why);
+          return false;
+        }
+      }
       const toNotify = (task.notify ?? []).filter((h) => !this.notified.has(h));
       if (!this.flags.check) {
         // Record the notification on the host first: if this run dies before the handler runs, the next run owes it.
@@ -200,7 +244,8 @@ export class HostRun {
         this.unreachable = `${err.message} (during task "${task.name}")`;
         return false;
       }
-      report('failed', [], errorMessage(err));
+      // An ignored failure is still reported (status "ignored", counted apart): it does not fail the host or the run.
+      report(task.ignoreErrors ? 'ignored' : 'failed', [], errorMessage(err));
       if (task.ignoreErrors) return true;
       this.failed = true;
       return false;
@@ -209,6 +254,7 @@ export class HostRun {
 
   /** Run a play on this host: its tasks in order, then the handlers that were notified, once each. */
   async runPlay(play: HostPlay): Promise<void> {
+    if (this.refused) return;
     for (let i = 0; i < play.tasks.length; i++) {
       const ok = await this.runTask(play.tasks[i]!, play.tasks.slice(i + 1));
       if (!ok) return; // notified handlers stay recorded on the host for the next run

@@ -15,7 +15,8 @@ const params = z.strictObject({
   unless: z.string().optional(),
   /** Run only when this command exits 0. */
   onlyif: z.string().optional(),
-  chdir: z.string().optional(),
+  /** Absolute: a relative one depends on the login's directory, and "-" would mean cd's previous directory. */
+  chdir: z.string().startsWith('/', 'an absolute path').optional(),
   stdin: z.union([z.string(), z.instanceof(Secret)]).optional(),
   /** Exit codes that count as success. */
   ok_codes: z.array(z.number().int()).default([0]),
@@ -50,7 +51,8 @@ export const commandModule: ModuleDef<z.output<typeof params>> = {
     if (p.unless && code(`cmd:${p.unless}`) === 0) return { changes: [], commands: [] };
     // Guards are read from the host as it is, in a dry run too: onlyif false → skip, unless false → run.
     if (p.onlyif && code(`cmd:${p.onlyif}`) !== 0) return { changes: [], commands: [] };
-    const cmd = p.chdir ? `cd ${quote(p.chdir)} && ${p.cmd}` : p.cmd;
+    // "cd --": never an option of cd, even if the schema above is ever relaxed.
+    const cmd = p.chdir ? `cd -- ${quote(p.chdir)} && ${p.cmd}` : p.cmd;
     return {
       changes: [{ kind: 'command', target: p.cmd, action: 'run' }],
       commands: [
@@ -63,7 +65,7 @@ export const commandModule: ModuleDef<z.output<typeof params>> = {
         },
       ],
       predict: (s) => {
-        if (p.creates) s.files.set(p.creates, '');
+        if (p.creates) s.files.set(p.creates, Buffer.alloc(0));
       },
     };
   },

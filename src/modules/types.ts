@@ -43,8 +43,8 @@ export type Command =
 export interface PredictedState {
   packagesInstalled: Set<string>;
   packagesRemoved: Set<string>;
-  /** path → content that an earlier task wrote (or would write); null = removed. */
-  files: Map<string, string | null>;
+  /** path → content (bytes) that an earlier task wrote (or would write); null = removed. */
+  files: Map<string, Buffer | null>;
   directories: Set<string>;
   users: Set<string>;
   groups: Set<string>;

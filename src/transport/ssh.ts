@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host } from '../inventory/index.js';
 import { ConnectionError } from '../util/errors.js';
 import { quote } from '../util/quote.js';
-import { fingerprint, hostPattern, keyTypeOf, knownKeysFor, recordKnownKey } from './known-hosts.js';
+import { HostKeyCheck } from './hostkeys/index.js';
 
 export interface ExecResult {
   stdout: string;
@@ -96,8 +97,18 @@ export class SshConnection implements Connection {
         throw new ConnectionError(`${host.name}: cannot read identity file ${c.identityFile}: ${(err as NodeJS.ErrnoException).code}`, 'auth');
       }
     }
-    const known = knownKeysFor(c.knownHosts, host.address, c.port);
-    let hostKeyProblem: string | undefined;
+    // Host keys (known_hosts, @revoked, @cert-authority, accept_new_host_keys): hostkeys/verifier.ts.
+    // A CA-only host's certificate is fetched over a stream of its own, the same way ssh2's goes.
+    const openStream = (): Promise<Duplex> => (via ? via.forward(host.address, c.port) : Promise.resolve(tcpConnect({ host: host.address, port: c.port })));
+    let hostKeys: HostKeyCheck;
+    try {
+      hostKeys = await HostKeyCheck.prepare(
+        { label: host.name, address: host.address, port: c.port, knownHosts: c.knownHosts, acceptNew: c.acceptNewHostKeys, timeoutMs: c.connectTimeoutMs },
+        openStream,
+      );
+    } catch (err) {
+      throw err instanceof ConnectionError ? err : describeConnectError(host, err as Error);
+    }
     const config: ConnectConfig = {
       host: host.address,
       port: c.port,
@@ -107,32 +118,8 @@ export class SshConnection implements Connection {
       readyTimeout: c.connectTimeoutMs,
       keepaliveInterval: KEEPALIVE_MS,
       keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-      // Prefer key types we already know for this host, so a known host is never asked for an unknown type.
-      algorithms: known.length
-        ? { serverHostKey: [...new Set([...known.map((k) => k.type), 'ssh-ed25519', 'ecdsa-sha2-nistp256', 'rsa-sha2-512', 'rsa-sha2-256'])] as never }
-        : undefined,
-      hostVerifier: (key: Buffer) => {
-        const type = keyTypeOf(key);
-        const b64 = key.toString('base64');
-        const name = hostPattern(host.address, c.port);
-        if (known.some((k) => k.revoked && k.key === b64)) {
-          hostKeyProblem = `${host.name}: host key ${fingerprint(key)} for ${name} is marked @revoked in ${c.knownHosts}`;
-          return false;
-        }
-        if (known.some((k) => !k.revoked && k.key === b64)) return true;
-        if (known.some((k) => !k.revoked)) {
-          hostKeyProblem =
-            `${host.name}: HOST KEY CHANGED for ${name}: it now offers ${type} ${fingerprint(key)}, ` +
-            `which is not the key recorded in ${c.knownHosts}; refusing to connect`;
-          return false;
-        }
-        if (c.acceptNewHostKeys) {
-          recordKnownKey(c.knownHosts, host.address, c.port, type, b64);
-          return true;
-        }
-        hostKeyProblem = `${host.name}: unknown host key for ${name} (${type} ${fingerprint(key)}); it is not in ${c.knownHosts}`;
-        return false;
-      },
+      algorithms: { serverHostKey: hostKeys.algorithms as never },
+      hostVerifier: (key: Buffer) => hostKeys.verify(key),
     };
     if (via) {
       try {
@@ -146,14 +133,16 @@ export class SshConnection implements Connection {
       const onError = (err: Error) => {
         client.removeListener('ready', onReady);
         client.end();
-        reject(describeConnectError(host, err, hostKeyProblem));
+        reject(describeConnectError(host, err, hostKeys.problem));
       };
       const onReady = () => {
         client.removeListener('error', onError);
         resolve();
       };
       client.once('ready', onReady);
-      client.once('error', onError);
+      // `on`, not `once`: after a failed connect ssh2 can emit a second error ("Connection lost before
+      // handshake" once a timed-out socket closes); with no listener left, it would end the process.
+      client.on('error', onError);
       client.connect(config);
     });
     return new SshConnection(client, host, via);
