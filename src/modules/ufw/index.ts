@@ -25,7 +25,8 @@ const ruleSchema = z
     proto: z.enum(['tcp', 'udp', 'any']).optional(),
     from: address.optional(),
     to: address.optional(),
-    comment: z.string().optional(),
+    /** Never starting with "-": ufw reads options such as --dry-run anywhere among its arguments. */
+    comment: z.string().regex(/^(?!-)/, 'a comment that does not start with "-" (ufw would read it as an option)').optional(),
   })
   .refine((r) => !(typeof r.port === 'string' && /[:,]/.test(r.port) && (r.proto ?? 'any') === 'any'), 'a port range or list needs proto tcp or udp');
 

@@ -39,6 +39,8 @@ const refused: Array<[string, string, (v: string) => Record<string, unknown>]> =
   ['lineinfile', 'path', (v) => ({ path: v, line: 'a' })],
   // `cd -- -` is still "the previous directory": a directory to run in is absolute.
   ['command', 'chdir', (v) => ({ cmd: 'make', chdir: v })],
+  // ufw's own parser looks for "--dry-run" anywhere in its arguments: a comment is an argument.
+  ['ufw', 'rules', (v) => ({ rules: [{ rule: 'allow', port: 22, proto: 'tcp', comment: v }] })],
 ];
 
 describe('a leading "-" is refused by the schema where it is never valid', () => {
