@@ -6,7 +6,7 @@ import { emptyPredictedState, getModule, type Change, type Command, type ModuleC
 import { VALIDATION_FAILED_EXIT } from '../modules/lib/write-file.js';
 import type { HostCounts, Reporter, TaskStatus } from '../report/events.js';
 import { emptyCounts } from '../report/events.js';
-import type { Connection } from '../transport/index.js';
+import { CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, type Connection } from '../transport/index.js';
 import { ConnectionError, errorMessage, ModuleError, ValidationError } from '../util/errors.js';
 import { quote } from '../util/quote.js';
 import { mask } from '../util/secrets.js';
@@ -92,12 +92,16 @@ export class HostRun {
     }
   }
 
-  private async runCommand(c: Command): Promise<void> {
+  private async runCommand(c: Command, moduleBoundMs: number | undefined): Promise<void> {
     if (c.kind === 'call') {
       await c.run(this.conn);
       return;
     }
-    const res = await this.conn.exec(c.cmd, { stdin: c.stdin, timeoutMs: c.timeoutMs });
+    // The task's own bound, else the inventory's, else the module's, else the transport's default.
+    const timeoutMs = c.timeoutMs ?? this.host.connection.commandTimeoutMs ?? moduleBoundMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const res = await this.conn.exec(c.cmd, { stdin: c.stdin, timeoutMs }).catch((err: unknown) => {
+      throw err instanceof CommandTimeoutError ? err.as(c.describe ?? `command \`${c.cmd.split('\n')[0]}\``, c.timeoutMs ? "the task's timeout" : 'command_timeout') : err;
+    });
     if (!(c.okCodes ?? [0]).includes(res.code)) {
       const output = (res.stderr.trim() || res.stdout.trim()).split('\n').slice(-15).join('\n');
       if (res.code === VALIDATION_FAILED_EXIT) {
@@ -169,7 +173,9 @@ export class HostRun {
         predicted: this.predicted,
         results: this.probeCache,
         run: async (cmd, opts) => {
-          const r = await this.conn.exec(cmd, { stdin: opts?.stdin });
+          const r = await this.conn.exec(cmd, { stdin: opts?.stdin, timeoutMs: this.conn.probeTimeoutMs }).catch((err: unknown) => {
+            throw err instanceof CommandTimeoutError ? err.as(`reading the host's state: \`${cmd.split('\n')[0]}\``, 'probe_timeout') : err;
+          });
           return { stdout: r.stdout, code: r.code };
         },
         reconnect: this.freshLogin,
@@ -183,7 +189,7 @@ export class HostRun {
       if (!this.flags.check) {
         // Record the notification on the host first: if this run dies before the handler runs, the next run owes it.
         await this.recordPendingHandlers(toNotify);
-        for (const c of plan.commands) await this.runCommand(c);
+        for (const c of plan.commands) await this.runCommand(c, def.commandTimeoutMs);
         // Every later read must see the host as it is now.
         this.probeCache.clear();
         if (plan.verify) await plan.verify(ctx);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Connection } from '../transport/index.js';
+import { CommandTimeoutError, type Connection } from '../transport/index.js';
 
 export interface ProbeResult {
   stdout: string;
@@ -82,13 +82,35 @@ export function parseBatchOutput(probes: Probe[], nonce: string, stdout: string,
 export const PROBE_RETRY = 75;
 const READ_ATTEMPTS = 3;
 
-/** Run many probes in one round trip; stderr of each probe is folded into its stdout. */
+/**
+ * What a batch was reading when it was cut off: the probe whose frame opened in `stdout` and never
+ * closed (the batch runs its sections one after the other).
+ */
+export function unfinishedProbe(probes: Probe[], nonce: string, stdout: string): string {
+  const ended = new Set([...stdout.matchAll(new RegExp(`\\n@@${nonce} (g?\\d+) end \\d+\\n`, 'g'))].map((m) => m[1]!));
+  const open = [...stdout.matchAll(new RegExp(`\\n@@${nonce} (g?\\d+)\\n`, 'g'))].map((m) => m[1]!).find((id) => !ended.has(id));
+  if (open === undefined) return `reading the host's state (${probes.length} probes)`;
+  if (open.startsWith('g')) {
+    const [group, g] = [...sections(probes).groups].find(([, v]) => v.id === open)!;
+    return `reading the host's state: the shared ${group} read of ${g.items.slice(0, 3).join(', ')}${g.items.length > 3 ? ` and ${g.items.length - 3} more` : ''}`;
+  }
+  return `reading the host's state: probe "${probes[Number(open)]!.key}"`;
+}
+
+/**
+ * Run many probes in one round trip; stderr of each probe is folded into its stdout. The batch is
+ * bounded by the host's probe_timeout: a probe that hangs (a dead NFS mount, a hung database) fails
+ * with a CommandTimeoutError naming it, and the host stops it.
+ */
 export async function runProbes(conn: Connection, probes: Probe[], become?: boolean): Promise<Map<string, ProbeResult>> {
   const results = new Map<string, ProbeResult>();
   let todo = [...new Map(probes.map((p) => [p.key, p])).values()];
   for (let attempt = 1; todo.length > 0; attempt++) {
     const nonce = randomBytes(8).toString('hex');
-    const res = await conn.exec('sh -s', { stdin: batchScript(todo, nonce) + '\n', become });
+    const batch = todo;
+    const res = await conn.exec('sh -s', { stdin: batchScript(batch, nonce) + '\n', become, timeoutMs: conn.probeTimeoutMs }).catch((err: unknown) => {
+      throw err instanceof CommandTimeoutError ? err.as(unfinishedProbe(batch, nonce, err.stdout), 'probe_timeout') : err;
+    });
     for (const [k, v] of parseBatchOutput(todo, nonce, res.stdout, res.stderr)) results.set(k, v);
     todo = attempt < READ_ATTEMPTS ? todo.filter((p) => results.get(p.key)?.code === PROBE_RETRY) : [];
   }

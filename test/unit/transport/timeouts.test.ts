@@ -1,0 +1,104 @@
+/**
+ * Every command is bounded on the host: when the bound runs out, the host stops the command and
+ * every process it started, including those that left its process group (apt-get runs dpkg in a
+ * session of its own), and the caller gets an error naming the command and the bound. Run through
+ * a real SSH channel (in-process ssh2 server, local sh) and, for the script alone, the local sh.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runProbes } from '../../../src/facts/index.ts';
+import { fileProbe } from '../../../src/modules/lib/file-state.ts';
+import { CommandTimeoutError, SshConnection } from '../../../src/transport/index.ts';
+import { boundedScript, newMarkers } from '../../../src/transport/remote-command.ts';
+import { fakeHost, type FakeHost } from './fake-host.ts';
+
+/** Alive and not a zombie (an orphan's parent may be slow to reap it). */
+function alive(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}/stat`)) return false;
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+const pids = (dir: string, ...names: string[]) => names.map((n) => Number(readFileSync(path.join(dir, n), 'utf8').trim()));
+
+/**
+ * A command shaped like apt-get running dpkg: a child in a session of its own (setsid) that
+ * ignores TERM, a grandchild, and the command itself waiting; each writes its pid into `dir`.
+ */
+const hangingTree = (dir: string) =>
+  `setsid sh -c 'trap "" TERM; echo $$ > ${dir}/escaped; sleep 600 & echo $! > ${dir}/grandchild; wait' & echo $$ > ${dir}/main; sleep 600`;
+
+let fake: FakeHost | undefined;
+let conn: SshConnection | undefined;
+afterEach(async () => {
+  conn?.close();
+  conn = undefined;
+  await fake?.close();
+  fake = undefined;
+});
+
+describe('the bounded script (local sh)', () => {
+  it('passes stdin, output and the exit code through; a quick exit 124 of the command itself is not a timeout', () => {
+    const m = newMarkers();
+    const r = spawnSync('sh', ['-c', boundedScript('cat; echo err >&2; exit 3', 30, m)], { input: 'in\n', encoding: 'utf8' });
+    expect(r).toMatchObject({ status: 3, stdout: 'in\n', stderr: 'err\n' });
+    const own = spawnSync('sh', ['-c', boundedScript('exit 124', 30, m)], { encoding: 'utf8' });
+    expect(own).toMatchObject({ status: 124, stderr: '' });
+  });
+
+  it('stops the whole tree at the bound, also what left the process group and ignores TERM, and says so with its marker', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-bound-'));
+    const m = newMarkers();
+    const r = spawnSync('sh', ['-c', boundedScript(hangingTree(dir), 2, m)], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(124);
+    expect(r.stderr).toContain(`\n${m.timedOut}\n`);
+    for (const pid of pids(dir, 'main', 'escaped', 'grandchild')) expect(alive(pid), `pid ${pid}`).toBe(false);
+  });
+});
+
+describe('exec over SSH: commands are bounded', () => {
+  it('a command past its bound fails with the command and the bound named, and nothing of it is left running (under sudo too)', async () => {
+    for (const become of [false, true]) {
+      fake = await fakeHost({ asks: 'never', password: 'pw-for-timeouts' });
+      conn = await SshConnection.connect(fake.host);
+      const dir = mkdtempSync(path.join(tmpdir(), 'provision-bound-'));
+      const err = await conn.exec(hangingTree(dir), { timeoutMs: 2000, become }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CommandTimeoutError);
+      expect((err as Error).message).toMatch(/^command `setsid sh -c .*` did not finish within 2s \(its bound\); the host stopped it and every process it started$/);
+      for (const pid of pids(dir, 'main', 'escaped', 'grandchild')) expect(alive(pid), `pid ${pid}`).toBe(false);
+      // The connection is still good for the next command.
+      expect(await conn.exec('echo ok')).toMatchObject({ stdout: 'ok\n', code: 0 });
+      conn.close();
+      await fake.close();
+    }
+    conn = undefined;
+    fake = undefined;
+  });
+
+  it('a probe that hangs fails its batch naming the probe and probe_timeout; the host stops it', async () => {
+    fake = await fakeHost({ asks: 'never', password: 'pw-for-timeouts' });
+    fake.host.connection.probeTimeoutMs = 1000;
+    conn = await SshConnection.connect(fake.host);
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-bound-'));
+    const probes = [fileProbe('/etc/hostname', false), { key: 'cmd:hangs', script: `echo $$ > ${dir}/main; sleep 600` }, { key: 'after', script: 'echo after' }];
+    const err = await runProbes(conn, probes, true).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandTimeoutError);
+    expect((err as Error).message).toBe(`reading the host's state: probe "cmd:hangs" did not finish within 1s (probe_timeout); the host stopped it and every process it started`);
+    expect(alive(pids(dir, 'main')[0]!)).toBe(false);
+  });
+
+  it('a command the host cannot end (the channel never closes): the controller gives up a little after the bound, saying so', async () => {
+    fake = await fakeHost({ asks: 'never', password: 'pw-for-timeouts', stuckOn: 'STUCK' });
+    conn = await SshConnection.connect(fake.host);
+    const err = await conn.exec('echo STUCK', { timeoutMs: 1000, become: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandTimeoutError);
+    expect((err as CommandTimeoutError).stuck).toBe(true);
+    expect((err as Error).message).toMatch(/did not finish within 1s .*the host did not end it within \d+s after that, even with KILL/);
+  });
+});
