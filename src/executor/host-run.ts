@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Facts, ProbeResult } from '../facts/index.js';
-import { PENDING_HANDLERS_FILE, runProbes, STATE_DIR } from '../facts/index.js';
+import { PENDING_HANDLERS_FILE, ProbeTimeoutError, runProbes, STATE_DIR } from '../facts/index.js';
 import type { Host } from '../inventory/index.js';
 import { emptyPredictedState, getModule, type Change, type Command, type ModuleContext, type PredictedState, type Task } from '../modules/index.js';
 import { VALIDATION_FAILED_EXIT } from '../modules/lib/write-file.js';
@@ -43,6 +43,8 @@ export class HostRun {
   failed = false;
   unreachable: string | undefined;
   private probeCache = new Map<string, ProbeResult>();
+  /** Probes that ran out of probe_timeout: not read again; the task that needs one fails with it. */
+  private hungProbes = new Map<string, ProbeTimeoutError>();
   /** Fingerprint of every state read as first seen in this run (what a plan relied on). */
   readonly observed = new Map<string, string>();
   private notified = new Set<string>();
@@ -83,9 +85,17 @@ export class HostRun {
         return []; // parameter errors surface when the task itself runs
       }
     });
-    const missing = wanted.filter((p) => !this.probeCache.has(p.key));
+    const missing = wanted.filter((p) => !this.probeCache.has(p.key) && !this.hungProbes.has(p.key));
     if (missing.length === 0) return;
-    const results = await runProbes(this.conn, missing, true);
+    let results: Map<string, ProbeResult>;
+    try {
+      results = await runProbes(this.conn, missing, true);
+    } catch (err) {
+      if (!(err instanceof ProbeTimeoutError)) throw err;
+      // What finished stands; what hung fails the task that needs it (in whichever play), not the task that happened to read it.
+      for (const k of err.hung) this.hungProbes.set(k, err);
+      results = err.done;
+    }
     for (const [k, v] of results) {
       this.probeCache.set(k, v);
       if (!this.observed.has(k)) this.observed.set(k, createHash('sha256').update(`${v.code}\n${v.stdout}`).digest('hex').slice(0, 16));
@@ -166,6 +176,8 @@ export class HostRun {
         throw new ModuleError(`${task.module}: ${i.path.join('.') || 'params'}: ${i.message}`);
       }
       await this.prefetch([task, ...remaining]);
+      const hung = def.probes(parsed.data, this.host, this.facts).find((p) => this.hungProbes.has(p.key));
+      if (hung) throw this.hungProbes.get(hung.key);
       const ctx: ModuleContext = {
         host: this.host,
         facts: this.facts,
