@@ -5,6 +5,8 @@ export interface Channel {
   write(data: string | Buffer): void;
   /** End of the command's stdin. */
   end(): void;
+  /** Give up on the channel (the command's side may go on; see the bounded script). */
+  close(): void;
   onStdout(cb: (d: Buffer) => void): void;
   onStderr(cb: (d: Buffer) => void): void;
   onExit(cb: (code: number | null, signal?: string) => void): void;
@@ -25,6 +27,8 @@ export interface SessionResult {
   passwordRefused: boolean;
   /** The host stopped the command at its bound. */
   timedOut: boolean;
+  /** 'prompt' mode: sudo neither asked with our prompt nor started the command in time (a prompt of its own?); the channel was closed. */
+  sudoSilent: boolean;
 }
 
 function occurrences(text: string, what: string): number {
@@ -41,7 +45,15 @@ function occurrences(text: string, what: string): number {
  * the answer is the end of stdin, which makes sudo give up at once. In the other modes stdin is
  * written at once, as before: no wait.
  */
-export function runSession(ch: Channel, mode: SudoMode, m: Markers, password: string | undefined, stdin: string | Buffer | undefined): Promise<SessionResult> {
+export function runSession(
+  ch: Channel,
+  mode: SudoMode,
+  m: Markers,
+  password: string | undefined,
+  stdin: string | Buffer | undefined,
+  /** 'prompt' mode: how long sudo may take to ask or to start the command. */
+  handshakeMs = 30_000,
+): Promise<SessionResult> {
   return new Promise((resolve) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -51,6 +63,15 @@ export function runSession(ch: Channel, mode: SudoMode, m: Markers, password: st
     let prompts = 0;
     let passwordRefused = false;
     let code: number | null = null;
+    let sudoSilent = false;
+    // sudo that asks with a prompt of its own (a PAM module's) would wait forever for an answer we never give.
+    const handshake =
+      mode === 'prompt'
+        ? setTimeout(() => {
+            sudoSilent = true;
+            ch.close();
+          }, handshakeMs)
+        : undefined;
     const sendStdin = () => {
       if (stdin !== undefined && stdin.length > 0) ch.write(stdin);
       ch.end();
@@ -63,6 +84,7 @@ export function runSession(ch: Channel, mode: SudoMode, m: Markers, password: st
       const text = Buffer.concat(err).toString('utf8');
       if (text.includes(startedLine)) {
         started = true;
+        clearTimeout(handshake);
         if (mode === 'prompt') sendStdin();
         return;
       }
@@ -73,6 +95,7 @@ export function runSession(ch: Channel, mode: SudoMode, m: Markers, password: st
       if (prompts === 1 && password !== undefined) {
         ch.write(`${password}\n`);
       } else {
+        clearTimeout(handshake);
         passwordRefused = true;
         ch.end();
       }
@@ -81,6 +104,7 @@ export function runSession(ch: Channel, mode: SudoMode, m: Markers, password: st
       code = c ?? (signal ? 128 : 255);
     });
     ch.onClose(() => {
+      clearTimeout(handshake);
       let text = Buffer.concat(err).toString('utf8');
       if (marked) {
         const at = text.indexOf(startedLine);
@@ -89,7 +113,7 @@ export function runSession(ch: Channel, mode: SudoMode, m: Markers, password: st
       const timedOutLine = `\n${m.timedOut}\n`;
       const timedOut = text.includes(timedOutLine);
       if (timedOut) text = text.split(timedOutLine).join('');
-      resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: text, code, started, asked: prompts > 0, passwordRefused, timedOut });
+      resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: text, code, started, asked: prompts > 0, passwordRefused, timedOut, sudoSilent });
     });
     if (mode !== 'prompt') sendStdin();
   });

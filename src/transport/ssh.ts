@@ -218,6 +218,14 @@ export class SshConnection implements Connection {
       );
       throw this.#becomeRefused;
     }
+    if (r.sudoSilent) {
+      throw new ConnectionError(
+        `${this.host.name}: sudo neither asked for the password with provision's prompt nor ran the command` +
+          (r.stderr.trim() ? `; it printed: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}` : ''),
+        'auth',
+        'sudo may ask with a prompt of its own (a PAM module): provision answers only its own prompt',
+      );
+    }
     if (r.timedOut) throw new CommandTimeoutError(describeCommand(command), boundMs, setting, false, r.stdout, r.stderr);
     return { stdout: r.stdout, stderr: r.stderr, code: r.code ?? 255 };
   }
@@ -251,6 +259,7 @@ export class SshConnection implements Connection {
           {
             write: (d) => stream.write(d),
             end: () => stream.end(),
+            close: () => stream.close(),
             onStdout: (cb) => stream.on('data', cb),
             onStderr: (cb) => stream.stderr.on('data', cb),
             onExit: (cb) => stream.on('exit', cb),
@@ -260,6 +269,8 @@ export class SshConnection implements Connection {
           markers,
           this.#becomePassword,
           stdin,
+          // Three times what a login may take (30 s by default): sudo may look the user up in LDAP.
+          3 * this.host.connection.connectTimeoutMs,
         );
         void session.then((r) => settle(() => (r.code === null && this.#closed ? reject(this.#closed) : resolve(r))));
       });

@@ -76,6 +76,17 @@ describe('become with a password: it answers sudo\'s prompt only', () => {
     expect(fake!.calls()).toHaveLength(1);
   });
 
+  it('sudo that asks with a prompt of its own gets no answer: one clear error after three connect timeouts, not a hang', async () => {
+    fake = await fakeHost({ asks: 'always', password: PASSWORD });
+    fake.useOwnPrompt();
+    fake.host.connection.connectTimeoutMs = 1000;
+    conn = await SshConnection.connect(fake.host);
+    const err = await conn.exec('cat', { stdin: CONTENT }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect((err as Error).message).toBe("fake: sudo neither asked for the password with provision's prompt nor ran the command; it printed: Enter your PIN:");
+    expect(fake.attempts()).toEqual([]);
+  });
+
   it('without become the command runs as the login user, stdin as given', async () => {
     const c = await open('always');
     expect(await c.exec('cat', { stdin: CONTENT, become: false })).toEqual({ stdout: CONTENT, stderr: '', code: 0 });

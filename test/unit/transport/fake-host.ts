@@ -28,7 +28,7 @@ if [ "$asks" = always ] || { [ "$asks" = cached ] && [ ! -e "$d/timestamp" ]; };
   [ -z "$nonint" ] || { echo "sudo: a password is required" >&2; exit 1; }
   n=0
   while :; do
-    printf '%s' "$prompt" >&2
+    if [ -e "$d/own-prompt" ]; then printf 'Enter your PIN: ' >&2; else printf '%s' "$prompt" >&2; fi
     IFS= read -r pw || { echo "sudo: no password was provided" >&2; exit 1; }
     printf '%s\\n' "$pw" >> "$d/attempts"
     [ "$pw" = "$(cat "$d/password")" ] && break
@@ -49,6 +49,8 @@ export interface FakeHost {
   attempts(): string[];
   setAsks(asks: SudoAsks): void;
   forgetTimestamp(): void;
+  /** From now on sudo asks with a prompt of its own (as a PAM module may), not the one given with -p. */
+  useOwnPrompt(): void;
   close(): Promise<void>;
 }
 
@@ -119,9 +121,8 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
     calls: () => lines('calls'),
     attempts: () => lines('attempts'),
     setAsks: (asks) => writeFileSync(path.join(dir, 'asks'), asks),
-    forgetTimestamp: () => {
-      rmSync(path.join(dir, 'timestamp'), { force: true });
-    },
+    forgetTimestamp: () => rmSync(path.join(dir, 'timestamp'), { force: true }),
+    useOwnPrompt: () => writeFileSync(path.join(dir, 'own-prompt'), ''),
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }

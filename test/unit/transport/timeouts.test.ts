@@ -9,7 +9,9 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { InventoryError } from '../../../src/util/errors.ts';
 import { runProbes } from '../../../src/facts/index.ts';
+import { parseInventory } from '../../../src/inventory/index.ts';
 import { fileProbe } from '../../../src/modules/lib/file-state.ts';
 import { CommandTimeoutError, SshConnection } from '../../../src/transport/index.ts';
 import { boundedScript, newMarkers } from '../../../src/transport/remote-command.ts';
@@ -100,5 +102,28 @@ describe('exec over SSH: commands are bounded', () => {
     expect(err).toBeInstanceOf(CommandTimeoutError);
     expect((err as CommandTimeoutError).stuck).toBe(true);
     expect((err as Error).message).toMatch(/did not finish within 1s .*the host did not end it within \d+s after that, even with KILL/);
+  });
+});
+
+describe('the inventory sets the bounds', () => {
+  it('command_timeout and probe_timeout are connection settings (nearest wins), in seconds; unset they are left to the defaults', () => {
+    const inv = parseInventory(
+      `defaults: { probe_timeout: 20 }
+groups: { slow: { hosts: [db], command_timeout: 3600 } }
+hosts:
+  db: { address: 10.0.0.1, probe_timeout: 90 }
+  web: { address: 10.0.0.2 }
+`,
+      '/inv/t.yml',
+      {},
+    );
+    expect(inv.hosts.get('db')!.connection).toMatchObject({ commandTimeoutMs: 3_600_000, probeTimeoutMs: 90_000 });
+    expect(inv.hosts.get('web')!.connection).toMatchObject({ commandTimeoutMs: undefined, probeTimeoutMs: 20_000 });
+  });
+
+  it('a bound that is not a positive number is bad input naming the file, line and field', () => {
+    const bad = () => parseInventory('hosts:\n  web: { address: 10.0.0.2, command_timeout: 0 }\n', '/inv/t.yml', {});
+    expect(bad).toThrow(InventoryError);
+    expect(bad).toThrow(/^\/inv\/t\.yml:2:\d+: hosts\.web\.command_timeout: /);
   });
 });
