@@ -21,7 +21,7 @@ export interface ExecOptions {
   become?: boolean;
   /**
    * Bound on the host (default: the host's command_timeout, else 10 min). When it runs out the host
-   * stops the command's whole process tree (TERM, KILL 5 s later) and exec rejects with a
+   * stops the command's whole process tree (TERM, KILL a tenth of the bound later, 1 to 5 s) and exec rejects with a
    * CommandTimeoutError; the controller gives up on the channel a little later (a host that cannot
    * end it).
    */
