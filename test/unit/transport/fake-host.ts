@@ -123,6 +123,10 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
     setAsks: (asks) => writeFileSync(path.join(dir, 'asks'), asks),
     forgetTimestamp: () => rmSync(path.join(dir, 'timestamp'), { force: true }),
     useOwnPrompt: () => writeFileSync(path.join(dir, 'own-prompt'), ''),
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () =>
+      new Promise<void>((r) => server.close(() => r())).then(() => {
+        delete process.env[env];
+        rmSync(dir, { recursive: true, force: true });
+      }),
   };
 }

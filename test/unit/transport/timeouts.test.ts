@@ -5,7 +5,7 @@
  * a real SSH channel (in-process ssh2 server, local sh) and, for the script alone, the local sh.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -27,6 +27,14 @@ function alive(pid: number): boolean {
   }
 }
 
+const dirs: string[] = [];
+/** A directory for the pid files of one test, removed after it. */
+const pidDir = () => {
+  const d = mkdtempSync(path.join(tmpdir(), 'provision-bound-'));
+  dirs.push(d);
+  return d;
+};
+
 const pids = (dir: string, ...names: string[]) => names.map((n) => Number(readFileSync(path.join(dir, n), 'utf8').trim()));
 
 /**
@@ -39,6 +47,7 @@ const hangingTree = (dir: string) =>
 let fake: FakeHost | undefined;
 let conn: SshConnection | undefined;
 afterEach(async () => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   conn?.close();
   conn = undefined;
   await fake?.close();
@@ -55,7 +64,7 @@ describe('the bounded script (local sh)', () => {
   });
 
   it('stops the whole tree at the bound, also what left the process group and ignores TERM, and says so with its marker', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'provision-bound-'));
+    const dir = pidDir();
     const m = newMarkers();
     const r = spawnSync('sh', ['-c', boundedScript(hangingTree(dir), 2, m)], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(124);
@@ -69,7 +78,7 @@ describe('exec over SSH: commands are bounded', () => {
     for (const become of [false, true]) {
       fake = await fakeHost({ asks: 'never', password: 'pw-for-timeouts' });
       conn = await SshConnection.connect(fake.host);
-      const dir = mkdtempSync(path.join(tmpdir(), 'provision-bound-'));
+      const dir = pidDir();
       const err = await conn.exec(hangingTree(dir), { timeoutMs: 2000, become }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CommandTimeoutError);
       expect((err as Error).message).toMatch(/^command `setsid sh -c .*` did not finish within 2s \(its bound\); the host stopped it and every process it started$/);
@@ -87,7 +96,7 @@ describe('exec over SSH: commands are bounded', () => {
     fake = await fakeHost({ asks: 'never', password: 'pw-for-timeouts' });
     fake.host.connection.probeTimeoutMs = 1000;
     conn = await SshConnection.connect(fake.host);
-    const dir = mkdtempSync(path.join(tmpdir(), 'provision-bound-'));
+    const dir = pidDir();
     const probes = [fileProbe('/etc/hostname', false), { key: 'cmd:hangs', script: `echo $$ > ${dir}/main; sleep 600` }, { key: 'after', script: 'echo after' }];
     const err = await runProbes(conn, probes, true).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CommandTimeoutError);
