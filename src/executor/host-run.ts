@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Facts, ProbeResult } from '../facts/index.js';
-import { PENDING_HANDLERS_FILE, runProbes, STATE_DIR } from '../facts/index.js';
+import { PENDING_HANDLERS_FILE, ProbeTimeoutError, runProbes, STATE_DIR } from '../facts/index.js';
 import type { Host } from '../inventory/index.js';
 import { emptyPredictedState, getModule, type Change, type Command, type ModuleContext, type PredictedState, type Task } from '../modules/index.js';
 import { VALIDATION_FAILED_EXIT } from '../modules/lib/write-file.js';
 import type { HostCounts, Reporter, TaskStatus } from '../report/events.js';
 import { emptyCounts } from '../report/events.js';
-import type { Connection } from '../transport/index.js';
+import { CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, type Connection } from '../transport/index.js';
 import { ConnectionError, errorMessage, ModuleError, ValidationError } from '../util/errors.js';
 import { quote } from '../util/quote.js';
 import { mask } from '../util/secrets.js';
@@ -73,6 +73,8 @@ export class HostRun {
   /** Why a guard (provision apply) stopped this host before it did something the plan did not show. */
   refused: string | undefined;
   private probeCache = new Map<string, ProbeResult>();
+  /** Probes that ran out of probe_timeout: not read again; the task that needs one fails with it. */
+  private hungProbes = new Map<string, ProbeTimeoutError>();
   /** Fingerprint of every state read as first seen in this run (what a plan relied on). */
   readonly observed = new Map<string, string>();
   private notified = new Set<string>();
@@ -119,21 +121,33 @@ export class HostRun {
         return []; // parameter errors surface when the task itself runs
       }
     });
-    const missing = wanted.filter((p) => !this.probeCache.has(p.key));
+    const missing = wanted.filter((p) => !this.probeCache.has(p.key) && !this.hungProbes.has(p.key));
     if (missing.length === 0) return;
-    const results = await runProbes(this.conn, missing, true);
+    let results: Map<string, ProbeResult>;
+    try {
+      results = await runProbes(this.conn, missing, true);
+    } catch (err) {
+      if (!(err instanceof ProbeTimeoutError)) throw err;
+      // What finished stands; what hung fails the task that needs it (in whichever play), not the task that happened to read it.
+      for (const k of err.hung) this.hungProbes.set(k, err);
+      results = err.done;
+    }
     for (const [k, v] of results) {
       this.probeCache.set(k, v);
       if (!this.observed.has(k)) this.observed.set(k, createHash('sha256').update(`${v.code}\n${v.stdout}`).digest('hex').slice(0, 16));
     }
   }
 
-  private async runCommand(c: Command): Promise<void> {
+  private async runCommand(c: Command, moduleBoundMs: number | undefined): Promise<void> {
     if (c.kind === 'call') {
       await c.run(this.conn);
       return;
     }
-    const res = await this.conn.exec(c.cmd, { stdin: c.stdin, timeoutMs: c.timeoutMs });
+    // The task's own bound, else the inventory's, else the module's, else the transport's default.
+    const timeoutMs = c.timeoutMs ?? this.host.connection.commandTimeoutMs ?? moduleBoundMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const res = await this.conn.exec(c.cmd, { stdin: c.stdin, timeoutMs }).catch((err: unknown) => {
+      throw err instanceof CommandTimeoutError ? err.as(c.describe ?? `command \`${c.cmd.split('\n')[0]}\``, c.timeoutMs ? "the task's timeout" : 'command_timeout') : err;
+    });
     if (!(c.okCodes ?? [0]).includes(res.code)) {
       const output = (res.stderr.trim() || res.stdout.trim()).split('\n').slice(-15).join('\n');
       if (res.code === VALIDATION_FAILED_EXIT) {
@@ -198,6 +212,8 @@ export class HostRun {
         throw new ModuleError(`${task.module}: ${i.path.join('.') || 'params'}: ${i.message}`);
       }
       await this.prefetch([task, ...remaining]);
+      const hung = def.probes(parsed.data, this.host, this.facts).find((p) => this.hungProbes.has(p.key));
+      if (hung) throw this.hungProbes.get(hung.key);
       const ctx: ModuleContext = {
         host: this.host,
         facts: this.facts,
@@ -205,7 +221,9 @@ export class HostRun {
         predicted: this.predicted,
         results: this.probeCache,
         run: async (cmd, opts) => {
-          const r = await this.conn.exec(cmd, { stdin: opts?.stdin });
+          const r = await this.conn.exec(cmd, { stdin: opts?.stdin, timeoutMs: this.conn.probeTimeoutMs }).catch((err: unknown) => {
+            throw err instanceof CommandTimeoutError ? err.as(`reading the host's state: \`${cmd.split('\n')[0]}\``, 'probe_timeout') : err;
+          });
           return { stdout: r.stdout, code: r.code };
         },
         reconnect: this.freshLogin,
@@ -227,7 +245,7 @@ export class HostRun {
       if (!this.flags.check) {
         // Record the notification on the host first: if this run dies before the handler runs, the next run owes it.
         await this.recordPendingHandlers(toNotify);
-        for (const c of plan.commands) await this.runCommand(c);
+        for (const c of plan.commands) await this.runCommand(c, def.commandTimeoutMs);
         // Every later read must see the host as it is now.
         this.probeCache.clear();
         if (plan.verify) await plan.verify(ctx);

@@ -19,6 +19,10 @@ export interface ResolvedConnection {
   becomeUser: string;
   becomePasswordEnv?: string;
   connectTimeoutMs: number;
+  /** Bound of each command that changes the host; undefined: the module's own (see transport/remote-command.ts). */
+  commandTimeoutMs?: number;
+  /** Bound of each batch of state reads; undefined: 60 s. */
+  probeTimeoutMs?: number;
 }
 
 export interface Host {
@@ -309,5 +313,7 @@ function resolveConnection(c: ConnectionSettings, resolvePath: (p: string) => st
     becomeUser: c.become_user ?? 'root',
     becomePasswordEnv: c.become_password_env,
     connectTimeoutMs: (c.connect_timeout ?? 10) * 1000,
+    commandTimeoutMs: c.command_timeout === undefined ? undefined : c.command_timeout * 1000,
+    probeTimeoutMs: c.probe_timeout === undefined ? undefined : c.probe_timeout * 1000,
   };
 }

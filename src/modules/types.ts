@@ -26,6 +26,11 @@ export type Command =
       stdin?: string | Buffer;
       /** Exit codes that count as success (default [0]). */
       okCodes?: number[];
+      /**
+       * Bound on the host, for this command only (command's `timeout`). Default: the inventory's
+       * command_timeout, else the module's commandTimeoutMs, else 10 min. When it runs out the host
+       * stops the command and every process it started, and the task fails naming the command.
+       */
       timeoutMs?: number;
       /** Shown instead of cmd in output (e.g. "upload /etc/haproxy/haproxy.cfg"). */
       describe?: string;
@@ -77,7 +82,7 @@ export interface ModuleContext {
   predicted: PredictedState;
   /** Results of this task's probes, read in one batch with every other task's. */
   results: Map<string, ProbeResult>;
-  /** Read something more from the host (one extra round trip): for modules that need a second look. */
+  /** Read something more from the host (one extra round trip): for modules that need a second look. Bounded by probe_timeout. */
   run(cmd: string, opts?: { stdin?: string | Buffer }): Promise<ProbeResult>;
   /**
    * Prove that a NEW SSH connection to the host can still be made (TCP connect, handshake,
@@ -122,6 +127,8 @@ export interface ModuleDef<P> {
    * the quoting context it stands in (`| safe` opts out), and no secret may ever reach them.
    */
   shellParams?: readonly string[];
+  /** Bound of each of its commands when the inventory sets no command_timeout (default 10 min): apt installs need longer. */
+  commandTimeoutMs?: number;
 }
 
 /** A task: one module invocation with its options. Built by roles (TypeScript) or playbooks (YAML). */

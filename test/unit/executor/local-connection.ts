@@ -9,6 +9,7 @@ import type { Connection, ExecOptions, ExecResult } from '../../../src/transport
 export class LocalConnection implements Connection {
   readonly hostName = 'local';
   roundTrips = 0;
+  readonly probeTimeoutMs = 60_000;
   /** Every command line it was asked to run, as a host's process list would show it. */
   readonly commands: string[] = [];
 

@@ -7,6 +7,7 @@ import type { Connection, ExecOptions, ExecResult } from '../../../src/transport
 export class RecordedConnection implements Connection {
   readonly hostName = 'web-01';
   readonly roundTrips = 0;
+  readonly probeTimeoutMs = 60_000;
   readonly ran: string[] = [];
   async exec(command: string, _opts?: ExecOptions): Promise<ExecResult> {
     this.ran.push(command);
