@@ -4,7 +4,7 @@ import type { Facts } from '../facts/index.js';
 import type { Host, Inventory } from '../inventory/index.js';
 import { getModule, moduleNames, type Task } from '../modules/index.js';
 import { analyzeString, isTemplate, renderString, secretsRead, TemplateProblem } from '../modules/lib/render.js';
-import { getRole, type RoleContext } from '../roles/index.js';
+import { getRole, roleVars as parsedRoleVars, type RoleContext } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
 import { Secret } from '../util/secrets.js';
 import type { HostPlay } from './host-run.js';
@@ -12,10 +12,9 @@ import type { Play, YamlTask } from './playbook.js';
 
 export { ROLES_DIR };
 
-/** Vars as a role sees them: its defaults, then inventory vars, then the play's vars. */
-export function roleVars(roleName: string, host: Host, play: Play): Record<string, unknown> {
-  const role = getRole(roleName);
-  return { ...(role?.defaults ?? {}), ...host.vars, ...play.vars, inventory_hostname: host.name, ansible_host: host.address };
+/** Vars as a role sees them: inventory vars, then the play's vars, parsed by the role's schema (src/roles/validate.ts). */
+export function roleVars(roleName: string, host: Host, play: Play) {
+  return parsedRoleVars(roleName, host, play);
 }
 
 function roleContext(roleName: string, host: Host, facts: Facts, inventory: Inventory, play: Play): RoleContext {

@@ -63,6 +63,8 @@ export interface Play {
   name: string;
   hosts: string;
   vars: Record<string, unknown>;
+  /** "file:line:col" of a var set in the play's vars (for errors about role vars). */
+  varSource?(name: string): string | undefined;
   roles: string[];
   tasks: YamlTask[];
   handlers: YamlTask[];
@@ -134,6 +136,7 @@ export function loadPlaybook(file: string): Playbook {
       name: p.name,
       hosts: p.hosts,
       vars: p.vars ?? {},
+      varSource: (name: string) => (p.vars && name in p.vars ? whereIs(src, [pi, 'vars', name]) : undefined),
       roles: p.roles ?? [],
       tasks: (p.tasks ?? []).map((t, i) => toTask(t, i, 'tasks')),
       handlers: (p.handlers ?? []).map((t, i) => toTask(t, i, 'handlers')),

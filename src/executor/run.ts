@@ -1,13 +1,13 @@
 import { gatherFacts, type Facts } from '../facts/index.js';
 import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
-import { getRole } from '../roles/index.js';
+import { checkRoleVars, unreadVarWarnings } from '../roles/index.js';
 import { emptyCounts, type HostCounts, type Reporter, type RunEvent } from '../report/events.js';
 import type { Connection } from '../transport/index.js';
 import { mapLimit } from '../util/concurrency.js';
 import { ConnectionError, errorMessage, PlaybookError, ProvisionError } from '../util/errors.js';
 import { mask } from '../util/secrets.js';
 import { ConnectionPool } from './connect.js';
-import { expandPlay, roleVars } from './expand.js';
+import { expandPlay } from './expand.js';
 import { HostRun, type HostPlay, type RunFlags } from './host-run.js';
 import { checkSecretsInParams, type Playbook } from './playbook.js';
 
@@ -35,22 +35,9 @@ export interface RunResult {
   wallMs: number;
 }
 
-/** Roles' own checks of their vars, before any connection: bad input never half-applies a host. */
+/** Roles' checks of their vars (src/roles/validate.ts), before any connection: bad input never half-applies a host. */
 export function validateRoleVars(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
-  for (const play of playbook.plays) {
-    const targets = selectHosts(inventory, play.hosts).filter((h) => hosts.includes(h));
-    for (const roleName of play.roles) {
-      const role = getRole(roleName)!;
-      if (!role.validate) continue;
-      for (const h of targets) {
-        const host = inventory.hosts.get(h)!;
-        const problems = role.validate(roleVars(roleName, host, play), host);
-        if (problems.length) {
-          throw new PlaybookError(`${inventory.file}: host ${h}, role ${roleName}: ${problems[0]}`, problems.length > 1 ? `${problems.length - 1} more problem(s)` : undefined);
-        }
-      }
-    }
-  }
+  checkRoleVars(inventory, playbook, hosts);
 }
 
 export interface Connected {
@@ -135,6 +122,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
     check: opts.check,
     time: new Date().toISOString(),
   });
+  for (const msg of unreadVarWarnings(inventory, playbook)) reporter.emit({ kind: 'warning', msg });
 
   const pool = new ConnectionPool(inventory);
   const results: RunResult['hosts'] = new Map();

@@ -41,6 +41,12 @@ export interface Inventory {
   /** group name → host names (transitively through children), including `all`. */
   groups: Map<string, string[]>;
   secrets: Secret[];
+  /**
+   * "file:line:col" where a host's var was set (the host's, a group's or the top-level vars: the one
+   * that won), or of a node inside its value (inner path); undefined when unknown or not set. For
+   * errors and warnings about vars; optional, so a loader that keeps no positions can leave it out.
+   */
+  varSource?(host: string, name: string, inner?: ReadonlyArray<string | number>): string | undefined;
 }
 
 class SecretRef {
@@ -187,15 +193,16 @@ export function parseInventory(text: string, file: string, env: NodeJS.ProcessEn
 
   const locate = (p: Array<string | number>) => `${whereIs(src, p)}: ${fieldName(p)}`;
   const locateKey = (p: Array<string | number>) => `${whereKey(src, p)}: ${fieldName(p)}`;
-  return buildInventory(raw, file, resolvePath, { locate, locateKey }, swapSecrets, secrets);
+  const where = (p: Array<string | number>) => whereIs(src, p);
+  return buildInventory(raw, file, resolvePath, { locate, locateKey, where }, swapSecrets, secrets);
 }
 
 function buildInventory(
   raw: RawInventory,
   file: string,
   resolvePath: (p: string) => string,
-  /** "file:line:col: field" of a path: of its value, or (locateKey) of its key. */
-  { locate, locateKey }: { locate: (p: Array<string | number>) => string; locateKey: (p: Array<string | number>) => string },
+  /** "file:line:col: field" of a path: of its value, or (locateKey) of its key; (where) "file:line:col" of its value. */
+  { locate, locateKey, where }: { locate: (p: Array<string | number>) => string; locateKey: (p: Array<string | number>) => string; where: (p: Array<string | number>) => string },
   swapSecrets: (v: unknown) => unknown,
   secrets: Secret[],
 ): Inventory {
@@ -264,17 +271,21 @@ function buildInventory(
   const hosts = new Map<string, Host>();
   /** Where each host's jump setting came from (the nearest of defaults, groups, host), for errors. */
   const jumpFrom = new Map<string, Array<string | number>>();
+  /** Per host, where in the file each of its vars was set (the setting that won). */
+  const varPaths = new Map<string, Map<string, Array<string | number>>>();
   for (const h of hostNames) {
     let from: Array<string | number> | undefined = raw.defaults?.jump !== undefined ? ['defaults', 'jump'] : undefined;
     const def = raw.hosts[h] ?? ({ address: h } as NonNullable<RawInventory['hosts'][string]>);
     const gs = hostGroups.get(h)!;
     let vars: Record<string, unknown> = { ...(raw.vars ?? {}) };
+    const paths = new Map(Object.keys(vars).map((k) => [k, ['vars', k]]));
     let conn: ConnectionSettings = { ...(raw.defaults ?? {}) };
     for (const g of gs) {
       const gd = rawGroups[g];
       if (!gd) continue;
       const { hosts: _h, children: _c, vars: gv, ...gconn } = gd;
       vars = { ...vars, ...(gv ?? {}) };
+      for (const k of Object.keys(gv ?? {})) paths.set(k, ['groups', g, 'vars', k]);
       conn = { ...conn, ...gconn };
       if (gconn.jump !== undefined) from = ['groups', g, 'jump'];
     }
@@ -282,6 +293,8 @@ function buildInventory(
     if (from) jumpFrom.set(h, from);
     const { address, groups: _g, vars: hv, ...hconn } = def;
     vars = { ...vars, ...(hv ?? {}) };
+    for (const k of Object.keys(hv ?? {})) paths.set(k, ['hosts', h, 'vars', k]);
+    varPaths.set(h, paths);
     conn = { ...conn, ...hconn };
     vars = swapSecrets(vars) as Record<string, unknown>;
     hosts.set(h, { name: h, address, groups: gs, vars, connection: resolveConnection(conn, resolvePath) });
@@ -296,7 +309,11 @@ function buildInventory(
     if (jump === host.name) throw new InventoryError(`${at}: host ${host.name} cannot jump through itself`);
   }
   const name = path.basename(file).replace(/\.ya?ml$/, '');
-  return { name, file, hosts, groups, secrets };
+  const varSource = (host: string, varName: string, inner: ReadonlyArray<string | number> = []) => {
+    const p = varPaths.get(host)?.get(varName);
+    return p ? where([...p, ...inner]) : undefined;
+  };
+  return { name, file, hosts, groups, secrets, varSource };
 }
 
 function resolveConnection(c: ConnectionSettings, resolvePath: (p: string) => string): ResolvedConnection {

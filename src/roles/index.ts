@@ -1,17 +1,6 @@
-import type { RoleDef } from './types.js';
-
-export type { RoleContext, RoleDef } from './types.js';
-
-const roles = new Map<string, RoleDef>();
-
-export function registerRole(role: RoleDef): void {
-  roles.set(role.name, role);
-}
-
-export function getRole(name: string): RoleDef | undefined {
-  return roles.get(name);
-}
-
-export function roleNames(): string[] {
-  return [...roles.keys()].sort();
-}
+// The roles' public surface: define a role, register it, check and parse its vars.
+export type { BuiltinVars, HostRule, RoleContext, RoleDef, RoleTarget, RoleVarsSchema, VarIssue } from './types.js';
+export { defineRole, legacyRole, problemIf, withRules, type VarRule } from './define.js';
+export { getRole, registerRole, roleNames } from './registry.js';
+export { checkRoleVars, parseRoleVars, roleVars, RoleVarsError, type PlayVars } from './validate.js';
+export { unreadVarWarnings } from './unread.js';

@@ -1,12 +1,19 @@
+import type { z } from 'zod';
 import type { Facts } from '../facts/index.js';
 import type { Host, Inventory } from '../inventory/index.js';
 import type { Task } from '../modules/index.js';
 
-export interface RoleContext {
+/** Vars every role sees besides its own (as in Ansible): the host's inventory name and address. (A type, not an interface: vars pass as a Record.) */
+export type BuiltinVars = {
+  inventory_hostname: string;
+  ansible_host: string;
+};
+
+export interface RoleContext<V = Record<string, unknown>> {
   host: Host;
   facts: Facts;
-  /** The role's defaults, overridden by inventory vars (all < groups < host), then by play vars. */
-  vars: Record<string, unknown>;
+  /** The role's vars as its schema parsed them (defaults filled in), from inventory vars (all < groups < host) then play vars. */
+  vars: V & BuiltinVars;
   inventory: Inventory;
   /** Hosts of a group (empty when the group does not exist). */
   hostsIn(group: string): Host[];
@@ -14,14 +21,40 @@ export interface RoleContext {
   file(relative: string): string;
 }
 
-export interface RoleDef {
+/** A role's vars: a zod object of its own keys only (hosts carry every role's vars; the others are not its business). */
+export type RoleVarsSchema = z.ZodObject<z.ZodRawShape>;
+
+/** One problem with a var: the path inside the vars (["firewall_extra_rules", 0, "port"]) and what is wrong. */
+export interface VarIssue {
+  path: Array<string | number>;
+  message: string;
+}
+
+/** The host a role's vars are checked for: its name and groups. */
+export type RoleTarget = Pick<Host, 'name' | 'groups'>;
+
+/**
+ * A rule about the vars that depends on the host they are checked for (its groups), which a zod
+ * schema cannot see; `says` is the rule in words, for the role's documentation.
+ */
+export interface HostRule<V> {
+  says: string;
+  check(vars: V, host: RoleTarget): VarIssue[];
+}
+
+export interface RoleDef<S extends RoleVarsSchema = RoleVarsSchema> {
   name: string;
+  /** What the role does, in a paragraph: the first lines of its generated documentation. */
   description: string;
-  /** Every var the role reads, with its production default. Inventory vars override them. */
-  defaults: Record<string, unknown>;
-  /** Roles this one needs to have run earlier on the host (checked, not run implicitly). */
-  tasks(ctx: RoleContext): Task[];
-  handlers?(ctx: RoleContext): Task[];
-  /** Checks vars before any connection; returns problems as "var: what is wrong". */
-  validate?(vars: Record<string, unknown>, host: Host): string[];
+  /** Every var the role reads: type, default and `.describe()` per var; rules across vars in the schema (see withRules). */
+  vars: S;
+  /** Rules that depend on the host's groups (checked before any connection, with the schema). */
+  hostRules?: Array<HostRule<z.output<S>>>;
+  tasks(ctx: RoleContext<z.output<S>>): Task[];
+  handlers?(ctx: RoleContext<z.output<S>>): Task[];
+  /**
+   * A role not converted to a schema yet: its vars are declared (with their defaults) but checked by
+   * this function, and its documentation is written by hand. See legacyRole in define.ts.
+   */
+  legacy?: true;
 }

@@ -210,7 +210,7 @@ const TYPE_NAMES: Record<string, string> = {
   boolean: 'true or false',
 };
 
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   const d = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     let prev = d[0]!;

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import type { Host } from '../../inventory/index.js';
-import { type Task } from '../../modules/index.js';
-import { Secret } from '../../util/secrets.js';
-import { GROUPS, inGroup, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
-import type { RoleContext, RoleDef } from '../types.js';
+import { z } from 'zod';
+import { defineRole } from '../define.js';
+import { GROUPS, inGroup, privateAddress } from '../shared.js';
+import type { RoleContext } from '../types.js';
+import { pick, stringList, text } from '../vars.js';
 import { apt, copy, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
 
 const RESTART = 'restart app';
@@ -12,74 +12,55 @@ const NAME = /^[A-Za-z0-9_]{1,32}$/;
 const TABLES = ['visits', 'notes'];
 
 /** Where the app writes (the primary) and reads (its own database when it is a database host, else the primary). */
-export function databaseHosts(ctx: RoleContext): { write: string; read: string } {
+export function databaseHosts(ctx: RoleContext<AppVars>): { write: string; read: string } {
   const primaries = ctx.hostsIn(GROUPS.dbPrimary);
   const primary = primaries[0] ? privateAddress(primaries[0]) : '';
-  const write = str(ctx.vars, 'app_db_write_host') || primary;
+  const write = ctx.vars.app_db_write_host || primary;
   const local = inGroup(ctx, GROUPS.dbPrimary) || inGroup(ctx, GROUPS.dbReplica) ? privateAddress(ctx.host) : primary;
-  const read = str(ctx.vars, 'app_db_read_host') || local;
+  const read = ctx.vars.app_db_read_host || local;
   if (!write || !read) throw new Error(`app: no database to use: set app_db_write_host/app_db_read_host or put a host in group ${GROUPS.dbPrimary}`);
   return { write, read };
 }
 
-export const role: RoleDef = {
+const SAFE_PATH = /^\/[A-Za-z0-9_./-]+$/;
+const absolutePath = () => text((s) => SAFE_PATH.test(s) && !s.includes('..'), 'an absolute path', 'absolute path');
+const address = () => text(/^[A-Za-z0-9.:-]*$/, 'an address or host name', 'address or host name');
+
+const vars = z.object({
+  ...pick('app_port', 'mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password'),
+  app_user: text(NAME, 'letters, digits and _ only, 1 to 32 characters', 'user name').default('app').describe('System user and group the app runs as.'),
+  app_dir: absolutePath().default('/opt/app').describe('Where the code goes (owned by root).'),
+  app_config_file: absolutePath()
+    .refine((s) => /^\/[^/]+\/.+/.test(s), { error: 'must be inside a directory of its own (e.g. /etc/app/config.json)' })
+    .default('/etc/app/config.json')
+    .describe('The JSON config (in a directory of its own, readable by the app user only).'),
+  app_listen_address: address().min(1, { error: 'required' }).default('127.0.0.1').describe('Listen address: only Nginx in front of it reaches the app.'),
+  app_db_write_host: address().default('').describe("Where the app writes; `''`: the `db_primary` host's private address."),
+  app_db_read_host: address().default('').describe("Where the app reads; `''`: the host's own private address when it is a database host, else the primary."),
+  app_packages: stringList(() => true, 'a non-empty list of package names', 'list of package names', { nonEmpty: true })
+    .default(['nodejs', 'node-mysql'])
+    .describe('Debian packages the app needs (no npm).'),
+});
+type AppVars = z.output<typeof vars>;
+
+export const role = defineRole({
   name: 'app',
   description:
-    'The sample application: a plain Node.js HTTP server (Debian nodejs + node-mysql) under its own system user with a ' +
-    'hardened systemd unit, on 127.0.0.1:app_port; writes to the MySQL primary, reads from the local database; creates its schema on the primary.',
-  defaults: {
-    app_port: SHARED_DEFAULTS.app_port,
-    mysql_port: SHARED_DEFAULTS.mysql_port,
-    private_address: SHARED_DEFAULTS.private_address,
-    app_db_name: 'app',
-    mysql_app_user: 'app',
-    mysql_app_password: undefined,
-    app_user: 'app',
-    app_dir: '/opt/app',
-    app_config_file: '/etc/app/config.json',
-    /** Only Nginx in front of it reaches the app. */
-    app_listen_address: '127.0.0.1',
-    /** Empty: the db_primary host's private address. */
-    app_db_write_host: '',
-    /** Empty: the host's own private address when it is a database host, else the primary. */
-    app_db_read_host: '',
-    app_packages: ['nodejs', 'node-mysql'],
-  },
-  validate(vars: Record<string, unknown>, _host: Host): string[] {
-    const problems: string[] = [];
-    const pw = vars.mysql_app_password;
-    if (!(pw instanceof Secret)) problems.push('mysql_app_password: required, as a !secret');
-    for (const name of ['app_db_name', 'mysql_app_user', 'app_user']) {
-      if (typeof vars[name] !== 'string' || !NAME.test(vars[name] as string)) problems.push(`${name}: letters, digits and _ only, 1 to 32 characters`);
-    }
-    for (const name of ['app_port', 'mysql_port']) {
-      const v = vars[name];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) problems.push(`${name}: a port number`);
-    }
-    for (const name of ['app_dir', 'app_config_file']) {
-      const v = vars[name];
-      if (typeof v !== 'string' || !/^\/[A-Za-z0-9_./-]+$/.test(v) || v.includes('..')) problems.push(`${name}: an absolute path`);
-    }
-    if (typeof vars.app_config_file === 'string' && !/^\/[^/]+\/.+/.test(vars.app_config_file)) problems.push('app_config_file: must be inside a directory of its own (e.g. /etc/app/config.json)');
-    for (const name of ['app_listen_address', 'app_db_write_host', 'app_db_read_host']) {
-      if (typeof vars[name] !== 'string' || !/^[A-Za-z0-9.:-]*$/.test(vars[name] as string)) problems.push(`${name}: an address or host name`);
-    }
-    if (!vars.app_listen_address) problems.push('app_listen_address: required');
-    const pkgs = vars.app_packages;
-    if (!Array.isArray(pkgs) || pkgs.length === 0 || pkgs.some((p) => typeof p !== 'string')) problems.push('app_packages: a non-empty list of package names');
-    return problems;
-  },
-  tasks(ctx: RoleContext): Task[] {
+    'The sample application on the web servers: a plain Node.js HTTP server (no framework, `src/roles/app/files/server.js`) ' +
+    "using Debian's `nodejs` and `node-mysql` packages (no npm), run by systemd under its own system user with a hardened unit, " +
+    'listening on `127.0.0.1:app_port` (Nginx in front of it is the only client). It writes to the MySQL primary, reads from the ' +
+    'local database, and creates its schema on the primary.',
+  vars,
+  tasks(ctx) {
     const v = ctx.vars;
-    const appUser = str(v, 'app_user');
-    const appDir = str(v, 'app_dir');
-    const configFile = str(v, 'app_config_file');
+    const appUser = v.app_user;
+    const appDir = v.app_dir;
+    const configFile = v.app_config_file;
     const configDir = configFile.slice(0, configFile.lastIndexOf('/'));
-    const db = str(v, 'app_db_name');
+    const db = v.app_db_name;
     const { write, read } = databaseHosts(ctx);
-    num(v, 'app_port');
     return [
-      apt('install Node.js and node-mysql (Debian packages)', { packages: v.app_packages as string[] }),
+      apt('install Node.js and node-mysql (Debian packages)', { packages: v.app_packages }),
       group(`group ${appUser}`, { name: appUser, system: true }),
       user(`system user ${appUser}`, { name: appUser, group: appUser, system: true, home: appDir, create_home: false, shell: '/usr/sbin/nologin' }),
       file(`${appDir} (code, owned by root)`, { path: appDir, state: 'directory', owner: 'root', group: 'root', mode: '0755' }),
@@ -125,4 +106,4 @@ export const role: RoleDef = {
     ];
   },
   handlers: () => [service(RESTART, { name: UNIT, state: 'restarted', daemon_reload: true })],
-};
+});

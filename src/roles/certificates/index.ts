@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { quote, sh } from '../../util/quote.js';
-import type { RoleContext, RoleDef } from '../types.js';
-import { SHARED_DEFAULTS, str } from '../shared.js';
-import { checkHostname, checkOneOf } from '../checks.js';
+import { z } from 'zod';
+import { defineRole, problemIf, withRules } from '../define.js';
+import { SHARED_DEFAULTS } from '../shared.js';
+import { oneOf, pick, shown, text } from '../vars.js';
 import { ACME_CHALLENGE_ADDRESS, ACME_CHALLENGE_PORT, haproxyCertPath, HAPROXY_CERT_DIR } from '../haproxy/index.js';
 import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
 
@@ -17,50 +18,67 @@ const DAEMON_RELOAD = 'systemd daemon-reload';
 /** The line certbot keeps in a lineage's renewal file naming the ACME server it came from. */
 const serverLine = (url: string) => `server = ${url}`;
 
-export const role: RoleDef = {
+const PLACEHOLDER_DOMAIN = SHARED_DEFAULTS.domain;
+const inAcmeMode = (v: { certificate_mode?: unknown }) => v.certificate_mode === 'acme';
+
+const vars = withRules(
+  z.object({
+    ...pick('domain'),
+    certificate_mode: oneOf(['acme', 'selfsigned'])
+      .default('acme')
+      .describe('`acme`: issued by the ACME CA; `selfsigned`: no task, HAProxy keeps the placeholder the haproxy role made (no public DNS, e.g. Vagrant).'),
+    acme_directory_url: z
+      .string()
+      .default(LETS_ENCRYPT)
+      .describe(`The ACME directory: Let's Encrypt production. Staging (untrusted certificates, high rate limits — use it while trying things): \`${LETS_ENCRYPT_STAGING}\`.`),
+    acme_ca_bundle: text(() => true, 'a file path on the control machine, or "" for the system trust store', 'file path')
+      .default('')
+      .describe("A CA bundle file **on the control machine** for an ACME server the system does not trust (the lab's Pebble); `\"\"`: the system trust store."),
+    acme_email: z.string().default('').describe("The ACME account's contact address (expiry notices). Required with `certificate_mode: acme`."),
+    acme_key_type: oneOf(['ecdsa', 'rsa']).default('ecdsa').describe('Key type of the certificate: `ecdsa` (P-256, smaller and faster) or `rsa` (2048).'),
+  }),
+  [
+    {
+      says: 'With `certificate_mode: acme`, `acme_directory_url` is an https:// URL.',
+      check: (v) =>
+        problemIf(inAcmeMode(v) && !(typeof v.acme_directory_url === 'string' && /^https:\/\/[^\s/]+(\/\S*)?$/.test(v.acme_directory_url)), 'acme_directory_url', `an https:// URL of an ACME directory, got ${shown(v.acme_directory_url)}`),
+    },
+    {
+      says: 'With `certificate_mode: acme`, `acme_email` is an email address.',
+      check: (v) =>
+        problemIf(inAcmeMode(v) && !(typeof v.acme_email === 'string' && /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v.acme_email)), 'acme_email', "the ACME account's contact address (needed with certificate_mode: acme)"),
+    },
+    {
+      says: 'With `certificate_mode: acme`, a non-empty `acme_ca_bundle` exists on the control machine.',
+      check: (v) =>
+        problemIf(inAcmeMode(v) && typeof v.acme_ca_bundle === 'string' && v.acme_ca_bundle !== '' && !existsSync(v.acme_ca_bundle), 'acme_ca_bundle', `${v.acme_ca_bundle} does not exist on the control machine`),
+    },
+    {
+      says: `With \`certificate_mode: acme\`, \`domain\` is not the placeholder \`${PLACEHOLDER_DOMAIN}\` (an ACME CA will not issue for it).`,
+      check: (v) => problemIf(inAcmeMode(v) && v.domain === PLACEHOLDER_DOMAIN, 'domain', `still the placeholder ${PLACEHOLDER_DOMAIN}; an ACME CA will not issue for it`),
+    },
+  ],
+);
+
+export const role = defineRole({
   name: 'certificates',
   description:
-    'The site certificate on the load balancers: certbot asks the ACME CA (Let\'s Encrypt by default) over http-01, ' +
-    'answered through HAProxy; a deploy hook builds HAProxy\'s PEM and reloads it; the certbot timer renews. ' +
-    'certificate_mode: selfsigned keeps the placeholder the haproxy role made (no public DNS, e.g. Vagrant).',
-  defaults: {
-    domain: SHARED_DEFAULTS.domain,
-    certificate_mode: 'acme',
-    /** Let's Encrypt production; staging (untrusted certificates, generous limits) is LETS_ENCRYPT_STAGING. */
-    acme_directory_url: LETS_ENCRYPT,
-    /** A CA bundle file on the control machine for an ACME server the system does not trust (e.g. Pebble); "" = system trust. */
-    acme_ca_bundle: '',
-    /** The account's contact address (expiry notices). Required with certificate_mode: acme. */
-    acme_email: '',
-    /** Key type of the certificate: ecdsa (P-256, smaller and faster) or rsa (2048). */
-    acme_key_type: 'ecdsa',
-  },
+    "The site's certificate on the load balancers, from an ACME CA (Let's Encrypt by default) over **http-01 through HAProxy**. " +
+    "Runs after the `haproxy` role on the same host (HAProxy must already forward `/.well-known/acme-challenge/` to `127.0.0.1:8888`). " +
+    "A deploy hook builds HAProxy's PEM and reloads it; the certbot timer renews. `certificate_mode: selfsigned` keeps the placeholder " +
+    'the haproxy role made (no public DNS, e.g. Vagrant).',
+  vars,
 
-  validate(vars) {
-    const problems = [...checkHostname(vars, 'domain'), ...checkOneOf(vars, 'certificate_mode', ['acme', 'selfsigned']), ...checkOneOf(vars, 'acme_key_type', ['ecdsa', 'rsa'])];
-    if (vars.certificate_mode !== 'acme') return problems;
-    const url = vars.acme_directory_url;
-    if (typeof url !== 'string' || !/^https:\/\/[^\s/]+(\/\S*)?$/.test(url)) problems.push(`acme_directory_url: an https:// URL of an ACME directory, got ${JSON.stringify(url)}`);
-    if (typeof vars.acme_email !== 'string' || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(vars.acme_email)) {
-      problems.push('acme_email: the ACME account\'s contact address (needed with certificate_mode: acme)');
-    }
-    const bundle = vars.acme_ca_bundle;
-    if (typeof bundle !== 'string') problems.push('acme_ca_bundle: a file path on the control machine, or "" for the system trust store');
-    else if (bundle !== '' && !existsSync(bundle)) problems.push(`acme_ca_bundle: ${bundle} does not exist on the control machine`);
-    if (vars.domain === SHARED_DEFAULTS.domain) problems.push(`domain: still the placeholder ${SHARED_DEFAULTS.domain}; an ACME CA will not issue for it`);
-    return problems;
-  },
-
-  tasks(ctx: RoleContext) {
+  tasks(ctx) {
     const v = ctx.vars;
-    const domain = str(v, 'domain');
+    const domain = v.domain;
     if (v.certificate_mode !== 'acme') return []; // the haproxy role's self-signed placeholder is the certificate
-    const url = str(v, 'acme_directory_url');
-    const bundle = str(v, 'acme_ca_bundle');
+    const url = v.acme_directory_url;
+    const bundle = v.acme_ca_bundle;
     const env = bundle ? `REQUESTS_CA_BUNDLE=${ACME_CA_PATH} ` : '';
     const renewal = `/etc/letsencrypt/renewal/${domain}.conf`;
     const live = `/etc/letsencrypt/live/${domain}`;
-    const keyType = str(v, 'acme_key_type');
+    const keyType = v.acme_key_type;
     // HAProxy forwards the challenge only with its current config: a config changed earlier in this
     // play is reloaded by its handler at the end of the play, too late for the challenge.
     const issue = [
@@ -69,7 +87,7 @@ export const role: RoleDef = {
       `for i in $(seq 1 20); do ss -Hltn 'sport = :80' | grep -q . && break; sleep 0.5; done`,
       env +
         sh`certbot certonly --standalone --http-01-address ${ACME_CHALLENGE_ADDRESS} --http-01-port ${ACME_CHALLENGE_PORT}` +
-        sh` --server ${url} --cert-name ${domain} -d ${domain} --agree-tos -m ${str(v, 'acme_email')} --non-interactive` +
+        sh` --server ${url} --cert-name ${domain} -d ${domain} --agree-tos -m ${v.acme_email} --non-interactive` +
         sh` --key-type ${keyType} --force-renewal --deploy-hook ${DEPLOY_HOOK}`,
     ].join('\n');
     // Issued from this directory with this key type and present: a second run asks nothing; a new
@@ -111,4 +129,4 @@ export const role: RoleDef = {
   handlers() {
     return [command(DAEMON_RELOAD, { cmd: 'systemctl daemon-reload' })];
   },
-};
+});

@@ -1,53 +1,53 @@
-import { groupAddresses, privateAddress, SHARED_DEFAULTS } from '../shared.js';
-import type { RoleDef } from '../types.js';
-import { extraRuleProblems, firewallRules, isAddress } from './rules.js';
+import { z } from 'zod';
+import { defineRole } from '../define.js';
+import { groupAddresses, privateAddress } from '../shared.js';
+import { bool, oneOf, pick, wholeNumber } from '../vars.js';
+import { extraRules, firewallRules } from './rules.js';
 import { apt, ufw } from '../../modules/tasks.js';
 
-const PORT_VARS = [
-  'ssh_port',
-  'http_port',
-  'https_port',
-  'mysql_port',
-  'node_exporter_port',
-  'haproxy_exporter_port',
-  'nginx_exporter_port',
-  'mysqld_exporter_port',
-  'prometheus_port',
-] as const;
+const vars = z.object({
+  ...pick(
+    'admin_cidrs',
+    'monitoring_cidrs',
+    'ssh_port',
+    'http_port',
+    'https_port',
+    'mysql_port',
+    'node_exporter_port',
+    'haproxy_exporter_port',
+    'nginx_exporter_port',
+    'mysqld_exporter_port',
+    'prometheus_port',
+    'private_address',
+  ),
+  firewall_extra_rules: extraRules()
+    .default([])
+    .describe('More ufw rules after the computed ones: `[{ rule: allow|deny|reject|limit, port?, proto?, from?, to?, comment? }]`; ufw takes the first match, and these come last.'),
+  firewall_logging: oneOf(['off', 'low', 'medium', 'high', 'full'], 'must be off, low, medium, high or full').default('low').describe("ufw's logging level."),
+  firewall_commit_confirm_seconds: wholeNumber(0, 3600, 'must be 0 (off) or 10-3600')
+    .refine((n) => n === 0 || n >= 10, { error: 'must be 0 (off) or 10-3600' })
+    .default(60)
+    .describe('Changes to an active firewall roll back by themselves unless a new SSH login succeeds within this many seconds; `0` turns commit-confirm off, else 10-3600.'),
+  firewall_allow_locking_out_this_run: bool('must be true or false')
+    .default(false)
+    .describe(
+      'The ufw task refuses a rule set under which the address this run connects from (SSH_CONNECTION on the host) could not log in again. ' +
+        '`true` applies it anyway: for moving administration to another address on purpose (with commit-confirm on, the failed new login ' +
+        'still rolls it back, so set `firewall_commit_confirm_seconds: 0` for that run too).',
+    ),
+});
 
-export const role: RoleDef = {
+export const role = defineRole({
   name: 'firewall',
-  description: 'ufw: deny incoming by default; SSH from the admins, each service port only from the hosts that use it',
-  defaults: {
-    admin_cidrs: SHARED_DEFAULTS.admin_cidrs,
-    monitoring_cidrs: SHARED_DEFAULTS.monitoring_cidrs,
-    ssh_port: SHARED_DEFAULTS.ssh_port,
-    http_port: SHARED_DEFAULTS.http_port,
-    https_port: SHARED_DEFAULTS.https_port,
-    mysql_port: SHARED_DEFAULTS.mysql_port,
-    node_exporter_port: SHARED_DEFAULTS.node_exporter_port,
-    haproxy_exporter_port: SHARED_DEFAULTS.haproxy_exporter_port,
-    nginx_exporter_port: SHARED_DEFAULTS.nginx_exporter_port,
-    mysqld_exporter_port: SHARED_DEFAULTS.mysqld_exporter_port,
-    prometheus_port: SHARED_DEFAULTS.prometheus_port,
-    private_address: SHARED_DEFAULTS.private_address,
-    /** More ufw rules after the computed ones: [{ rule: allow, port: 8443, proto: tcp, from: 10.0.0.0/8, comment: … }]. */
-    firewall_extra_rules: [],
-    firewall_logging: 'low',
-    /** Changes to an active firewall roll back by themselves unless a new SSH login succeeds within this (seconds; 0 = off). */
-    firewall_commit_confirm_seconds: 60,
-    /**
-     * The ufw task refuses a rule set under which the address this run connects from (SSH_CONNECTION
-     * on the host) could not log in again. true applies it anyway: for moving administration to
-     * another address on purpose (with commit-confirm on, the change still rolls back when the new
-     * login from here fails, so set firewall_commit_confirm_seconds: 0 as well for that).
-     */
-    firewall_allow_locking_out_this_run: false,
-  },
+  description:
+    'ufw on every host, with a rule set computed from the inventory: default deny incoming, allow outgoing, and each port open only ' +
+    'to the hosts that use it. The host converges to *exactly* this set (`purge_other_rules`): a rule someone added by hand is ' +
+    'deleted on the next run.',
+  vars,
   tasks(ctx) {
     const v = ctx.vars;
-    const admin = (v.admin_cidrs as string[])[0]!;
-    const confirm = v.firewall_commit_confirm_seconds as number;
+    const admin = v.admin_cidrs[0]!;
+    const confirm = v.firewall_commit_confirm_seconds;
     const rules = firewallRules({
       self: privateAddress(ctx.host),
       groups: ctx.host.groups,
@@ -63,44 +63,14 @@ export const role: RoleDef = {
         default_incoming: 'deny',
         default_outgoing: 'allow',
         default_routed: 'deny',
-        logging: v.firewall_logging as 'low',
+        logging: v.firewall_logging,
         rules,
         purge_other_rules: true,
         admin_source: admin,
-        ssh_port: v.ssh_port as number,
-        allow_locking_out_this_run: v.firewall_allow_locking_out_this_run as boolean,
+        ssh_port: v.ssh_port,
+        allow_locking_out_this_run: v.firewall_allow_locking_out_this_run,
         ...(confirm > 0 ? { commit_confirm_seconds: confirm } : {}),
       }),
     ];
   },
-  validate(vars) {
-    const problems: string[] = [];
-    for (const name of ['admin_cidrs', 'monitoring_cidrs'] as const) {
-      const v = vars[name];
-      if (!Array.isArray(v) || v.length === 0) {
-        problems.push(
-          name === 'admin_cidrs'
-            ? 'admin_cidrs: must list at least one address or network (e.g. [203.0.113.5/32]): without it nobody could SSH in once ufw is on'
-            : 'monitoring_cidrs: must list at least one address or network: without it no exporter can be scraped',
-        );
-        continue;
-      }
-      v.forEach((c: unknown, i) => {
-        if (!isAddress(c)) problems.push(`${name}[${i}]: "${String(c)}" is not an IP address or CIDR network`);
-      });
-    }
-    for (const name of PORT_VARS) {
-      const p = vars[name];
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) problems.push(`${name}: must be a port number (1-65535)`);
-    }
-    if (!['off', 'low', 'medium', 'high', 'full'].includes(String(vars.firewall_logging))) problems.push('firewall_logging: must be off, low, medium, high or full');
-    const c = vars.firewall_commit_confirm_seconds;
-    if (typeof c !== 'number' || !Number.isInteger(c) || (c !== 0 && (c < 10 || c > 3600))) problems.push('firewall_commit_confirm_seconds: must be 0 (off) or 10-3600');
-    if (typeof vars.firewall_allow_locking_out_this_run !== 'boolean') problems.push('firewall_allow_locking_out_this_run: must be true or false');
-    if (vars.private_address !== undefined && (typeof vars.private_address !== 'string' || !isAddress(vars.private_address))) {
-      problems.push('private_address: must be an IP address');
-    }
-    problems.push(...extraRuleProblems(vars.firewall_extra_rules));
-    return problems;
-  },
-};
+});

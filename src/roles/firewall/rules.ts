@@ -1,15 +1,21 @@
-import { isAnyAddress, normaliseAddress, parseNetwork } from '../../modules/lib/cidr.js';
+import { z } from 'zod';
+import { normaliseAddress } from '../../modules/lib/cidr.js';
 import type { UfwParams } from '../../modules/ufw/index.js';
 import { GROUPS } from '../shared.js';
+import { isAddress, oneOf, text, wholeNumber } from '../vars.js';
 
 export type FirewallRule = NonNullable<UfwParams['rules']>[number];
+
+type PortVar = 'ssh_port' | 'http_port' | 'https_port' | 'mysql_port' | 'node_exporter_port' | 'haproxy_exporter_port' | 'nginx_exporter_port' | 'mysqld_exporter_port' | 'prometheus_port';
+/** The firewall role's vars the rules are computed from. */
+export type FirewallVars = Record<PortVar, number> & { admin_cidrs: string[]; monitoring_cidrs: string[]; firewall_extra_rules: FirewallRule[] };
 
 /** What the rules depend on: the host's groups, its vars, and the private addresses of the other groups' hosts. */
 export interface FirewallInput {
   /** The host's own private address: traffic to itself goes over loopback, so it is never a source. */
   self: string;
   groups: string[];
-  vars: Record<string, unknown>;
+  vars: FirewallVars;
   /** Private addresses of a group's hosts. */
   groupAddresses(group: string): string[];
 }
@@ -21,8 +27,8 @@ export interface FirewallInput {
  */
 export function firewallRules(input: FirewallInput): FirewallRule[] {
   const v = input.vars;
-  const port = (name: string) => v[name] as number;
-  const cidrs = (name: string) => (v[name] as string[] | undefined) ?? [];
+  const port = (name: PortVar) => v[name];
+  const cidrs = (name: 'admin_cidrs' | 'monitoring_cidrs') => v[name];
   const member = (g: string) => input.groups.includes(g);
   const peers = (...groups: string[]) => groups.flatMap((g) => input.groupAddresses(g)).filter((a) => a !== input.self);
 
@@ -53,33 +59,27 @@ export function firewallRules(input: FirewallInput): FirewallRule[] {
   if (member(GROUPS.databases)) allow(port('mysqld_exporter_port'), monitoring, 'mysqld exporter from monitoring');
   if (member(GROUPS.monitoring)) allow(port('prometheus_port'), cidrs('admin_cidrs'), 'prometheus from admin');
 
-  for (const extra of (v.firewall_extra_rules as FirewallRule[] | undefined) ?? []) rules.push(extra);
+  for (const extra of v.firewall_extra_rules) rules.push(extra);
   return rules;
 }
 
-const RULE_FIELDS = new Set(['rule', 'port', 'proto', 'from', 'to', 'comment']);
 const PORT_SPEC = /^\d{1,5}(:\d{1,5})?(,\d{1,5}(:\d{1,5})?)*$/;
+const ADDRESS = 'must be an IP address, a CIDR network or "any"';
+const PORT = 'must be a port, a range like 8000:8100 or a list like 80,443';
+const RULE = '{ rule, port, proto, from, to, comment }';
 
-export function isAddress(s: unknown): boolean {
-  return typeof s === 'string' && (isAnyAddress(s) || parseNetwork(s) !== undefined);
-}
-
-/** Problems with firewall_extra_rules, named by index, before any connection. */
-export function extraRuleProblems(rules: unknown): string[] {
-  if (!Array.isArray(rules)) return ['firewall_extra_rules: must be a list of { rule, port, proto, from, to, comment }'];
-  const problems: string[] = [];
-  rules.forEach((r: unknown, i) => {
-    const at = `firewall_extra_rules[${i}]`;
-    if (!r || typeof r !== 'object') return void problems.push(`${at}: must be { rule, port, proto, from, to, comment }`);
-    const x = r as Record<string, unknown>;
-    for (const k of Object.keys(x)) if (!RULE_FIELDS.has(k)) problems.push(`${at}.${k}: unknown field (allowed: ${[...RULE_FIELDS].join(', ')})`);
-    if (!['allow', 'deny', 'reject', 'limit'].includes(String(x.rule))) problems.push(`${at}.rule: must be allow, deny, reject or limit`);
-    if (x.port !== undefined) {
-      const ok = typeof x.port === 'number' ? Number.isInteger(x.port) && x.port >= 1 && x.port <= 65535 : typeof x.port === 'string' && PORT_SPEC.test(x.port);
-      if (!ok) problems.push(`${at}.port: must be a port, a range like 8000:8100 or a list like 80,443`);
-    }
-    if (x.proto !== undefined && !['tcp', 'udp', 'any'].includes(String(x.proto))) problems.push(`${at}.proto: must be tcp, udp or any`);
-    for (const k of ['from', 'to'] as const) if (x[k] !== undefined && !isAddress(x[k])) problems.push(`${at}.${k}: must be an IP address, a CIDR network or "any"`);
-  });
-  return problems;
+/** firewall_extra_rules: each problem named by index and field, before any connection. */
+export function extraRules() {
+  const rule = z.strictObject(
+    {
+      rule: oneOf(['allow', 'deny', 'reject', 'limit'], 'must be allow, deny, reject or limit'),
+      port: z.union([wholeNumber(1, 65535, PORT), z.string().regex(PORT_SPEC, { error: PORT })], { error: PORT }).optional(),
+      proto: oneOf(['tcp', 'udp', 'any'], 'must be tcp, udp or any').optional(),
+      from: text(isAddress, ADDRESS).optional(),
+      to: text(isAddress, ADDRESS).optional(),
+      comment: z.string().optional(),
+    },
+    { error: (iss) => (iss.code === 'invalid_type' ? `must be ${RULE}` : undefined) },
+  );
+  return z.array(rule, { error: `must be a list of ${RULE}` }).meta({ type: `list of ${RULE}` });
 }

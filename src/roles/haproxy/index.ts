@@ -1,7 +1,8 @@
 import { sh } from '../../util/quote.js';
-import type { RoleContext, RoleDef } from '../types.js';
-import { GROUPS, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
-import { checkBoolean, checkHostname, checkOneOf, checkPort } from '../checks.js';
+import { z } from 'zod';
+import { defineRole, problemIf, withRules } from '../define.js';
+import { GROUPS, privateAddress } from '../shared.js';
+import { oneOf, pick, text, wholeNumber } from '../vars.js';
 import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
 
 const RELOAD = 'reload haproxy';
@@ -33,84 +34,76 @@ function placeholderCommand(domain: string, days: number): string {
   ].join('\n');
 }
 
-export const role: RoleDef = {
+const wholeNumber1 = () => wholeNumber(1, undefined, 'a whole number ≥ 1');
+
+const vars = withRules(
+  z.object({
+    ...pick('domain', 'http_port', 'https_port', 'haproxy_exporter_port', 'private_address', 'backend_tls'),
+    haproxy_backend_group: z.string().default(GROUPS.webservers).describe('The group whose hosts are the backends, each at its private address and `http_port` (a run fails if it is empty).'),
+    haproxy_balance: oneOf(['roundrobin', 'leastconn', 'source', 'first']).default('roundrobin').describe('Balancing algorithm.'),
+    haproxy_health_path: text(/^\/[A-Za-z0-9._~\/-]*$/, 'an absolute URL path like /health', 'URL path').default('/health').describe('Path of the health check.'),
+    haproxy_check_interval: wholeNumber1().default(2).describe('Seconds between health checks; a server is out after 3 failures and back after 2 successes.'),
+    haproxy_maxconn: wholeNumber1().default(4096).describe('Global connection limit.'),
+    haproxy_hsts: text(
+      (s) => s === '' || /^max-age=\d+(;\s*includeSubDomains)?(;\s*preload)?$/.test(s),
+      '"max-age=SECONDS" (optionally "; includeSubDomains", "; preload") or "" for none',
+      'HSTS value',
+    )
+      .default('max-age=63072000')
+      .describe('Strict-Transport-Security on every HTTPS response (two years); `"…; includeSubDomains"`, `"…; preload"` allowed; `""` for none.'),
+    haproxy_ssl_ciphers: text(/^[A-Za-z0-9_:+-]+$/, 'an OpenSSL cipher list (names separated by ":")', 'OpenSSL cipher list')
+      .default(
+        'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
+          'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
+      )
+      .describe('TLS 1.2 ciphers: Mozilla\'s "intermediate" ECDHE + AEAD list (TLS 1.3 suites are OpenSSL\'s defaults, all strong).'),
+    haproxy_placeholder_days: wholeNumber1()
+      .default(825)
+      .describe('Days the placeholder self-signed certificate is valid (it is the site\'s certificate with `certificate_mode: selfsigned`).'),
+    backend_tls_ca: z
+      .string()
+      .default('')
+      .describe("With `backend_tls`: the CA certificate (a file on the control machine) the web servers' certificates chain to."),
+  }),
+  [
+    { says: '`https_port` differs from `http_port`.', check: (v) => problemIf(v.http_port === v.https_port, 'https_port', 'must differ from http_port') },
+    {
+      says: '`backend_tls` needs `backend_tls_ca`.',
+      check: (v) =>
+        problemIf(
+          v.backend_tls === true && (typeof v.backend_tls_ca !== 'string' || v.backend_tls_ca === ''),
+          'backend_tls_ca',
+          "needed with backend_tls: the CA file (on the control machine) the web servers' certificates chain to",
+        ),
+    },
+  ],
+);
+
+export const role = defineRole({
   name: 'haproxy',
   description:
-    'HAProxy on the load balancers: HTTP redirected to HTTPS (except ACME http-01 challenges, sent to certbot), ' +
-    'TLS 1.2+ termination with HSTS, round-robin to every web server with /health checks, an admin socket and the ' +
-    'Prometheus exporter on the private address; validated with haproxy -c before it goes live, reloaded by a handler.',
-  defaults: {
-    domain: SHARED_DEFAULTS.domain,
-    http_port: SHARED_DEFAULTS.http_port,
-    https_port: SHARED_DEFAULTS.https_port,
-    haproxy_exporter_port: SHARED_DEFAULTS.haproxy_exporter_port,
-    private_address: SHARED_DEFAULTS.private_address,
-    /** The group whose hosts are the backends, each at its private address and http_port. */
-    haproxy_backend_group: GROUPS.webservers,
-    haproxy_balance: 'roundrobin',
-    haproxy_health_path: '/health',
-    /** Seconds between health checks; a server is out after 3 failures and back after 2 successes. */
-    haproxy_check_interval: 2,
-    haproxy_maxconn: 4096,
-    /** Strict-Transport-Security on every HTTPS response (two years; "" for none). */
-    haproxy_hsts: 'max-age=63072000',
-    /** Mozilla's "intermediate" TLS 1.2 ciphers (TLS 1.3 suites are OpenSSL's defaults, all strong). */
-    haproxy_ssl_ciphers:
-      'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
-      'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
-    /** Days the placeholder self-signed certificate is valid (it is the site's certificate with certificate_mode: selfsigned). */
-    haproxy_placeholder_days: 825,
-    /** Re-encrypt to the web servers (they serve TLS on http_port, see the nginx role); needs backend_tls_ca. */
-    backend_tls: false,
-    /** With backend_tls: the CA certificate (a file on the control machine) the web servers' certificates chain to. */
-    backend_tls_ca: '',
-  },
+    'HAProxy on the load balancers: HTTP redirected to HTTPS (except ACME http-01 challenges, sent to certbot), TLS 1.2+ ' +
+    'termination with HSTS, round-robin to every web server with `/health` checks, an admin socket and the Prometheus exporter ' +
+    'on the private address; validated with `haproxy -c` before it goes live, reloaded by a handler. It runs **before** the ' +
+    '`certificates` role on the same host: it must already forward ACME challenges when the first certificate is asked for.',
+  vars,
 
-  validate(vars) {
-    const problems = [
-      ...checkHostname(vars, 'domain'),
-      ...checkPort(vars, 'http_port'),
-      ...checkPort(vars, 'https_port'),
-      ...checkPort(vars, 'haproxy_exporter_port'),
-      ...checkOneOf(vars, 'haproxy_balance', ['roundrobin', 'leastconn', 'source', 'first']),
-      ...checkBoolean(vars, 'backend_tls'),
-    ];
-    if (typeof vars.haproxy_health_path !== 'string' || !/^\/[A-Za-z0-9._~\/-]*$/.test(vars.haproxy_health_path)) {
-      problems.push('haproxy_health_path: an absolute URL path like /health');
-    }
-    for (const n of ['haproxy_check_interval', 'haproxy_maxconn', 'haproxy_placeholder_days']) {
-      const x = vars[n];
-      if (typeof x !== 'number' || !Number.isInteger(x) || x < 1) problems.push(`${n}: a whole number ≥ 1`);
-    }
-    if (typeof vars.haproxy_hsts !== 'string' || (vars.haproxy_hsts !== '' && !/^max-age=\d+(;\s*includeSubDomains)?(;\s*preload)?$/.test(vars.haproxy_hsts))) {
-      problems.push('haproxy_hsts: "max-age=SECONDS" (optionally "; includeSubDomains", "; preload") or "" for none');
-    }
-    if (typeof vars.haproxy_ssl_ciphers !== 'string' || !/^[A-Za-z0-9_:+-]+$/.test(vars.haproxy_ssl_ciphers)) {
-      problems.push('haproxy_ssl_ciphers: an OpenSSL cipher list (names separated by ":")');
-    }
-    if (vars.http_port === vars.https_port) problems.push('https_port: must differ from http_port');
-    if (vars.backend_tls === true && (typeof vars.backend_tls_ca !== 'string' || vars.backend_tls_ca === '')) {
-      problems.push('backend_tls_ca: needed with backend_tls: the CA file (on the control machine) the web servers\' certificates chain to');
-    }
-    return problems;
-  },
-
-  tasks(ctx: RoleContext) {
+  tasks(ctx) {
     const v = ctx.vars;
-    const domain = str(v, 'domain');
-    const group = str(v, 'haproxy_backend_group');
+    const domain = v.domain;
+    const group = v.haproxy_backend_group;
     const backends = ctx.hostsIn(group).map((h) => ({ name: h.name, address: privateAddress(h) }));
     if (backends.length === 0) throw new Error(`haproxy: group "${group}" (haproxy_backend_group) has no hosts to balance to`);
-    const backendTls = v.backend_tls === true;
+    const backendTls = v.backend_tls;
     return [
       apt('install haproxy', { packages: ['haproxy', 'openssl'] }),
       file('certificate folder', { path: HAPROXY_CERT_DIR, state: 'directory', mode: '0700', owner: 'root', group: 'root' }),
       command('placeholder certificate until the real one is issued', {
-        cmd: placeholderCommand(domain, num(v, 'haproxy_placeholder_days')),
+        cmd: placeholderCommand(domain, v.haproxy_placeholder_days),
         creates: haproxyCertPath(domain),
       }),
       ...(backendTls
-        ? [copy('backend CA certificate (from the control machine)', { src: str(v, 'backend_tls_ca'), dest: BACKEND_CA_PATH, mode: '0644' }, { notify: RELOAD })]
+        ? [copy('backend CA certificate (from the control machine)', { src: v.backend_tls_ca, dest: BACKEND_CA_PATH, mode: '0644' }, { notify: RELOAD })]
         : [file('no backend CA without backend_tls', { path: BACKEND_CA_PATH, state: 'absent' }, { notify: RELOAD })]),
       template(
         'haproxy.cfg',
@@ -139,5 +132,5 @@ export const role: RoleDef = {
   handlers() {
     return [service(RELOAD, { name: 'haproxy', state: 'reloaded' })];
   },
-};
+});
 

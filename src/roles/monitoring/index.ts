@@ -1,8 +1,11 @@
 import { type Task } from '../../modules/index.js';
 import { quote } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
-import { GROUPS, inGroup, privateAddress, SHARED_DEFAULTS } from '../shared.js';
-import type { RoleContext, RoleDef } from '../types.js';
+import { z } from 'zod';
+import { defineRole, problemIf, withRules } from '../define.js';
+import { GROUPS, inGroup, privateAddress } from '../shared.js';
+import type { RoleContext } from '../types.js';
+import { absolutePath, pick, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, service, template } from '../../modules/tasks.js';
 
 interface Exporter {
@@ -33,7 +36,7 @@ function exporterTasks(e: Exporter): Task[] {
   ];
 }
 
-function defaultsFile(ctx: RoleContext, unit: string, args: string[]): Task {
+function defaultsFile(ctx: RoleContext<MonitoringVars>, unit: string, args: string[]): Task {
   return template(`${unit} options`, {
     src: ctx.file('templates/exporter-default.njk'),
     dest: `/etc/default/${unit}`,
@@ -45,14 +48,14 @@ function defaultsFile(ctx: RoleContext, unit: string, args: string[]): Task {
   }, { notify: `restart ${unit}` });
 }
 
-function exporters(ctx: RoleContext): Exporter[] {
+function exporters(ctx: RoleContext<MonitoringVars>): Exporter[] {
   const v = ctx.vars;
   const addr = privateAddress(ctx.host);
-  const listen = (port: string) => `${addr.includes(':') ? `[${addr}]` : addr}:${v[port] as number}`;
+  const listen = (port: number) => `${addr.includes(':') ? `[${addr}]` : addr}:${port}`;
   const list: Exporter[] = [
     {
       unit: 'prometheus-node-exporter',
-      files: [defaultsFile(ctx, 'prometheus-node-exporter', [`--web.listen-address=${listen('node_exporter_port')}`, ...(v.node_exporter_extra_args as string[])])],
+      files: [defaultsFile(ctx, 'prometheus-node-exporter', [`--web.listen-address=${listen(v.node_exporter_port)}`, ...v.node_exporter_extra_args])],
     },
   ];
   if (inGroup(ctx, GROUPS.webservers)) {
@@ -60,16 +63,16 @@ function exporters(ctx: RoleContext): Exporter[] {
       unit: 'prometheus-nginx-exporter',
       files: [
         defaultsFile(ctx, 'prometheus-nginx-exporter', [
-          `-nginx.scrape-uri=http://127.0.0.1:${v.nginx_status_port as number}/stub_status`,
-          `-web.listen-address=${listen('nginx_exporter_port')}`,
+          `-nginx.scrape-uri=http://127.0.0.1:${v.nginx_status_port}/stub_status`,
+          `-web.listen-address=${listen(v.nginx_exporter_port)}`,
           // Nginx reloading or restarting must not leave the exporter exited for good.
-          `-nginx.retries=${v.nginx_exporter_retries as number}`,
+          `-nginx.retries=${v.nginx_exporter_retries}`,
         ]),
       ],
     });
   }
   if (inGroup(ctx, GROUPS.databases)) {
-    const cnf = v.mysqld_exporter_my_cnf as string;
+    const cnf = v.mysqld_exporter_my_cnf;
     list.push({
       unit: 'prometheus-mysqld-exporter',
       afterInstall: 'stopped',
@@ -78,13 +81,13 @@ function exporters(ctx: RoleContext): Exporter[] {
           src: ctx.file('templates/mysqld-exporter.cnf.njk'),
           dest: cnf,
           mode: '0600',
-          owner: v.exporter_system_user as string,
-          group: v.exporter_system_user as string,
+          owner: v.exporter_system_user,
+          group: v.exporter_system_user,
           make_parents: true,
           sensitive: true,
           vars: v,
         }, { notify: 'restart prometheus-mysqld-exporter' }),
-        defaultsFile(ctx, 'prometheus-mysqld-exporter', [`--config.my-cnf=${cnf}`, `--web.listen-address=${listen('mysqld_exporter_port')}`]),
+        defaultsFile(ctx, 'prometheus-mysqld-exporter', [`--config.my-cnf=${cnf}`, `--web.listen-address=${listen(v.mysqld_exporter_port)}`]),
       ],
     });
   }
@@ -92,61 +95,60 @@ function exporters(ctx: RoleContext): Exporter[] {
   return list;
 }
 
+const absolute = () => absolutePath('must be an absolute path');
+const MY_CNF_SAFE = 'must be non-empty, without newlines, quotes or backslashes (it goes into a my.cnf)';
+
+const vars = withRules(
+  z.object({
+    ...pick('private_address', 'node_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port', 'nginx_status_port', 'mysql_exporter_user', 'mysql_exporter_password'),
+    mysql_socket: absolute().default('/run/mysqld/mysqld.sock').describe("The server's local socket: the exporter never needs TCP to MySQL."),
+    mysqld_exporter_my_cnf: absolute().default('/etc/prometheus/mysqld-exporter.cnf').describe("The mysqld exporter's credentials file (mode 0600, never diffed)."),
+    exporter_system_user: text(/^[a-z_][a-z0-9_-]*$/, 'must be a user name', 'user name')
+      .default('prometheus')
+      .describe("The account Debian's exporter units run as (owns the credentials file)."),
+    node_exporter_extra_args: stringList(/^--?[A-Za-z0-9._-]+(=[^\s"'`$\\]*)?$/, 'must be a list of flags like "--collector.systemd" (no spaces or quotes)', 'list of flags')
+      .default([])
+      .describe('Extra node exporter flags, e.g. `["--collector.systemd"]`.'),
+    nginx_exporter_retries: wholeNumber(0, undefined, 'must be a whole number')
+      .default(60)
+      .describe('How often (5 s apart) the Nginx exporter retries stub_status at start before giving up.'),
+  }),
+  [
+    {
+      says: '`mysql_exporter_password` has no newline, quote or backslash (it goes into a my.cnf).',
+      check: (v) => {
+        const pw = v.mysql_exporter_password as unknown;
+        return problemIf(pw instanceof Secret && (pw.reveal().length === 0 || /[\n"\\]/.test(pw.reveal())), 'mysql_exporter_password', MY_CNF_SAFE);
+      },
+    },
+  ],
+);
+type MonitoringVars = z.output<typeof vars>;
+
 const UNITS = ['prometheus-node-exporter', 'prometheus-nginx-exporter', 'prometheus-mysqld-exporter'];
 
-export const role: RoleDef = {
+export const role = defineRole({
   name: 'monitoring',
-  description: "Prometheus exporters on the host's private address: node everywhere, Nginx on web servers, MySQL on databases",
-  defaults: {
-    private_address: SHARED_DEFAULTS.private_address,
-    node_exporter_port: SHARED_DEFAULTS.node_exporter_port,
-    nginx_exporter_port: SHARED_DEFAULTS.nginx_exporter_port,
-    mysqld_exporter_port: SHARED_DEFAULTS.mysqld_exporter_port,
-    nginx_status_port: SHARED_DEFAULTS.nginx_status_port,
-    mysql_exporter_user: SHARED_DEFAULTS.mysql_exporter_user,
-    /** A Secret (`!secret mysql_exporter_password`); required on database hosts. */
-    mysql_exporter_password: undefined,
-    /** The server's local socket: the exporter never needs TCP to MySQL. */
-    mysql_socket: '/run/mysqld/mysqld.sock',
-    mysqld_exporter_my_cnf: '/etc/prometheus/mysqld-exporter.cnf',
-    /** The account Debian's exporter units run as (owns the credentials file). */
-    exporter_system_user: 'prometheus',
-    /** Extra node exporter flags, e.g. ["--collector.systemd"]. */
-    node_exporter_extra_args: [],
-    /** How often (5 s apart) the Nginx exporter retries stub_status at start before giving up. */
-    nginx_exporter_retries: 60,
-  },
+  description:
+    "The collectors: Prometheus exporters on every host, each listening **only on the host's private address**, reachable only " +
+    'from `monitoring_cidrs` (the firewall role): node everywhere, Nginx on the web servers, MySQL on the database hosts. Runs ' +
+    'after the service roles.',
+  vars,
+  hostRules: [
+    {
+      says: `On hosts of group \`${GROUPS.databases}\`, \`mysql_exporter_password\` is required (a \`!secret\`).`,
+      check: (v, host) =>
+        problemIf(
+          host.groups.includes(GROUPS.databases) && v.mysql_exporter_password === undefined,
+          'mysql_exporter_password',
+          'required on database hosts, as a !secret (mysql_exporter_password: !secret mysql_exporter_password)',
+        ),
+    },
+  ],
   tasks(ctx) {
     const list = exporters(ctx);
     // One apt run for all of this host's exporters: each run costs seconds of dpkg overhead.
     return [apt('install the exporters', { packages: list.map((e) => e.unit) }), ...list.flatMap(exporterTasks)];
   },
   handlers: () => UNITS.map((u) => service(`restart ${u}`, { name: u, state: 'restarted' })),
-  validate(vars, host) {
-    const problems: string[] = [];
-    for (const name of ['node_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port', 'nginx_status_port'] as const) {
-      const p = vars[name];
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) problems.push(`${name}: must be a port number (1-65535)`);
-    }
-    for (const name of ['mysql_socket', 'mysqld_exporter_my_cnf'] as const) {
-      if (typeof vars[name] !== 'string' || !String(vars[name]).startsWith('/')) problems.push(`${name}: must be an absolute path`);
-    }
-    if (typeof vars.exporter_system_user !== 'string' || !/^[a-z_][a-z0-9_-]*$/.test(vars.exporter_system_user)) problems.push('exporter_system_user: must be a user name');
-    const extra = vars.node_exporter_extra_args;
-    if (!Array.isArray(extra) || extra.some((a) => typeof a !== 'string' || !/^--?[A-Za-z0-9._-]+(=[^\s"'`$\\]*)?$/.test(a))) {
-      problems.push('node_exporter_extra_args: must be a list of flags like "--collector.systemd" (no spaces or quotes)');
-    }
-    const r = vars.nginx_exporter_retries;
-    if (typeof r !== 'number' || !Number.isInteger(r) || r < 0) problems.push('nginx_exporter_retries: must be a whole number');
-    if (host.groups.includes(GROUPS.databases)) {
-      if (typeof vars.mysql_exporter_user !== 'string' || !/^[A-Za-z0-9_]{1,32}$/.test(vars.mysql_exporter_user)) problems.push('mysql_exporter_user: must be a MySQL user name');
-      const pw = vars.mysql_exporter_password;
-      if (!(pw instanceof Secret)) {
-        problems.push(`mysql_exporter_password: must be a secret (mysql_exporter_password: !secret mysql_exporter_password)${pw === undefined ? ', it is not set' : ', not a value in clear'}`);
-      } else if (/[\n"\\]/.test(pw.reveal()) || pw.reveal().length === 0) {
-        problems.push('mysql_exporter_password: must be non-empty, without newlines, quotes or backslashes (it goes into a my.cnf)');
-      }
-    }
-    return problems;
-  },
-};
+});

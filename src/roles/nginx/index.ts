@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
 import { quote } from '../../util/quote.js';
-import type { RoleContext, RoleDef } from '../types.js';
-import { GROUPS, groupAddresses, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
-import { checkBoolean, checkHostname, checkPort } from '../checks.js';
+import { z } from 'zod';
+import { defineRole, problemIf, withRules } from '../define.js';
+import { GROUPS, groupAddresses, privateAddress } from '../shared.js';
+import type { VarIssue } from '../types.js';
+import { pick, shared, text, wholeNumber } from '../vars.js';
 import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
 
 const RELOAD = 'reload nginx';
@@ -50,66 +52,57 @@ export function reloadCommand(sockets: string[]): string {
   ].join('\n');
 }
 
-export const role: RoleDef = {
+/** backend_tls_cert / backend_tls_key with backend_tls: set, and a file on the control machine. */
+function tlsFileProblems(v: Record<string, unknown>, name: 'backend_tls_cert' | 'backend_tls_key'): VarIssue[] {
+  if (v.backend_tls !== true) return [];
+  const f = v[name];
+  if (typeof f !== 'string' || f === '') return problemIf(true, name, 'needed with backend_tls (a file on the control machine)');
+  return problemIf(!existsSync(f), name, `${f} does not exist on the control machine`);
+}
+
+const vars = withRules(
+  z.object({
+    ...pick('domain', 'app_port', 'nginx_status_port', 'private_address', 'backend_tls'),
+    http_port: shared('http_port', 'Port on the private address the load balancers use.'),
+    nginx_served_by_header: text(/^([A-Za-z0-9-]+)?$/, 'a header name (letters, digits, dashes) or "" for none', 'header name')
+      .default('X-Served-By')
+      .describe('Response header naming the web server that answered (its inventory name); `""` for none (it tells clients host names).'),
+    nginx_client_max_body_size: text(/^\d+[kKmMgG]?$/, 'a size like "10m"', 'size').default('10m').describe('Largest request body.'),
+    nginx_proxy_read_timeout: wholeNumber(1, undefined, 'a whole number of seconds ≥ 1').default(60).describe('Seconds nginx waits on the app for a response (proxy_read_timeout).'),
+    nginx_trusted_proxy_group: z.string().default(GROUPS.loadbalancers).describe('Which group\'s private addresses may set the client address (X-Forwarded-For).'),
+    backend_tls_cert: z
+      .string()
+      .default('')
+      .describe('With `backend_tls`: this host\'s certificate (chain), a file on the control machine; it must name `domain`.'),
+    backend_tls_key: z.string().default('').describe('With `backend_tls`: its key, a file on the control machine.'),
+  }),
+  [
+    { says: '`nginx_status_port` differs from `http_port`.', check: (v) => problemIf(v.http_port === v.nginx_status_port, 'nginx_status_port', 'must differ from http_port') },
+    {
+      says: '`app_port` differs from `http_port` and `nginx_status_port`.',
+      check: (v) => problemIf(v.app_port === v.http_port || v.app_port === v.nginx_status_port, 'app_port', 'must differ from http_port and nginx_status_port'),
+    },
+    {
+      says: '`backend_tls` needs `backend_tls_cert` and `backend_tls_key`, files that exist on the control machine.',
+      check: (v) => [...tlsFileProblems(v, 'backend_tls_cert'), ...tlsFileProblems(v, 'backend_tls_key')],
+    },
+  ],
+);
+
+export const role = defineRole({
   name: 'nginx',
   description:
-    'Nginx on the web servers: one site on the private address proxying to the app on loopback (/health included, ' +
-    'so the load balancer checks the app), real client addresses trusted only from the load balancers, no version ' +
-    'banner, the default site removed, stub_status on loopback for the exporter; validated before it goes live, reloaded by a handler.',
-  defaults: {
-    domain: SHARED_DEFAULTS.domain,
-    http_port: SHARED_DEFAULTS.http_port,
-    app_port: SHARED_DEFAULTS.app_port,
-    nginx_status_port: SHARED_DEFAULTS.nginx_status_port,
-    private_address: SHARED_DEFAULTS.private_address,
-    /** Response header naming the web server that answered (empty: none; it tells the world host names). */
-    nginx_served_by_header: 'X-Served-By',
-    nginx_client_max_body_size: '10m',
-    /** Seconds nginx waits on the app for a response (proxy_read_timeout). */
-    nginx_proxy_read_timeout: 60,
-    /** Which group's private addresses may set the client address (X-Forwarded-For). */
-    nginx_trusted_proxy_group: GROUPS.loadbalancers,
-    /** Serve TLS on http_port to the load balancers, which then re-encrypt (haproxy role, same var). */
-    backend_tls: false,
-    /** With backend_tls: this host's certificate (chain) and key, files on the control machine; the certificate must name `domain`. */
-    backend_tls_cert: '',
-    backend_tls_key: '',
-  },
+    'Nginx on the web servers: one site for `domain` that the load balancers reach on the host\'s **private address** and that ' +
+    'proxies to the application on loopback (`/health` included, so the load balancer checks the app), real client addresses ' +
+    'trusted only from the load balancers, no version banner, the default site removed, stub_status on loopback for the ' +
+    'exporter; validated before it goes live, reloaded by a handler.',
+  vars,
 
-  validate(vars) {
-    const problems = [
-      ...checkPort(vars, 'http_port'),
-      ...checkPort(vars, 'app_port'),
-      ...checkPort(vars, 'nginx_status_port'),
-      ...checkHostname(vars, 'domain'),
-    ];
-    if (typeof vars.nginx_served_by_header !== 'string' || !/^([A-Za-z0-9-]+)?$/.test(vars.nginx_served_by_header)) {
-      problems.push('nginx_served_by_header: a header name (letters, digits, dashes) or "" for none');
-    }
-    if (typeof vars.nginx_client_max_body_size !== 'string' || !/^\d+[kKmMgG]?$/.test(vars.nginx_client_max_body_size)) {
-      problems.push('nginx_client_max_body_size: a size like "10m"');
-    }
-    if (typeof vars.nginx_proxy_read_timeout !== 'number' || !Number.isInteger(vars.nginx_proxy_read_timeout) || vars.nginx_proxy_read_timeout < 1) {
-      problems.push('nginx_proxy_read_timeout: a whole number of seconds ≥ 1');
-    }
-    if (vars.http_port === vars.nginx_status_port) problems.push('nginx_status_port: must differ from http_port');
-    if (vars.app_port === vars.http_port || vars.app_port === vars.nginx_status_port) problems.push('app_port: must differ from http_port and nginx_status_port');
-    problems.push(...checkBoolean(vars, 'backend_tls'));
-    if (vars.backend_tls === true) {
-      for (const n of ['backend_tls_cert', 'backend_tls_key']) {
-        const f = vars[n];
-        if (typeof f !== 'string' || f === '') problems.push(`${n}: needed with backend_tls (a file on the control machine)`);
-        else if (!existsSync(f)) problems.push(`${n}: ${f} does not exist on the control machine`);
-      }
-    }
-    return problems;
-  },
-
-  tasks(ctx: RoleContext) {
+  tasks(ctx) {
     const v = ctx.vars;
-    const site = str(v, 'domain');
-    const backendTls = v.backend_tls === true;
-    const trusted = groupAddresses(ctx, str(v, 'nginx_trusted_proxy_group'));
+    const site = v.domain;
+    const backendTls = v.backend_tls;
+    const trusted = groupAddresses(ctx, v.nginx_trusted_proxy_group);
     return [
       apt('install nginx', { packages: ['nginx'] }),
       // Debian's default site listens on every address and answers for any name: never part of the site.
@@ -117,8 +110,8 @@ export const role: RoleDef = {
       ...(backendTls
         ? [
             file('backend TLS folder', { path: TLS_DIR, state: 'directory', mode: '0750', owner: 'root', group: 'root' }),
-            copy('backend TLS certificate', { src: str(v, 'backend_tls_cert'), dest: `${TLS_DIR}/backend.crt`, mode: '0644' }, { notify: RELOAD }),
-            copy('backend TLS key', { src: str(v, 'backend_tls_key'), dest: `${TLS_DIR}/backend.key`, mode: '0600', sensitive: true }, { notify: RELOAD }),
+            copy('backend TLS certificate', { src: v.backend_tls_cert, dest: `${TLS_DIR}/backend.crt`, mode: '0644' }, { notify: RELOAD }),
+            copy('backend TLS key', { src: v.backend_tls_key, dest: `${TLS_DIR}/backend.key`, mode: '0600', sensitive: true }, { notify: RELOAD }),
           ]
         : []),
       template(
@@ -131,8 +124,8 @@ export const role: RoleDef = {
             ...v,
             listen_address: privateAddress(ctx.host),
             trusted_proxies: trusted,
-            http_port: num(v, 'http_port'),
-            app_port: num(v, 'app_port'),
+            http_port: v.http_port,
+            app_port: v.app_port,
             backend_tls: backendTls,
             tls_dir: TLS_DIR,
           },
@@ -145,8 +138,8 @@ export const role: RoleDef = {
     ];
   },
 
-  handlers(ctx: RoleContext) {
-    const sockets = [`${privateAddress(ctx.host)}:${num(ctx.vars, 'http_port')}`, `127.0.0.1:${num(ctx.vars, 'nginx_status_port')}`];
+  handlers(ctx) {
+    const sockets = [`${privateAddress(ctx.host)}:${ctx.vars.http_port}`, `127.0.0.1:${ctx.vars.nginx_status_port}`];
     return [command(RELOAD, { cmd: reloadCommand(sockets) })];
   },
-};
+});

@@ -1,7 +1,10 @@
 import type { Host } from '../../inventory/index.js';
 import { Secret } from '../../util/secrets.js';
-import { GROUPS, privateAddress, SHARED_DEFAULTS } from '../shared.js';
-import type { RoleContext, RoleDef } from '../types.js';
+import { z } from 'zod';
+import { defineRole, problemIf, withRules } from '../define.js';
+import { GROUPS, privateAddress } from '../shared.js';
+import type { RoleContext } from '../types.js';
+import { pick, text } from '../vars.js';
 import { apt, service, template } from '../../modules/tasks.js';
 
 export interface ScrapeJob {
@@ -10,30 +13,24 @@ export interface ScrapeJob {
   targets: Array<{ address: string; instance: string }>;
 }
 
-interface RemoteWrite {
-  url: string;
-  name?: string;
-  bearer_token?: Secret;
-  basic_auth_username?: string;
-  basic_auth_password?: Secret;
-}
+type PortVar = 'prometheus_port' | 'node_exporter_port' | 'haproxy_exporter_port' | 'nginx_exporter_port' | 'mysqld_exporter_port';
 
-function hostPort(vars: Record<string, unknown>, h: Host, name: string): number {
+function hostPort(vars: PrometheusVars, h: Host, name: PortVar): number {
   // A host may run an exporter on a port of its own (host var); otherwise the shared one.
   const own = h.vars[name];
-  return typeof own === 'number' ? own : (vars[name] as number);
+  return typeof own === 'number' ? own : vars[name];
 }
 
-function target(vars: Record<string, unknown>, h: Host, portVar: string) {
+function target(vars: PrometheusVars, h: Host, portVar: PortVar) {
   const a = privateAddress(h);
   return { address: `${a.includes(':') ? `[${a}]` : a}:${hostPort(vars, h, portVar)}`, instance: h.name };
 }
 
 /** Scrape jobs from the inventory: node on every host, each service's exporter on its group. */
-export function scrapeJobs(ctx: Pick<RoleContext, 'host' | 'vars' | 'inventory' | 'hostsIn'>): ScrapeJob[] {
+export function scrapeJobs(ctx: Pick<RoleContext<PrometheusVars>, 'host' | 'vars' | 'inventory' | 'hostsIn'>): ScrapeJob[] {
   const v = ctx.vars;
   const byName = (hs: Host[]) => [...hs].sort((a, b) => a.name.localeCompare(b.name));
-  const job = (name: string, hosts: Host[], portVar: string, path = '/metrics'): ScrapeJob => ({
+  const job = (name: string, hosts: Host[], portVar: PortVar, path = '/metrics'): ScrapeJob => ({
     job: name,
     metrics_path: path,
     targets: byName(hosts).map((h) => target(v, h, portVar)),
@@ -41,7 +38,7 @@ export function scrapeJobs(ctx: Pick<RoleContext, 'host' | 'vars' | 'inventory' 
   const jobs = [
     job('prometheus', [ctx.host], 'prometheus_port'),
     job('node', [...ctx.inventory.hosts.values()], 'node_exporter_port'),
-    job('haproxy', ctx.hostsIn(GROUPS.loadbalancers), 'haproxy_exporter_port', v.haproxy_metrics_path as string),
+    job('haproxy', ctx.hostsIn(GROUPS.loadbalancers), 'haproxy_exporter_port', v.haproxy_metrics_path),
     job('nginx', ctx.hostsIn(GROUPS.webservers), 'nginx_exporter_port'),
     job('mysqld', ctx.hostsIn(GROUPS.databases), 'mysqld_exporter_port'),
   ];
@@ -49,38 +46,90 @@ export function scrapeJobs(ctx: Pick<RoleContext, 'host' | 'vars' | 'inventory' 
 }
 
 const DURATION = /^(\d+(ms|s|m|h|d|w|y))+$/;
+const duration = () => text(DURATION, 'must be a Prometheus duration like 15s, 5m or 15d', 'duration');
+/** Milliseconds of a one-unit duration up to hours (what a scrape interval is), else undefined. */
+function durationMs(s: unknown): number | undefined {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(String(s));
+  return m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms'] : undefined;
+}
 
-export const role: RoleDef = {
+const LABELS = 'must be a map of label names to strings';
+const CLEAR = 'must be a secret (!secret NAME), never a value in clear';
+const secretParam = () => z.instanceof(Secret, { error: CLEAR }).optional();
+const remoteWrite = z
+  .strictObject(
+    {
+      url: text(/^https?:\/\/\S+$/, 'must be an http(s) URL', 'URL'),
+      name: z.string().optional(),
+      bearer_token: secretParam(),
+      basic_auth_username: z.string().optional(),
+      basic_auth_password: secretParam(),
+    },
+    { error: (iss) => (iss.code === 'invalid_type' ? 'must be { url, … }' : undefined) },
+  )
+  .superRefine(
+    (r, ctx) => {
+      const issue = (message: string) => ctx.addIssue({ code: 'custom', path: [], message });
+      if ((r.basic_auth_username === undefined) !== (r.basic_auth_password === undefined)) issue('basic_auth_username and basic_auth_password go together');
+      if (r.bearer_token !== undefined && r.basic_auth_username !== undefined) issue('give bearer_token or basic auth, not both');
+    },
+    { when: (payload) => !!payload.value && typeof payload.value === 'object' },
+  );
+
+const vars = withRules(
+  z.object({
+    ...pick('private_address', 'prometheus_port', 'node_exporter_port', 'haproxy_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port'),
+    haproxy_metrics_path: text(/^\/[A-Za-z0-9._/-]*$/, 'must be a path like /metrics', 'URL path')
+      .default('/metrics')
+      .describe("Where HAProxy's built-in exporter answers (the haproxy role's prometheus frontend)."),
+    prometheus_scrape_interval: duration().default('15s').describe('How often every target is scraped.'),
+    prometheus_scrape_timeout: duration().default('10s').describe('How long a scrape may take (not longer than the interval).'),
+    prometheus_evaluation_interval: duration().default('15s').describe('How often rules are evaluated.'),
+    prometheus_retention_time: duration().default('15d').describe('How long samples are kept (`--storage.tsdb.retention.time`).'),
+    prometheus_retention_size: text(/^(\d+(B|KB|MB|GB|TB|PB|EB))?$/, 'must be empty or a size like 10GB', 'size')
+      .default('')
+      .describe('Also cap the TSDB size, e.g. `10GB`; `""`: no cap.'),
+    prometheus_external_labels: z
+      .record(z.string(), z.string({ error: LABELS }), { error: LABELS })
+      .refine((o) => Object.keys(o).every((k) => /^[a-zA-Z_][a-zA-Z0-9_]*$/.test(k)), { error: LABELS })
+      .meta({ type: 'map of label names to strings' })
+      .default({})
+      .describe('Labels added to every series sent elsewhere (remote_write, federation), e.g. `{ site: prod }`.'),
+    prometheus_remote_write: z
+      .array(remoteWrite, { error: 'must be a list of { url, … }' })
+      .meta({ type: 'list of { url, name?, bearer_token?, basic_auth_username?, basic_auth_password? }' })
+      .default([])
+      .describe(
+        'Also ship every sample to these. Credentials are `!secret`s, never clear text: `bearer_token`, or `basic_auth_username` with ' +
+          '`basic_auth_password` (not both). See [monitoring.md](monitoring.md#sending-the-metrics-somewhere-else-sumo-logic-any-remote_write-backend).',
+      ),
+  }),
+  [
+    {
+      says: '`prometheus_scrape_timeout` is not longer than `prometheus_scrape_interval`.',
+      check: (v) => {
+        const interval = durationMs(v.prometheus_scrape_interval);
+        const timeout = durationMs(v.prometheus_scrape_timeout);
+        return problemIf(interval !== undefined && timeout !== undefined && timeout > interval, 'prometheus_scrape_timeout', 'must not be longer than prometheus_scrape_interval');
+      },
+    },
+  ],
+);
+type PrometheusVars = z.output<typeof vars>;
+
+export const role = defineRole({
   name: 'prometheus',
-  description: 'Prometheus server scraping every exporter of the inventory, on the private address',
-  defaults: {
-    private_address: SHARED_DEFAULTS.private_address,
-    prometheus_port: SHARED_DEFAULTS.prometheus_port,
-    node_exporter_port: SHARED_DEFAULTS.node_exporter_port,
-    haproxy_exporter_port: SHARED_DEFAULTS.haproxy_exporter_port,
-    nginx_exporter_port: SHARED_DEFAULTS.nginx_exporter_port,
-    mysqld_exporter_port: SHARED_DEFAULTS.mysqld_exporter_port,
-    /** Where HAProxy's built-in exporter answers (the haproxy role's prometheus frontend). */
-    haproxy_metrics_path: '/metrics',
-    prometheus_scrape_interval: '15s',
-    prometheus_scrape_timeout: '10s',
-    prometheus_evaluation_interval: '15s',
-    /** How long samples are kept (--storage.tsdb.retention.time). */
-    prometheus_retention_time: '15d',
-    /** Also cap the TSDB size, e.g. "10GB" ('' = no cap). */
-    prometheus_retention_size: '',
-    /** Labels added to every series sent elsewhere (remote_write, federation), e.g. { site: lab }. */
-    prometheus_external_labels: {},
-    /** Also ship every sample to these: [{ url, name?, bearer_token?: !secret, basic_auth_username?, basic_auth_password?: !secret }]. */
-    prometheus_remote_write: [],
-  },
+  description:
+    'The Prometheus server (Debian package `prometheus`) on the `monitoring` group, scraping every exporter the inventory implies, ' +
+    "listening on the host's private address.",
+  vars,
   tasks(ctx) {
     const v = ctx.vars;
     const addr = privateAddress(ctx.host);
     const args = [
-      `--web.listen-address=${addr.includes(':') ? `[${addr}]` : addr}:${v.prometheus_port as number}`,
-      `--storage.tsdb.retention.time=${v.prometheus_retention_time as string}`,
-      ...(v.prometheus_retention_size ? [`--storage.tsdb.retention.size=${v.prometheus_retention_size as string}`] : []),
+      `--web.listen-address=${addr.includes(':') ? `[${addr}]` : addr}:${v.prometheus_port}`,
+      `--storage.tsdb.retention.time=${v.prometheus_retention_time}`,
+      ...(v.prometheus_retention_size ? [`--storage.tsdb.retention.size=${v.prometheus_retention_size}`] : []),
     ];
     return [
       apt('install prometheus', { packages: ['prometheus'] }),
@@ -110,45 +159,4 @@ export const role: RoleDef = {
     service('restart prometheus', { name: 'prometheus', state: 'restarted' }),
     service('reload prometheus', { name: 'prometheus', state: 'reloaded' }),
   ],
-  validate(vars) {
-    const problems: string[] = [];
-    for (const name of ['prometheus_port', 'node_exporter_port', 'haproxy_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port'] as const) {
-      const p = vars[name];
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) problems.push(`${name}: must be a port number (1-65535)`);
-    }
-    for (const name of ['prometheus_scrape_interval', 'prometheus_scrape_timeout', 'prometheus_evaluation_interval', 'prometheus_retention_time'] as const) {
-      if (typeof vars[name] !== 'string' || !DURATION.test(vars[name] as string)) problems.push(`${name}: must be a Prometheus duration like 15s, 5m or 15d`);
-    }
-    const dur = (s: unknown) => {
-      const m = /^(\d+)(ms|s|m|h)$/.exec(String(s));
-      return m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms'] : undefined;
-    };
-    const iv = dur(vars.prometheus_scrape_interval);
-    const to = dur(vars.prometheus_scrape_timeout);
-    if (iv !== undefined && to !== undefined && to > iv) problems.push('prometheus_scrape_timeout: must not be longer than prometheus_scrape_interval');
-    const size = vars.prometheus_retention_size;
-    if (typeof size !== 'string' || (size !== '' && !/^\d+(B|KB|MB|GB|TB|PB|EB)$/.test(size))) problems.push('prometheus_retention_size: must be empty or a size like 10GB');
-    if (typeof vars.haproxy_metrics_path !== 'string' || !/^\/[A-Za-z0-9._/-]*$/.test(vars.haproxy_metrics_path)) problems.push('haproxy_metrics_path: must be a path like /metrics');
-    const labels = vars.prometheus_external_labels;
-    if (!labels || typeof labels !== 'object' || Array.isArray(labels) || Object.entries(labels).some(([k, x]) => !/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(k) || typeof x !== 'string')) {
-      problems.push('prometheus_external_labels: must be a map of label names to strings');
-    }
-    const rw = vars.prometheus_remote_write;
-    if (!Array.isArray(rw)) problems.push('prometheus_remote_write: must be a list of { url, … }');
-    else {
-      (rw as Array<Partial<RemoteWrite> & Record<string, unknown>>).forEach((r, i) => {
-        const at = `prometheus_remote_write[${i}]`;
-        if (!r || typeof r !== 'object') return void problems.push(`${at}: must be { url, … }`);
-        const allowed = new Set(['url', 'name', 'bearer_token', 'basic_auth_username', 'basic_auth_password']);
-        for (const k of Object.keys(r)) if (!allowed.has(k)) problems.push(`${at}.${k}: unknown field (allowed: ${[...allowed].join(', ')})`);
-        if (typeof r.url !== 'string' || !/^https?:\/\/\S+$/.test(r.url)) problems.push(`${at}.url: must be an http(s) URL`);
-        for (const k of ['bearer_token', 'basic_auth_password'] as const) {
-          if (r[k] !== undefined && !(r[k] instanceof Secret)) problems.push(`${at}.${k}: must be a secret (!secret NAME), never a value in clear`);
-        }
-        if ((r.basic_auth_username === undefined) !== (r.basic_auth_password === undefined)) problems.push(`${at}: basic_auth_username and basic_auth_password go together`);
-        if (r.bearer_token !== undefined && r.basic_auth_username !== undefined) problems.push(`${at}: give bearer_token or basic auth, not both`);
-      });
-    }
-    return problems;
-  },
-};
+});

@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { loadPlaybook } from '../../../src/executor/playbook.js';
 import { moduleNames } from '../../../src/modules/index.js';
 import { registerRole } from '../../../src/roles/index.js';
@@ -11,7 +12,7 @@ const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 const good = path.join(fixtures, 'good/playbook');
 const bad = path.join(fixtures, 'bad/playbook');
 
-registerRole({ name: 'testrole', description: 'a role for the loader tests', defaults: {}, tasks: () => [] });
+registerRole({ name: 'testrole', description: 'a role for the loader tests', vars: z.object({}), tasks: () => [] });
 
 describe('playbook loader: a good playbook', () => {
   const pb = loadPlaybook(path.join(good, 'site.yml'));

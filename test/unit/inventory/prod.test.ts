@@ -22,7 +22,7 @@ describe('inventory/prod.yml, the documented example', () => {
 
   it('shows every role var (with its default or a secret)', () => {
     const vars = inv.hosts.get('web-01')!.vars;
-    const missing = roleNames().flatMap((r) => Object.keys(getRole(r)!.defaults).filter((k) => !(k in vars) && k !== 'private_address').map((k) => `${r}.${k}`));
+    const missing = roleNames().flatMap((r) => Object.keys(getRole(r)!.vars.shape).filter((k) => !(k in vars) && k !== 'private_address').map((k) => `${r}.${k}`));
     expect(missing).toEqual([]);
   });
 

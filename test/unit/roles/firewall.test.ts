@@ -4,6 +4,7 @@ import { role } from '../../../src/roles/firewall/index.js';
 import { firewallRules, type FirewallRule } from '../../../src/roles/firewall/rules.js';
 import { privateAddress } from '../../../src/roles/shared.js';
 import type { RoleContext } from '../../../src/roles/types.js';
+import { problemsOf, roleVarsFor } from './helpers.js';
 
 /** The reference site, small: one load balancer, two web hosts that are also the database pair, one monitoring host. */
 const SITE: Record<string, { address: string; groups: string[]; vars?: Record<string, unknown> }> = {
@@ -31,7 +32,7 @@ function rulesFor(name: string, vars: Record<string, unknown> = {}, site = SITE)
   return firewallRules({
     self: privateAddress(h),
     groups: h.groups,
-    vars: { ...role.defaults, ...SITE_VARS, ...vars },
+    vars: roleVarsFor(role, h, { ...SITE_VARS, ...vars }),
     groupAddresses: (g) => Object.keys(site).filter((n) => site[n]!.groups.includes(g)).map((n) => privateAddress(host(n, site))),
   });
 }
@@ -103,8 +104,8 @@ describe('firewall rules from the inventory', () => {
 describe('the firewall task', () => {
   const task = (vars: Record<string, unknown> = {}) => {
     const h = host('web-01');
-    const all = { ...role.defaults, ...SITE_VARS, ...vars };
-    const ctx: RoleContext = { host: h, facts: {} as RoleContext['facts'], vars: all, inventory: {} as RoleContext['inventory'], hostsIn: () => [], file: (f) => f };
+    const all = roleVarsFor<Parameters<typeof role.tasks>[0]['vars']>(role, h, { ...SITE_VARS, ...vars });
+    const ctx: Parameters<typeof role.tasks>[0] = { host: h, facts: {} as RoleContext['facts'], vars: all, inventory: {} as RoleContext['inventory'], hostsIn: () => [], file: (f) => f };
     const tasks = role.tasks(ctx);
     return tasks.find((t) => t.module === 'ufw')!.params as Record<string, unknown>;
   };
@@ -115,8 +116,8 @@ describe('the firewall task', () => {
   });
 });
 
-describe('firewall role validate()', () => {
-  const problems = (vars: Record<string, unknown>) => role.validate!({ ...role.defaults, ...SITE_VARS, ...vars }, host('web-01'));
+describe('firewall role vars', () => {
+  const problems = (vars: Record<string, unknown>) => problemsOf(role, host('web-01'), { ...SITE_VARS, ...vars });
 
   test('the site vars are fine', () => {
     expect(problems({})).toEqual([]);
@@ -124,19 +125,19 @@ describe('firewall role validate()', () => {
 
   test('no admin network is refused: it would lock everybody out', () => {
     expect(problems({ admin_cidrs: [] })).toEqual([expect.stringMatching(/^admin_cidrs: .*at least one/)]);
-    expect(role.validate!(role.defaults, host('web-01'))).toEqual(expect.arrayContaining([expect.stringMatching(/^admin_cidrs:/), expect.stringMatching(/^monitoring_cidrs:/)]));
+    expect(problemsOf(role, host('web-01'), {})).toEqual(expect.arrayContaining([expect.stringMatching(/^admin_cidrs:/), expect.stringMatching(/^monitoring_cidrs:/)]));
   });
 
   test('bad addresses, ports and extra rules are named', () => {
     expect(problems({ admin_cidrs: ['10.77.0.300/32'] })).toEqual(['admin_cidrs[0]: "10.77.0.300/32" is not an IP address or CIDR network']);
-    expect(problems({ http_port: 70000 })).toEqual(['http_port: must be a port number (1-65535)']);
+    expect(problems({ http_port: 70000 })).toEqual(['http_port: a TCP port (1-65535), got 70000']);
     expect(problems({ firewall_commit_confirm_seconds: 5 })).toEqual(['firewall_commit_confirm_seconds: must be 0 (off) or 10-3600']);
     expect(problems({ firewall_allow_locking_out_this_run: 'yes' })).toEqual(['firewall_allow_locking_out_this_run: must be true or false']);
     expect(problems({ firewall_extra_rules: [{ rule: 'open', port: 'http', from: 'everyone', src: 'x' }] })).toEqual([
-      'firewall_extra_rules[0].src: unknown field (allowed: rule, port, proto, from, to, comment)',
       'firewall_extra_rules[0].rule: must be allow, deny, reject or limit',
       'firewall_extra_rules[0].port: must be a port, a range like 8000:8100 or a list like 80,443',
       'firewall_extra_rules[0].from: must be an IP address, a CIDR network or "any"',
+      'firewall_extra_rules[0].src: unknown field (allowed: rule, port, proto, from, to, comment)',
     ]);
   });
 });

@@ -7,7 +7,8 @@ import { renderTemplate, type Task } from '../../../src/modules/index.ts';
 import { role as certificates } from '../../../src/roles/certificates/index.ts';
 import { role as haproxy } from '../../../src/roles/haproxy/index.ts';
 import { role as nginx } from '../../../src/roles/nginx/index.ts';
-import type { RoleDef } from '../../../src/roles/types.ts';
+import type { RoleContext, RoleDef } from '../../../src/roles/types.ts';
+import { problemsOf, roleVarsFor } from './helpers.ts';
 
 const host = (name: string, address: string, groups: string[], vars: Record<string, unknown> = {}): Host =>
   ({ name, address, groups, vars, connection: {} }) as unknown as Host;
@@ -20,7 +21,7 @@ function expand(role: RoleDef, h: Host, vars: Record<string, unknown> = {}): Tas
   return role.tasks({
     host: h,
     facts: {} as Facts,
-    vars: { ...role.defaults, ...site, ...h.vars, ...vars, inventory_hostname: h.name },
+    vars: roleVarsFor<RoleContext['vars']>(role, h, { ...site, ...h.vars, ...vars }),
     inventory: {} as Inventory,
     hostsIn: (g) => groups[g] ?? [],
     file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles', role.name, rel),
@@ -52,11 +53,11 @@ describe('nginx role', () => {
   });
 
   it('refuses bad vars before any connection', () => {
-    const problems = nginx.validate!({ ...nginx.defaults, ...site, http_port: 70000, nginx_served_by_header: 'X Bad', backend_tls: true }, webs[0]!);
+    const problems = problemsOf(nginx, webs[0]!, { ...site, http_port: 70000, nginx_served_by_header: 'X Bad', backend_tls: true });
     expect(problems.join('\n')).toMatch(/http_port/);
     expect(problems.join('\n')).toMatch(/nginx_served_by_header/);
     expect(problems.join('\n')).toMatch(/backend_tls_cert: needed/);
-    expect(nginx.validate!({ ...nginx.defaults, ...site }, webs[0]!)).toEqual([]);
+    expect(problemsOf(nginx, webs[0]!, site)).toEqual([]);
   });
 });
 
@@ -85,7 +86,7 @@ describe('haproxy role', () => {
   });
 
   it('refuses bad vars', () => {
-    const problems = haproxy.validate!({ ...haproxy.defaults, ...site, haproxy_hsts: 'forever', https_port: 80, backend_tls: true }, lb).join('\n');
+    const problems = problemsOf(haproxy, lb, { ...site, haproxy_hsts: 'forever', https_port: 80, backend_tls: true }).join('\n');
     expect(problems).toMatch(/haproxy_hsts/);
     expect(problems).toMatch(/https_port: must differ/);
     expect(problems).toMatch(/backend_tls_ca/);
@@ -109,10 +110,10 @@ describe('certificates role', () => {
   });
 
   it('needs an email, a real domain and a bundle that exists', () => {
-    const problems = certificates.validate!({ ...certificates.defaults, acme_ca_bundle: '/nonexistent/ca.pem' }, lb).join('\n');
+    const problems = problemsOf(certificates, lb, { acme_ca_bundle: '/nonexistent/ca.pem' }).join('\n');
     expect(problems).toMatch(/acme_email/);
     expect(problems).toMatch(/domain: still the placeholder/);
     expect(problems).toMatch(/acme_ca_bundle: \/nonexistent\/ca.pem does not exist/);
-    expect(certificates.validate!({ ...certificates.defaults, ...site }, lb)).toEqual([]);
+    expect(problemsOf(certificates, lb, site)).toEqual([]);
   });
 });
