@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineRole } from '../define.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
-import { pick, stringList, text } from '../vars.js';
+import { pick, shared, stringList, text } from '../vars.js';
 import { apt, copy, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
 
 const RESTART = 'restart app';
@@ -27,7 +27,8 @@ const absolutePath = () => text((s) => SAFE_PATH.test(s) && !s.includes('..'), '
 const address = () => text(/^[A-Za-z0-9.:-]*$/, 'an address or host name', 'address or host name');
 
 const vars = z.object({
-  ...pick('app_port', 'mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password'),
+  app_port: shared('app_port', 'The port the app listens on.'),
+  ...pick('mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password'),
   app_user: text(NAME, 'letters, digits and _ only, 1 to 32 characters', 'user name').default('app').describe('System user and group the app runs as.'),
   app_dir: absolutePath().default('/opt/app').describe('Where the code goes (owned by root).'),
   app_config_file: absolutePath()
@@ -35,8 +36,8 @@ const vars = z.object({
     .default('/etc/app/config.json')
     .describe('The JSON config (in a directory of its own, readable by the app user only).'),
   app_listen_address: address().min(1, { error: 'required' }).default('127.0.0.1').describe('Listen address: only Nginx in front of it reaches the app.'),
-  app_db_write_host: address().default('').describe("Where the app writes; `''`: the `db_primary` host's private address."),
-  app_db_read_host: address().default('').describe("Where the app reads; `''`: the host's own private address when it is a database host, else the primary."),
+  app_db_write_host: address().default('').describe("Where the app writes; `\"\"`: the `db_primary` host's private address."),
+  app_db_read_host: address().default('').describe("Where the app reads; `\"\"`: the host's own private address when it is a database host, else the primary."),
   app_packages: stringList(() => true, 'a non-empty list of package names', 'list of package names', { nonEmpty: true })
     .default(['nodejs', 'node-mysql'])
     .describe('Debian packages the app needs (no npm).'),

@@ -3,7 +3,7 @@ import { quote, sh } from '../../util/quote.js';
 import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { SHARED_DEFAULTS } from '../shared.js';
-import { oneOf, pick, shown, text } from '../vars.js';
+import { oneOf, shared, shown, text } from '../vars.js';
 import { ACME_CHALLENGE_ADDRESS, ACME_CHALLENGE_PORT, haproxyCertPath, HAPROXY_CERT_DIR } from '../haproxy/index.js';
 import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
 
@@ -23,7 +23,7 @@ const inAcmeMode = (v: { certificate_mode?: unknown }) => v.certificate_mode ===
 
 const vars = withRules(
   z.object({
-    ...pick('domain'),
+    domain: shared('domain', "The certificate's name."),
     certificate_mode: oneOf(['acme', 'selfsigned'])
       .default('acme')
       .describe('`acme`: issued by the ACME CA; `selfsigned`: no task, HAProxy keeps the placeholder the haproxy role made (no public DNS, e.g. Vagrant).'),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineRole } from '../define.js';
 import { groupAddresses, privateAddress } from '../shared.js';
-import { bool, oneOf, pick, wholeNumber } from '../vars.js';
+import { bool, oneOf, pick, shared, wholeNumber } from '../vars.js';
 import { extraRules, firewallRules } from './rules.js';
 import { apt, ufw } from '../../modules/tasks.js';
 
@@ -18,8 +18,8 @@ const vars = z.object({
     'nginx_exporter_port',
     'mysqld_exporter_port',
     'prometheus_port',
-    'private_address',
   ),
+  private_address: shared('private_address', 'The address peers use (their rules name it).'),
   firewall_extra_rules: extraRules()
     .default([])
     .describe('More ufw rules after the computed ones: `[{ rule: allow|deny|reject|limit, port?, proto?, from?, to?, comment? }]`; ufw takes the first match, and these come last.'),

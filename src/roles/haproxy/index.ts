@@ -2,7 +2,7 @@ import { sh } from '../../util/quote.js';
 import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, privateAddress } from '../shared.js';
-import { oneOf, pick, text, wholeNumber } from '../vars.js';
+import { oneOf, pick, shared, text, wholeNumber } from '../vars.js';
 import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
 
 const RELOAD = 'reload haproxy';
@@ -38,7 +38,10 @@ const wholeNumber1 = () => wholeNumber(1, undefined, 'a whole number ≥ 1');
 
 const vars = withRules(
   z.object({
-    ...pick('domain', 'http_port', 'https_port', 'haproxy_exporter_port', 'private_address', 'backend_tls'),
+    domain: shared('domain', "The site's name: the certificate file, the health check's `Host`."),
+    ...pick('http_port', 'https_port', 'haproxy_exporter_port'),
+    private_address: shared('private_address', 'Where the exporter listens.'),
+    backend_tls: shared('backend_tls', 'Re-encrypt to the web servers (set it for the nginx role too); needs `backend_tls_ca`.'),
     haproxy_backend_group: z.string().default(GROUPS.webservers).describe('The group whose hosts are the backends, each at its private address and `http_port` (a run fails if it is empty).'),
     haproxy_balance: oneOf(['roundrobin', 'leastconn', 'source', 'first']).default('roundrobin').describe('Balancing algorithm.'),
     haproxy_health_path: text(/^\/[A-Za-z0-9._~\/-]*$/, 'an absolute URL path like /health', 'URL path').default('/health').describe('Path of the health check.'),
@@ -82,7 +85,8 @@ const vars = withRules(
 export const role = defineRole({
   name: 'haproxy',
   description:
-    'HAProxy on the load balancers: HTTP redirected to HTTPS (except ACME http-01 challenges, sent to certbot), TLS 1.2+ ' +
+    'HAProxy 2.6 (Debian 12; Ubuntu 24.04 ships 2.8, same config) on the load balancers (play "Load balancer with TLS", group ' +
+    '`loadbalancers`): HTTP redirected to HTTPS (except ACME http-01 challenges, sent to certbot), TLS 1.2+ ' +
     'termination with HSTS, round-robin to every web server with `/health` checks, an admin socket and the Prometheus exporter ' +
     'on the private address; validated with `haproxy -c` before it goes live, reloaded by a handler. It runs **before** the ' +
     '`certificates` role on the same host: it must already forward ACME challenges when the first certificate is asked for.',

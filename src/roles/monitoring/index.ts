@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
-import { absolutePath, pick, stringList, text, wholeNumber } from '../vars.js';
+import { absolutePath, pick, shared, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, service, template } from '../../modules/tasks.js';
 
 interface Exporter {
@@ -100,7 +100,8 @@ const MY_CNF_SAFE = 'must be non-empty, without newlines, quotes or backslashes 
 
 const vars = withRules(
   z.object({
-    ...pick('private_address', 'node_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port', 'nginx_status_port', 'mysql_exporter_user', 'mysql_exporter_password'),
+    private_address: shared('private_address', 'Where the exporters listen.'),
+    ...pick('node_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port', 'nginx_status_port', 'mysql_exporter_user', 'mysql_exporter_password'),
     mysql_socket: absolute().default('/run/mysqld/mysqld.sock').describe("The server's local socket: the exporter never needs TCP to MySQL."),
     mysqld_exporter_my_cnf: absolute().default('/etc/prometheus/mysqld-exporter.cnf').describe("The mysqld exporter's credentials file (mode 0600, never diffed)."),
     exporter_system_user: text(/^[a-z_][a-z0-9_-]*$/, 'must be a user name', 'user name')
@@ -132,7 +133,7 @@ export const role = defineRole({
   description:
     "The collectors: Prometheus exporters on every host, each listening **only on the host's private address**, reachable only " +
     'from `monitoring_cidrs` (the firewall role): node everywhere, Nginx on the web servers, MySQL on the database hosts. Runs ' +
-    'after the service roles.',
+    'after the service roles (play "Monitoring collectors on every host").',
   vars,
   hostRules: [
     {

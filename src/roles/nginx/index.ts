@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, groupAddresses, privateAddress } from '../shared.js';
 import type { VarIssue } from '../types.js';
-import { pick, shared, text, wholeNumber } from '../vars.js';
+import { shared, text, wholeNumber } from '../vars.js';
 import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
 
 const RELOAD = 'reload nginx';
@@ -62,8 +62,12 @@ function tlsFileProblems(v: Record<string, unknown>, name: 'backend_tls_cert' | 
 
 const vars = withRules(
   z.object({
-    ...pick('domain', 'app_port', 'nginx_status_port', 'private_address', 'backend_tls'),
+    domain: shared('domain', "The site's name (`server_name`, site file name)."),
     http_port: shared('http_port', 'Port on the private address the load balancers use.'),
+    app_port: shared('app_port', 'The application, on `127.0.0.1`.'),
+    nginx_status_port: shared('nginx_status_port', '`stub_status` on `127.0.0.1`, read by the Nginx exporter.'),
+    private_address: shared('private_address', 'Address Nginx listens on.'),
+    backend_tls: shared('backend_tls', 'Serve TLS on `http_port` to the load balancers (they re-encrypt; set the same var for the haproxy role).'),
     nginx_served_by_header: text(/^([A-Za-z0-9-]+)?$/, 'a header name (letters, digits, dashes) or "" for none', 'header name')
       .default('X-Served-By')
       .describe('Response header naming the web server that answered (its inventory name); `""` for none (it tells clients host names).'),
@@ -92,7 +96,7 @@ const vars = withRules(
 export const role = defineRole({
   name: 'nginx',
   description:
-    'Nginx on the web servers: one site for `domain` that the load balancers reach on the host\'s **private address** and that ' +
+    'Nginx on the web servers (play "Web servers and the application", group `webservers`): one site for `domain` that the load balancers reach on the host\'s **private address** and that ' +
     'proxies to the application on loopback (`/health` included, so the load balancer checks the app), real client addresses ' +
     'trusted only from the load balancers, no version banner, the default site removed, stub_status on loopback for the ' +
     'exporter; validated before it goes live, reloaded by a handler.',

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
-import { pick, text } from '../vars.js';
+import { pick, shared, text } from '../vars.js';
 import { apt, service, template } from '../../modules/tasks.js';
 
 export interface ScrapeJob {
@@ -78,7 +78,8 @@ const remoteWrite = z
 
 const vars = withRules(
   z.object({
-    ...pick('private_address', 'prometheus_port', 'node_exporter_port', 'haproxy_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port'),
+    private_address: shared('private_address', 'Where Prometheus listens.'),
+    ...pick('prometheus_port', 'node_exporter_port', 'haproxy_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port'),
     haproxy_metrics_path: text(/^\/[A-Za-z0-9._/-]*$/, 'must be a path like /metrics', 'URL path')
       .default('/metrics')
       .describe("Where HAProxy's built-in exporter answers (the haproxy role's prometheus frontend)."),
@@ -120,7 +121,7 @@ type PrometheusVars = z.output<typeof vars>;
 export const role = defineRole({
   name: 'prometheus',
   description:
-    'The Prometheus server (Debian package `prometheus`) on the `monitoring` group, scraping every exporter the inventory implies, ' +
+    'The Prometheus server (Debian package `prometheus`) on the `monitoring` group (mon-01), scraping every exporter the inventory implies, ' +
     "listening on the host's private address.",
   vars,
   tasks(ctx) {
