@@ -113,6 +113,13 @@ export function roleVars(roleName: string, host: Host, play: Pick<PlayVars, 'var
   return { ...vars, inventory_hostname: host.name, ansible_host: host.address };
 }
 
+/** Problems in the order of the files they point into: by file, line and column (those without a line first). */
+function inFileOrder(a: string, b: string): number {
+  const at = (l: string) => /^(.*?)(?::(\d+):(\d+))?: /.exec(l)!;
+  const [x, y] = [at(a), at(b)];
+  return x[1]!.localeCompare(y[1]!) || Number(x[2] ?? 0) - Number(y[2] ?? 0) || Number(x[3] ?? 0) - Number(y[3] ?? 0);
+}
+
 const listed = (one: string, many: string, xs: Set<string>) => `${xs.size === 1 ? one : many} ${[...xs].join(', ')}`;
 
 /**
@@ -139,7 +146,8 @@ export function checkRoleVars(inventory: Inventory, playbook: { plays: PlayVars[
     }
   }
   if (found.size === 0) return;
-  throw new RoleVarsError([...found].map(([line, { hosts: hs, roles }]) => `${line} (${listed('host', 'hosts', hs)}; ${listed('role', 'roles', roles)})`));
+  const lines = [...found].map(([line, { hosts: hs, roles }]) => `${line} (${listed('host', 'hosts', hs)}; ${listed('role', 'roles', roles)})`);
+  throw new RoleVarsError(lines.sort(inFileOrder));
 }
 
 /** Where a var (a path inside it) was set for a host: the play's vars win over the inventory's; the file alone when nobody set it. */
