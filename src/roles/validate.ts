@@ -90,9 +90,20 @@ export function parseRoleVars(role: RoleDef, raw: Record<string, unknown>, host:
   return issues.length ? { issues } : { vars: parsed.data as Record<string, unknown>, issues };
 }
 
-/** What a host's vars are before a role parses them: inventory vars (all < groups < host), then the play's vars. */
-function rawVars(host: Host, play: Pick<PlayVars, 'vars'>): Record<string, unknown> {
-  return { ...host.vars, ...play.vars };
+type Parsed = ReturnType<typeof parseRoleVars>;
+/**
+ * Parses per host, play and role: the run checks every role's vars before connecting, then expands
+ * each play with them; a loaded inventory's hosts and a playbook's vars do not change in between.
+ */
+const parsed = new WeakMap<Host, WeakMap<object, Map<RoleDef, Parsed>>>();
+
+/** A role's vars on a host: inventory vars (all < groups < host), then the play's vars, parsed by its schema. */
+function parseFor(role: RoleDef, host: Host, play: Pick<PlayVars, 'vars'>): Parsed {
+  const byPlay = parsed.get(host) ?? parsed.set(host, new WeakMap()).get(host)!;
+  const byRole = byPlay.get(play.vars) ?? byPlay.set(play.vars, new Map()).get(play.vars)!;
+  let result = byRole.get(role);
+  if (!result) byRole.set(role, (result = parseRoleVars(role, { ...host.vars, ...play.vars }, host)));
+  return result;
 }
 
 export class RoleVarsError extends PlaybookError {
@@ -108,7 +119,7 @@ export class RoleVarsError extends PlaybookError {
 export function roleVars(roleName: string, host: Host, play: Pick<PlayVars, 'vars'>): Record<string, unknown> & BuiltinVars {
   const role = getRole(roleName);
   if (!role) throw new PlaybookError(`unknown role "${roleName}"`);
-  const { vars, issues } = parseRoleVars(role, rawVars(host, play), host);
+  const { vars, issues } = parseFor(role, host, play);
   if (!vars) throw new RoleVarsError(issues.map((i) => `${i.path.length ? `${fieldName(i.path)}: ` : ''}${i.message} (host ${host.name}, role ${roleName})`));
   return { ...vars, inventory_hostname: host.name, ansible_host: host.address };
 }
@@ -136,7 +147,7 @@ export function checkRoleVars(inventory: Inventory, playbook: { plays: PlayVars[
       if (!role) continue; // the playbook loader refuses unknown roles
       for (const name of targets) {
         const host = inventory.hosts.get(name)!;
-        for (const issue of parseRoleVars(role, rawVars(host, play), host).issues) {
+        for (const issue of parseFor(role, host, play).issues) {
           const line = `${varWhere(inventory, play, name, issue.path)}: ${issue.path.length ? `${fieldName(issue.path)}: ` : ''}${issue.message}`;
           const seen = found.get(line) ?? found.set(line, { hosts: new Set(), roles: new Set() }).get(line)!;
           seen.hosts.add(name);
