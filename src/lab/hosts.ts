@@ -108,7 +108,10 @@ export function bootHost(host: HostSpec, root: string, logFile: string): ProcRec
     '--resolv-conf=off', '--timezone=off', '--link-journal=no',
     '--console=read-only',
   ];
-  const pid = spawnDetached('systemd-nspawn', args, logFile);
+  // The host has a network namespace of its own (as a VM has its own network stack), but nspawn
+  // leaves /proc/sys/net read-only unless it made the namespace itself: let the host set its own
+  // network sysctls (the common role's hardening, ufw's), and nothing else of the kernel's.
+  const pid = spawnDetached('systemd-nspawn', args, logFile, { ...process.env, SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' });
   return { pid, exe: 'systemd-nspawn', marker: `--machine=${host.machine}` };
 }
 
