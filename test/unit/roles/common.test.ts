@@ -152,7 +152,7 @@ describe('common role: the shell it sends', () => {
     expect(r.status, r.stderr).toBe(0);
     const calls = readFileSync(log, 'utf8').trim().split('\n');
     expect(calls[0]).toMatch(/ update$/);
-    expect(calls[1]).toMatch(/ install -y --only-upgrade .*--force-confold libssl3 openssl$/);
+    expect(calls[1]).toMatch(/ install -y --only-upgrade --no-remove .*--force-confold libssl3 openssl$/);
     writeFileSync(log, '');
     expect(sh(SECURITY_UPGRADE, { FAKE_UPGRADE: '', FAKE_LOG: log }).status).toBe(0);
     expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1); // the refresh, no install
