@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
 import { InventoryError } from '../util/errors.js';
 import { Secret } from '../util/secrets.js';
 import type { Host } from './model.js';
@@ -7,7 +7,7 @@ import { canPrompt, promptHidden } from './prompt.js';
 
 /** Whether a private key can only be read with its passphrase. */
 export function isPassphraseProtected(key: Buffer, passphrase?: string): boolean {
-  const parsed = utils.parseKey(key, passphrase);
+  const parsed = ssh2.utils.parseKey(key, passphrase);
   return parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message);
 }
 
@@ -49,7 +49,7 @@ export function unlockIdentity(host: Host, interactive: boolean | undefined): vo
   for (let i = 0; i < TRIES; i++) {
     const answer = promptHidden(`Passphrase for ${c.identityFile}: `);
     if (answer === undefined) break;
-    if (!(utils.parseKey(key, answer) instanceof Error)) {
+    if (!(ssh2.utils.parseKey(key, answer) instanceof Error)) {
       const secret = new Secret(`passphrase of ${c.identityFile}`, answer);
       asked.set(c.identityFile, secret);
       c.identityPassphrase = secret;

@@ -195,7 +195,7 @@ export function readSshArgs(text: string, at: string, warn: (key: string, messag
   if (!words) throw new InventoryError(`${at}: cannot split "${text}" (an unclosed quote?)`);
   const out: SshArgs = {};
   const option = (raw: string) => {
-    const m = /^([A-Za-z]+)(?:\s*=\s*|\s+)([\s\S]*)$/.exec(raw.trim());
+    const m = /^([A-Za-z][A-Za-z0-9]*)(?:\s*=\s*|\s+)([\s\S]*)$/.exec(raw.trim());
     if (!m) throw new InventoryError(`${at}: -o ${raw}: expected -o Option=value`);
     const [key, value] = [m[1]!.toLowerCase(), m[2]!.trim()];
     switch (key) {

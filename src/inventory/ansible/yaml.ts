@@ -25,6 +25,22 @@ export function parseAnsibleYaml(src: LocatedYaml, model: AnsibleModel, keyring:
   if (!isMap(data)) throw new InventoryError(`${whereIs(src, [])}: (top level): an Ansible YAML inventory is a map of groups, got ${describe(data)}`);
   if ('plugin' in data) throw new InventoryError(`${whereKey(src, ['plugin'])}: plugin: inventory plugins (dynamic inventories) are not supported; export the inventory with ansible-inventory --list --yaml`);
 
+  const hosts = (group: string, entry: string, hostVars: unknown, hp: Array<string | number>): void => {
+    let expanded: { hosts: string[]; port?: number };
+    try {
+      expanded = expandHostPattern(entry);
+    } catch (err) {
+      if (err instanceof HostPatternError) throw new InventoryError(`${whereKey(src, hp)}: ${fieldName(hp)}: ${err.message}`);
+      throw err;
+    }
+    const hv = varsOfMap(src, hp, hostVars, keyring, 'host vars');
+    for (const h of expanded.hosts) {
+      const host = model.host(h, group, whereKey(src, hp));
+      if (expanded.port !== undefined) host.vars.set('ansible_port', { value: expanded.port, at: whereKey(src, hp) });
+      for (const [k, d] of hv) host.vars.set(k, d);
+    }
+  };
+
   const group = (name: string, def: unknown, p: Array<string | number>, parent?: string): void => {
     const at = whereKey(src, p);
     model.group(name, at);
@@ -43,23 +59,14 @@ export function parseAnsibleYaml(src: LocatedYaml, model: AnsibleModel, keyring:
       if (!isMap(v)) throw new InventoryError(`${whereIs(src, [...p, key])}: ${fieldName([...p, key])}: expected a map, got ${describe(v)}`);
       return v;
     };
-    const vars = section('vars');
-    if (vars) for (const [k, d] of varsOfMap(src, [...p, 'vars'], vars, keyring)) model.group(name, at).vars.set(k, d);
-    for (const [child, childDef] of Object.entries(section('children') ?? {})) group(child, childDef, [...p, 'children', child], name);
-    for (const [entry, hostVars] of Object.entries(section('hosts') ?? {})) {
-      const hp = [...p, 'hosts', entry];
-      let expanded: { hosts: string[]; port?: number };
-      try {
-        expanded = expandHostPattern(entry);
-      } catch (err) {
-        if (err instanceof HostPatternError) throw new InventoryError(`${whereKey(src, hp)}: ${fieldName(hp)}: ${err.message}`);
-        throw err;
-      }
-      const hv = varsOfMap(src, hp, hostVars, keyring, 'host vars');
-      for (const h of expanded.hosts) {
-        const host = model.host(h, name, whereKey(src, hp));
-        if (expanded.port !== undefined) host.vars.set('ansible_port', { value: expanded.port, at: whereKey(src, hp) });
-        for (const [k, d] of hv) host.vars.set(k, d);
+    // In the document's order, as Ansible reads them (it decides the order of hosts and groups).
+    for (const key of Object.keys(def)) {
+      if (key === 'vars') {
+        for (const [k, d] of varsOfMap(src, [...p, 'vars'], section('vars'), keyring)) model.group(name, at).vars.set(k, d);
+      } else if (key === 'children') {
+        for (const [child, childDef] of Object.entries(section('children') ?? {})) group(child, childDef, [...p, 'children', child], name);
+      } else {
+        for (const [entry, hostVars] of Object.entries(section('hosts') ?? {})) hosts(name, entry, hostVars, [...p, 'hosts', entry]);
       }
     }
   };
