@@ -143,7 +143,7 @@ describe('a wrong vault password', () => {
     copyFileSync(path.join(fixtures, 'vault/host_vars/db1.yml'), path.join(dir, 'host_vars/db1.yml'));
     const inv = loadInventory(path.join(dir, 'hosts'), { env: {}, sshConfig: false, vaultPasswordFile: wrong, interactive: false });
     const err = thrown(() => inv.hosts.get('db1')!.vars.prod_token);
-    expect(err.message).toBe(`${path.join(dir, 'host_vars/db1.yml')}:9:13: prod_token: the vault password from --vault-password-file ${wrong} does not decrypt it (vault id "prod")`);
+    expect(err.message).toBe(`${path.join(dir, 'host_vars/db1.yml')}:9:20: prod_token: the vault password from --vault-password-file ${wrong} does not decrypt it (vault id "prod")`);
   });
 });
 
