@@ -1,4 +1,5 @@
 import nunjucks from 'nunjucks';
+import { InventoryError } from '../../util/errors.js';
 import { Secret } from '../../util/secrets.js';
 
 /*
@@ -39,7 +40,8 @@ const OUT = '__provision_out';
 let env: nunjucks.Environment | undefined;
 function environment(): nunjucks.Environment {
   if (env) return env;
-  env = new nunjucks.Environment([], { autoescape: false, throwOnUndefined: true });
+  // dev: errors keep their cause (a var's own error, raised while the template read it), which is rethrown as it is.
+  env = new nunjucks.Environment([], { autoescape: false, throwOnUndefined: true, dev: true });
   env.addFilter('__capture', (value: unknown, holder: { value?: unknown }) => {
     holder.value = value;
     return '';
@@ -153,7 +155,7 @@ function undefinedNames(names: string[]): TemplateFailure {
  */
 export function evaluateTemplate(text: string, lookup: Lookup, name: string, secret = false): unknown {
   const describe = (err: unknown) =>
-    secret ? 'its template cannot be read (syntax error)' : `template error: ${(err as Error).message.replace(/\s+/g, ' ').replace(/^\(unknown path\)\s*/, '').trim()}`;
+    secret ? 'its template cannot be read (syntax error)' : `template error: ${(err as Error).message.replace(/\s+/g, ' ').replace(/^\(unknown path\)\s*/, '').replace(/^(Template render )?Error: /, '').trim()}`;
   const { template, names, native } = compile(text, describe);
   const views = new Views();
   const ctx: Record<string, unknown> = {};
@@ -169,6 +171,10 @@ export function evaluateTemplate(text: string, lookup: Lookup, name: string, sec
   try {
     rendered = template.render(ctx);
   } catch (err) {
+    // A var the template read failed on its own (a cycle, a vault value): that error, as it is.
+    let cause: unknown = err;
+    while (cause instanceof Error && !(cause instanceof InventoryError) && (cause as { cause?: unknown }).cause) cause = (cause as { cause?: unknown }).cause;
+    if (cause instanceof InventoryError) throw cause;
     if (missing.length) throw undefinedNames(missing);
     throw new TemplateFailure(describe(err));
   }
