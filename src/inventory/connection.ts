@@ -41,7 +41,7 @@ export function resolveConnection(src: ConnectionSources): { address: string; co
   const address = ssh?.hostName ?? src.address;
   const user = c.user ?? ssh?.user ?? process.env.USER ?? 'root';
   const port = c.port ?? ssh?.port ?? 22;
-  const tokens = { host: src.address.toLowerCase(), hostName: address, port, user, localUser: process.env.USER ?? 'root' };
+  const tokens = { host: src.address, hostName: address, port, user, localUser: process.env.USER ?? 'root' };
   const fromSshConfig = (p: string) => src.sshConfig!.expandPath(p, tokens);
 
   let identityFile = c.identity_file ? src.resolvePath(c.identity_file) : undefined;

@@ -6,8 +6,9 @@ import { InventoryError } from '../util/errors.js';
  * ~/.ssh/config as OpenSSH reads it (readconf.c), for the options that decide where and as whom a
  * connection goes: HostName, User, Port, IdentityFile, IdentitiesOnly, ProxyJump (and ProxyCommand
  * of the `ssh -W %h:%p JUMP` form), UserKnownHostsFile.
- * - `Host` patterns (`*`, `?`, `!negation`) are matched against the host name as given, lowercased;
- *   a block applies when a pattern matches and no negated one does. Lines before any Host apply to all.
+ * - `Host` patterns (`*`, `?`, `!negation`) are matched against the host name as given (case
+ *   matters, as for ssh 9.2); a block applies when a pattern matches and no negated one does. Lines
+ *   before any Host apply to all. HostName (default: the name) is lowercased, as ssh does.
  * - The first value obtained for an option wins; IdentityFile accumulates.
  * - `Include` (globs; relative paths from ~/.ssh) is read in place; a Host line inside an included
  *   file lasts to its end. `Match` blocks are not read (a warning says so).
@@ -20,8 +21,10 @@ export interface SshHostConfig {
   port?: number;
   identityFiles: string[];
   identitiesOnly?: boolean;
-  /** ProxyJump, or the jump of a `ssh -W %h:%p JUMP` ProxyCommand; "none" for an explicit none. */
+  /** ProxyJump, or the jump of a `ssh -W %h:%p JUMP` ProxyCommand. */
   proxyJump?: string;
+  /** The ProxyCommand as written, when it was the first of ProxyCommand and ProxyJump. */
+  proxyCommand?: string;
   userKnownHostsFiles?: string[];
   /** Where each value came from (file:line), for messages. */
   from: Partial<Record<'hostName' | 'user' | 'port' | 'proxyJump' | 'userKnownHostsFiles' | 'identityFiles', string>>;
@@ -82,7 +85,7 @@ function matchPattern(s: string, pattern: string): boolean {
   return re.test(s);
 }
 
-/** Whether a Host line's patterns select host (already lowercased). */
+/** Whether a Host line's patterns select host. */
 export function hostLineMatches(patterns: string[], host: string): boolean {
   let result = false;
   for (const p of patterns) {
@@ -174,7 +177,7 @@ export class SshConfig {
 
   /** The options for a host alias (as given: an inventory address), as `ssh -G` would print them. */
   lookup(alias: string): SshHostConfig {
-    const host = alias.toLowerCase();
+    const host = alias;
     const out: SshHostConfig = { identityFiles: [], from: {} };
     let proxyDecided = false;
     const apply = (l: Line) => {
@@ -215,6 +218,7 @@ export class SshConfig {
           if (!proxyDecided) {
             proxyDecided = true;
             if (arg.toLowerCase() === 'none') break;
+            out.proxyCommand = l.args.join(' ');
             const jump = jumpOfProxyCommand(l.args);
             if (jump) [out.proxyJump, out.from.proxyJump] = [jump, at];
             else this.warnOnce(`proxycommand:${at}`, `${at}: ssh_config: ProxyCommand is not run by provision (only "ssh -W %h:%p HOST" is read, as a jump host); ignored`);
