@@ -4,6 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/main.js';
+import { bash, cliLine } from '../cli/terminal-helpers.js';
+import { quote } from '../../../src/util/quote.js';
 import { loadInventory, prepareHosts, type LoadOptions } from '../../../src/inventory/index.js';
 import { decryptVault, parseVaultText, VaultFormatError, VaultPasswordError } from '../../../src/inventory/vault/decrypt.js';
 import { InventoryError } from '../../../src/util/errors.js';
@@ -204,6 +206,18 @@ describe('the CLI: a wrong vault password is bad input (exit 4), before any conn
     expect(report.hosts.db1!.vars.app_name).toBe('shop');
     expect(report.hosts.db1!.connection.becomePassword).toBe(true);
     expect(out).not.toMatch(/s3cret|r00t|tok_0123|sudo-passw0rd|correct horse/);
+  });
+});
+
+describe('on a terminal, the vault password is asked (without echo, by a shell that restores echo on Ctrl-C)', () => {
+  it('typed at the prompt under a pseudo-terminal', async () => {
+    // util-linux `script` gives the CLI a terminal and types its own stdin into it.
+    const line = cliLine(['inventory', '-i', inventory, '-l', 'db1', '--vars', '--json']);
+    const r = await bash(`printf '%s\\n' 'correct horse battery staple' | script -qec ${quote(line)} /dev/null`, undefined, 120_000);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('Vault password: ');
+    const json = r.stdout.slice(r.stdout.indexOf('{'), r.stdout.lastIndexOf('}') + 1);
+    expect((JSON.parse(json) as { hosts: Record<string, { vars: Record<string, unknown> }> }).hosts.db1!.vars.vault_db_root_password).toBe(SECRET_MASK);
   });
 });
 
