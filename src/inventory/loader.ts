@@ -82,10 +82,15 @@ function readText(file: string): string {
   }
 }
 
-function readAnsibleFile(file: string, text: string, format: 'ansible-yaml' | 'ansible-ini', model: AnsibleModel, ctx: LoadContext): void {
+/** The format of an inventory file; an encrypted one is refused (its structure would need the password before anything else). */
+function formatOf(file: string, text: string): InventoryFormat {
   if (isVaultText(text)) {
     throw new InventoryError(`${file}: an inventory file encrypted with ansible-vault is not read`, 'encrypt group_vars/host_vars files, or single values with ansible-vault encrypt_string, instead');
   }
+  return detectFormat(file, text);
+}
+
+function readAnsibleFile(file: string, text: string, format: 'ansible-yaml' | 'ansible-ini', model: AnsibleModel, ctx: LoadContext): void {
   if (format === 'ansible-ini') return parseIni(text, file, model);
   const src = parseYaml(text, file, InventoryError, ANSIBLE_TAGS);
   locateVaultRefs(src);
@@ -108,7 +113,7 @@ function loadDirectory(dir: string, ctx: LoadContext): Inventory {
   if (files.length === 0) throw new InventoryError(`inventory ${dir}: a directory with no inventory file in it`, 'an Ansible inventory directory holds INI or YAML inventory files (and group_vars/, host_vars/)');
   for (const file of files) {
     const text = readText(file);
-    const format = detectFormat(file, text);
+    const format = formatOf(file, text);
     if (format === 'native') {
       throw new InventoryError(`${file}: a native inventory cannot be part of an inventory directory`, `pass it alone: --inventory ${file}`);
     }
@@ -125,7 +130,7 @@ export function loadInventory(spec: string, opts: LoadOptions = {}): Inventory {
   const ctx = new LoadContext(opts);
   if (statSync(file).isDirectory()) return loadDirectory(file, ctx);
   const text = readText(file);
-  const format = detectFormat(file, text);
+  const format = formatOf(file, text);
   if (format === 'native') return parseNativeInventory(text, file, ctx);
   const model = new AnsibleModel();
   readAnsibleFile(file, text, format, model, ctx);
