@@ -59,7 +59,7 @@ export function buildAnsibleInventory(model: AnsibleModel, source: AnsibleSource
   const direct = new Map<string, Set<string>>();
   for (const g of defs.values()) {
     if (g.name === 'all' || (g.name === 'ungrouped' && g.hosts.size === 0 && g.vars.size === 0 && g.children.size === 0)) continue;
-    direct.set(g.name, new Set([...g.hosts].filter((h) => g.name !== 'all')));
+    direct.set(g.name, new Set(g.hosts));
   }
 
   // Sort order of groups of one depth: ansible_group_priority (inventory vars only, as Ansible reads it), then name.

@@ -87,6 +87,24 @@ describe('files and values made by ansible-vault decrypt', () => {
   });
 });
 
+describe('in a native inventory too: group_vars/ next to it, !vault values in it', () => {
+  it('decrypts both, and its vars refer to them', () => {
+    const dir = path.join(tmp, 'native');
+    mkdirSync(path.join(dir, 'group_vars', 'web'), { recursive: true });
+    copyFileSync(path.join(fixtures, 'vault/group_vars/all/vault.yml'), path.join(dir, 'group_vars', 'web', 'vault.yml'));
+    const inline = readFileSync(path.join(fixtures, 'vault/host_vars/db1.yml'), 'utf8').split('prod_token:')[0]!.split('api_token: ')[1]!;
+    writeFileSync(
+      path.join(dir, 'site.yml'),
+      `hosts:\n  web1:\n    address: 127.0.0.1\n    groups: [web]\n    vars:\n      mysql_app_password: "{{ vault_mysql_app_password }}"\n      api_token: ${inline.replace(/\n {10}/g, '\n        ')}`,
+    );
+    const inv = loadInventory(path.join(dir, 'site.yml'), { env: {}, sshConfig: false, interactive: false, vaultPasswordFile: passwordFile });
+    const vars = inv.hosts.get('web1')!.vars;
+    expect(reveal(vars.mysql_app_password)).toBe('s3cret-app-passw0rd');
+    expect(vars.mysql_app_password).toBeInstanceOf(Secret);
+    expect(reveal(vars.api_token)).toBe('tok_0123456789abcdef');
+  });
+});
+
 describe('the vault password: where it comes from', () => {
   const db1Password = (opts: LoadOptions) => {
     const inv = load(opts);
