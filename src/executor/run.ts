@@ -1,5 +1,5 @@
 import { gatherFacts, type Facts } from '../facts/index.js';
-import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
+import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { getRole } from '../roles/index.js';
 import { emptyCounts, type HostCounts, type Reporter, type RunEvent } from '../report/events.js';
 import type { Connection } from '../transport/index.js';
@@ -124,6 +124,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const startupMs = Math.round(process.uptime() * 1000);
   const { inventory, playbook, reporter } = opts;
   const names = selectHosts(inventory, opts.limit);
+  prepareHosts(inventory, names);
   validateRoleVars(inventory, playbook, names);
   checkSecretsInParams(inventory, playbook, names);
   const forks = opts.forks ?? Math.max(names.length, 1);

@@ -3,6 +3,7 @@ import { connect as tcpConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host } from '../inventory/index.js';
+import { isPassphraseProtected } from '../inventory/identity.js';
 import { ConnectionError } from '../util/errors.js';
 import { HostKeyCheck } from './hostkeys/index.js';
 import { registerSecret } from '../util/secrets.js';
@@ -90,7 +91,7 @@ export class SshConnection implements Connection {
       this.#closed = new ConnectionError(`${host.name}: connection lost: ${why}`, 'closed');
     });
     const env = host.connection.becomePasswordEnv;
-    this.#becomePassword = env ? process.env[env] : undefined;
+    this.#becomePassword = host.connection.becomePassword?.reveal() ?? (env ? process.env[env] : undefined);
     // Masked in every output from the moment it is read (an error, a command's output).
     if (this.#becomePassword) registerSecret(this.#becomePassword);
   }
@@ -109,11 +110,17 @@ export class SshConnection implements Connection {
   static async connect(host: Host, via?: SshConnection): Promise<SshConnection> {
     const c = host.connection;
     let privateKey: Buffer | undefined;
+    const passphrase = c.identityPassphrase?.reveal();
     if (c.identityFile) {
       try {
         privateKey = readFileSync(c.identityFile);
       } catch (err) {
         throw new ConnectionError(`${host.name}: cannot read identity file ${c.identityFile}: ${(err as NodeJS.ErrnoException).code}`, 'auth');
+      }
+      // A locked key without its passphrase: the agent's unlocked copy is used (inventory/identity.ts).
+      if (passphrase === undefined && isPassphraseProtected(privateKey)) {
+        if (!c.agent) throw new ConnectionError(`${host.name}: identity file ${c.identityFile} is protected by a passphrase: add it to ssh-agent, or run on a terminal to be asked for it`, 'auth');
+        privateKey = undefined;
       }
     }
     // Host keys (known_hosts, @revoked, @cert-authority, accept_new_host_keys): hostkeys/verifier.ts.
@@ -133,6 +140,7 @@ export class SshConnection implements Connection {
       port: c.port,
       username: c.user,
       privateKey,
+      passphrase,
       agent: c.agent,
       readyTimeout: c.connectTimeoutMs,
       keepaliveInterval: KEEPALIVE_MS,
