@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host } from '../inventory/index.js';
 import { ConnectionError } from '../util/errors.js';
@@ -20,11 +20,24 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
+/** A command started with its input and output as streams (a dump piped from one host into another). */
+export interface RemoteProcess {
+  /** The command's stdin: end() it to send EOF. */
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** Settles when the channel closed: the exit code and the last 4 KB of stderr. */
+  readonly done: Promise<{ code: number; stderr: string }>;
+  /** Close the channel: the command loses its stdin and stdout. */
+  close(): void;
+}
+
 /** The small interface every connector shares: run, put, tunnel, close. */
 export interface Connection {
   readonly hostName: string;
   readonly roundTrips: number;
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Start a command whose stdin and stdout are streamed rather than buffered (nothing is kept here). */
+  spawn(command: string, opts?: Pick<ExecOptions, 'become'>): Promise<RemoteProcess>;
   /** Open a TCP stream to address:port as seen from the host (for SQL tunnels and jump hosts). */
   forward(address: string, port: number): Promise<Duplex>;
   close(): void;
@@ -206,6 +219,34 @@ export class SshConnection implements Connection {
         if (stdinPrefix) stream.write(stdinPrefix);
         if (opts.stdin !== undefined) stream.write(opts.stdin);
         stream.end();
+      });
+    });
+  }
+
+  spawn(command: string, opts: Pick<ExecOptions, 'become'> = {}): Promise<RemoteProcess> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const { cmd, stdinPrefix } = this.wrap(command, opts.become ?? this.host.connection.become);
+    this.#roundTrips++;
+    return new Promise<RemoteProcess>((resolve, reject) => {
+      this.client.exec(cmd, (err: Error | undefined, channel: ClientChannel) => {
+        if (err) {
+          reject(this.#closed ?? new ConnectionError(`${this.host.name}: cannot open a channel: ${err.message}`, 'closed'));
+          return;
+        }
+        let stderr = '';
+        let code: number | null = null;
+        channel.stderr.on('data', (d: Buffer) => {
+          stderr = (stderr + d.toString('utf8')).slice(-4096);
+        });
+        channel.on('exit', (c: number | null, signal?: string) => {
+          code = c ?? (signal ? 128 : 255);
+        });
+        const done = new Promise<{ code: number; stderr: string }>((res, rej) => {
+          channel.on('close', () => (code === null && this.#closed ? rej(this.#closed) : res({ code: code ?? 255, stderr })));
+        });
+        done.catch(() => undefined); // the caller awaits it; no unhandled rejection meanwhile
+        if (stdinPrefix) channel.write(stdinPrefix);
+        resolve({ stdin: channel, stdout: channel, done, close: () => channel.close() });
       });
     });
   }
