@@ -73,8 +73,13 @@ export const role: RoleDef = {
     mysql_replication_user: 'replicator',
     mysql_replication_password: undefined,
     mysql_exporter_password: undefined,
-    /** Seconds the replica waits for both replication threads to run before the task fails. */
+    /** Seconds the replica waits for both replication threads to run, then to catch up, before the task fails. */
     mysql_replication_verify_timeout: 60,
+    /**
+     * A replica's first setup on a server that holds data or GTIDs of its own (a former primary) is
+     * refused unless this is true; then that data is replaced with a copy of the primary.
+     */
+    mysql_replica_reinitialize: false,
   },
   validate(vars: Record<string, unknown>, host: Host): string[] {
     const problems: string[] = [];
@@ -101,6 +106,7 @@ export const role: RoleDef = {
     if (!Array.isArray(privs) || privs.length === 0 || privs.some((p) => typeof p !== 'string' || !/^[A-Za-z ]+$/.test(p) || /^all/i.test(p.trim()))) {
       problems.push('mysql_app_privileges: a non-empty list of privilege names (not ALL)');
     }
+    if (typeof vars.mysql_replica_reinitialize !== 'boolean') problems.push('mysql_replica_reinitialize: true or false');
     if (typeof vars.mysql_bind_address !== 'string') problems.push('mysql_bind_address: a string (empty = the private address)');
     if (host.groups.includes(GROUPS.dbPrimary) && host.groups.includes(GROUPS.dbReplica)) problems.push(`host is in both ${GROUPS.dbPrimary} and ${GROUPS.dbReplica}`);
     return problems;
@@ -200,6 +206,8 @@ export const role: RoleDef = {
           user: str(v, 'mysql_replication_user'),
           password: v.mysql_replication_password as Secret,
           verify_timeout: num(v, 'mysql_replication_verify_timeout'),
+          seed_from: primaries[0]!.name,
+          reinitialize: v.mysql_replica_reinitialize === true,
           flavor: s.flavor,
         }),
       );
