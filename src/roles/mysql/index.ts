@@ -4,7 +4,7 @@ import { quote } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
 import { GROUPS, inGroup, list, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
 import type { RoleContext, RoleDef } from '../types.js';
-import { apt, command, mysqlDb, mysqlQuery, mysqlReplication, mysqlUser, service, template } from '../../modules/tasks.js';
+import { apt, command, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlUser, service, template } from '../../modules/tasks.js';
 
 /** What differs between MariaDB (Debian) and MySQL 8 (Ubuntu). */
 function flavorSettings(ctx: RoleContext) {
@@ -39,6 +39,9 @@ export function serverIdFor(address: string, configured: number): number {
 }
 
 const NAME = /^[A-Za-z0-9_]{1,32}$/;
+
+/** The mark on the accounts this role makes (a row in provision.managed_accounts on the primary). */
+export const ACCOUNTS_OWNER = 'role mysql';
 
 function secretOrString(v: unknown): v is Secret | string {
   return v instanceof Secret || typeof v === 'string';
@@ -164,8 +167,11 @@ export const role: RoleDef = {
     if (isPrimary) {
       // Created on the primary only: they replicate. Anything written on a replica first would give it GTIDs of its own.
       const appPrivileges = { [`${db}.*`]: list(v, 'mysql_app_privileges') };
+      // Every account this role makes: recorded as the role's, so that one the inventory no longer calls for is dropped.
+      const accounts: Array<{ user: string; host: string }> = [];
       tasks.push(mysqlDb(`database ${db}`, { name: db, flavor: s.flavor }));
       for (const h of ctx.hostsIn(GROUPS.webservers)) {
+        accounts.push({ user: str(v, 'mysql_app_user'), host: privateAddress(h) });
         tasks.push(
           mysqlUser(`app user ${str(v, 'mysql_app_user')}@${privateAddress(h)} (${h.name})`, {
             user: str(v, 'mysql_app_user'),
@@ -177,6 +183,7 @@ export const role: RoleDef = {
         );
       }
       for (const h of ctx.hostsIn(GROUPS.dbReplica)) {
+        accounts.push({ user: str(v, 'mysql_replication_user'), host: privateAddress(h) });
         tasks.push(
           mysqlUser(`replication user ${str(v, 'mysql_replication_user')}@${privateAddress(h)} (${h.name})`, {
             user: str(v, 'mysql_replication_user'),
@@ -196,6 +203,8 @@ export const role: RoleDef = {
           flavor: s.flavor,
         }),
       );
+      accounts.push({ user: str(v, 'mysql_exporter_user'), host: 'localhost' });
+      tasks.push(mysqlAccounts('accounts this role made that the inventory no longer calls for dropped', { owner: ACCOUNTS_OWNER, accounts }));
     }
 
     if (isReplica) {

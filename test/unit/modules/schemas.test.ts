@@ -9,6 +9,7 @@ const MINIMAL: Record<string, Record<string, unknown>> = {
   file: { path: '/srv/app', state: 'directory' },
   group: { name: 'app' },
   lineinfile: { path: '/etc/hosts', line: '10.77.0.11 web-01' },
+  mysql_accounts: { owner: 'role mysql', accounts: [] },
   mysql_db: { name: 'app' },
   mysql_query: { sql: 'SELECT 1' },
   mysql_replication: { primary_host: '10.77.0.11', user: 'replicator', password: 'replication-pw', seed_from: 'web-01' },
