@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Duplex, Readable, Writable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host } from '../inventory/index.js';
 import { ConnectionError } from '../util/errors.js';
@@ -23,8 +23,8 @@ export interface ExecOptions {
 /** A command started with its input and output as streams (a dump piped from one host into another). */
 export interface RemoteProcess {
   /** The command's stdin: end() it to send EOF. */
-  readonly stdin: Writable;
-  readonly stdout: Readable;
+  readonly stdin: NodeJS.WritableStream;
+  readonly stdout: NodeJS.ReadableStream;
   /** Settles when the channel closed: the exit code and the last 4 KB of stderr. */
   readonly done: Promise<{ code: number; stderr: string }>;
   /** Close the channel: the command loses its stdin and stdout. */
