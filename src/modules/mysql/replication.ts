@@ -245,6 +245,7 @@ function varsSql(f: MysqlFlavor): string {
  */
 function seedPlan(p: ReplicationParams, f: MysqlFlavor, ctx: ModuleContext, found: ServerContents | undefined, vars: Record<string, string>): Plan {
   const target = `replication from ${p.primary_host}:${p.primary_port}`;
+  if (p.seed_from === ctx.host.name) throw new ModuleError(`seed_from names this host itself (${p.seed_from}): a replica is seeded from its primary`);
   const replaces = found !== undefined && (holdsData(found) || found.seedIncomplete);
   if (found && holdsData(found) && !found.seedIncomplete && !p.reinitialize) throw refusal(found, p.seed_from);
   // Every database of its own goes when it is replaced; on an empty server, nothing is dropped.
