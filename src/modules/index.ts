@@ -17,5 +17,6 @@ export { lineinfileModule } from './lineinfile.js';
 export type { LineinfileParams } from './lineinfile.js';
 export { ufwModule } from './ufw.js';
 export type { UfwParams } from './ufw.js';
-export { mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule, nativePasswordHash, flavorOf } from './mysql.js';
-export type { MysqlAccountsParams, MysqlDbParams, MysqlQueryParams, MysqlReplicationParams, MysqlUserParams, MysqlFlavor } from './mysql.js';
+export { mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule, nativePasswordHash, flavorOf } from './mysql.js';
+export type { MysqlDbParams, MysqlQueryParams, MysqlReplicationParams, MysqlUserParams, MysqlFlavor } from './mysql.js';
+export { mysqlAccountsModule, type MysqlAccountsParams } from './mysql.js';
