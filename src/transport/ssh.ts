@@ -36,8 +36,11 @@ export interface Connection {
   readonly hostName: string;
   readonly roundTrips: number;
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
-  /** Start a command whose stdin and stdout are streamed rather than buffered (nothing is kept here). */
-  spawn(command: string, opts?: Pick<ExecOptions, 'become'>): Promise<RemoteProcess>;
+  /**
+   * Start a command whose stdin and stdout are streamed rather than buffered (nothing is kept here).
+   * Optional: connectors that cannot stream (test doubles) leave it out, and what needs it fails.
+   */
+  spawn?(command: string, opts?: Pick<ExecOptions, 'become'>): Promise<RemoteProcess>;
   /** Open a TCP stream to address:port as seen from the host (for SQL tunnels and jump hosts). */
   forward(address: string, port: number): Promise<Duplex>;
   close(): void;

@@ -172,10 +172,14 @@ export async function seedFromPeer(ctx: ModuleContext, conn: Connection, peer: s
   if (!ctx.peer) throw new ModuleError(`this run cannot open a connection to ${peer}: the replica cannot be seeded`);
   const started = Date.now();
   const primary = await onPeer(peer, 'connecting', () => ctx.peer!(peer));
-  const sink = await conn.spawn(CLIENT);
+  const spawnOn = (c: Connection, cmd: string): Promise<RemoteProcess> => {
+    if (!c.spawn) throw new ModuleError(`the connection to ${c.hostName} cannot stream a command: the replica cannot be seeded`);
+    return c.spawn(cmd);
+  };
+  const sink = await spawnOn(conn, CLIENT);
   let source: RemoteProcess;
   try {
-    source = await onPeer(peer, 'starting the dump', () => primary.spawn(dumpCommand(f)));
+    source = await onPeer(peer, 'starting the dump', () => spawnOn(primary, dumpCommand(f)));
   } catch (err) {
     sink.close();
     throw err;
