@@ -228,7 +228,12 @@ export class SshConnection implements Connection {
 
   spawn(command: string, opts: Pick<ExecOptions, 'become'> = {}): Promise<RemoteProcess> {
     if (this.#closed) return Promise.reject(this.#closed);
-    const { cmd, stdinPrefix } = this.wrap(command, opts.become ?? this.host.connection.become);
+    // Unlike exec(), never the become password on a stream: where sudo does not ask for it (NOPASSWD,
+    // a cached timestamp) it would be the first line of the command's input. sudo -n fails clearly
+    // where a password is needed.
+    const c = this.host.connection;
+    const become = (opts.become ?? c.become) && c.user !== c.becomeUser;
+    const cmd = become ? `sudo -n -H -u ${quote(c.becomeUser)} -- sh -c ${quote(command)}` : command;
     this.#roundTrips++;
     return new Promise<RemoteProcess>((resolve, reject) => {
       this.client.exec(cmd, (err: Error | undefined, channel: ClientChannel) => {
@@ -241,14 +246,13 @@ export class SshConnection implements Connection {
         channel.stderr.on('data', (d: Buffer) => {
           stderr = (stderr + d.toString('utf8')).slice(-4096);
         });
-        channel.on('exit', (c: number | null, signal?: string) => {
-          code = c ?? (signal ? 128 : 255);
+        channel.on('exit', (exitCode: number | null, signal?: string) => {
+          code = exitCode ?? (signal ? 128 : 255);
         });
         const done = new Promise<{ code: number; stderr: string }>((res, rej) => {
           channel.on('close', () => (code === null && this.#closed ? rej(this.#closed) : res({ code: code ?? 255, stderr })));
         });
         done.catch(() => undefined); // the caller awaits it; no unhandled rejection meanwhile
-        if (stdinPrefix) channel.write(stdinPrefix);
         resolve({ stdin: channel, stdout: channel, done, close: () => channel.close() });
       });
     });
