@@ -16,12 +16,13 @@ function newestSource(dir) {
   return newest;
 }
 
-let main;
+let cli;
 if (process.env.PROVISION_NO_BUNDLE !== '1' && existsSync(bundle) && statSync(bundle).mtimeMs >= newestSource(path.join(root, 'src'))) {
-  ({ main } = await import(bundle));
+  cli = await import(bundle);
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  ({ main } = await import('../src/cli/main.ts'));
+  cli = await import('../src/cli/main.ts');
 }
-process.exitCode = await main(process.argv.slice(2));
+// runCli: a closed pipe or terminal never ends a run early, no error ends it with a stack trace.
+process.exitCode = await cli.runCli(process.argv.slice(2));

@@ -19,6 +19,10 @@ export interface ResolvedConnection {
   becomeUser: string;
   becomePasswordEnv?: string;
   connectTimeoutMs: number;
+  /** Bound of each command that changes the host; undefined: the module's own (see transport/remote-command.ts). */
+  commandTimeoutMs?: number;
+  /** Bound of each batch of state reads; undefined: 60 s. */
+  probeTimeoutMs?: number;
 }
 
 export interface Host {
@@ -79,7 +83,8 @@ function loadSecrets(file: string, at: string): Map<string, string> {
       `run: chmod 600 ${file}`,
     );
   }
-  const src = readYamlFile(file, 'secrets file', InventoryError);
+  // Its values are secrets: a YAML error names the place and the kind of mistake, never the text.
+  const src = readYamlFile(file, 'secrets file', InventoryError, [], { secretValues: true });
   const data = src.data ?? {};
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new InventoryError(`${whereAt(src, 0)}: (top level): a secrets file is a map of name: value, got ${Array.isArray(data) ? 'a list' : typeof data}`);
@@ -308,5 +313,7 @@ function resolveConnection(c: ConnectionSettings, resolvePath: (p: string) => st
     becomeUser: c.become_user ?? 'root',
     becomePasswordEnv: c.become_password_env,
     connectTimeoutMs: (c.connect_timeout ?? 10) * 1000,
+    commandTimeoutMs: c.command_timeout === undefined ? undefined : c.command_timeout * 1000,
+    probeTimeoutMs: c.probe_timeout === undefined ? undefined : c.probe_timeout * 1000,
   };
 }

@@ -17,6 +17,13 @@ export const connectionFields = {
   /** Name of the environment variable holding the sudo password (prompted when unset on a TTY). */
   become_password_env: z.string().min(1).optional(),
   connect_timeout: z.number().positive().max(600).optional(),
+  /**
+   * Seconds a command that changes the host may run before the host stops it (and everything it
+   * started). Unset: each module's own bound (apt 1800, the others 600).
+   */
+  command_timeout: z.number().positive().max(86_400).optional(),
+  /** Seconds a batch of state reads (facts, probes, guards such as `unless`) may run (default 60). */
+  probe_timeout: z.number().positive().max(3600).optional(),
 };
 
 const varsSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a var name is letters, digits and _'), z.unknown());

@@ -7,7 +7,7 @@ import { lineinfileModule } from './lineinfile.js';
 import { mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule } from './mysql.js';
 import { serviceModule } from './service.js';
 import { templateModule } from './template.js';
-import { ufwModule } from './ufw.js';
+import { ufwModule } from './ufw/index.js';
 import { userModule } from './user.js';
 import type { ModuleDef, Task } from './types.js';
 

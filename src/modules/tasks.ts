@@ -21,7 +21,7 @@ import {
 import { taskBuilder } from './registry.js';
 import { serviceModule, type ServiceParams } from './service.js';
 import { templateModule, type TemplateParams } from './template.js';
-import { ufwModule, type UfwParams } from './ufw.js';
+import { ufwModule, type UfwParams } from './ufw/index.js';
 import { userModule, type UserParams } from './user.js';
 
 export const apt = taskBuilder<AptParams>(aptModule);
