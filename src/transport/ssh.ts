@@ -284,12 +284,11 @@ export class SshConnection implements Connection {
 
   spawn(command: string, opts: Pick<ExecOptions, 'become'> = {}): Promise<RemoteProcess> {
     if (this.#closed) return Promise.reject(this.#closed);
-    // Unlike exec(), never the become password on a stream: where sudo does not ask for it (NOPASSWD,
-    // a cached timestamp) it would be the first line of the command's input. sudo -n fails clearly
-    // where a password is needed.
+    // Never the become password on a stream (its input is the command's from the first byte): sudo -n,
+    // which fails clearly where a password is needed. No bound either: a seed takes what it takes.
     const c = this.host.connection;
-    const become = (opts.become ?? c.become) && c.user !== c.becomeUser;
-    const cmd = become ? `sudo -n -H -u ${quote(c.becomeUser)} -- sh -c ${quote(command)}` : command;
+    const mode: SudoMode = this.sudoMode(opts.become ?? c.become) === 'none' ? 'none' : 'no-password';
+    const cmd = remoteCommand(command, mode, c.becomeUser, newMarkers());
     this.#roundTrips++;
     return new Promise<RemoteProcess>((resolve, reject) => {
       this.client.exec(cmd, (err: Error | undefined, channel: ClientChannel) => {

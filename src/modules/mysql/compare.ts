@@ -18,6 +18,8 @@ export type SqlRunner = (sql: string) => Promise<string>;
 
 const POSITION = '@@pos';
 const WAITED = '@@wait';
+/** Longest single wait on the replica (a read on a host is bounded by probe_timeout, 60 s by default). */
+const WAIT_STEP_S = 20;
 
 /** The primary's executed position, the replica's applied position. */
 function positionSql(f: MysqlFlavor, side: 'primary' | 'replica'): string {
@@ -74,21 +76,33 @@ export async function compareWithPrimary(primary: SqlRunner, replica: SqlRunner,
   if (tables.length === 0) return `no application tables on ${o.primaryName} to compare`;
   const checksum = `CHECKSUM TABLE ${tables.join(', ')};`;
   const attempts = o.attempts ?? 5;
-  for (let i = 0; i < attempts; i++) {
+  const started = Date.now();
+  let moved = 0;
+  while (moved < attempts) {
     const atPrimary = parseReading(
       await primary(`SELECT '${POSITION}', ${positionSql(o.flavor, 'primary')};\n${checksum}\nSELECT '${POSITION}', ${positionSql(o.flavor, 'primary')};\n`),
     );
     const [before, after] = atPrimary.positions;
-    if (before === undefined || after === undefined || !sameGtid(before, after)) continue; // written to during the checksums
-    const seconds = Math.max(1, Math.ceil((o.deadline - Date.now()) / 1000));
+    if (before === undefined || after === undefined || !sameGtid(before, after)) {
+      moved++; // written to during the checksums
+      continue;
+    }
+    // Waited for in steps, each well inside the bound of one read on the host; the deadline bounds them all.
+    const seconds = Math.min(WAIT_STEP_S, Math.max(1, Math.ceil((o.deadline - Date.now()) / 1000)));
     const atReplica = parseReading(
       await replica(`SELECT '${WAITED}', ${waitSql(o.flavor, before, seconds)};\n${checksum}\nSELECT '${POSITION}', ${positionSql(o.flavor, 'replica')};\n`),
     );
     if (atReplica.waited !== '0') {
-      throw new ModuleError(`the replica did not reach ${o.primaryName}'s GTID position ${before || '(empty)'} within ${seconds} s (wait returned ${atReplica.waited ?? 'nothing'})`);
+      if (Date.now() < o.deadline) continue;
+      throw new ModuleError(
+        `the replica did not reach ${o.primaryName}'s GTID position ${before || '(empty)'} within ${Math.round((Date.now() - started) / 1000)} s (wait returned ${atReplica.waited ?? 'nothing'})`,
+      );
     }
     const replicaAt = atReplica.positions[0];
-    if (replicaAt === undefined || !sameGtid(replicaAt, before)) continue; // applied newer transactions meanwhile
+    if (replicaAt === undefined || !sameGtid(replicaAt, before)) {
+      moved++; // applied newer transactions meanwhile
+      continue;
+    }
     const differ = [...atPrimary.checksums].filter(([t, sum]) => atReplica.checksums.get(t) !== sum);
     if (differ.length) {
       const shown = differ.map(([t, sum]) => `${t} (primary ${sum ?? 'missing'}, replica ${atReplica.checksums.get(t) ?? 'missing'})`);

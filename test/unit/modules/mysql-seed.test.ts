@@ -151,7 +151,16 @@ describe('compareWithPrimary: the tables after catch-up', () => {
   test('a replica that does not reach the position within the bound fails', async () => {
     const primary = scripted([TABLES, [/CHECKSUM/, at('0-11-20', SUMS)]]);
     const replica = scripted([[/MASTER_GTID_WAIT/, `@@wait\t-1\n${SUMS}@@pos\t0-11-3\n`]]);
-    await expect(compareWithPrimary(primary, replica, options)).rejects.toThrow("the replica did not reach web-01's GTID position 0-11-20 within");
+    await expect(compareWithPrimary(primary, replica, { ...options, deadline: Date.now() - 1 })).rejects.toThrow("the replica did not reach web-01's GTID position 0-11-20 within");
+  });
+
+  test('a wait that ran out before the deadline is repeated (each wait is short; the deadline bounds them all)', async () => {
+    const primary = scripted([TABLES, [/CHECKSUM/, at('0-11-20', SUMS)], [/CHECKSUM/, at('0-11-20', SUMS)]]);
+    const replica = scripted([
+      [/MASTER_GTID_WAIT\('0-11-20', 20\)/, `@@wait\t-1\n${SUMS}@@pos\t0-11-3\n`],
+      [/MASTER_GTID_WAIT\('0-11-20', 20\)/, `@@wait\t0\n${SUMS}@@pos\t0-11-20\n`],
+    ]);
+    expect(await compareWithPrimary(primary, replica, { ...options, deadline: Date.now() + 60_000 })).toContain('2 tables equal');
   });
 
   test('MySQL 8: WAIT_FOR_EXECUTED_GTID_SET and gtid_executed on both sides, GTID sets compared whatever their order and line breaks', async () => {

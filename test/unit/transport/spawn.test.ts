@@ -93,7 +93,7 @@ async function echoThrough(become: boolean): Promise<{ out: string; done: { code
 describe('SshConnection.spawn', () => {
   test('streams stdin to the command and its stdout back; done carries the exit code and stderr', async () => {
     const r = await echoThrough(false);
-    expect(r.command).toBe('mysql --batch');
+    expect(r.command).toBe("sh -c 'mysql --batch'");
     expect(r.out).toBe('SET SESSION sql_log_bin = 0;\nSELECT 1;\n');
     expect(r.done).toEqual({ code: 3, stderr: 'a warning\n' });
   });
