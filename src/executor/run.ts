@@ -149,7 +149,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
     const prepare = async (c: Connected): Promise<void> => {
       const h = c.host.name;
       phases.hosts[h] = { connectMs: c.connectMs, factsMs: c.factsMs };
-      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host));
+      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host), (name) => pool.connectByName(name));
       runs.set(h, run);
       results.set(h, run);
       const mine = new Map<number, HostPlay>();

@@ -30,6 +30,17 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
+/** A command started with its input and output as streams (a dump piped from one host into another). */
+export interface RemoteProcess {
+  /** The command's stdin: end() it to send EOF. */
+  readonly stdin: NodeJS.WritableStream;
+  readonly stdout: NodeJS.ReadableStream;
+  /** Settles when the channel closed: the exit code and the last 4 KB of stderr. */
+  readonly done: Promise<{ code: number; stderr: string }>;
+  /** Close the channel: the command loses its stdin and stdout. */
+  close(): void;
+}
+
 /** The small interface every connector shares: run, put, tunnel, close. */
 export interface Connection {
   readonly hostName: string;
@@ -37,6 +48,11 @@ export interface Connection {
   /** Bound of a batch of state reads on this host (its probe_timeout). */
   readonly probeTimeoutMs: number;
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Start a command whose stdin and stdout are streamed rather than buffered (nothing is kept here).
+   * Optional: connectors that cannot stream (test doubles) leave it out, and what needs it fails.
+   */
+  spawn?(command: string, opts?: Pick<ExecOptions, 'become'>): Promise<RemoteProcess>;
   /** Open a TCP stream to address:port as seen from the host (for SQL tunnels and jump hosts). */
   forward(address: string, port: number): Promise<Duplex>;
   close(): void;
@@ -270,6 +286,37 @@ export class SshConnection implements Connection {
           3 * this.host.connection.connectTimeoutMs,
         );
         void session.then((r) => settle(() => (r.code === null && this.#closed ? reject(this.#closed) : resolve(r))));
+      });
+    });
+  }
+
+  spawn(command: string, opts: Pick<ExecOptions, 'become'> = {}): Promise<RemoteProcess> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    // Never the become password on a stream (its input is the command's from the first byte): sudo -n,
+    // which fails clearly where a password is needed. No bound either: a seed takes what it takes.
+    const c = this.host.connection;
+    const mode: SudoMode = this.sudoMode(opts.become ?? c.become) === 'none' ? 'none' : 'no-password';
+    const cmd = remoteCommand(command, mode, c.becomeUser, newMarkers());
+    this.#roundTrips++;
+    return new Promise<RemoteProcess>((resolve, reject) => {
+      this.client.exec(cmd, (err: Error | undefined, channel: ClientChannel) => {
+        if (err) {
+          reject(this.#closed ?? new ConnectionError(`${this.host.name}: cannot open a channel: ${err.message}`, 'closed'));
+          return;
+        }
+        let stderr = '';
+        let code: number | null = null;
+        channel.stderr.on('data', (d: Buffer) => {
+          stderr = (stderr + d.toString('utf8')).slice(-4096);
+        });
+        channel.on('exit', (exitCode: number | null, signal?: string) => {
+          code = exitCode ?? (signal ? 128 : 255);
+        });
+        const done = new Promise<{ code: number; stderr: string }>((res, rej) => {
+          channel.on('close', () => (code === null && this.#closed ? rej(this.#closed) : res({ code: code ?? 255, stderr })));
+        });
+        done.catch(() => undefined); // the caller awaits it; no unhandled rejection meanwhile
+        resolve({ stdin: channel, stdout: channel, done, close: () => channel.close() });
       });
     });
   }
