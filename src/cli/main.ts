@@ -7,6 +7,7 @@ import { JsonReporter, PlainReporter } from '../report/renderers.js';
 import '../roles/builtin.js';
 import { InputError } from '../util/errors.js';
 import { factsCommand, pingCommand } from './host-commands.js';
+import { addInventoryOptions, applyInventoryOptions, registerInventoryCommand } from './inventory-command.js';
 import { errorLines, guardOutputStreams, installLastResortHandlers, surviveTerminalHangup } from './output.js';
 import { applyCommand, driftCommand, parseMaxAge, planCommand, PlanRefused, showCommand } from '../plan/commands.js';
 import { TOOL_VERSION } from '../plan/plan.js';
@@ -32,7 +33,7 @@ function positiveInt(name: string) {
 }
 
 export function addCommonOptions(cmd: Command): Command {
-  return cmd
+  return addInventoryOptions(cmd)
     .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required)')
     .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
@@ -74,7 +75,8 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`provision: error: ${s.replace(/^error: /, '')}`),
-    });
+    })
+    .hook('preAction', (_program, command) => applyInventoryOptions(command.opts()));
 
   addCommonOptions(program)
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
@@ -120,8 +122,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .description('print a saved plan')
     .argument('<plan>', 'plan file')
     .action(async (file: string) => setCode(await showCommand(file)));
-  program
-    .command('apply')
+  addInventoryOptions(program.command('apply'))
     .description('apply exactly a saved plan; hosts that drifted since are refused (exit 5)')
     .argument('<plan>', 'plan file')
     .option('--all-or-nothing', 'refuse every host when any host drifted')
@@ -139,6 +140,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
     .action(async (o) => setCode(await driftCommand({ ...o, inventory: requireInventory(o) })));
 
+  registerInventoryCommand(program, addCommonOptions);
   program
     .command('lab')
     .description('the built-in lab of real hosts on this machine: lab up | down | status | …')

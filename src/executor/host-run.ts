@@ -87,6 +87,8 @@ export class HostRun {
     private readonly reporter: Reporter,
     /** Opens a fresh connection to this host and closes it (lockout checks). */
     private readonly freshLogin?: () => Promise<void>,
+    /** Another inventory host's connection from the run's pool (a replica reading its primary). */
+    private readonly peer?: (hostName: string) => Promise<Connection>,
   ) {
     // Handlers notified by an earlier run that failed before running them are still owed.
     for (const h of facts.pendingHandlers) this.notified.add(h);
@@ -227,6 +229,7 @@ export class HostRun {
           return { stdout: r.stdout, code: r.code };
         },
         reconnect: this.freshLogin,
+        peer: this.peer,
       };
       const plan = await def.plan(parsed.data, ctx);
       if (plan.changes.length === 0) {

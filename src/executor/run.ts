@@ -1,5 +1,5 @@
 import { gatherFacts, type Facts } from '../facts/index.js';
-import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
+import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { checkRoleVars, unreadVarWarnings } from '../roles/index.js';
 import { emptyCounts, type HostCounts, type Reporter, type RunEvent } from '../report/events.js';
 import type { Connection } from '../transport/index.js';
@@ -111,6 +111,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const startupMs = Math.round(process.uptime() * 1000);
   const { inventory, playbook, reporter } = opts;
   const names = selectHosts(inventory, opts.limit);
+  prepareHosts(inventory, names);
   validateRoleVars(inventory, playbook, names);
   checkSecretsInParams(inventory, playbook, names);
   const forks = opts.forks ?? Math.max(names.length, 1);
@@ -136,7 +137,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
     const prepare = async (c: Connected): Promise<void> => {
       const h = c.host.name;
       phases.hosts[h] = { connectMs: c.connectMs, factsMs: c.factsMs };
-      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host));
+      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host), (name) => pool.connectByName(name));
       runs.set(h, run);
       results.set(h, run);
       const mine = new Map<number, HostPlay>();

@@ -19,3 +19,4 @@ export { ufwModule } from './ufw/index.js';
 export type { UfwParams } from './ufw/index.js';
 export { mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule, nativePasswordHash, flavorOf } from './mysql.js';
 export type { MysqlDbParams, MysqlQueryParams, MysqlReplicationParams, MysqlUserParams, MysqlFlavor } from './mysql.js';
+export { mysqlAccountsModule, type MysqlAccountsParams } from './mysql.js';

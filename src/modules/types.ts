@@ -93,6 +93,12 @@ export interface ModuleContext {
    * back to ctx.run on the existing connection.
    */
   reconnect?: () => Promise<void>;
+  /**
+   * The connection to another host of the inventory, from the run's pool (one per host, its host
+   * key checked as for any host; opened when that host is not in the run). For a task that reads
+   * from a peer: a replica seeded from a dump of its primary. Optional: without it such a task fails.
+   */
+  peer?: (hostName: string) => Promise<Connection>;
 }
 
 export interface Plan {

@@ -166,5 +166,5 @@ export function varWhere(inventory: Inventory, play: PlayVars, host: string, pat
   const name = path[0];
   if (typeof name !== 'string') return inventory.file;
   if (Object.prototype.hasOwnProperty.call(play.vars, name)) return play.varSource?.(name) ?? `play "${play.name}"`;
-  return inventory.varSource?.(host, name, path.slice(1)) ?? inventory.file;
+  return inventory.varSource?.(host, name) ?? inventory.file;
 }
