@@ -10,11 +10,15 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { Facts, Probe, ProbeResult } from '../facts/index.js';
+import type { Facts, ProbeResult } from '../facts/index.js';
 import { ModuleError } from '../util/errors.js';
 import { quote } from '../util/quote.js';
 import { Secret } from '../util/secrets.js';
-import type { Change, Command, ModuleContext, ModuleDef, Plan } from './types.js';
+import { probe, secret, sharedProbe, type Change, type Command, type ModuleContext, type ModuleDef, type Plan, type Probe } from './contract.js';
+
+/** Compatibility until the mysql rewrite: these modules read raw results (ctx.results), so their probes parse nothing. */
+type RawRead = Probe<ProbeResult | undefined>;
+const asIs = (r: ProbeResult | undefined) => r;
 
 // ---------------------------------------------------------------------------------------------
 // The client: flavour, quoting, probes, commands, output parsing.
@@ -57,8 +61,8 @@ function sqlScript(sql: string, headers = false): string {
 
 const CLIENT_CHECK = `command -v mysql >/dev/null 2>&1 || { echo 'the mysql client is not installed'; exit 127; }`;
 
-function sqlProbe(key: string, sql: string, headers = false): Probe {
-  return { key, script: `${CLIENT_CHECK}\n${sqlScript(sql, headers)}` };
+function sqlProbe(key: string, sql: string, headers = false): RawRead {
+  return probe(key, `${CLIENT_CHECK}\n${sqlScript(sql, headers)}`, asIs);
 }
 
 const SELECTS_GROUP = 'mysql-selects';
@@ -71,8 +75,8 @@ const selectMarker = (sql: string) => `@@q ${createHash('sha256').update(sql).di
  * takes the rows after its marker, or, when the client failed, its message and exit code, as if it
  * had asked alone.
  */
-function selectProbe(key: string, sql: string): Probe {
-  return { key, shared: { group: SELECTS_GROUP, item: sql, read: readSelects, pick: pickSelect } };
+function selectProbe(key: string, sql: string): RawRead {
+  return sharedProbe(key, { group: SELECTS_GROUP, item: sql, read: readSelects, pick: pickSelect }, asIs);
 }
 
 /** One query's rows out of the shared client run, or the client's failure as if the query ran alone. */
@@ -155,7 +159,7 @@ const NOT_INSTALLED_NOTE = 'the server is not installed or running yet; an earli
 const dbName = z.string().regex(/^[A-Za-z0-9_$-]{1,64}$/, 'a database name (letters, digits, _ $ -)');
 const userName = z.string().regex(/^[A-Za-z0-9_.-]{0,80}$/, 'a user name (letters, digits, _ . -; empty = anonymous)');
 const hostName = z.string().regex(/^[A-Za-z0-9_.%:/-]{1,255}$/, 'a host (address, name, %, localhost, netmask)');
-const password = z.union([z.string().min(1), z.instanceof(Secret)]);
+const password = secret(z.union([z.string().min(1), z.instanceof(Secret)]));
 const flavor = z.enum(['mariadb', 'mysql']).optional();
 
 function reveal(p: string | Secret): string {
@@ -340,7 +344,6 @@ function planUserPrivileges(p: UserParams, have: Map<string, Set<string>>, f: My
 export const mysqlUserModule: ModuleDef<UserParams> = {
   name: 'mysql_user',
   schema: userParams,
-  secretParams: ['password'],
   probes: (p) => [selectProbe(userKey(p), userProbeSql(p))],
   plan(p, ctx): Plan {
     const f = flavorOf(ctx.facts, p.flavor);
@@ -608,19 +611,13 @@ function runningNote(s: ReplicaStatus, p: ReplicationParams): string {
 export const mysqlReplicationModule: ModuleDef<ReplicationParams> = {
   name: 'mysql_replication',
   schema: replicationParams,
-  secretParams: ['password'],
-  probes(p, _host, facts) {
+  probes(p, { facts }) {
     const f = flavorOf(facts, p.flavor);
     const vars =
       f === 'mariadb'
         ? "SELECT 'log_bin', @@log_bin UNION ALL SELECT 'server_id', @@server_id UNION ALL SELECT 'gtid_slave_pos', @@gtid_slave_pos UNION ALL SELECT 'gtid_binlog_pos', @@gtid_binlog_pos;"
         : "SELECT 'log_bin', @@log_bin UNION ALL SELECT 'server_id', @@server_id UNION ALL SELECT 'gtid_mode', @@gtid_mode UNION ALL SELECT 'gtid_executed', @@gtid_executed;";
-    return [
-      {
-        key: replicationKey(p),
-        script: `${CLIENT_CHECK}\necho '@@status'\n${sqlScript(statusSql(f) + ';', true)}\necho '@@vars'\n${sqlScript(vars)}`,
-      },
-    ];
+    return [probe(replicationKey(p), `${CLIENT_CHECK}\necho '@@status'\n${sqlScript(statusSql(f) + ';', true)}\necho '@@vars'\n${sqlScript(vars)}`, asIs)];
   },
   plan(p, ctx): Plan {
     const f = flavorOf(ctx.facts, p.flavor);
