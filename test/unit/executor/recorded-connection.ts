@@ -48,6 +48,7 @@ export class RecordedSession implements HostSession {
   readonly reads: string[][] = [];
   readonly probeTimeoutMs = 60_000;
   roundTrips = 0;
+  factsReads = 0;
   freshLogins = 0;
   private readonly answers = new Map<string, ProbeResult>();
   private readonly factsValue: Facts;
@@ -65,6 +66,7 @@ export class RecordedSession implements HostSession {
 
   async facts(): Promise<Facts> {
     this.roundTrips++;
+    this.factsReads++;
     return this.factsValue;
   }
 
