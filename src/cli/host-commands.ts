@@ -1,6 +1,6 @@
 import { connectHosts, NO_EVENTS, SshConnector } from '../executor/index.js';
 import { factsToJSON } from '../facts/index.js';
-import { selectHosts } from '../inventory/index.js';
+import { prepareHosts, selectHosts } from '../inventory/index.js';
 import { EXIT } from './exit-codes.js';
 import { loadInventory } from './load.js';
 import { requireInventory, type CommonOptions } from './options.js';
@@ -9,6 +9,7 @@ import { printOut } from './output.js';
 async function withHosts<T>(o: CommonOptions, fn: (r: Awaited<ReturnType<typeof connectHosts>>) => Promise<T>): Promise<T> {
   const inv = loadInventory(requireInventory(o));
   const names = selectHosts(inv, o.limit);
+  prepareHosts(inv, names, { vars: false });
   const connector = new SshConnector(inv);
   try {
     const res = await connectHosts(connector, names.map((n) => inv.hosts.get(n)!), o.forks ?? names.length, NO_EVENTS);

@@ -5,7 +5,8 @@ import { applyCommand, parseMaxAge } from './apply.js';
 import { driftCommand } from './drift.js';
 import { EXIT } from './exit-codes.js';
 import { factsCommand, pingCommand } from './host-commands.js';
-import { addCommonOptions, list, positiveInt, requireInventory, verbosity } from './options.js';
+import { registerInventoryCommand } from './inventory-command.js';
+import { addCommonOptions, addInventoryOptions, applyInventoryOptions, list, positiveInt, requireInventory, verbosity } from './options.js';
 import { guardOutputStreams, installLastResortHandlers, makeReporter, printError, surviveTerminalHangup } from './output.js';
 import { planCommand } from './plan.js';
 import { runCommand } from './run.js';
@@ -20,7 +21,8 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`provision: error: ${s.replace(/^error: /, '')}`),
-    });
+    })
+    .hook('preAction', (_program, command) => applyInventoryOptions(command.opts()));
 
   addCommonOptions(program)
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
@@ -46,8 +48,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .description('print a saved plan')
     .argument('<plan>', 'plan file')
     .action(async (file: string) => setCode(await showCommand(file)));
-  program
-    .command('apply')
+  addInventoryOptions(program.command('apply'))
     .description('apply exactly a saved plan; hosts that drifted since are refused (exit 5)')
     .argument('<plan>', 'plan file')
     .option('--all-or-nothing', 'refuse every host when any host drifted')
@@ -65,6 +66,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
     .action(async (o) => setCode(await driftCommand({ ...o, inventory: requireInventory(o) })));
 
+  registerInventoryCommand(program, addCommonOptions);
   program
     .command('lab')
     .description('the built-in lab of real hosts on this machine: lab up | down | status | …')

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { configureInventoryLoading, VAULT_PASSWORD_ENV } from '../inventory/index.js';
 import { InputError } from '../util/errors.js';
 
 /** Options every host command takes. */
@@ -30,8 +31,21 @@ export function verbosity(_v: string, prev: number): number {
   return prev + 1;
 }
 
+/** Options every command that reads an inventory takes. */
+export function addInventoryOptions(cmd: Command): Command {
+  return cmd.option('--vault-password-file <file>', `ansible-vault password: a file, or an executable that prints it (else $${VAULT_PASSWORD_ENV}, else asked on a terminal)`);
+}
+
+/** Called before a command runs: its options and where warnings go apply to every inventory it loads. */
+export function applyInventoryOptions(o: { vaultPasswordFile?: string }): void {
+  configureInventoryLoading({
+    vaultPasswordFile: o.vaultPasswordFile,
+    onWarning: (message) => process.stderr.write(`provision: warning: ${message}\n`),
+  });
+}
+
 export function addCommonOptions(cmd: Command): Command {
-  return cmd
+  return addInventoryOptions(cmd)
     .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required)')
     .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))

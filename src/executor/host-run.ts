@@ -211,6 +211,14 @@ export class HostRun {
   }
 
   private async runCommand(c: Command, task: BoundTask, handler: boolean): Promise<void> {
+    if (c.kind === 'call') {
+      const started = Date.now();
+      const session = this.session;
+      await c.run({ hostName: this.host.name, spawn: session.spawn ? (command, opts) => session.spawn!(command, opts) : undefined });
+      const { meta } = task;
+      this.sink.emit({ kind: 'command', host: this.host.name, task: meta.name, role: meta.role, handler, command: c.describe, code: 0, output: '', ms: Date.now() - started });
+      return;
+    }
     // The task's own bound, else the inventory's, else the module's, else the transport's default.
     const timeoutMs = c.timeoutMs ?? this.host.connection.commandTimeoutMs ?? task.def.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const started = Date.now();
@@ -273,6 +281,7 @@ export class HostRun {
         return { stdout: r.stdout, code: r.code };
       },
       reconnect: this.session.freshLogin ? () => this.session.freshLogin!() : undefined,
+      peer: this.session.peer ? (name) => this.session.peer!(name) : undefined,
     };
   }
 

@@ -1,5 +1,5 @@
 import type { Facts } from '../facts/index.js';
-import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
+import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { getRole } from '../roles/index.js';
 import { mapLimit } from '../util/concurrency.js';
 import { errorMessage, PlaybookError, ProvisionError } from '../util/errors.js';
@@ -145,6 +145,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const { inventory, playbook, gate } = opts;
   if (gate && opts.check) throw new Error('runPlaybook: a gate leads to a real run (check: false)');
   const names = selectHosts(inventory, opts.limit);
+  prepareHosts(inventory, names);
   validateRoleVars(inventory, playbook, names);
   checkSecretsInParams(inventory, playbook, names);
   const forks = opts.forks ?? Math.max(names.length, 1);

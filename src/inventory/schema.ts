@@ -49,6 +49,10 @@ export const groupSchema = z.strictObject({
 export const inventorySchema = z.strictObject({
   /** Secrets file (YAML map name → value), relative to the inventory file; mode 0600 required. */
   secrets_file: z.string().min(1).optional(),
+  /** A program that prints a secret's value, run (without a shell) for a !secret found in neither the environment nor the secrets file. */
+  secrets_command: z.string().min(1).optional(),
+  /** The ssh_config read for host aliases, users, ports, keys and jumps: a path, or false for none (default ~/.ssh/config). */
+  ssh_config: z.union([z.literal(false), z.string().min(1)]).optional(),
   defaults: z.strictObject({ ...connectionFields }).optional(),
   vars: varsSchema.optional(),
   groups: z.record(nameSchema, groupSchema.nullable()).optional(),

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { Facts, ProbeResult, RawProbe, SharedRead } from '../facts/index.js';
 import type { Host } from '../inventory/index.js';
+import type { Connection } from '../transport/index.js';
 import { Secret } from '../util/secrets.js';
 
 export type { ProbeResult, SharedRead } from '../facts/index.js';
@@ -119,7 +120,20 @@ export type Command =
        * is untouched" (writeFileCommand with validate): reported as a validation failure.
        */
       validationExit?: number;
+    }
+  | {
+      /**
+       * A step that is not one command line: it streams between hosts (a replica seeded from its
+       * primary's dump). Runs only where commands run (never in check mode); `describe` is what the
+       * report, the plan and -vv show of it.
+       */
+      kind: 'call';
+      describe: string;
+      run(target: CallTarget): Promise<void>;
     };
+
+/** What a 'call' step may use of its task's host: its name, and a process with streamed stdin/stdout. */
+export type CallTarget = Pick<Connection, 'hostName' | 'spawn'>;
 
 /**
  * What earlier tasks in this run did or would do. In check mode it is the only record of them:
@@ -181,6 +195,12 @@ export interface ModuleContext {
    * back to ctx.run on the existing connection.
    */
   reconnect?: () => Promise<void>;
+  /**
+   * The connection to another host of the inventory, from the run's pool (one per host, its host
+   * key checked as for any host; opened when that host is not in the run). For a task that reads
+   * from a peer: a replica seeded from a dump of its primary. Optional: without it such a task fails.
+   */
+  peer?: (hostName: string) => Promise<Connection>;
 }
 
 export interface Plan {

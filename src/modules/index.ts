@@ -21,3 +21,4 @@ export { ufwModule, ufwState } from './ufw/index.js';
 export type { UfwHostState, UfwParams } from './ufw/index.js';
 export { mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule, nativePasswordHash, flavorOf } from './mysql.js';
 export type { MysqlDbParams, MysqlQueryParams, MysqlReplicationParams, MysqlUserParams, MysqlFlavor } from './mysql.js';
+export { mysqlAccountsModule, type MysqlAccountsParams } from './mysql.js';

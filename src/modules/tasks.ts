@@ -7,10 +7,12 @@ import { fileModule, type FileParams } from './file.js';
 import { groupModule, type GroupParams } from './group.js';
 import { lineinfileModule, type LineinfileParams } from './lineinfile.js';
 import {
+  mysqlAccountsModule,
   mysqlDbModule,
   mysqlQueryModule,
   mysqlReplicationModule,
   mysqlUserModule,
+  type MysqlAccountsParams,
   type MysqlDbParams,
   type MysqlQueryParams,
   type MysqlReplicationParams,
@@ -32,6 +34,7 @@ export const service = taskBuilder<ServiceParams>(serviceModule);
 export const template = taskBuilder<TemplateParams>(templateModule);
 export const ufw = taskBuilder<UfwParams>(ufwModule);
 export const user = taskBuilder<UserParams>(userModule);
+export const mysqlAccounts = taskBuilder<MysqlAccountsParams>(mysqlAccountsModule);
 export const mysqlDb = taskBuilder<MysqlDbParams>(mysqlDbModule);
 export const mysqlQuery = taskBuilder<MysqlQueryParams>(mysqlQueryModule);
 export const mysqlReplication = taskBuilder<MysqlReplicationParams>(mysqlReplicationModule);

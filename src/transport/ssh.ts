@@ -3,6 +3,7 @@ import { connect as tcpConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host } from '../inventory/index.js';
+import { isPassphraseProtected } from '../inventory/identity.js';
 import { ConnectionError } from '../util/errors.js';
 import { HostKeyCheck } from './hostkeys/index.js';
 import { registerSecret } from '../util/secrets.js';
@@ -29,6 +30,17 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
+/** A command started with its input and output as streams (a dump piped from one host into another). */
+export interface RemoteProcess {
+  /** The command's stdin: end() it to send EOF. */
+  readonly stdin: NodeJS.WritableStream;
+  readonly stdout: NodeJS.ReadableStream;
+  /** Settles when the channel closed: the exit code and the last 4 KB of stderr. */
+  readonly done: Promise<{ code: number; stderr: string }>;
+  /** Close the channel: the command loses its stdin and stdout. */
+  close(): void;
+}
+
 /** The small interface every connector shares: run, put, tunnel, close. */
 export interface Connection {
   readonly hostName: string;
@@ -36,6 +48,11 @@ export interface Connection {
   /** Bound of a batch of state reads on this host (its probe_timeout). */
   readonly probeTimeoutMs: number;
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Start a command whose stdin and stdout are streamed rather than buffered (nothing is kept here).
+   * Optional: connectors that cannot stream (test doubles) leave it out, and what needs it fails.
+   */
+  spawn?(command: string, opts?: Pick<ExecOptions, 'become'>): Promise<RemoteProcess>;
   /** Open a TCP stream to address:port as seen from the host (for SQL tunnels and jump hosts). */
   forward(address: string, port: number): Promise<Duplex>;
   close(): void;
@@ -90,7 +107,7 @@ export class SshConnection implements Connection {
       this.#closed = new ConnectionError(`${host.name}: connection lost: ${why}`, 'closed');
     });
     const env = host.connection.becomePasswordEnv;
-    this.#becomePassword = env ? process.env[env] : undefined;
+    this.#becomePassword = host.connection.becomePassword?.reveal() ?? (env ? process.env[env] : undefined);
     // Masked in every output from the moment it is read (an error, a command's output).
     if (this.#becomePassword) registerSecret(this.#becomePassword);
   }
@@ -109,11 +126,17 @@ export class SshConnection implements Connection {
   static async connect(host: Host, via?: SshConnection): Promise<SshConnection> {
     const c = host.connection;
     let privateKey: Buffer | undefined;
+    const passphrase = c.identityPassphrase?.reveal();
     if (c.identityFile) {
       try {
         privateKey = readFileSync(c.identityFile);
       } catch (err) {
         throw new ConnectionError(`${host.name}: cannot read identity file ${c.identityFile}: ${(err as NodeJS.ErrnoException).code}`, 'auth');
+      }
+      // A locked key without its passphrase: the agent's unlocked copy is used (inventory/identity.ts).
+      if (passphrase === undefined && isPassphraseProtected(privateKey)) {
+        if (!c.agent) throw new ConnectionError(`${host.name}: identity file ${c.identityFile} is protected by a passphrase: add it to ssh-agent, or run on a terminal to be asked for it`, 'auth');
+        privateKey = undefined;
       }
     }
     // Host keys (known_hosts, @revoked, @cert-authority, accept_new_host_keys): hostkeys/verifier.ts.
@@ -133,6 +156,7 @@ export class SshConnection implements Connection {
       port: c.port,
       username: c.user,
       privateKey,
+      passphrase,
       agent: c.agent,
       readyTimeout: c.connectTimeoutMs,
       keepaliveInterval: KEEPALIVE_MS,
@@ -262,6 +286,37 @@ export class SshConnection implements Connection {
           3 * this.host.connection.connectTimeoutMs,
         );
         void session.then((r) => settle(() => (r.code === null && this.#closed ? reject(this.#closed) : resolve(r))));
+      });
+    });
+  }
+
+  spawn(command: string, opts: Pick<ExecOptions, 'become'> = {}): Promise<RemoteProcess> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    // Never the become password on a stream (its input is the command's from the first byte): sudo -n,
+    // which fails clearly where a password is needed. No bound either: a seed takes what it takes.
+    const c = this.host.connection;
+    const mode: SudoMode = this.sudoMode(opts.become ?? c.become) === 'none' ? 'none' : 'no-password';
+    const cmd = remoteCommand(command, mode, c.becomeUser, newMarkers());
+    this.#roundTrips++;
+    return new Promise<RemoteProcess>((resolve, reject) => {
+      this.client.exec(cmd, (err: Error | undefined, channel: ClientChannel) => {
+        if (err) {
+          reject(this.#closed ?? new ConnectionError(`${this.host.name}: cannot open a channel: ${err.message}`, 'closed'));
+          return;
+        }
+        let stderr = '';
+        let code: number | null = null;
+        channel.stderr.on('data', (d: Buffer) => {
+          stderr = (stderr + d.toString('utf8')).slice(-4096);
+        });
+        channel.on('exit', (exitCode: number | null, signal?: string) => {
+          code = exitCode ?? (signal ? 128 : 255);
+        });
+        const done = new Promise<{ code: number; stderr: string }>((res, rej) => {
+          channel.on('close', () => (code === null && this.#closed ? rej(this.#closed) : res({ code: code ?? 255, stderr })));
+        });
+        done.catch(() => undefined); // the caller awaits it; no unhandled rejection meanwhile
+        resolve({ stdin: channel, stdout: channel, done, close: () => channel.close() });
       });
     });
   }

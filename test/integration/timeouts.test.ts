@@ -105,7 +105,7 @@ describe('commands are bounded on the host', () => {
   hosts: all
   tasks:
     - name: guarded
-      command: { cmd: "touch /root/probe-guarded", unless: "{{ guard }}" }
+      command: { cmd: "touch /root/probe-guarded", unless: "{{ guard | safe }}" }
     - name: after
       copy: { dest: /root/probe-after, content: "after\\n" }
 `,

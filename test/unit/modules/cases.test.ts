@@ -89,7 +89,7 @@ function resolveParams(params: Record<string, unknown>, dir: string): Record<str
 }
 
 function commandText(c: Command): string {
-  return c.cmd;
+  return c.kind === 'shell' ? c.cmd : c.describe;
 }
 
 function checkCommands(commands: Command[], expected: CommandExpectation[]): void {
@@ -105,7 +105,7 @@ function checkCommands(commands: Command[], expected: CommandExpectation[]): voi
     if (e.cmd !== undefined) expect(text, `command ${i}`).toContain(e.cmd);
     if (e.describe !== undefined) expect(c.describe, `command ${i} describe`).toContain(e.describe);
     if (e.stdin !== undefined) {
-      const stdin = c.stdin !== undefined ? Buffer.from(c.stdin) : Buffer.alloc(0);
+      const stdin = c.kind === 'shell' && c.stdin !== undefined ? Buffer.from(c.stdin) : Buffer.alloc(0);
       // Compared as bytes; shown as text when it is text, so a failure reads well.
       if (typeof e.stdin === 'string') expect(stdin.toString('utf8'), `command ${i} stdin`).toBe(e.stdin);
       expect(stdin.equals(contentBytes(e.stdin)), `command ${i} stdin bytes`).toBe(true);

@@ -91,7 +91,7 @@ function unquoteShC(cmd: string): string {
 }
 
 function text(c: Command): string {
-  return c.cmd;
+  return c.kind === 'shell' ? c.cmd : c.describe;
 }
 
 /** The value, quoted as it appears in the command, is a word after the "--" word, never one before it. */
