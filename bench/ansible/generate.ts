@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 import { ConnectionPool, expandPlay, loadPlaybook } from '../../src/executor/index.js';
 import { gatherFacts } from '../../src/facts/index.js';
 import { loadInventory, selectHosts, type Host } from '../../src/inventory/index.js';
-import { getModule, type Task } from '../../src/modules/index.js';
+import type { Task } from '../../src/modules/index.js';
 import { renderTemplate } from '../../src/modules/template.js';
 import '../../src/roles/builtin.js';
 import { Secret } from '../../src/util/secrets.js';
@@ -206,18 +206,21 @@ const summary: Record<string, Record<string, number>> = {};
 try {
   for (const host of inventory.hosts.values()) {
     const conn = await pool.connect(host);
-    const { facts } = await gatherFacts(conn);
+    const facts = await gatherFacts(conn);
     const out: AnsibleTask[] = [];
     const counts: Record<string, number> = {};
     for (const play of playbook.plays) {
       if (!selectHosts(inventory, play.hosts).includes(host.name)) continue;
-      const hp = expandPlay(play, host, facts, inventory, playbook.file);
-      for (const task of hp.tasks) {
-        if (task.when === false) continue;
-        const def = getModule(task.module)!;
-        const p = def.schema.parse(task.params) as Record<string, unknown>;
-        counts[task.module] = (counts[task.module] ?? 0) + 1;
-        out.push(...toAnsible(task, p, host, () => def.probes(p as never, host, facts).map((x) => `( ${x.script}\n) >/dev/null 2>&1 || true`)));
+      const expanded = expandPlay(play, host, facts, inventory, playbook.file);
+      if (!expanded.ok) throw expanded.error;
+      for (const task of expanded.play.tasks) {
+        if (!('def' in task)) {
+          if (task.error) throw new Error(task.error);
+          continue; // when: false
+        }
+        const p = task.params as Record<string, unknown>;
+        counts[task.meta.module] = (counts[task.meta.module] ?? 0) + 1;
+        out.push(...toAnsible({ ...task.meta, notify: [...task.meta.notify], tags: [...task.meta.tags], params: p }, p, host, () => task.probes.map((x) => `( ${x.script}\n) >/dev/null 2>&1 || true`)));
       }
     }
     summary[host.name] = counts;

@@ -1,26 +1,15 @@
 import type { Command } from 'commander';
-import { configureInventoryLoading, loadInventory, prepareHosts, selectHosts, VAULT_PASSWORD_ENV, type Host, type Inventory } from '../inventory/index.js';
+import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { maskDeep } from '../util/secrets.js';
-import { requireInventory } from './main.js';
+import { loadInventory } from './load.js';
+import { requireInventory } from './options.js';
+import { printOut } from './output.js';
 
 /*
- * The inventory side of the CLI: --vault-password-file on every command that reads an inventory,
- * warnings printed once per load, and `provision inventory`, which shows what was loaded (hosts,
- * groups, connection settings, with --vars the resolved vars, secrets masked) without connecting.
+ * `provision inventory`: what was loaded (hosts, groups, connection settings, with --vars the
+ * resolved vars, secrets masked) without connecting. Its options (--vault-password-file, where
+ * warnings go) are in options.ts, shared by every command that reads an inventory.
  */
-
-/** Options every inventory-reading command takes. */
-export function addInventoryOptions(cmd: Command): Command {
-  return cmd.option('--vault-password-file <file>', `ansible-vault password: a file, or an executable that prints it (else $${VAULT_PASSWORD_ENV}, else asked on a terminal)`);
-}
-
-/** Called before a command runs: its options and where warnings go apply to every inventory it loads. */
-export function applyInventoryOptions(o: { vaultPasswordFile?: string }): void {
-  configureInventoryLoading({
-    vaultPasswordFile: o.vaultPasswordFile,
-    onWarning: (message) => process.stderr.write(`provision: warning: ${message}\n`),
-  });
-}
 
 function connectionLine(h: Host): string {
   const c = h.connection;
@@ -56,7 +45,7 @@ export function registerInventoryCommand(program: Command, addCommon: (cmd: Comm
       prepareHosts(inv, names, { vars: Boolean(o.vars) });
       const report = inventoryReport(inv, names, Boolean(o.vars));
       if (o.json) {
-        process.stdout.write(JSON.stringify(report) + '\n');
+        printOut(JSON.stringify(report));
         return;
       }
       const out: string[] = [`inventory ${inv.file}`, 'groups:'];
@@ -67,6 +56,6 @@ export function registerInventoryCommand(program: Command, addCommon: (cmd: Comm
         out.push(`  ${n}: ${connectionLine(h)}`);
         if (o.vars) for (const [k, v] of Object.entries((report.hosts as Record<string, { vars: Record<string, unknown> }>)[n]!.vars)) out.push(`    ${k}: ${JSON.stringify(v)}`);
       }
-      process.stdout.write(out.join('\n') + '\n');
+      printOut(out.join('\n'));
     });
 }

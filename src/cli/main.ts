@@ -1,70 +1,16 @@
-import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { EXIT, loadPlaybook, runPlaybook } from '../executor/index.js';
-import { loadInventory } from '../inventory/index.js';
-import type { Reporter } from '../report/events.js';
-import { JsonReporter, PlainReporter } from '../report/renderers.js';
-import '../roles/builtin.js';
-import { InputError } from '../util/errors.js';
+import { InputError, PlanRefused } from '../util/errors.js';
+import { TOOL_VERSION } from '../util/version.js';
+import { applyCommand, parseMaxAge } from './apply.js';
+import { driftCommand } from './drift.js';
+import { EXIT } from './exit-codes.js';
 import { factsCommand, pingCommand } from './host-commands.js';
-import { addInventoryOptions, applyInventoryOptions, registerInventoryCommand } from './inventory-command.js';
-import { errorLines, guardOutputStreams, installLastResortHandlers, surviveTerminalHangup } from './output.js';
-import { applyCommand, driftCommand, parseMaxAge, planCommand, PlanRefused, showCommand } from '../plan/commands.js';
-import { TOOL_VERSION } from '../plan/plan.js';
-
-export interface CommonOptions {
-  inventory?: string;
-  limit?: string;
-  forks?: number;
-  json?: boolean;
-  verbose: number;
-}
-
-function list(v: string, prev: string[] = []): string[] {
-  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
-}
-
-function positiveInt(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InputError(`${name}: "${v}" is not a whole number of 1 or more`);
-    return n;
-  };
-}
-
-export function addCommonOptions(cmd: Command): Command {
-  return addInventoryOptions(cmd)
-    .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required)')
-    .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
-    .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
-    .option('--json', 'one JSON event per line on stdout')
-    .option('-v, --verbose', 'more output (repeat for more)', (_v, prev: number) => prev + 1, 0);
-}
-
-/** Checked here rather than by commander, so that `provision lab …` does not need an inventory. */
-export function requireInventory(o: { inventory?: string }): string {
-  if (!o.inventory) throw new InputError('--inventory is required', 'e.g. provision --inventory prod (reads inventory/prod.yml)');
-  return o.inventory;
-}
-
-/**
- * The live (listr2) renderer is loaded only on a TTY: the module graph costs start time every other run.
- * A terminal that reports no width (a bare pseudo-terminal, some serial consoles) gets plain lines:
- * the live view would wrap every character onto a line of its own.
- */
-export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number }): Promise<Reporter> {
-  if (o.json) return new JsonReporter();
-  const fmt = { diff: Boolean(o.diff), verbose: o.verbose, color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
-  if (process.stdout.isTTY && process.stdout.columns > 0 && !process.env.CI) {
-    const { LiveReporter } = await import('../report/live.js');
-    return new LiveReporter(fmt);
-  }
-  return new PlainReporter(fmt);
-}
-
-function printError(err: unknown): void {
-  process.stderr.write(errorLines(err).join('\n') + '\n');
-}
+import { registerInventoryCommand } from './inventory-command.js';
+import { addCommonOptions, addInventoryOptions, applyInventoryOptions, list, positiveInt, requireInventory, verbosity } from './options.js';
+import { guardOutputStreams, installLastResortHandlers, makeReporter, printError, surviveTerminalHangup } from './output.js';
+import { planCommand } from './plan.js';
+import { runCommand } from './run.js';
+import { showCommand } from './show.js';
 
 export function buildProgram(setCode: (c: number) => void): Command {
   const program = new Command('provision')
@@ -86,27 +32,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-C, --check', 'dry run: change nothing, report what would change')
     .option('--detailed-exitcode', 'with --check: exit 0 in sync, 2 drift (the default exit codes already say so)')
     .option('-D, --diff', 'show unified diffs of file changes')
-    .action(async (o) => {
-      const inventory = loadInventory(requireInventory(o));
-      const playbook = loadPlaybook(path.resolve(o.playbook));
-      const reporter = await makeReporter(o);
-      try {
-        const res = await runPlaybook({
-          inventory,
-          playbook,
-          limit: o.limit,
-          forks: o.forks,
-          serial: o.serial,
-          check: Boolean(o.check),
-          tags: o.tags,
-          skipTags: o.skipTags,
-          reporter,
-        });
-        setCode(res.exitCode);
-      } finally {
-        await reporter.close?.();
-      }
-    });
+    .action(async (o) => setCode(await runCommand(o)));
 
   addCommonOptions(program.command('facts').description('print the facts gathered from each host (JSON)')).action(async (o) => setCode(await factsCommand(o)));
   addCommonOptions(program.command('ping').description('check SSH, host keys and become on each host')).action(async (o) => setCode(await pingCommand(o)));
@@ -130,7 +56,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
     .option('-D, --diff', 'show unified diffs of file changes')
     .option('--json', 'one JSON event per line on stdout')
-    .option('-v, --verbose', 'more output', (_v, prev: number) => prev + 1, 0)
+    .option('-v, --verbose', 'more output: -v ok and skipped tasks; -vv also each command run and its output', verbosity, 0)
     .action(async (file: string, o) =>
       setCode(await applyCommand(file, { allOrNothing: o.allOrNothing, maxAge: parseMaxAge(o.maxAge), forks: o.forks, reporter: await makeReporter(o) })),
     );

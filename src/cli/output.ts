@@ -1,5 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { isatty } from 'node:tty';
+import type { EventSink } from '../executor/index.js';
+import { JsonReporter, PlainReporter } from '../report/renderers.js';
 import { ProvisionError, errorMessage } from '../util/errors.js';
 import { mask } from '../util/secrets.js';
 
@@ -71,16 +73,54 @@ export function surviveTerminalHangup(): void {
 const BUG_HINT = 'this is a bug in provision; PROVISION_DEBUG=1 prints where it happened';
 
 /**
- * An error as the CLI says it: one line and at most one hint, secrets masked. Our own errors say
- * what and where; anything else is a bug and is called one (its stack only with PROVISION_DEBUG=1).
+ * Every line the CLI prints itself goes out through one of these two: masked (every registered
+ * secret, in any encoding), whatever built the text. Run events reach their renderers masked by
+ * the executor's maskedSink; plan files are masked by the plan writer.
+ */
+export function printOut(text: string): void {
+  process.stdout.write(mask(text) + '\n');
+}
+
+export function printErr(text: string): void {
+  process.stderr.write(mask(text) + '\n');
+}
+
+/**
+ * An error as the CLI says it: one line and at most one hint (masked when printed: printError).
+ * Our own errors say what and where; anything else is a bug and is called one (its stack only with
+ * PROVISION_DEBUG=1).
  */
 export function errorLines(err: unknown): string[] {
   if (err instanceof ProvisionError) {
-    return [`provision: error: ${mask(err.message)}`, ...(err.hint ? [`provision: hint: ${mask(err.hint)}`] : [])];
+    return [`provision: error: ${err.message}`, ...(err.hint ? [`provision: hint: ${err.hint}`] : [])];
   }
-  const lines = [`provision: error: internal error: ${mask(errorMessage(err))}`, `provision: hint: ${BUG_HINT}`];
-  if (process.env.PROVISION_DEBUG === '1' && err instanceof Error && err.stack) lines.push(mask(err.stack));
+  const lines = [`provision: error: internal error: ${errorMessage(err)}`, `provision: hint: ${BUG_HINT}`];
+  if (process.env.PROVISION_DEBUG === '1' && err instanceof Error && err.stack) lines.push(err.stack);
   return lines;
+}
+
+/** The CLI's error printer. */
+export function printError(err: unknown): void {
+  printErr(errorLines(err).join('\n'));
+}
+
+/**
+ * The renderer of a run's events. The live (listr2) renderer is loaded only on a TTY: the module
+ * graph costs start time every other run. A terminal that reports no width (a bare pseudo-terminal,
+ * some serial consoles) gets plain lines: the live view would wrap every character onto a line of its own.
+ * --json shows -vv's command events only when asked for (-vv): otherwise its lines stay as they were.
+ */
+export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number }): Promise<EventSink> {
+  if (o.json) {
+    const json = new JsonReporter();
+    return o.verbose >= 2 ? json : { emit: (e) => e.kind !== 'command' && json.emit(e) };
+  }
+  const fmt = { diff: Boolean(o.diff), verbose: o.verbose, color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
+  if (process.stdout.isTTY && process.stdout.columns > 0 && !process.env.CI) {
+    const { LiveReporter } = await import('../report/live.js');
+    return new LiveReporter(fmt);
+  }
+  return new PlainReporter(fmt);
 }
 
 /**
@@ -90,7 +130,7 @@ export function errorLines(err: unknown): string[] {
 export function installLastResortHandlers(): void {
   const die = (err: unknown) => {
     try {
-      process.stderr.write(errorLines(err).join('\n') + '\n');
+      printError(err);
     } finally {
       process.exit(INTERNAL_ERROR_EXIT);
     }

@@ -2,12 +2,12 @@ import path from 'node:path';
 import { ROLES_DIR } from '../util/paths.js';
 import type { Facts } from '../facts/index.js';
 import type { Host, Inventory } from '../inventory/index.js';
-import { getModule, moduleNames, type Task } from '../modules/index.js';
+import { getModule, moduleNames, secretParams, type Task } from '../modules/index.js';
 import { analyzeString, isTemplate, renderString, secretsRead, TemplateProblem } from '../modules/lib/render.js';
 import { getRole, roleVars as parsedRoleVars, type RoleContext } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
 import { Secret } from '../util/secrets.js';
-import type { HostPlay } from './host-run.js';
+import { bindTask, type HostTask } from './bind.js';
 import type { Play, YamlTask } from './playbook.js';
 
 export { ROLES_DIR };
@@ -44,7 +44,7 @@ export interface ParamRules {
 export function paramRules(module: string, param: string | number | undefined): ParamRules {
   const def = getModule(module);
   const name = String(param);
-  return { shell: def?.shellParams?.includes(name) ?? false, secret: def?.secretParams?.includes(name) ?? false };
+  return { shell: def?.shellParams?.includes(name) ?? false, secret: def ? secretParams(def).includes(name) : false };
 }
 
 /**
@@ -56,9 +56,13 @@ export function secretRefusal(module: string, param: string, secretVars: string[
   const rules = paramRules(module, param);
   if (rules.secret) return undefined;
   const read = `reads the secret var${secretVars.length > 1 ? 's' : ''} ${secretVars.map((v) => `"${v}"`).join(', ')} (host ${host})`;
-  const takers = getModule(module)?.secretParams ?? [];
+  const secretsOf = (m: string) => {
+    const def = getModule(m);
+    return def ? secretParams(def) : [];
+  };
+  const takers = secretsOf(module);
   const others = moduleNames()
-    .map((m) => [m, getModule(m)?.secretParams ?? []] as const)
+    .map((m) => [m, secretsOf(m)] as const)
     .filter(([, params]) => params.length)
     .map(([m, params]) => `${m} (${params.join(', ')})`);
   const hint = takers.length ? `${module} takes secrets in: ${takers.join(', ')}` : `${module} takes no secrets; modules that do: ${others.join(', ')}`;
@@ -114,8 +118,18 @@ function yamlTask(t: YamlTask, vars: Record<string, unknown>, where: string, hos
   }
 }
 
-/** Expand a play for one host: role tasks (from TypeScript) then the play's own tasks. */
-export function expandPlay(play: Play, host: Host, facts: Facts, inventory: Inventory, playbookFile: string): HostPlay {
+/** A play's tasks for one host: role tasks (from TypeScript), then the play's own, each bound. */
+export interface HostPlay {
+  name: string;
+  tasks: HostTask[];
+  handlers: HostTask[];
+}
+
+/** A play expanded for one host, or why it cannot be (reported when the play runs on that host). */
+export type PlayExpansion = { ok: true; play: HostPlay } | { ok: false; error: unknown };
+
+/** Role tasks and the play's YAML tasks with "{{ … }}" rendered for this host, not yet bound. Throws on bad input. */
+function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory, playbookFile: string): { tasks: Task[]; handlers: Task[] } {
   const tasks: Task[] = [];
   const handlers: Task[] = [];
   for (const name of play.roles) {
@@ -127,5 +141,22 @@ export function expandPlay(play: Play, host: Host, facts: Facts, inventory: Inve
   const vars = playVars(host, play, facts);
   tasks.push(...play.tasks.map((t) => yamlTask(t, vars, playbookFile, host.name)));
   handlers.push(...play.handlers.map((t) => yamlTask(t, vars, playbookFile, host.name)));
-  return { name: play.name, tasks, handlers };
+  return { tasks, handlers };
+}
+
+/**
+ * Expand a play for one host, once: render its tasks, then bind each (params parsed, probes built).
+ * A play that cannot be expanded (a role's tasks, a template, a `when:` var) is data, not a throw.
+ */
+export function expandPlay(play: Play, host: Host, facts: Facts, inventory: Inventory, playbookFile: string): PlayExpansion {
+  try {
+    const rendered = renderPlay(play, host, facts, inventory, playbookFile);
+    const target = { host, facts };
+    return {
+      ok: true,
+      play: { name: play.name, tasks: rendered.tasks.map((t) => bindTask(t, target)), handlers: rendered.handlers.map((t) => bindTask(t, target)) },
+    };
+  } catch (error) {
+    return { ok: false, error };
+  }
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { selectHosts, type Inventory } from '../inventory/index.js';
-import { getModule, moduleNames, type Task } from '../modules/index.js';
+import { controlPathParams, getModule, moduleNames, type Task } from '../modules/index.js';
 import { analyzeString, isTemplate, secretsRead, TemplateProblem } from '../modules/lib/render.js';
 import { getRole } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
@@ -103,9 +103,10 @@ export function loadPlaybook(file: string): Playbook {
       const def = getModule(module);
       if (!def) throw new PlaybookError(`${atKey([pi, section, ti, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
       let params = t[module];
-      // Template sources in a playbook are relative to the playbook's folder.
-      if (module === 'template' && params && typeof params === 'object' && 'src' in params) {
-        params = { ...params, src: path.resolve(path.dirname(file), String((params as { src: unknown }).src)) };
+      // Paths on the control machine (template sources…) are relative to the playbook's folder.
+      const local = controlPathParams(def).filter((k) => params && typeof params === 'object' && typeof (params as Record<string, unknown>)[k] === 'string');
+      if (local.length) {
+        params = { ...(params as object), ...Object.fromEntries(local.map((k) => [k, path.resolve(path.dirname(file), (params as Record<string, string>)[k]!)])) };
       }
       const check = def.schema.safeParse(params);
       if (!check.success) throw new PlaybookError(schemaError(src, check.error.issues, [pi, section, ti, module]));

@@ -1,24 +1,21 @@
-import { gatherFacts, type Facts } from '../facts/index.js';
+import type { Facts } from '../facts/index.js';
 import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { checkRoleVars, unreadVarWarnings } from '../roles/index.js';
-import { emptyCounts, type HostCounts, type Reporter, type RunEvent } from '../report/events.js';
-import type { Connection } from '../transport/index.js';
 import { mapLimit } from '../util/concurrency.js';
-import { ConnectionError, errorMessage, PlaybookError, ProvisionError } from '../util/errors.js';
-import { mask } from '../util/secrets.js';
-import { ConnectionPool } from './connect.js';
-import { expandPlay } from './expand.js';
-import { HostRun, type HostPlay, type RunFlags } from './host-run.js';
+import { errorMessage, PlaybookError, ProvisionError } from '../util/errors.js';
+import { maskedSink, NO_EVENTS, type EventSink, type RunEvent } from './events.js';
+import { expandPlay, type HostPlay, type PlayExpansion } from './expand.js';
+import { HostRun, unreachableOutcome, type HostOutcome, type RunFlags } from './host-run.js';
 import { checkSecretsInParams, type Playbook } from './playbook.js';
+import { SshConnector, type Connector, type HostSession } from './session.js';
 
-export const EXIT = {
-  OK: 0,
-  FAILED: 1,
-  CHANGED: 2,
-  UNREACHABLE: 3,
-  INPUT: 4,
-  DRIFT_REFUSED: 5,
-} as const;
+/**
+ * `provision apply`: after a silent check run of every host, whether this host gets the real run
+ * (on the same session and facts). Called once per selected host, unreachable ones included, when
+ * every host's check is done: `all` holds them all, so a gate can refuse every host for one
+ * (--all-or-nothing).
+ */
+export type Gate = (host: string, check: HostOutcome, all: Readonly<Record<string, HostOutcome>>) => boolean | Promise<boolean>;
 
 export interface RunOptions extends RunFlags {
   inventory: Inventory;
@@ -26,13 +23,26 @@ export interface RunOptions extends RunFlags {
   limit?: string;
   forks?: number;
   serial?: number;
-  reporter: Reporter;
+  /** Every event of the run, masked on the way (maskedSink). */
+  reporter: EventSink;
+  /** How hosts are reached (default: SSH). Unit tests give a recording fake. */
+  connector?: Connector;
+  /** Check first, then run for real on the hosts the gate lets through (see Gate). Needs check: false. */
+  gate?: Gate;
 }
 
+export type Phases = NonNullable<Extract<RunEvent, { kind: 'recap' }>['phases']>;
+
+/** A run as data: per host its outcome (counts, task outcomes, observed state, why it stopped). */
 export interface RunResult {
-  exitCode: number;
-  hosts: Map<string, HostRun | { unreachable: string; counts: HostCounts }>;
+  /** The run's hosts (with a gate: the hosts of the real run). */
+  hosts: Record<string, HostOutcome>;
+  /** With a gate: the check run of every selected host, as the gate saw it. */
+  checks?: Record<string, HostOutcome>;
   wallMs: number;
+  phases: Phases;
+  /** SSH exec round trips per reachable host. */
+  roundTrips: Record<string, number>;
 }
 
 /** Roles' checks of their vars (src/roles/validate.ts), before any connection: bad input never half-applies a host. */
@@ -42,7 +52,7 @@ export function validateRoleVars(inventory: Inventory, playbook: Playbook, hosts
 
 export interface Connected {
   host: Host;
-  conn: Connection;
+  session: HostSession;
   facts: Facts;
   connectMs: number;
   factsMs: number;
@@ -53,10 +63,10 @@ export interface Connected {
  * `then` runs for each host as soon as its facts are in (no waiting for the slowest host).
  */
 export async function connectHosts(
-  pool: ConnectionPool,
+  connector: Connector,
   hosts: Host[],
   forks: number,
-  reporter: Reporter,
+  sink: EventSink,
   then?: (c: Connected) => Promise<void>,
 ): Promise<{ up: Map<string, Connected>; down: Map<string, string> }> {
   const up = new Map<string, Connected>();
@@ -65,16 +75,16 @@ export async function connectHosts(
     const t0 = Date.now();
     let c: Connected;
     try {
-      const conn = await pool.connect(host);
+      const session = await connector.open(host);
       const t1 = Date.now();
-      const { facts } = await gatherFacts(conn);
-      c = { host, conn, facts, connectMs: t1 - t0, factsMs: Date.now() - t1 };
+      const facts = await session.facts();
+      c = { host, session, facts, connectMs: t1 - t0, factsMs: Date.now() - t1 };
       up.set(host.name, c);
-      reporter.emit({ kind: 'host-connected', host: host.name, ms: Date.now() - t0 });
+      sink.emit({ kind: 'host-connected', host: host.name, ms: Date.now() - t0 });
     } catch (err) {
-      const reason = mask(errorMessage(err));
+      const reason = errorMessage(err);
       down.set(host.name, reason);
-      reporter.emit({ kind: 'host-unreachable', host: host.name, reason, hint: err instanceof ProvisionError ? err.hint : undefined });
+      sink.emit({ kind: 'host-unreachable', host: host.name, reason, hint: err instanceof ProvisionError ? err.hint : undefined });
       return;
     }
     if (then) await then(c);
@@ -82,132 +92,120 @@ export async function connectHosts(
   return { up, down };
 }
 
-/**
- * The run's exit code from every host's counts. Precedence, highest first: a failed task (1), an
- * unreachable host (3), a host `provision apply` refused (5), a change (2), nothing (0). A failure
- * that `ignore_errors` let pass is counted as `ignored` and never raises the code: the run did what
- * the playbook asked.
- */
-export function exitCodeFor(counts: Iterable<HostCounts>): number {
-  let failed = false;
-  let unreachable = false;
-  let refused = false;
-  let changed = false;
-  for (const c of counts) {
-    failed ||= c.failed > 0;
-    unreachable ||= c.unreachable > 0;
-    refused ||= c.refused > 0;
-    changed ||= c.changed > 0;
-  }
-  if (failed) return EXIT.FAILED;
-  if (unreachable) return EXIT.UNREACHABLE;
-  if (refused) return EXIT.DRIFT_REFUSED;
-  if (changed) return EXIT.CHANGED;
-  return EXIT.OK;
+/** A host ready for plays: its run and its plays expanded (once) for it. */
+interface Prepared {
+  run: HostRun;
+  plays: Map<number, PlayExpansion>;
 }
+
+/**
+ * Every play in order over the hosts it selects that are still going (serial batches, forks,
+ * max_fail_percentage): play 1 on every host before play 2 on any.
+ */
+async function runPlays(opts: RunOptions, ready: Map<string, Prepared>, forks: number, sink: EventSink): Promise<void> {
+  for (const [pi, play] of opts.playbook.plays.entries()) {
+    const targets = selectHosts(opts.inventory, play.hosts).filter((h) => ready.has(h) && !ready.get(h)!.run.stopped);
+    if (targets.length === 0) continue;
+    sink.emit({ kind: 'play-start', play: play.name, hosts: targets });
+    const serial = opts.serial ?? play.serial ?? targets.length;
+    for (let i = 0; i < targets.length; i += serial) {
+      const batch = targets.slice(i, i + serial);
+      await mapLimit(batch, forks, async (h) => {
+        const { run, plays } = ready.get(h)!;
+        await run.runPlay(play.name, plays.get(pi)!);
+      });
+      const failedInBatch = batch.filter((h) => ready.get(h)!.run.failed || ready.get(h)!.run.unreachable).length;
+      if (play.maxFailPercentage !== undefined && (failedInBatch / batch.length) * 100 > play.maxFailPercentage) {
+        sink.emit({ kind: 'warning', msg: `play "${play.name}": ${failedInBatch} of ${batch.length} hosts failed, over max_fail_percentage ${play.maxFailPercentage}; stopping the run` });
+        return;
+      }
+    }
+  }
+}
+
+/** The expansions' plays that could be expanded, for reading their state in one go. */
+const expandedPlays = (plays: Map<number, PlayExpansion>): HostPlay[] => [...plays.values()].flatMap((x) => (x.ok ? [x.play] : []));
 
 export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const t0 = Date.now();
   const startupMs = Math.round(process.uptime() * 1000);
-  const { inventory, playbook, reporter } = opts;
+  const { inventory, playbook, gate } = opts;
+  if (gate && opts.check) throw new Error('runPlaybook: a gate leads to a real run (check: false)');
   const names = selectHosts(inventory, opts.limit);
   prepareHosts(inventory, names);
   validateRoleVars(inventory, playbook, names);
   checkSecretsInParams(inventory, playbook, names);
   const forks = opts.forks ?? Math.max(names.length, 1);
-  reporter.emit({
-    kind: 'run-start',
-    inventory: inventory.file,
-    playbook: playbook.file,
-    hosts: names,
-    check: opts.check,
-    time: new Date().toISOString(),
-  });
-  for (const msg of unreadVarWarnings(inventory, playbook)) reporter.emit({ kind: 'warning', msg });
+  const sink = maskedSink(opts.reporter);
+  // Under a gate the check run is silent: what is shown is the real run of the hosts let through.
+  const first = gate ? NO_EVENTS : sink;
+  const runStart = (hosts: string[], check: boolean): RunEvent => ({ kind: 'run-start', inventory: inventory.file, playbook: playbook.file, hosts, check, time: new Date().toISOString() });
+  first.emit(runStart(names, opts.check));
+  // Vars nothing reads: warnings of the run that is shown (under a gate, of the real run).
+  const unread = unreadVarWarnings(inventory, playbook);
+  for (const msg of unread) first.emit({ kind: 'warning', msg });
 
-  const pool = new ConnectionPool(inventory);
-  const results: RunResult['hosts'] = new Map();
+  const connector = opts.connector ?? new SshConnector(inventory);
+  const hosts: Record<string, HostOutcome> = {};
+  let checks: Record<string, HostOutcome> | undefined;
   const roundTrips: Record<string, number> = {};
-  const phases: NonNullable<Extract<RunEvent, { kind: 'recap' }>['phases']> = { startupMs, hosts: {} };
+  const phases: Phases = { startupMs, hosts: {} };
+  const connected = new Map<string, Connected>();
+  let shown = !gate;
   try {
-    // Per host, as soon as its facts are in: expand every play and read all their state in one
-    // round trip; on a converged fleet that one read is all the run needs.
-    const runs = new Map<string, HostRun>();
-    const expanded = new Map<string, Map<number, HostPlay>>();
-    const prepare = async (c: Connected): Promise<void> => {
+    // Per host, as soon as its facts are in: expand every play once and read all their state in
+    // one round trip; on a converged fleet that one read is all the run needs.
+    const ready = new Map<string, Prepared>();
+    const prepare = async (c: Connected, flags: RunFlags, sink: EventSink, plays?: Map<number, PlayExpansion>): Promise<void> => {
       const h = c.host.name;
-      phases.hosts[h] = { connectMs: c.connectMs, factsMs: c.factsMs };
-      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host), (name) => pool.connectByName(name));
-      runs.set(h, run);
-      results.set(h, run);
-      const mine = new Map<number, HostPlay>();
-      playbook.plays.forEach((play, pi) => {
-        if (!selectHosts(inventory, play.hosts).includes(h)) return;
-        try {
-          mine.set(pi, expandPlay(play, run.host, run.facts, inventory, playbook.file));
-        } catch {
-          // reported when the play itself runs
-        }
-      });
-      expanded.set(h, mine);
-      try {
-        const t = Date.now();
-        await run.warm([...mine.values()].flatMap((hp) => [...hp.tasks, ...hp.handlers]));
-        phases.hosts[h]!.readMs = Date.now() - t;
-      } catch (err) {
-        if (!(err instanceof ConnectionError)) throw err;
-        run.unreachable = err.message;
-        reporter.emit({ kind: 'host-unreachable', host: h, reason: mask(err.message) });
-      }
+      const run = new HostRun(c.host, c.session, c.facts, flags, sink);
+      plays ??= new Map(
+        playbook.plays.flatMap((play, pi) => (selectHosts(inventory, play.hosts).includes(h) ? [[pi, expandPlay(play, c.host, c.facts, inventory, playbook.file)] as const] : [])),
+      );
+      ready.set(h, { run, plays });
+      const t = Date.now();
+      await run.prepare(expandedPlays(plays));
+      phases.hosts[h]!.readMs ??= Date.now() - t;
     };
-    const { down } = await connectHosts(pool, names.map((n) => inventory.hosts.get(n)!), forks, reporter, prepare);
-    for (const [h, reason] of down) results.set(h, { unreachable: reason, counts: { ...emptyCounts(), unreachable: 1 } });
+    const { down } = await connectHosts(connector, names.map((n) => inventory.hosts.get(n)!), forks, first, async (c) => {
+      connected.set(c.host.name, c);
+      phases.hosts[c.host.name] = { connectMs: c.connectMs, factsMs: c.factsMs };
+      await prepare(c, gate ? { ...opts, check: true, guard: undefined } : opts, first);
+    });
+    await runPlays(opts, ready, forks, first);
+    const outcomes = (): Record<string, HostOutcome> =>
+      Object.fromEntries(names.map((h) => [h, ready.get(h)?.run.outcome() ?? unreachableOutcome(down.get(h) ?? 'not connected')]));
 
-    let stopped = false;
-    for (const [pi, play] of playbook.plays.entries()) {
-      if (stopped) break;
-      const targets = selectHosts(inventory, play.hosts).filter((h) => {
-        const r = runs.get(h);
-        return r && !r.failed && !r.unreachable && !r.refused;
-      });
-      if (targets.length === 0) continue;
-      reporter.emit({ kind: 'play-start', play: play.name, hosts: targets });
-      const serial = opts.serial ?? play.serial ?? targets.length;
-      for (let i = 0; i < targets.length; i += serial) {
-        const batch = targets.slice(i, i + serial);
-        await mapLimit(batch, forks, async (h) => {
-          const run = runs.get(h)!;
-          try {
-            const hp = expanded.get(h)?.get(pi) ?? expandPlay(play, run.host, run.facts, inventory, playbook.file);
-            await run.runPlay(hp);
-          } catch (err) {
-            if (err instanceof ConnectionError) run.unreachable = err.message;
-            else {
-              run.failed = true;
-              run.counts.failed++;
-              reporter.emit({ kind: 'task-result', host: h, task: `expand play "${play.name}"`, module: '-', status: 'failed', changes: [], msg: mask(errorMessage(err)), ms: 0 });
-            }
-          }
-          if (run.unreachable) reporter.emit({ kind: 'host-unreachable', host: h, reason: mask(run.unreachable) });
+    if (gate) {
+      checks = outcomes();
+      const all = checks;
+      const verdicts = await Promise.all(names.map(async (h) => (await gate(h, all[h]!, all)) && connected.has(h) && !all[h]!.unreachable));
+      const through = names.filter((_, i) => verdicts[i]);
+      if (through.length) {
+        shown = true;
+        sink.emit(runStart(through, false));
+        for (const msg of unread) sink.emit({ kind: 'warning', msg });
+        const checked = new Map(ready);
+        ready.clear();
+        await mapLimit(through, forks, async (h) => {
+          const c = connected.get(h)!;
+          sink.emit({ kind: 'host-connected', host: h, ms: c.connectMs + c.factsMs });
+          // The same session, facts and expansions; a fresh read of the state, which the guard checks.
+          await prepare(c, opts, sink, checked.get(h)!.plays);
         });
-        const failedInBatch = batch.filter((h) => runs.get(h)!.failed || runs.get(h)!.unreachable).length;
-        if (play.maxFailPercentage !== undefined && (failedInBatch / batch.length) * 100 > play.maxFailPercentage) {
-          reporter.emit({ kind: 'warning', msg: `play "${play.name}": ${failedInBatch} of ${batch.length} hosts failed, over max_fail_percentage ${play.maxFailPercentage}; stopping the run` });
-          stopped = true;
-          break;
-        }
+        await runPlays(opts, ready, forks, sink);
       }
+      for (const h of through) hosts[h] = ready.get(h)!.run.outcome();
+    } else {
+      Object.assign(hosts, outcomes());
     }
-    for (const run of runs.values()) {
-      if (run.unreachable) run.counts.unreachable = 1;
-      roundTrips[run.host.name] = run.conn.roundTrips;
-    }
+    for (const [h, c] of connected) roundTrips[h] = c.session.roundTrips;
   } finally {
-    await pool.closeAll();
+    await connector.close();
   }
-  const counts = new Map([...results].map(([h, r]) => [h, r.counts]));
-  const exitCode = exitCodeFor(counts.values());
   const wallMs = Date.now() - t0;
-  reporter.emit({ kind: 'recap', hosts: Object.fromEntries(counts), wallMs, check: opts.check, exitCode, roundTrips, phases });
-  return { exitCode, hosts: results, wallMs };
+  if (shown) {
+    sink.emit({ kind: 'recap', hosts: Object.fromEntries(Object.entries(hosts).map(([h, o]) => [h, o.counts])), wallMs, check: opts.check, roundTrips, phases });
+  }
+  return { hosts, checks, wallMs, phases, roundTrips };
 }

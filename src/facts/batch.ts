@@ -20,8 +20,11 @@ export interface SharedRead {
   pick: (out: ProbeResult, item: string, items: string[]) => ProbeResult;
 }
 
-/** A state-reading shell snippet. Many are run as one script: one round trip for all. */
-export type Probe = { key: string; script: string; shared?: undefined } | { key: string; shared: SharedRead; script?: undefined };
+/**
+ * What the batch runs for one state read: a shell snippet of its own, or its item in a shared read.
+ * Many are run as one script: one round trip for all. (Modules add a typed parse: modules/contract.ts.)
+ */
+export type RawProbe = { key: string; script: string; shared?: undefined } | { key: string; shared: SharedRead; script?: undefined };
 
 interface Section {
   /** Frame id: "g<n>" for a shared read, "<n>" for a probe of its own. */
@@ -30,7 +33,7 @@ interface Section {
 }
 
 /** Shared groups of the probes (first probe's read function wins) and the script sections. */
-function sections(probes: Probe[]): { groups: Map<string, { read: SharedRead['read']; items: string[]; id: string }>; all: Section[] } {
+function sections(probes: readonly RawProbe[]): { groups: Map<string, { read: SharedRead['read']; items: string[]; id: string }>; all: Section[] } {
   const groups = new Map<string, { read: SharedRead['read']; items: string[]; id: string }>();
   for (const p of probes) {
     if (!p.shared) continue;
@@ -46,7 +49,7 @@ function sections(probes: Probe[]): { groups: Map<string, { read: SharedRead['re
 }
 
 /** The one shell script that runs every probe and shared read, each framed by markers carrying the nonce. */
-export function batchScript(probes: Probe[], nonce: string): string {
+export function batchScript(probes: readonly RawProbe[], nonce: string): string {
   return sections(probes)
     .all.map((s) => `printf '\\n@@${nonce} ${s.id}\\n'\n( ${s.script}\n) 2>&1\nprintf '\\n@@${nonce} ${s.id} end %s\\n' "$?"`)
     .join('\n');
@@ -56,14 +59,14 @@ export function batchScript(probes: Probe[], nonce: string): string {
  * The results of a batch script's output, by probe key. Frames carry a random nonce, so no output
  * can forge one; a probe whose frame is missing (the script was cut off) gets `missing` with code 255.
  */
-export function parseBatchOutput(probes: Probe[], nonce: string, stdout: string, missing = ''): Map<string, ProbeResult> {
+export function parseBatchOutput(probes: readonly RawProbe[], nonce: string, stdout: string, missing = ''): Map<string, ProbeResult> {
   const results = completedResults(probes, nonce, stdout);
   for (const p of probes) if (!results.has(p.key)) results.set(p.key, { stdout: missing, code: 255 });
   return results;
 }
 
 /** The results of the probes whose frame is complete in `stdout` (all of them, unless the script was cut off). */
-function completedResults(probes: Probe[], nonce: string, stdout: string): Map<string, ProbeResult> {
+function completedResults(probes: readonly RawProbe[], nonce: string, stdout: string): Map<string, ProbeResult> {
   const frames = new Map<string, ProbeResult>();
   const re = new RegExp(`\\n@@${nonce} (g?\\d+)\\n([\\s\\S]*?)\\n@@${nonce} \\1 end (\\d+)\\n`, 'g');
   for (const m of stdout.matchAll(re)) frames.set(m[1]!, { stdout: m[2]!, code: Number(m[3]) });
@@ -86,7 +89,7 @@ export const PROBE_RETRY = 75;
 const READ_ATTEMPTS = 3;
 
 /** The section a batch was running when it was cut off: its frame opened in `stdout` and never closed. */
-function unfinishedSection(probes: Probe[], nonce: string, stdout: string): { keys: string[]; what: string } | undefined {
+function unfinishedSection(probes: readonly RawProbe[], nonce: string, stdout: string): { keys: string[]; what: string } | undefined {
   const ended = new Set([...stdout.matchAll(new RegExp(`\\n@@${nonce} (g?\\d+) end \\d+\\n`, 'g'))].map((m) => m[1]!));
   const open = [...stdout.matchAll(new RegExp(`\\n@@${nonce} (g?\\d+)\\n`, 'g'))].map((m) => m[1]!).find((id) => !ended.has(id));
   if (open === undefined) return undefined;
@@ -116,7 +119,7 @@ export class ProbeTimeoutError extends CommandTimeoutError {
  * bounded by the host's probe_timeout: a probe that hangs (a dead NFS mount, a hung database) makes
  * it fail with a ProbeTimeoutError naming that probe, and the host stops it.
  */
-export async function runProbes(conn: Connection, probes: Probe[], become?: boolean): Promise<Map<string, ProbeResult>> {
+export async function runProbes(conn: Connection, probes: readonly RawProbe[], become?: boolean): Promise<Map<string, ProbeResult>> {
   const results = new Map<string, ProbeResult>();
   let todo = [...new Map(probes.map((p) => [p.key, p])).values()];
   for (let attempt = 1; todo.length > 0; attempt++) {

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
+import { PENDING_HANDLERS_FILE } from '../host-paths.js';
 import { ModuleError } from '../util/errors.js';
 import type { Connection } from '../transport/index.js';
-import { runProbes, type Probe } from './batch.js';
+import { runProbes, type ProbeResult, type RawProbe } from './batch.js';
 
 export interface PackageFact {
   version: string;
@@ -36,15 +38,12 @@ export interface Facts {
   now: number;
 }
 
-export const STATE_DIR = '/var/lib/provision';
-export const PENDING_HANDLERS_FILE = `${STATE_DIR}/pending-handlers`;
-
 /**
  * Every fact in one script: one round trip per host. Each command started on the host costs it a
  * few ms of CPU (on a fleet of containers sharing cores, the bulk of a no-change run), so the script
  * uses the shell's builtins where they do and leaves the sorting and column-picking to the controller.
  */
-export const FACT_PROBES: Probe[] = [
+export const FACT_PROBES: readonly RawProbe[] = [
   {
     key: 'os',
     script:
@@ -92,7 +91,7 @@ function kv(text: string): Record<string, string> {
   return out;
 }
 
-export function parseFacts(raw: Map<string, { stdout: string; code: number }>): Facts {
+export function parseFacts(raw: ReadonlyMap<string, ProbeResult>): Facts {
   const get = (k: string) => raw.get(k)?.stdout ?? '';
   const os = kv(get('os'));
   const id = os.ID ?? 'unknown';
@@ -150,11 +149,16 @@ export function parseFacts(raw: Map<string, { stdout: string; code: number }>): 
   };
 }
 
-export async function gatherFacts(conn: Connection, extra: Probe[] = []): Promise<{ facts: Facts; extra: Map<string, { stdout: string; code: number }> }> {
-  const raw = await runProbes(conn, [...FACT_PROBES, ...extra], true);
+/** The facts from the results of FACT_PROBES; a host whose os read failed has no facts. */
+export function factsFromResults(raw: ReadonlyMap<string, ProbeResult>): Facts {
   const os = raw.get('os');
   if (!os || os.code !== 0) throw new ModuleError(`gathering facts failed: ${os?.stdout.trim() || 'no output'}`);
-  return { facts: parseFacts(raw), extra: raw };
+  return parseFacts(raw);
+}
+
+/** Every fact in one round trip. */
+export async function gatherFacts(conn: Connection): Promise<Facts> {
+  return factsFromResults(await runProbes(conn, FACT_PROBES, true));
 }
 
 /** Plain-object form of the facts, for `provision facts` and plan fingerprints. */
@@ -166,4 +170,10 @@ export function factsToJSON(f: Facts): Record<string, unknown> {
     users: Object.fromEntries(f.users),
     groups: Object.fromEntries(f.groups),
   };
+}
+
+/** Facts that describe the host's state (not the clock): a change in these is drift. */
+export function factsFingerprint(f: Facts): string {
+  const { now: _now, aptUpdatedAt: _apt, services: _s, ...rest } = factsToJSON(f) as Facts & Record<string, unknown>;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
 }

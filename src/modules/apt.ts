@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { quote } from '../util/quote.js';
-import type { Change, Command, ModuleDef } from './types.js';
+import { probe, type Change, type Command, type ModuleDef, type Probe, type ProbeResult } from './contract.js';
 
 const params = z.strictObject({
   packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+~:-]+)?$/, 'a Debian package name, optionally =version')).min(1),
@@ -54,16 +54,32 @@ function recoverDpkgCommand(lockTimeout: number): Command {
   };
 }
 
+/** `apt-cache policy` output: each package's candidate version ("(none)" when apt knows no version). */
+export function parseCandidates(r: ProbeResult | undefined): Map<string, string> {
+  const candidates = new Map<string, string>();
+  let current = '';
+  for (const line of (r?.stdout ?? '').split('\n')) {
+    const pkg = /^(\S+):$/.exec(line);
+    if (pkg) current = pkg[1]!;
+    const cand = /^\s+Candidate:\s+(\S+)/.exec(line);
+    if (cand && current) candidates.set(current, cand[1]!);
+  }
+  return candidates;
+}
+
+/** The candidate versions apt would install for these packages (state: latest). */
+export function aptPolicy(names: string[]): Probe<Map<string, string>> {
+  return probe(`apt:policy:${names.join(',')}`, `LC_ALL=C apt-cache policy ${names.map(quote).join(' ')}`, parseCandidates);
+}
+
+const packageNames = (p: { packages: string[] }) => p.packages.map((s) => split(s).name);
+
 export const aptModule: ModuleDef<z.output<typeof params>> = {
   name: 'apt',
   schema: params,
   // Downloads and maintainer scripts of a large install take minutes on a slow mirror.
   commandTimeoutMs: 1_800_000,
-  probes(p) {
-    if (p.state !== 'latest') return [];
-    const names = p.packages.map((s) => split(s).name);
-    return [{ key: `apt:policy:${names.join(',')}`, script: `LC_ALL=C apt-cache policy ${names.map(quote).join(' ')}` }];
-  },
+  probes: (p) => (p.state === 'latest' ? [aptPolicy(packageNames(p))] : []),
   async plan(p, ctx) {
     const { facts, predicted } = ctx;
     const installed = (name: string) =>
@@ -72,17 +88,7 @@ export const aptModule: ModuleDef<z.output<typeof params>> = {
     const toInstall: string[] = [];
     const toRemove: string[] = [];
 
-    let candidates = new Map<string, string>();
-    if (p.state === 'latest') {
-      const out = ctx.results.get(`apt:policy:${p.packages.map((s) => split(s).name).join(',')}`)?.stdout ?? '';
-      let current = '';
-      for (const line of out.split('\n')) {
-        const pkg = /^(\S+):$/.exec(line);
-        if (pkg) current = pkg[1]!;
-        const cand = /^\s+Candidate:\s+(\S+)/.exec(line);
-        if (cand && current) candidates.set(current, cand[1]!);
-      }
-    }
+    const candidates = p.state === 'latest' ? ctx.read(aptPolicy(packageNames(p))) : new Map<string, string>();
 
     for (const spec of p.packages) {
       const { name, version } = split(spec);

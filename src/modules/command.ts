@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { quote } from '../util/quote.js';
 import { Secret } from '../util/secrets.js';
-import type { Probe } from '../facts/index.js';
-import type { ModuleDef } from './types.js';
+import { probe, secretString, type ModuleDef, type Probe, type ProbeResult } from './contract.js';
 
 const params = z.strictObject({
   /**
@@ -21,12 +20,12 @@ const params = z.strictObject({
   /** Absolute: a relative one depends on the login's directory, and "-" would mean cd's previous directory. */
   chdir: z.string().startsWith('/', 'an absolute path').optional(),
   /** Sent on the command's stdin: the way to hand it a secret (never in cmd, where argv shows it). */
-  stdin: z.union([z.string(), z.instanceof(Secret)]).optional(),
+  stdin: secretString().optional(),
   /**
    * Environment variables for cmd (not for the unless/onlyif guards). Values may be secrets: they
    * travel on stdin, ahead of `stdin`, and the shell exports them itself, so they are never in argv.
    */
-  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name (letters, digits, _)'), z.union([z.string(), z.instanceof(Secret)])).optional(),
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name (letters, digits, _)'), secretString()).optional(),
   /** Exit codes that count as success. */
   ok_codes: z.array(z.number().int()).default([0]),
   timeout: z.number().positive().optional(),
@@ -50,13 +49,26 @@ function environmentBlock(env: Record<string, string | Secret>): string {
   return Object.entries(env).map(([k, v]) => `${k}=${Buffer.from(reveal(v), 'utf8').toString('base64')}\n`).join('') + '\n';
 }
 
-function guardProbes(p: z.output<typeof params>): Probe[] {
-  const out: Probe[] = [];
-  if (p.creates) out.push({ key: `exists:${p.creates}`, script: `test -e ${quote(p.creates)}` });
-  if (p.removes) out.push({ key: `exists:${p.removes}`, script: `test -e ${quote(p.removes)}` });
-  if (p.unless) out.push({ key: `cmd:${p.unless}`, script: p.unless });
-  if (p.onlyif) out.push({ key: `cmd:${p.onlyif}`, script: p.onlyif });
-  return out;
+/** Exit code 0; no answer counts as a failure (the guard's path is not there, its command did not succeed). */
+const succeeded = (r: ProbeResult | undefined): boolean => (r?.code ?? 1) === 0;
+
+/** Does this path exist on the host (creates, removes)? */
+export function pathExists(path: string): Probe<boolean> {
+  return probe(`exists:${path}`, `test -e ${quote(path)}`, succeeded);
+}
+
+/** Does this command line exit 0 on the host (unless, onlyif)? It runs as a probe: in check mode too. */
+export function commandSucceeds(cmd: string): Probe<boolean> {
+  return probe(`cmd:${cmd}`, cmd, succeeded);
+}
+
+function guardProbes(p: z.output<typeof params>): Probe<boolean>[] {
+  return [
+    ...(p.creates ? [pathExists(p.creates)] : []),
+    ...(p.removes ? [pathExists(p.removes)] : []),
+    ...(p.unless ? [commandSucceeds(p.unless)] : []),
+    ...(p.onlyif ? [commandSucceeds(p.onlyif)] : []),
+  ];
 }
 
 /**
@@ -67,17 +79,15 @@ export const commandModule: ModuleDef<z.output<typeof params>> = {
   name: 'command',
   schema: params,
   shellParams: ['cmd', 'unless', 'onlyif'],
-  secretParams: ['stdin', 'environment'],
   probes: (p) => guardProbes(p),
   plan(p, ctx) {
-    const code = (key: string) => ctx.results.get(key)?.code ?? 1;
     // An earlier task's file counts even when empty (touch, or another command's creates): has(), not truthiness.
     const predictedCreated = p.creates !== undefined && ((ctx.predicted.files.has(p.creates) && ctx.predicted.files.get(p.creates) !== null) || ctx.predicted.directories.has(p.creates));
-    if (p.creates && (code(`exists:${p.creates}`) === 0 || predictedCreated)) return { changes: [], commands: [] };
-    if (p.removes && code(`exists:${p.removes}`) !== 0) return { changes: [], commands: [] };
-    if (p.unless && code(`cmd:${p.unless}`) === 0) return { changes: [], commands: [] };
+    if (p.creates && (ctx.read(pathExists(p.creates)) || predictedCreated)) return { changes: [], commands: [] };
+    if (p.removes && !ctx.read(pathExists(p.removes))) return { changes: [], commands: [] };
+    if (p.unless && ctx.read(commandSucceeds(p.unless))) return { changes: [], commands: [] };
     // Guards are read from the host as it is, in a dry run too: onlyif false → skip, unless false → run.
-    if (p.onlyif && code(`cmd:${p.onlyif}`) !== 0) return { changes: [], commands: [] };
+    if (p.onlyif && !ctx.read(commandSucceeds(p.onlyif))) return { changes: [], commands: [] };
     const env = p.environment && Object.keys(p.environment).length ? p.environment : undefined;
     // "cd --": never an option of cd, even if the schema above is ever relaxed.
     const cmd = (env ? ENV_FROM_STDIN : '') + (p.chdir ? `cd -- ${quote(p.chdir)} && ${p.cmd}` : p.cmd);

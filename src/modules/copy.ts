@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { Secret } from '../util/secrets.js';
-import { attributeChanges, currentFile, fileProbe, MAX_DIFF_BYTES, utf8Text } from './lib/file-state.js';
+import { attributeChanges, currentFile, fileState, MAX_DIFF_BYTES, utf8Text } from './lib/file-state.js';
 import { setAttributesCommand, writeFileCommand } from './lib/write-file.js';
 import { ownerName } from './group.js';
-import type { Change, ModuleContext, ModuleDef, Plan } from './types.js';
+import { secretString, type Change, type ModuleContext, type ModuleDef, type Plan } from './contract.js';
 
 export const writeOptions = {
   dest: z.string().startsWith('/', 'an absolute path'),
@@ -23,7 +23,7 @@ export const writeOptions = {
 const params = z
   .strictObject({
     ...writeOptions,
-    content: z.union([z.string(), z.instanceof(Secret)]).optional(),
+    content: secretString().optional(),
     /** A file on the control machine. */
     src: z.string().optional(),
   })
@@ -78,8 +78,7 @@ export const copyModule: ModuleDef<z.output<typeof params>> = {
   name: 'copy',
   schema: params,
   shellParams: ['validate'],
-  secretParams: ['content'],
-  probes: (p) => [fileProbe(p.dest, true)],
+  probes: (p) => [fileState(p.dest, true)],
   plan(p, ctx) {
     let content: string | Buffer;
     if (p.src !== undefined) {

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { ownerName } from './group.js';
-import { attributeChanges, currentFile, fileProbe } from './lib/file-state.js';
+import { attributeChanges, currentFile, fileState } from './lib/file-state.js';
 import { linkCommand, makeDirectoryCommand, removeCommand, setAttributesCommand, writeFileCommand } from './lib/write-file.js';
-import type { ModuleDef, Plan, PredictedState } from './types.js';
+import type { ModuleDef, Plan, PredictedState } from './contract.js';
 
 const params = z.strictObject({
   path: z.string().startsWith('/', 'an absolute path'),
@@ -24,7 +24,7 @@ export type FileParams = z.input<typeof params>;
 export const fileModule: ModuleDef<z.output<typeof params>> = {
   name: 'file',
   schema: params,
-  probes: (p) => [fileProbe(p.path, false)],
+  probes: (p) => [fileState(p.path, false)],
   plan(p, ctx): Plan {
     let cur = currentFile(ctx, p.path, false);
     if (cur.type === 'absent' && ctx.check && p.created_by_package && ctx.predicted.packagesInstalled.has(p.created_by_package)) {

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import type { ProbeResult } from '../facts/index.js';
 import { shellJoin } from '../util/quote.js';
-import type { ModuleDef, Plan } from './types.js';
+import { probe, type ModuleDef, type Plan, type Probe, type ProbeResult } from './contract.js';
 
 /** A user or group name as useradd/groupadd accept it (never starting with "-": argv would read it as an option). */
 export const accountName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/, 'a user or group name (letters, digits, _ . -; at most 32)');
@@ -38,17 +37,17 @@ export function parseGroupLines(r: ProbeResult | undefined): Map<string, GroupEn
 }
 
 /** One probe reads every named group (facts are read once per run; groups made since would be missed). */
-export function groupsProbe(names: string[]) {
+export function groupEntries(names: string[]): Probe<Map<string, GroupEntry>> {
   const sorted = [...new Set(names)].sort();
-  return { key: `groups:${sorted.join(',')}`, script: `getent group ${shellJoin(sorted)}` };
+  return probe(`groups:${sorted.join(',')}`, `getent group ${shellJoin(sorted)}`, parseGroupLines);
 }
 
 export const groupModule: ModuleDef<z.output<typeof params>> = {
   name: 'group',
   schema: params,
-  probes: (p) => [groupsProbe([p.name])],
+  probes: (p) => [groupEntries([p.name])],
   plan(p, ctx): Plan {
-    const have = parseGroupLines(ctx.results.get(groupsProbe([p.name]).key)).get(p.name);
+    const have = ctx.read(groupEntries([p.name])).get(p.name);
     if (p.state === 'absent') {
       if (!have) return { changes: [], commands: [] };
       return {

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { ModuleError } from '../util/errors.js';
 import { planFileContent } from './copy.js';
 import { ownerName } from './group.js';
-import { currentFile, fileProbe, utf8Text } from './lib/file-state.js';
-import type { ModuleDef, Plan } from './types.js';
+import { currentFile, fileState, utf8Text } from './lib/file-state.js';
+import type { ModuleDef, Plan } from './contract.js';
 
 const regex = z.string().refine((s) => {
   try {
@@ -129,7 +129,7 @@ export const lineinfileModule: ModuleDef<Params> = {
   name: 'lineinfile',
   schema: params,
   shellParams: ['validate'],
-  probes: (p) => [fileProbe(p.path, true)],
+  probes: (p) => [fileState(p.path, true)],
   plan(p, ctx): Plan {
     const cur = currentFile(ctx, p.path, true);
     let content: Buffer;

@@ -9,7 +9,7 @@ import { serviceModule } from './service.js';
 import { templateModule } from './template.js';
 import { ufwModule } from './ufw/index.js';
 import { userModule } from './user.js';
-import type { ModuleDef, Task } from './types.js';
+import type { ModuleDef, Task } from './contract.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const modules = new Map<string, ModuleDef<any>>();

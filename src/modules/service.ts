@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import type { Facts } from '../facts/index.js';
 import { quote } from '../util/quote.js';
-import type { Change, Command, ModuleDef } from './types.js';
+import { probe, sharedProbe, type Change, type Command, type ModuleDef, type Probe, type ProbeResult } from './contract.js';
 
 const params = z.strictObject({
   // Never starting with "-": systemctl, service and update-rc.d would read it as an option.
@@ -17,7 +18,7 @@ const params = z.strictObject({
 });
 export type ServiceParams = z.input<typeof params>;
 
-interface UnitState {
+export interface UnitState {
   load: string; // loaded, not-found, masked
   active: string; // active, inactive, failed, activating…
   enabled: string; // enabled, disabled, static, masked, ""
@@ -39,30 +40,39 @@ export function pickUnit(out: { stdout: string; code: number }, unit: string): {
   return { stdout: '', code: out.code };
 }
 
+/** `systemctl show` properties (or the sysv script's imitation of them); what is missing reads as a unit that is not there. */
+export function parseUnitState(r: ProbeResult | undefined): UnitState {
+  const kv = Object.fromEntries(
+    (r?.stdout ?? '').split('\n').map((l) => l.split('=', 2) as [string, string]).filter((x) => x.length === 2),
+  );
+  return { load: kv.LoadState ?? 'not-found', active: kv.ActiveState ?? 'inactive', enabled: kv.UnitFileState ?? '' };
+}
+
+/**
+ * A unit's load, active and enablement state. Under systemd, one `systemctl show` reads every unit
+ * of the batch (each call costs tens of ms on the host); this unit's block is the one whose Names
+ * (aliases included) has it. Under sysv init, its init script's status and rc2.d link.
+ */
+export function unitState(name: string, init: Facts['init']): Probe<UnitState> {
+  const key = `service:${name}`;
+  if (init === 'systemd') return sharedProbe(key, { group: UNITS_GROUP, item: unitName(name), read: readUnits, pick: pickUnit }, parseUnitState);
+  const s = quote(`/etc/init.d/${name.replace(/\.service$/, '')}`);
+  return probe(
+    key,
+    `if [ -x ${s} ]; then echo LoadState=loaded; if ${s} status >/dev/null 2>&1; then echo ActiveState=active; else echo ActiveState=inactive; fi; ls /etc/rc2.d/S*${quote(name)} >/dev/null 2>&1 && echo UnitFileState=enabled || echo UnitFileState=disabled; else echo LoadState=not-found; fi`,
+    parseUnitState,
+  );
+}
+
 export const serviceModule: ModuleDef<z.output<typeof params>> = {
   name: 'service',
   schema: params,
-  probes(p, _host, facts) {
-    if (facts.init === 'systemd') {
-      // One `systemctl show` for every unit of the batch (each call costs tens of ms on the host);
-      // this unit's block is the one whose Names (aliases included) has it.
-      return [{ key: `service:${p.name}`, shared: { group: UNITS_GROUP, item: unitName(p.name), read: readUnits, pick: pickUnit } }];
-    }
-    const s = quote(`/etc/init.d/${p.name.replace(/\.service$/, '')}`);
-    return [
-      {
-        key: `service:${p.name}`,
-        script: `if [ -x ${s} ]; then echo LoadState=loaded; if ${s} status >/dev/null 2>&1; then echo ActiveState=active; else echo ActiveState=inactive; fi; ls /etc/rc2.d/S*${quote(p.name)} >/dev/null 2>&1 && echo UnitFileState=enabled || echo UnitFileState=disabled; else echo LoadState=not-found; fi`,
-      },
-    ];
-  },
+  probes: (p, { facts }) => [unitState(p.name, facts.init)],
   plan(p, ctx) {
-    const kv = Object.fromEntries(
-      (ctx.results.get(`service:${p.name}`)?.stdout ?? '').split('\n').map((l) => l.split('=', 2) as [string, string]).filter((x) => x.length === 2),
-    );
+    const found = ctx.read(unitState(p.name, ctx.facts.init));
     const unit = unitName(p.name);
     const predictedActive = ctx.check ? ctx.predicted.services.get(unit) : undefined;
-    let cur: UnitState = { load: kv.LoadState ?? 'not-found', active: predictedActive ?? kv.ActiveState ?? 'inactive', enabled: kv.UnitFileState ?? '' };
+    let cur: UnitState = { ...found, active: predictedActive ?? found.active };
     let note: string | undefined;
     if (cur.load === 'not-found') {
       // A unit that an earlier task would have installed (package or unit file) does not exist yet in a

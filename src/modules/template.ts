@@ -1,15 +1,15 @@
 import { z } from 'zod';
-import { fileProbe } from './lib/file-state.js';
+import { fileState } from './lib/file-state.js';
 import { renderTemplate, secretsRead, templateFileReads } from './lib/render.js';
 import { planFileContent, writeOptions } from './copy.js';
-import type { ModuleDef } from './types.js';
+import { controlPath, secret, type ModuleDef } from './contract.js';
 
 const params = z.strictObject({
   ...writeOptions,
-  /** Template file (Nunjucks, Jinja-like syntax) on the control machine. */
-  src: z.string(),
+  /** Template file (Nunjucks, Jinja-like syntax) on the control machine; in a playbook, relative to it. */
+  src: controlPath(z.string()),
   /** Variables for the template (roles pass their merged vars; playbooks default to the host's vars). */
-  vars: z.record(z.string(), z.unknown()).optional(),
+  vars: secret(z.record(z.string(), z.unknown())).optional(),
 });
 export type TemplateParams = z.input<typeof params>;
 
@@ -19,8 +19,7 @@ export const templateModule: ModuleDef<z.output<typeof params>> = {
   name: 'template',
   schema: params,
   shellParams: ['validate'],
-  secretParams: ['vars'],
-  probes: (p) => [fileProbe(p.dest, true)],
+  probes: (p) => [fileState(p.dest, true)],
   plan(p, ctx) {
     const vars = { ...ctx.host.vars, inventory_hostname: ctx.host.name, ...(p.vars ?? {}) };
     const content = renderTemplate(p.src, vars);

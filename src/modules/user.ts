@@ -1,13 +1,13 @@
 import { z } from 'zod';
-import type { Facts, Probe } from '../facts/index.js';
+import type { Facts } from '../facts/index.js';
 import { ModuleError } from '../util/errors.js';
 import { shellJoin } from '../util/quote.js';
 import { planFileContent } from './copy.js';
-import { accountName, groupsProbe, parseGroupLines } from './group.js';
+import { accountName, groupEntries } from './group.js';
 import { authorizedKeyBlobs, connectionKeys } from './lib/connection-keys.js';
-import { attributeChanges, currentFile, fileProbe, type FileState } from './lib/file-state.js';
+import { attributeChanges, currentFile, fileState, type FileState } from './lib/file-state.js';
 import { makeDirectoryCommand, setAttributesCommand } from './lib/write-file.js';
-import type { Change, Command, ModuleContext, ModuleDef, Plan, PredictedState } from './types.js';
+import { probe, type Change, type Command, type ModuleContext, type ModuleDef, type Plan, type PredictedState, type Probe, type ProbeResult } from './contract.js';
 
 const params = z.strictObject({
   name: accountName,
@@ -43,17 +43,17 @@ function homeOf(p: Params, facts: Facts): string {
   return p.home ?? facts.users.get(p.name)?.home ?? `/home/${p.name}`;
 }
 
-function userProbe(name: string): Probe {
+/** A user's passwd entry, primary and supplementary groups and password status; undefined when there is no such user. */
+export function userEntry(name: string): Probe<UserEntry | undefined> {
   const n = shellJoin([name]);
-  return {
-    key: `user:${name}`,
-    script:
-      `if getent passwd ${n}; then echo "@@primary $(id -gn ${n})"; echo "@@groups $(id -Gn ${n})"; ` +
-      `echo "@@status $(passwd -S ${n} 2>/dev/null)"; else exit 2; fi`,
-  };
+  return probe(
+    `user:${name}`,
+    `if getent passwd ${n}; then echo "@@primary $(id -gn ${n})"; echo "@@groups $(id -Gn ${n})"; ` + `echo "@@status $(passwd -S ${n} 2>/dev/null)"; else exit 2; fi`,
+    (r) => parseUser(r, name),
+  );
 }
 
-interface UserEntry {
+export interface UserEntry {
   uid: number;
   gid: number;
   home: string;
@@ -64,8 +64,8 @@ interface UserEntry {
   passwordStatus: string;
 }
 
-function parseUser(stdout: string | undefined, name: string): UserEntry | undefined {
-  const lines = (stdout ?? '').split('\n');
+export function parseUser(r: ProbeResult | undefined, name: string): UserEntry | undefined {
+  const lines = (r?.stdout ?? '').split('\n');
   const pw = lines.find((l) => l.startsWith(`${name}:`))?.split(':');
   if (!pw || pw.length < 7) return undefined;
   const tagged = (tag: string) => lines.find((l) => l.startsWith(`@@${tag} `))?.slice(tag.length + 3).trim() ?? '';
@@ -109,17 +109,17 @@ async function refuseLockout(name: string, wanted: string, current: FileState, c
 export const userModule: ModuleDef<Params> = {
   name: 'user',
   schema: params,
-  probes(p, _host, facts) {
-    const out: Probe[] = [userProbe(p.name)];
-    if (p.state === 'present' && wantedGroups(p).length) out.push(groupsProbe(wantedGroups(p)));
+  probes(p, { facts }) {
+    const out: Probe<unknown>[] = [userEntry(p.name)];
+    if (p.state === 'present' && wantedGroups(p).length) out.push(groupEntries(wantedGroups(p)));
     if (p.state === 'present' && p.authorized_keys) {
       const home = homeOf(p, facts);
-      out.push(fileProbe(`${home}/.ssh`, false), fileProbe(`${home}/.ssh/authorized_keys`, true));
+      out.push(fileState(`${home}/.ssh`, false), fileState(`${home}/.ssh/authorized_keys`, true));
     }
     return out;
   },
   async plan(p, ctx): Promise<Plan> {
-    const have = parseUser(ctx.results.get(`user:${p.name}`)?.stdout, p.name);
+    const have = ctx.read(userEntry(p.name));
     const change = (action: string, extra: Partial<Change> = {}): Change => ({ kind: 'user', target: p.name, action, ...extra });
 
     if (p.state === 'absent') {
@@ -134,7 +134,7 @@ export const userModule: ModuleDef<Params> = {
     // Groups must exist on the host or be made by an earlier task of this run.
     const groupsWanted = wantedGroups(p);
     if (groupsWanted.length) {
-      const onHost = parseGroupLines(ctx.results.get(groupsProbe(groupsWanted).key));
+      const onHost = ctx.read(groupEntries(groupsWanted));
       const missing = groupsWanted.filter((g) => !onHost.has(g) && !ctx.predicted.groups.has(g));
       if (missing.length) throw new ModuleError(`user ${p.name}: group${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found (create with the group module first)`);
     }
@@ -211,7 +211,7 @@ export const userModule: ModuleDef<Params> = {
       const dir = `${home}/.ssh`;
       const keysFile = `${dir}/authorized_keys`;
       // A user made by this task has no files yet, whatever an old home directory held.
-      const hostCtx = have ? ctx : { ...ctx, results: new Map() };
+      const hostCtx: ModuleContext = have ? ctx : { ...ctx, read: (probe) => probe.parse(undefined) };
       const content = p.authorized_keys.map((k) => k.trim()).join('\n') + (p.authorized_keys.length ? '\n' : '');
       if (p.name === ctx.host.connection.user && !p.allow_removing_connection_key) await refuseLockout(p.name, content, currentFile(hostCtx, keysFile, true), ctx);
       // ~/.ssh and the key file are in a directory the user controls: both commands reach them

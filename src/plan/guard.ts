@@ -1,6 +1,5 @@
-import type { Facts } from '../facts/index.js';
-import type { ChangeGuard, GuardedChange } from '../executor/index.js';
-import { changeLines, factsFingerprint, keyed, type PlanFile, type PlannedTask } from './plan.js';
+import type { ChangeGuard, GuardedChange, StateRead } from '../executor/index.js';
+import { changeLines, keyed, planned, type PlanFile, type PlannedTask } from './plan.js';
 
 const lines = (t: PlannedTask | GuardedChange): string[] => changeLines({ tasks: [t], fingerprints: {} });
 
@@ -18,35 +17,37 @@ export class PlanGuard implements ChangeGuard {
 
   constructor(private readonly plan: PlanFile) {}
 
-  checkState(host: string, facts: Facts, observed: ReadonlyMap<string, string>): string[] {
-    const planned = this.plan.hosts[host];
-    if (!planned) return ['the host is not in the plan'];
+  checkState(host: string, state: StateRead): string[] {
+    const plan = this.plan.hosts[host];
+    if (!plan) return ['the host is not in the plan'];
     const out: string[] = [];
     // The plan's fingerprints are keyed (see planKey): key what is read now the same way.
-    if (planned.fingerprints.facts !== keyed(factsFingerprint(facts))) out.push('changed since the plan: facts');
+    if (plan.fingerprints.facts !== keyed(state.factsFingerprint)) out.push('changed since the plan: facts');
     // Only what was read before any task: later reads see this run's own changes.
-    for (const [key, now] of [...observed].sort(([a], [b]) => a.localeCompare(b))) {
-      const then = planned.fingerprints[key];
+    for (const [key, now] of [...state.observed].sort(([a], [b]) => a.localeCompare(b))) {
+      const then = plan.fingerprints[key];
       if (then === undefined) out.push(`state read now but not in the plan: ${key}`);
       else if (then !== keyed(now)) out.push(`changed since the plan: ${key}`);
     }
     return out;
   }
 
-  checkChange(host: string, change: GuardedChange): string | undefined {
+  checkChange(host: string, computed: GuardedChange): string | undefined {
+    // Compared in the plan's form (masked), the form the plan was written in.
+    const change = planned(computed);
     const tasks = this.plan.hosts[host]?.tasks ?? [];
     const from = this.next.get(host) ?? 0;
     const same = (t: PlannedTask) => t.task === change.task && (t.role ?? '') === (change.role ?? '') && t.handler === change.handler;
     const at = tasks.findIndex((t, i) => i >= from && same(t));
     const wanted = lines(change);
     if (at < 0) return `the run would make a change the plan does not have: ${wanted.join('; ')}`;
-    const planned = tasks[at]!;
-    const plannedLines = lines(planned);
-    if (wanted.join('\n') !== plannedLines.join('\n')) {
-      return `the run computed ${wanted.join('; ')}, the plan has ${plannedLines.join('; ')}`;
+    const plannedTask = tasks[at]!;
+    const plannedTaskLines = lines(plannedTask);
+    if (wanted.join('\n') !== plannedTaskLines.join('\n')) {
+      return `the run computed ${wanted.join('; ')}, the plan has ${plannedTaskLines.join('; ')}`;
     }
     // Same change, other content (a template or a var edited since the plan): the diff shown was not this one.
-    const content = change.changes.findIndex((c, i) => c.after !== undefined && planned.changes[i]?.after !== undefined && c.after !== planned.changes[i]!.after);
+    const content = change.changes.findIndex((c, i) => c.after !== undefined && plannedTask.changes[i]?.after !== undefined && c.after !== plannedTask.changes[i]!.after);
     if (content >= 0) return `the run would write other content than the plan shows: ${wanted[content]}`;
     this.passed.set(host, [...(this.passed.get(host) ?? []), ...tasks.slice(from, at)]);
     this.next.set(host, at + 1);

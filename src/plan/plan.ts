@@ -1,17 +1,17 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { factsToJSON, type Facts } from '../facts/index.js';
+import type { HostOutcome, RunResult } from '../executor/index.js';
 import type { Change } from '../modules/index.js';
-import type { RunResult } from '../executor/index.js';
-import { HostRun } from '../executor/index.js';
 import { InputError } from '../util/errors.js';
 import { maskDeep } from '../util/secrets.js';
+import { TOOL_VERSION } from '../util/version.js';
+
+export { factsFingerprint } from '../facts/index.js';
 
 /** 2: fingerprints are keyed (HMAC with the control machine's plan key); version 1 had plain SHA-256. */
 export const PLAN_VERSION = 2;
-export const TOOL_VERSION = 'provision 0.1.0';
 
 export interface PlannedTask {
   task: string;
@@ -101,43 +101,42 @@ export function assertPlanKey(plan: PlanFile, file: string): void {
   }
 }
 
-function hash(v: unknown): string {
-  return createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
+/**
+ * The plan's form of anything a run computed: every registered secret masked, in any encoding. A
+ * plan is written, printed and compared in this form only (the apply guard puts what the real run
+ * computes in it before comparing).
+ */
+export function planned<T>(value: T): T {
+  return maskDeep(value);
 }
 
-/** Facts that describe the host's state (not the clock): a change in these is drift. */
-export function factsFingerprint(f: Facts): string {
-  const { now: _now, aptUpdatedAt: _apt, services: _s, ...rest } = factsToJSON(f) as Facts & Record<string, unknown>;
-  return hash(rest);
+/** One host's part of a plan: the changes its check run predicted, and what they were computed from. */
+export function hostPlanOf(o: HostOutcome): HostPlan {
+  if (o.factsFingerprint === undefined) return planned({ unreachable: o.unreachable, tasks: [], fingerprints: {} });
+  const failed = o.outcomes.find((t) => t.status === 'failed');
+  return planned({
+    unreachable: o.unreachable,
+    failed: failed ? `${failed.task}: ${failed.msg ?? ''}` : undefined,
+    tasks: o.outcomes
+      .filter((t) => t.status === 'changed')
+      .map((t): PlannedTask => ({ task: t.task, role: t.role, module: t.module, handler: t.handler, changes: t.changes })),
+    // Keyed: the probes' own hashes cover file contents (secret files too); see planKey.
+    fingerprints: {
+      facts: keyed(o.factsFingerprint),
+      ...Object.fromEntries(Object.entries(o.observed).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, keyed(v)])),
+    },
+  });
 }
 
 /** Per host: the changes a check run predicted, and what they were computed from. */
-export function planFromRun(res: RunResult, meta: Omit<PlanFile, 'version' | 'tool' | 'created' | 'planKey' | 'hosts'>): PlanFile {
-  const hosts: Record<string, HostPlan> = {};
-  for (const [name, r] of res.hosts) {
-    if (!(r instanceof HostRun)) {
-      hosts[name] = { unreachable: r.unreachable, tasks: [], fingerprints: {} };
-      continue;
-    }
-    const failed = r.outcomes.find((o) => o.status === 'failed');
-    hosts[name] = {
-      unreachable: r.unreachable,
-      failed: failed ? `${failed.task.name}: ${failed.msg ?? ''}` : undefined,
-      tasks: r.outcomes
-        .filter((o) => o.status === 'changed')
-        .map((o) => ({ task: o.task.name, role: o.task.role, module: o.task.module, handler: o.handler, changes: o.changes })),
-      // Keyed: the probes' own hashes cover file contents (secret files too); see planKey.
-      fingerprints: {
-        facts: keyed(factsFingerprint(r.facts)),
-        ...Object.fromEntries([...r.observed].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, keyed(v)])),
-      },
-    };
-  }
-  return maskDeep({ version: PLAN_VERSION, tool: TOOL_VERSION, created: new Date().toISOString(), planKey: planKeyId(), ...meta, hosts });
+export function planFromRun(res: Pick<RunResult, 'hosts'>, meta: Omit<PlanFile, 'version' | 'tool' | 'created' | 'planKey' | 'hosts'>): PlanFile {
+  const hosts = Object.fromEntries(Object.entries(res.hosts).map(([name, o]) => [name, hostPlanOf(o)]));
+  return planned({ version: PLAN_VERSION, tool: TOOL_VERSION, created: new Date().toISOString(), planKey: planKeyId(), ...meta, hosts });
 }
 
+/** The plan writer: 0600 (it names hosts, paths and changes), and masked whoever built the plan. */
 export function writePlan(file: string, plan: PlanFile): void {
-  writeFileSync(file, JSON.stringify(plan, null, 2) + '\n', { mode: 0o600 });
+  writeFileSync(file, JSON.stringify(planned(plan), null, 2) + '\n', { mode: 0o600 });
 }
 
 export function readPlan(file: string): PlanFile {

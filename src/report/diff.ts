@@ -1,14 +1,13 @@
 import { createTwoFilesPatch } from 'diff';
 import type { Change } from '../modules/index.js';
-import { mask } from '../util/secrets.js';
 
-/** A unified diff of a content change (secrets masked), or a one-line summary for anything else. */
+/** A unified diff of a content change, or a one-line summary for anything else. (Changes reach the report masked.) */
 export function renderChange(c: Change): string {
   if (c.sensitive) return `${c.kind} ${c.target}: ${c.action} (content hidden: sensitive)`;
   if (c.before !== undefined && c.after !== undefined && c.kind === 'file' && (c.before.includes('\n') || c.after.includes('\n') || c.action !== 'create')) {
-    const patch = createTwoFilesPatch(`${c.target} (before)`, `${c.target} (after)`, mask(c.before), mask(c.after), '', '', { context: 3 });
+    const patch = createTwoFilesPatch(`${c.target} (before)`, `${c.target} (after)`, c.before, c.after, '', '', { context: 3 });
     // Drop the "=====" header line the library adds; keep ---/+++ and hunks.
     return patch.split('\n').filter((l) => !/^=+$/.test(l)).join('\n').trimEnd();
   }
-  return `${c.kind} ${mask(c.target)}: ${mask(c.action)}`;
+  return `${c.kind} ${c.target}: ${c.action}`;
 }

@@ -1,4 +1,4 @@
-import type { HostCounts, RunEvent } from './events.js';
+import type { HostCounts, RunEvent } from '../executor/events.js';
 import { renderChange } from './diff.js';
 
 export interface FormatOptions {
@@ -53,6 +53,11 @@ export function formatEvent(e: RunEvent, o: FormatOptions): string[] {
       }
       if (e.note && (o.verbose || e.status !== 'ok')) lines.push(c.dim(`    note: ${e.note}`));
       return lines;
+    }
+    case 'command': {
+      if (o.verbose < 2) return [];
+      const head = c.dim(`${e.host}: $ ${e.command.split('\n')[0]}${e.command.includes('\n') ? ' …' : ''} (exit ${e.code}, ${fmtMs(e.ms)})`);
+      return [head, ...(e.output ? e.output.split('\n').map((l) => c.dim(`    | ${l}`)) : [])];
     }
     case 'warning':
       return [c.magenta(`${e.host ? e.host + ': ' : ''}warning: ${e.msg}`)];

@@ -1,5 +1,5 @@
 import { Listr, type ListrTaskWrapper } from 'listr2';
-import type { Reporter, RunEvent } from './events.js';
+import type { Reporter, RunEvent } from '../executor/events.js';
 import { formatEvent, formatRecap, type FormatOptions } from './format.js';
 
 /** How a host's line ends: `failure` set means listr2 shows it as failed. */

@@ -1,6 +1,5 @@
-import type { Reporter, RunEvent } from './events.js';
+import type { Reporter, RunEvent } from '../executor/events.js';
 import { formatEvent, type FormatOptions } from './format.js';
-import { maskDeep } from '../util/secrets.js';
 
 /** Plain lines, for logs and non-TTY output. */
 export class PlainReporter implements Reporter {
@@ -13,11 +12,11 @@ export class PlainReporter implements Reporter {
   }
 }
 
-/** One JSON object per line, for machines. Secrets are masked again here, on the whole event. */
+/** One JSON object per line, for machines. (Events come masked: the executor's maskedSink.) */
 export class JsonReporter implements Reporter {
   constructor(private readonly write: (s: string) => void = (s) => process.stdout.write(s)) {}
   emit(e: RunEvent): void {
-    this.write(JSON.stringify(maskDeep(e)) + '\n');
+    this.write(JSON.stringify(e) + '\n');
   }
 }
 
@@ -26,15 +25,5 @@ export class MemoryReporter implements Reporter {
   readonly events: RunEvent[] = [];
   emit(e: RunEvent): void {
     this.events.push(e);
-  }
-}
-
-export class TeeReporter implements Reporter {
-  constructor(private readonly targets: Reporter[]) {}
-  emit(e: RunEvent): void {
-    for (const t of this.targets) t.emit(e);
-  }
-  async close(): Promise<void> {
-    for (const t of this.targets) await t.close?.();
   }
 }

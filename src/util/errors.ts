@@ -48,3 +48,6 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** A plan that may not be applied: too old, or the hosts drifted (exit 5). */
+export class PlanRefused extends ProvisionError {}

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { PROBE_RETRY, type Probe, type ProbeResult } from '../../facts/index.js';
+import { PROBE_RETRY, type ProbeResult } from '../../facts/index.js';
 import { quote } from '../../util/quote.js';
-import type { Change, ModuleContext } from '../types.js';
+import { sharedProbe, type Change, type ModuleContext, type Probe } from '../contract.js';
 
 /** Files larger than this are compared by checksum only (no content diff). */
 export const MAX_DIFF_BYTES = 256 * 1024;
@@ -19,17 +19,14 @@ export interface FileState {
   target?: string;
 }
 
-export function fileProbeKey(path: string, withContent: boolean): string {
-  return `file:${withContent ? 'c' : 's'}:${path}`;
-}
-
 /**
  * A file's state: type, mode, owner, group, and content (small files) or checksum (big files); an
  * attribute-only read (withContent false) gets neither. Every file probe of a batch shares ONE read: the host runs a handful of
  * processes however many files a host carries (two per file made most of a no-change run's cost).
  */
-export function fileProbe(path: string, withContent = true): Probe {
-  return { key: fileProbeKey(path, withContent), shared: { group: FILES_GROUP, item: `${withContent ? 'c' : 's'}:${path}`, read: readFiles, pick: pickFile } };
+export function fileState(path: string, withContent = true): Probe<FileState> {
+  const item = `${withContent ? 'c' : 's'}:${path}`;
+  return sharedProbe(`file:${item}`, { group: FILES_GROUP, item, read: readFiles, pick: pickFile }, parseFileState);
 }
 
 const FILES_GROUP = 'files';
@@ -155,12 +152,12 @@ export function currentFile(ctx: ModuleContext, path: string, withContent = true
   const predicted = ctx.predicted.files.get(path);
   if (predicted === null) return { type: 'absent' };
   if (predicted !== undefined) {
-    const probed = parseFileState(ctx.results.get(fileProbeKey(path, withContent)));
+    const probed = ctx.read(fileState(path, withContent));
     // Attributes come from the host when the file exists there; content from the earlier task.
     return { ...probed, type: 'file', content: predicted, size: predicted.length, sha256: undefined };
   }
   if (ctx.predicted.directories.has(path)) return { type: 'directory' };
-  return parseFileState(ctx.results.get(fileProbeKey(path, withContent)));
+  return ctx.read(fileState(path, withContent));
 }
 
 export interface Attributes {

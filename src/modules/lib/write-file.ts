@@ -1,5 +1,5 @@
 import { quote } from '../../util/quote.js';
-import type { Command } from '../types.js';
+import type { Command } from '../contract.js';
 import { normaliseMode, type Attributes } from './file-state.js';
 import { asWriter, enterDirectoryScript, enterParentScript, splitPath } from './safe-path.js';
 
@@ -27,8 +27,8 @@ function ownership(owner: string | undefined, group: string | undefined): string
   return `${owner ?? ''}${group ? ':' + group : ''}`;
 }
 
-function shellCommand(script: string, describe: string, stdin?: string | Buffer): Command {
-  return { kind: 'shell', cmd: `sh -c ${quote(script)}`, stdin, describe };
+function shellCommand(script: string, describe: string, stdin?: string | Buffer, validationExit?: number): Command {
+  return { kind: 'shell', cmd: `sh -c ${quote(script)}`, stdin, describe, ...(validationExit === undefined ? {} : { validationExit }) };
 }
 
 /**
@@ -73,7 +73,7 @@ export function writeFileCommand(path: string, content: string | Buffer, opts: W
   }
   lines.push(`mv -f -T -- "$tmp" ${n}`, 'trap - EXIT', 'sync -- .');
   const script = [enterParentScript(path, opts.makeParents), asWriter(lines.join('\n'), opts.owner)].join('\n');
-  return shellCommand(script, `write ${path}${opts.validate ? ` (validated by: ${opts.validate})` : ''}`, content);
+  return shellCommand(script, `write ${path}${opts.validate ? ` (validated by: ${opts.validate})` : ''}`, content, opts.validate ? VALIDATION_FAILED_EXIT : undefined);
 }
 
 /**

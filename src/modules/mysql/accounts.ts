@@ -11,8 +11,8 @@
  * seed copies it along with everything else.
  */
 import { z } from 'zod';
-import type { Change, ModuleDef, Plan } from '../types.js';
-import { account, CLIENT, CLIENT_CHECK, HEREDOC, hostName, NOT_INSTALLED_NOTE, parseRows, probeOutput, sqlCommand, sqlScript, sqlString, userName, type Stmt } from './client.js';
+import type { Change, ModuleDef, Plan } from '../contract.js';
+import { account, CLIENT, CLIENT_CHECK, HEREDOC, hostName, NOT_INSTALLED_NOTE, parseRows, probeOutput, rawProbe, sqlCommand, sqlScript, sqlString, userName, type Stmt } from './client.js';
 
 export const BOOKKEEPING_SCHEMA = 'provision';
 export const BOOKKEEPING_TABLE = `${BOOKKEEPING_SCHEMA}.managed_accounts`;
@@ -69,7 +69,7 @@ const keyOf = (a: { user: string; host: string }) => `${a.user}@${a.host}`;
 export const mysqlAccountsModule: ModuleDef<AccountsParams> = {
   name: 'mysql_accounts',
   schema: accountsParams,
-  probes: (p) => [{ key: accountsKey(p), script: probeScript(p.owner) }],
+  probes: (p) => [rawProbe(accountsKey(p), probeScript(p.owner))],
   plan(p, ctx): Plan {
     const out = probeOutput(ctx, accountsKey(p), `the accounts recorded for ${p.owner}`);
     const { table, rows } = out === undefined ? { table: false, rows: [] } : parseRecorded(out);

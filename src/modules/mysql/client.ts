@@ -9,10 +9,14 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { Facts, Probe, ProbeResult } from '../../facts/index.js';
+import type { Facts, ProbeResult } from '../../facts/index.js';
 import { ModuleError } from '../../util/errors.js';
 import { Secret } from '../../util/secrets.js';
-import type { Command, ModuleContext } from '../types.js';
+import { probe, secret, sharedProbe, type Command, type ModuleContext, type Probe } from '../contract.js';
+
+/** The mysql modules read raw results (probeOutput): their probes parse nothing. */
+export type RawRead = Probe<ProbeResult | undefined>;
+const asIs = (r: ProbeResult | undefined) => r;
 
 export type MysqlFlavor = 'mariadb' | 'mysql';
 
@@ -52,8 +56,13 @@ export function sqlScript(sql: string, headers = false): string {
 
 export const CLIENT_CHECK = `command -v mysql >/dev/null 2>&1 || { echo 'the mysql client is not installed'; exit 127; }`;
 
-export function sqlProbe(key: string, sql: string, headers = false): Probe {
-  return { key, script: `${CLIENT_CHECK}\n${sqlScript(sql, headers)}` };
+export function sqlProbe(key: string, sql: string, headers = false): RawRead {
+  return rawProbe(key, `${CLIENT_CHECK}\n${sqlScript(sql, headers)}`);
+}
+
+/** A probe of its own whose raw result the module reads (probeOutput). */
+export function rawProbe(key: string, script: string): RawRead {
+  return probe(key, script, asIs);
 }
 
 const SELECTS_GROUP = 'mysql-selects';
@@ -66,8 +75,8 @@ const selectMarker = (sql: string) => `@@q ${createHash('sha256').update(sql).di
  * takes the rows after its marker, or, when the client failed, its message and exit code, as if it
  * had asked alone.
  */
-export function selectProbe(key: string, sql: string): Probe {
-  return { key, shared: { group: SELECTS_GROUP, item: sql, read: readSelects, pick: pickSelect } };
+export function selectProbe(key: string, sql: string): RawRead {
+  return sharedProbe(key, { group: SELECTS_GROUP, item: sql, read: readSelects, pick: pickSelect }, asIs);
 }
 
 /** One query's rows out of the shared client run, or the client's failure as if the query ran alone. */
@@ -158,7 +167,7 @@ export const SYSTEM_SCHEMAS_SQL = `(${SYSTEM_SCHEMAS.map(sqlString).join(', ')})
 export const dbName = z.string().regex(/^[A-Za-z0-9_$-]{1,64}$/, 'a database name (letters, digits, _ $ -)');
 export const userName = z.string().regex(/^[A-Za-z0-9_.-]{0,80}$/, 'a user name (letters, digits, _ . -; empty = anonymous)');
 export const hostName = z.string().regex(/^[A-Za-z0-9_.%:/-]{1,255}$/, 'a host (address, name, %, localhost, netmask)');
-export const password = z.union([z.string().min(1), z.instanceof(Secret)]);
+export const password = secret(z.union([z.string().min(1), z.instanceof(Secret)]));
 export const flavor = z.enum(['mariadb', 'mysql']).optional();
 
 export function reveal(p: string | Secret): string {

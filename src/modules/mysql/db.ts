@@ -1,6 +1,6 @@
 // mysql_db: a database present (character set, collation) or absent.
 import { z } from 'zod';
-import type { ModuleDef, Plan } from '../types.js';
+import type { ModuleDef, Plan } from '../contract.js';
 import { dbName, flavor, NOT_INSTALLED_NOTE, parseRows, probeOutput, selectProbe, sqlCommand, sqlIdent, sqlString } from './client.js';
 
 const dbParams = z.strictObject({

@@ -1,6 +1,6 @@
 // mysql_query: SQL run when a guard query says it is needed (schema creation, housekeeping).
 import { z } from 'zod';
-import type { ModuleDef, Plan } from '../types.js';
+import type { ModuleDef, Plan } from '../contract.js';
 import { dbName, NOT_INSTALLED_NOTE, parseRows, probeOutput, sqlCommand, sqlIdent, sqlProbe, type Stmt } from './client.js';
 
 const queryParams = z.strictObject({

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { ModuleError } from '../../util/errors.js';
-import type { ModuleContext, ModuleDef, Plan } from '../types.js';
+import type { ModuleContext, ModuleDef, Plan } from '../contract.js';
 import {
   CLIENT,
   CLIENT_CHECK,
@@ -22,6 +22,7 @@ import {
   parseRows,
   password,
   probeOutput,
+  rawProbe,
   reveal,
   sqlCommand,
   sqlScript,
@@ -302,13 +303,12 @@ function seedPlan(p: ReplicationParams, f: MysqlFlavor, ctx: ModuleContext, foun
 export const mysqlReplicationModule: ModuleDef<ReplicationParams> = {
   name: 'mysql_replication',
   schema: replicationParams,
-  secretParams: ['password'],
-  probes(p, _host, facts) {
+  probes(p, { facts }) {
     const f = flavorOf(facts, p.flavor);
     return [
-      {
-        key: replicationKey(p),
-        script: [
+      rawProbe(
+        replicationKey(p),
+        [
           CLIENT_CHECK,
           "echo '@@status'",
           sqlScript(statusSql(f) + ';', true),
@@ -319,7 +319,7 @@ export const mysqlReplicationModule: ModuleDef<ReplicationParams> = {
           "echo '@@seed'",
           `if [ -e ${quote(SEED_MARKER)} ]; then echo incomplete; fi`,
         ].join('\n'),
-      },
+      ),
     ];
   },
   plan(p, ctx): Plan {

@@ -8,10 +8,10 @@
  * it never touches a disk there, and needs no binary log older than the dump (a primary whose old
  * binary logs were purged still gets a complete replica).
  */
-import { STATE_DIR } from '../../facts/index.js';
+import { STATE_DIR } from '../../host-paths.js';
 import type { Connection, RemoteProcess } from '../../transport/index.js';
 import { ConnectionError, ModuleError } from '../../util/errors.js';
-import type { ModuleContext } from '../types.js';
+import type { CallTarget, ModuleContext } from '../contract.js';
 import { CLIENT, parseRows, sqlIdent, SYSTEM_SCHEMAS_SQL, type MysqlFlavor, type Stmt } from './client.js';
 
 /** Set before a seed resets the server, removed once replication is configured: a seed that did not finish. */
@@ -168,11 +168,11 @@ export async function streamInto(source: RemoteProcess, sink: RemoteProcess, pee
 }
 
 /** The seed itself: the primary's dump streamed into this server's client, through the control machine. */
-export async function seedFromPeer(ctx: ModuleContext, conn: Connection, peer: string, f: MysqlFlavor): Promise<{ bytes: number; ms: number }> {
+export async function seedFromPeer(ctx: ModuleContext, conn: CallTarget, peer: string, f: MysqlFlavor): Promise<{ bytes: number; ms: number }> {
   if (!ctx.peer) throw new ModuleError(`this run cannot open a connection to ${peer}: the replica cannot be seeded`);
   const started = Date.now();
   const primary = await onPeer(peer, 'connecting', () => ctx.peer!(peer));
-  const spawnOn = (c: Connection, cmd: string): Promise<RemoteProcess> => {
+  const spawnOn = (c: CallTarget, cmd: string): Promise<RemoteProcess> => {
     if (!c.spawn) throw new ModuleError(`the connection to ${c.hostName} cannot stream a command: the replica cannot be seeded`);
     return c.spawn(cmd);
   };

@@ -4,7 +4,7 @@
  * clear: the server receives only its hash.
  */
 import { z } from 'zod';
-import type { Change, ModuleDef, Plan } from '../types.js';
+import type { Change, ModuleDef, Plan } from '../contract.js';
 import {
   account,
   flavor,
@@ -152,7 +152,6 @@ function planUserPrivileges(p: UserParams, have: Map<string, Set<string>>, f: My
 export const mysqlUserModule: ModuleDef<UserParams> = {
   name: 'mysql_user',
   schema: userParams,
-  secretParams: ['password'],
   probes: (p) => [selectProbe(userKey(p), userProbeSql(p))],
   plan(p, ctx): Plan {
     const f = flavorOf(ctx.facts, p.flavor);

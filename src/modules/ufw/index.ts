@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { errorMessage, ModuleError } from '../../util/errors.js';
 import { isAnyAddress, parseNetwork } from '../lib/cidr.js';
-import type { Change, Command, ModuleContext, ModuleDef, Plan } from '../types.js';
+import type { Change, Command, ModuleContext, ModuleDef, Plan } from '../contract.js';
 import { describeRule, ruleArgs, runConnectionVerdict, sshAllowed, sshRulesText, wantedRule } from './rules.js';
-import { FRESH_UFW, parseRunConnection, parseUfwState, PROBE_KEY, PROBE_SCRIPT, ruleKey, type RunConnection, type UfwRule, type UfwState } from './state.js';
+import { FRESH_UFW, ruleKey, ufwState, type RunConnection, type UfwRule, type UfwState } from './state.js';
 import { applyScript, asCommand, CONFIRM_EXIT, confirmScript, rollbackNowScript } from './transaction.js';
 
-export { parseRunConnection, parseTuple, parseUfwState, PROBE_SCRIPT } from './state.js';
-export type { RunConnection, UfwRule, UfwState } from './state.js';
+export { parseRunConnection, parseTuple, parseUfwState, PROBE_SCRIPT, ufwState } from './state.js';
+export type { RunConnection, UfwHostState, UfwRule, UfwState } from './state.js';
 export { runConnectionVerdict, sshAllowed } from './rules.js';
 
 const address = z
@@ -62,7 +62,7 @@ export type UfwParams = z.input<typeof params>;
 type Params = z.output<typeof params>;
 
 function currentState(ctx: ModuleContext): { state: UfwState; note?: string } {
-  const state = parseUfwState(ctx.results.get(PROBE_KEY)?.stdout);
+  const { state } = ctx.read(ufwState());
   if (state.installed) return { state };
   if (ctx.check && ctx.predicted.packagesInstalled.has('ufw')) {
     return { state: { ...FRESH_UFW }, note: 'ufw is not on the host yet; an earlier task in this run would install it' };
@@ -90,7 +90,7 @@ function refuseLockingOutThisRun(conn: RunConnection, rules: UfwRule[], incoming
 export const ufwModule: ModuleDef<Params> = {
   name: 'ufw',
   schema: params,
-  probes: () => [{ key: PROBE_KEY, script: PROBE_SCRIPT }],
+  probes: () => [ufwState()],
   plan(p, ctx): Plan {
     const { state: found, note: foundNote } = currentState(ctx);
     const notes = foundNote ? [foundNote] : [];
@@ -178,7 +178,7 @@ export const ufwModule: ModuleDef<Params> = {
         );
       }
     }
-    const conn = parseRunConnection(ctx.results.get(PROBE_KEY)?.stdout);
+    const conn = ctx.read(ufwState()).runConnection;
     if (finalEnabled) {
       if (!conn) notes.push("this run's own address could not be read on the host (SSH_CONNECTION): only admin_source and commit-confirm guard against a lockout");
       else if (p.allow_locking_out_this_run) {

@@ -2,6 +2,7 @@
  * What the ufw module reads from the host, in one probe: ufw's own settings and rule files, and
  * the address this run's SSH connection comes from (for the lockout guard).
  */
+import { probe, type Probe } from '../contract.js';
 import { normaliseAddress, parseNetwork } from '../lib/cidr.js';
 
 export type Policy = 'deny' | 'allow' | 'reject';
@@ -213,4 +214,16 @@ export function parseRunConnection(stdout: string | undefined): RunConnection | 
   const server = plain(m[2]!);
   if (!parseNetwork(client) || !parseNetwork(server)) return undefined;
   return { client, server, port: Number(m[3]) };
+}
+
+/** What one read of the host tells the ufw module: ufw's own state, and the connection this run came in on. */
+export interface UfwHostState {
+  state: UfwState;
+  /** From SSH_CONNECTION on the host; undefined when it could not be read. */
+  runConnection: RunConnection | undefined;
+}
+
+/** ufw's settings, rules and this run's own connection, in one probe. */
+export function ufwState(): Probe<UfwHostState> {
+  return probe(PROBE_KEY, PROBE_SCRIPT, (r) => ({ state: parseUfwState(r?.stdout), runConnection: parseRunConnection(r?.stdout) }));
 }

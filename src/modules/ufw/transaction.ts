@@ -12,7 +12,7 @@
  * States: applying → applied → confirmed, or → rolling-back → rolled-back (rollback-failed when
  * the restore itself failed).
  */
-import { STATE_DIR } from '../../facts/index.js';
+import { STATE_DIR, ufwLockFile, ufwTransactionDir } from '../../host-paths.js';
 import { quote, shellJoin } from '../../util/quote.js';
 
 /** Where the transaction lives on the host. Tests point these at a scratch directory. */
@@ -38,8 +38,8 @@ export const HOST_PATHS: TransactionPaths = {
   unit: 'provision-ufw-rollback',
 };
 
-export const lockFile = (p: TransactionPaths) => `${p.stateDir}/ufw.lock`;
-export const transactionDir = (p: TransactionPaths) => `${p.stateDir}/ufw-txn`;
+export const lockFile = (p: TransactionPaths) => ufwLockFile(p.stateDir);
+export const transactionDir = (p: TransactionPaths) => ufwTransactionDir(p.stateDir);
 
 /** How long an apply or a confirmation waits for the lock (a rollback in progress takes seconds). */
 const LOCK_WAIT_SECONDS = 60;

@@ -7,7 +7,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { emptyCounts } from '../../../src/report/events.ts';
+import { emptyCounts } from '../../../src/executor/events.ts';
 import { LiveReporter } from '../../../src/report/live.ts';
 import { hangUpMidRun, intoHeadOne, LIVE_VIEW_MARK, recapLine, scratchDir, STACK_TRACE, underTerminal, writeFile, type OutputMode } from './terminal-helpers.ts';
 

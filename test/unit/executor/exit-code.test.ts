@@ -5,8 +5,8 @@
  * does not matter: every permutation of each table row gives the same code.
  */
 import { describe, expect, it } from 'vitest';
-import { EXIT, exitCodeFor } from '../../../src/executor/index.js';
-import { emptyCounts, type HostCounts } from '../../../src/report/events.js';
+import { EXIT, exitCodeFor } from '../../../src/cli/exit-codes.js';
+import { emptyCounts, type HostCounts } from '../../../src/executor/index.js';
 
 const host = (c: Partial<HostCounts>): HostCounts => ({ ...emptyCounts(), ...c });
 const ok = host({ ok: 5 });

@@ -4,20 +4,20 @@
  * the run does not exit 1 for it.
  */
 import { describe, expect, it } from 'vitest';
-import { exitCodeFor, HostRun } from '../../../src/executor/index.js';
+import { exitCodeFor } from '../../../src/cli/exit-codes.js';
+import { runHost } from '../../../src/executor/index.js';
 import type { Task } from '../../../src/modules/index.js';
 import { formatEvent } from '../../../src/report/format.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
 import { debianFacts, testHost } from '../modules/fixtures.js';
-import { RecordedConnection } from './recorded-connection.js';
+import { RecordedSession } from './recorded-connection.js';
 
 const command = (name: string, cmd: string, ignoreErrors?: boolean): Task => ({ name, module: 'command', params: { cmd }, ignoreErrors });
 
 async function runTasks(tasks: Task[]) {
-  const conn = new RecordedConnection();
+  const conn = new RecordedSession();
   const reporter = new MemoryReporter();
-  const run = new HostRun(testHost(), conn, debianFacts(), { check: false }, reporter);
-  await run.runPlay({ name: 'p', tasks, handlers: [] });
+  const run = await runHost({ host: testHost(), session: conn, facts: debianFacts(), check: false, plays: [{ name: 'p', tasks }], sink: reporter });
   return { run, conn, results: reporter.events.filter((e) => e.kind === 'task-result') };
 }
 

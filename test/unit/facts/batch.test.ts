@@ -9,9 +9,9 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { batchScript, parseBatchOutput, PROBE_RETRY, runProbes, type Probe } from '../../../src/facts/batch.ts';
+import { batchScript, parseBatchOutput, PROBE_RETRY, runProbes, type RawProbe as Probe } from '../../../src/facts/batch.ts';
 import type { Connection } from '../../../src/transport/index.ts';
-import { fileProbe, MAX_DIFF_BYTES, parseFileState } from '../../../src/modules/lib/file-state.ts';
+import { fileState, MAX_DIFF_BYTES, parseFileState } from '../../../src/modules/lib/file-state.ts';
 import { mysqlDbModule, mysqlUserModule } from '../../../src/modules/mysql.ts';
 import { serviceModule } from '../../../src/modules/service.ts';
 import { debianFacts, testHost } from '../modules/fixtures.ts';
@@ -56,7 +56,7 @@ describe('batched probes', () => {
     const { dir, log } = fakeSystemctl();
     const facts = debianFacts();
     const names = ['mysql', 'ssh', 'apt-daily-upgrade.timer', 'nosuch'];
-    const probes = names.flatMap((name) => serviceModule.probes(serviceModule.schema.parse({ name, state: 'started' }), testHost(), facts));
+    const probes = names.flatMap((name) => serviceModule.probes(serviceModule.schema.parse({ name, state: 'started' }), { host: testHost(), facts }));
     const res = runLocally(probes, { PATH: `${dir}:${process.env.PATH}` });
     expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1);
     expect(res.get('service:mysql')?.stdout).toContain('ActiveState=active');
@@ -82,9 +82,9 @@ describe('batched probes', () => {
   }
 
   const mysqlProbes = () => [
-    ...mysqlUserModule.probes(mysqlUserModule.schema.parse({ user: 'app', host: '10.0.0.%', password: 'x' }), testHost(), debianFacts()),
-    ...mysqlUserModule.probes(mysqlUserModule.schema.parse({ user: 'exporter', host: 'localhost', password: 'y' }), testHost(), debianFacts()),
-    ...mysqlDbModule.probes(mysqlDbModule.schema.parse({ name: 'app' }), testHost(), debianFacts()),
+    ...mysqlUserModule.probes(mysqlUserModule.schema.parse({ user: 'app', host: '10.0.0.%', password: 'x' }), { host: testHost(), facts: debianFacts() }),
+    ...mysqlUserModule.probes(mysqlUserModule.schema.parse({ user: 'exporter', host: 'localhost', password: 'y' }), { host: testHost(), facts: debianFacts() }),
+    ...mysqlDbModule.probes(mysqlDbModule.schema.parse({ name: 'app' }), { host: testHost(), facts: debianFacts() }),
   ];
 
   it('MySQL table reads share one client run; each probe gets exactly the rows of its own queries', () => {
@@ -139,7 +139,7 @@ describe('batched probes', () => {
     spawnSync('ln', ['-s', '../target with space', f('link')]);
     spawnSync('mkfifo', [f('fifo')]);
     const paths = ['small.conf', 'empty', 'big.bin', 'exact', "odd name | with 'quotes'\nand a newline", 'binary', 'dir', 'link', 'fifo', 'missing', 'dir/missing'].map(f);
-    const probes = [...paths.map((p) => fileProbe(p, true)), ...paths.map((p) => fileProbe(p, false))];
+    const probes = [...paths.map((p) => fileState(p, true)), ...paths.map((p) => fileState(p, false))];
     const script = batchScript(probes, NONCE);
     expect(script.match(/\bfind\b/g)).toHaveLength(3); // three finds (and one cat, one base64) for any number of files
     const shared = runLocally(probes);
@@ -173,7 +173,7 @@ describe('batched probes', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'provision-files-'));
     writeFileSync(path.join(dir, 'a'), 'one\n');
     writeFileSync(path.join(dir, 'b'), 'two\n');
-    const probes = ['a', 'b'].map((n) => fileProbe(path.join(dir, n), true));
+    const probes = ['a', 'b'].map((n) => fileState(path.join(dir, n), true));
     const res = runLocally(probes, { PATH: `${racingCat(1)}:${process.env.PATH}` });
     for (const p of probes) expect(res.get(p.key)).toEqual({ stdout: expect.stringMatching(/^file 644 \S+ \S+ 4 \?$/), code: PROBE_RETRY });
   });
@@ -181,13 +181,13 @@ describe('batched probes', () => {
   it('runProbes reads such files again, and the content it returns is the file as it is now', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'provision-files-'));
     writeFileSync(path.join(dir, 'a'), 'one\n');
-    const probes = [fileProbe(path.join(dir, 'a'), true), { key: 'other', script: 'echo hi' }];
+    const probes = [fileState(path.join(dir, 'a'), true), { key: 'other', script: 'echo hi' }];
     const res = await runProbes(localConnection({ PATH: `${racingCat(1)}:${process.env.PATH}` }), probes);
     expect(parseFileState(res.get(probes[0]!.key)).content).toEqual(readFileSync(path.join(dir, 'a')));
     expect(res.get(probes[0]!.key)?.code).toBe(0);
     expect(res.get('other')).toEqual({ stdout: 'hi\n', code: 0 });
     // A file that keeps changing: three reads, then the answer that matches nothing stands.
-    const always = await runProbes(localConnection({ PATH: `${racingCat(99)}:${process.env.PATH}` }), [fileProbe(path.join(dir, 'a'), true)]);
-    expect(parseFileState(always.get(fileProbe(path.join(dir, 'a'), true).key))).toMatchObject({ type: 'file', sha256: '?', content: undefined });
+    const always = await runProbes(localConnection({ PATH: `${racingCat(99)}:${process.env.PATH}` }), [fileState(path.join(dir, 'a'), true)]);
+    expect(parseFileState(always.get(fileState(path.join(dir, 'a'), true).key))).toMatchObject({ type: 'file', sha256: '?', content: undefined });
   });
 });

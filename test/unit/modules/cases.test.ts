@@ -10,7 +10,7 @@ import { describe, expect, test } from 'vitest';
 import YAML from 'yaml';
 import type { ProbeResult } from '../../../src/facts/index.js';
 import { getModule, moduleNames, type Command, type ModuleContext, type Plan } from '../../../src/modules/index.js';
-import { contentBytes, factsFrom, fileProbeResults, predictedFrom, testHost, type ContentJSON, type FileJSON, type PredictedJSON } from './fixtures.js';
+import { contentBytes, factsFrom, fileProbeResults, moduleContext, predictedFrom, testHost, type ContentJSON, type FileJSON, type PredictedJSON } from './fixtures.js';
 
 const CASES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cases');
 
@@ -103,7 +103,7 @@ function checkCommands(commands: Command[], expected: CommandExpectation[]): voi
     }
     if (e.exact !== undefined) expect(text, `command ${i}`).toBe(e.exact);
     if (e.cmd !== undefined) expect(text, `command ${i}`).toContain(e.cmd);
-    if (e.describe !== undefined) expect(c.kind === 'shell' ? c.describe : c.describe, `command ${i} describe`).toContain(e.describe);
+    if (e.describe !== undefined) expect(c.describe, `command ${i} describe`).toContain(e.describe);
     if (e.stdin !== undefined) {
       const stdin = c.kind === 'shell' && c.stdin !== undefined ? Buffer.from(c.stdin) : Buffer.alloc(0);
       // Compared as bytes; shown as text when it is text, so a failure reads well.
@@ -161,7 +161,7 @@ describe('module cases', () => {
       const host = testHost(data.host?.vars);
       if (data.host?.address) host.address = data.host.address;
       const facts = factsFrom(data.facts);
-      const requested = new Set(def!.probes(parsed.data, host, facts).map((p) => p.key));
+      const requested = new Set(def!.probes(parsed.data, { host, facts }).map((p) => p.key));
       const results = new Map<string, ProbeResult>();
       for (const [key, r] of Object.entries(data.probes ?? {})) {
         expect(requested, `the module asks for probe "${key}"`).toContain(key);
@@ -172,7 +172,7 @@ describe('module cases', () => {
         expect(pair.some(([k]) => requested.has(k)), `the module probes ${p}`).toBe(true);
         for (const [k, v] of pair) results.set(k, v);
       }
-      const ctx: ModuleContext = {
+      const ctx: ModuleContext = moduleContext({
         host,
         facts,
         check: data.check ?? false,
@@ -181,7 +181,7 @@ describe('module cases', () => {
         run: async (cmd) => {
           throw new Error(`plan() must not run commands (ran: ${cmd})`);
         },
-      };
+      });
 
       if (data.expected.error !== undefined) {
         await expect(async () => def!.plan(parsed.data, ctx)).rejects.toThrow(data.expected.error);

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Facts, ProbeResult } from '../../../src/facts/index.js';
 import type { Host } from '../../../src/inventory/index.js';
-import { fileProbeKey } from '../../../src/modules/lib/file-state.js';
-import { emptyPredictedState, type PredictedState } from '../../../src/modules/index.js';
+import { fileState } from '../../../src/modules/lib/file-state.js';
+import { emptyPredictedState, type ModuleContext, type PredictedState } from '../../../src/modules/index.js';
 
 /** The host's clock in every case: fixed, so cache-age decisions are reproducible. */
 export const NOW = 1_800_000_000;
@@ -126,7 +126,12 @@ export function fileProbeResults(path: string, f: FileJSON): Array<[string, Prob
     full = `file ${f.mode ?? '644'} ${f.owner ?? 'root'} ${f.group ?? 'root'} ${bytes.length} -\n${bytes.toString('base64')}`;
   }
   return [
-    [fileProbeKey(path, false), { stdout: stat, code: 0 }],
-    [fileProbeKey(path, true), { stdout: full, code: 0 }],
+    [fileState(path, false).key, { stdout: stat, code: 0 }],
+    [fileState(path, true).key, { stdout: full, code: 0 }],
   ];
+}
+
+/** A module's context over recorded raw probe results by key: read() parses the answer, as the executor's does. */
+export function moduleContext(c: Omit<ModuleContext, 'read'>): ModuleContext {
+  return { ...c, read: (probe) => probe.parse(c.results.get(probe.key)) };
 }

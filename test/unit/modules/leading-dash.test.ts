@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { ProbeResult } from '../../../src/facts/index.js';
 import { emptyPredictedState, getModule, type Command, type ModuleContext } from '../../../src/modules/index.js';
 import { quote } from '../../../src/util/quote.js';
-import { debianFacts, fileProbeResults, testHost } from './fixtures.js';
+import { debianFacts, fileProbeResults, moduleContext, testHost } from './fixtures.js';
 
 const HOSTILE = ['-R', '--reference=/etc/shadow', '-', '-rf', '--help'];
 
@@ -74,14 +74,14 @@ describe('a leading "-" is refused by the schema where it is never valid', () =>
 });
 
 function context(results: Array<[string, ProbeResult]>): ModuleContext {
-  return {
+  return moduleContext({
     host: testHost(),
     facts: debianFacts(),
     check: false,
     predicted: emptyPredictedState(),
     results: new Map(results),
     run: async () => ({ stdout: '', code: 0 }),
-  };
+  });
 }
 
 /** The script of `sh -c 'SCRIPT'` (as quote() wrote it). */
@@ -116,7 +116,7 @@ describe('where a leading "-" can be valid, it is passed after "--"', () => {
 
   it('command creates/removes: `test -e VALUE` has exactly one operand, so "-n" is a path (real /bin/sh)', () => {
     const def = getModule('command')!;
-    const probes = def.probes(def.schema.parse({ cmd: 'make', creates: '-n', removes: '--help' }), testHost(), debianFacts());
+    const probes = def.probes(def.schema.parse({ cmd: 'make', creates: '-n', removes: '--help' }), { host: testHost(), facts: debianFacts() });
     const dir = mkdtempSync(path.join(tmpdir(), 'provision-dash-'));
     const exit = (script: string) => {
       try {

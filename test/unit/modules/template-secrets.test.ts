@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { templateModule } from '../../../src/modules/index.js';
-import { emptyPredictedState } from '../../../src/modules/types.js';
+import { emptyPredictedState } from '../../../src/modules/contract.js';
 import { Secret } from '../../../src/util/secrets.js';
-import { debianFacts, fileProbeResults, testHost } from './fixtures.js';
+import { debianFacts, fileProbeResults, moduleContext, testHost } from './fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'provision-tpl-'));
 const SECRET = 'Pa55\\w0rd"2024';
@@ -16,14 +16,17 @@ async function changeFor(template: string, vars: Record<string, unknown>, extraF
   for (const [name, text] of Object.entries(extraFiles)) writeFileSync(path.join(dir, name), text);
   const dest = '/etc/mysql/client.cnf';
   const params = templateModule.schema.parse({ src, dest, vars });
-  const plan = await templateModule.plan(params, {
-    host: testHost(),
-    facts: debianFacts(),
-    check: false,
-    predicted: emptyPredictedState(),
-    results: new Map(fileProbeResults(dest, { type: 'file', content: '[client]\npassword=old-value\n' })),
-    run: async () => ({ stdout: '', code: 0 }),
-  });
+  const plan = await templateModule.plan(
+    params,
+    moduleContext({
+      host: testHost(),
+      facts: debianFacts(),
+      check: false,
+      predicted: emptyPredictedState(),
+      results: new Map(fileProbeResults(dest, { type: 'file', content: '[client]\npassword=old-value\n' })),
+      run: async () => ({ stdout: '', code: 0 }),
+    }),
+  );
   return plan.changes[0]!;
 }
 

@@ -3,8 +3,8 @@ import { describe, expect, test, vi } from 'vitest';
 import type { ProbeResult } from '../../../src/facts/index.js';
 import { ufwModule, type ModuleContext } from '../../../src/modules/index.js';
 import { parseRunConnection, parseTuple, parseUfwState, PROBE_SCRIPT, runConnectionVerdict, sshAllowed } from '../../../src/modules/ufw/index.js';
-import { debianFacts, testHost } from './fixtures.js';
-import { emptyPredictedState } from '../../../src/modules/types.js';
+import { debianFacts, moduleContext, testHost } from './fixtures.js';
+import { emptyPredictedState } from '../../../src/modules/contract.js';
 
 /** POSIX sh (dash where it exists) must parse the command without running it. */
 function shellParses(cmd: string): void {
@@ -118,8 +118,8 @@ describe("this run's own connection (SSH_CONNECTION)", () => {
   });
 });
 
-function ctxFor(state: string, extra: Partial<ModuleContext> = {}): ModuleContext {
-  return {
+function ctxFor(state: string, extra: Partial<Omit<ModuleContext, 'read'>> = {}): ModuleContext {
+  return moduleContext({
     host: testHost(),
     facts: debianFacts(),
     check: false,
@@ -127,7 +127,7 @@ function ctxFor(state: string, extra: Partial<ModuleContext> = {}): ModuleContex
     results: new Map<string, ProbeResult>([['ufw:state', { stdout: state, code: 0 }]]),
     run: async () => ({ stdout: '', code: 0 }),
     ...extra,
-  };
+  });
 }
 
 describe('ufw apply: one transaction', () => {

@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ProbeResult } from '../../../src/facts/index.js';
 import { userModule, type ModuleContext } from '../../../src/modules/index.js';
 import { authorizedKeyBlobs } from '../../../src/modules/lib/connection-keys.js';
-import { factsFrom, fileProbeResults, predictedFrom, testHost } from './fixtures.js';
+import { factsFrom, fileProbeResults, moduleContext, predictedFrom, testHost } from './fixtures.js';
 
 const { utils, AgentProtocol } = ssh2;
 const dir = mkdtempSync(path.join(tmpdir(), 'provision-lockout-'));
@@ -41,7 +41,7 @@ function context(keysOnHost: string, connection: { identityFile?: string; agent?
   const results = new Map<string, ProbeResult>([['user:root', { stdout: ROOT_USER, code: 0 }]]);
   for (const [k, v] of fileProbeResults('/root/.ssh', { type: 'directory', mode: '700' })) results.set(k, v);
   for (const [k, v] of fileProbeResults('/root/.ssh/authorized_keys', { type: 'file', content: keysOnHost, mode: '600' })) results.set(k, v);
-  return {
+  return moduleContext({
     host,
     facts: factsFrom({}),
     check: false,
@@ -50,7 +50,7 @@ function context(keysOnHost: string, connection: { identityFile?: string; agent?
     run: async () => {
       throw new Error('plan() must not run commands');
     },
-  };
+  });
 }
 
 const plan = (keys: string[], ctx: ModuleContext, extra: Record<string, unknown> = {}) =>

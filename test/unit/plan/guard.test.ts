@@ -4,13 +4,18 @@
  * plan's next ones (before its commands run). Refused is exit 5, and the host is left as it was.
  */
 import { describe, expect, it } from 'vitest';
-import { exitCodeFor, HostRun } from '../../../src/executor/index.js';
+import { exitCodeFor } from '../../../src/cli/exit-codes.js';
+import { runHost } from '../../../src/executor/index.js';
+import type { Facts } from '../../../src/facts/index.js';
 import type { Change, Task } from '../../../src/modules/index.js';
 import { PlanGuard } from '../../../src/plan/guard.js';
 import { factsFingerprint, keyed, PLAN_VERSION, type HostPlan, type PlanFile, type PlannedTask } from '../../../src/plan/plan.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
 import { debianFacts, testHost } from '../modules/fixtures.js';
-import { RecordedConnection } from '../executor/recorded-connection.js';
+import { RecordedSession } from '../executor/recorded-connection.js';
+
+/** The state a run read, as the guard is asked about it. */
+const read = (facts: Facts, observed: Map<string, string>) => ({ factsFingerprint: factsFingerprint(facts), observed });
 
 const run = (cmd: string): Change => ({ kind: 'command', target: cmd, action: 'run' });
 const planned = (task: string, changes: Change[], extra: Partial<PlannedTask> = {}): PlannedTask => ({ task, module: 'command', handler: false, changes, ...extra });
@@ -33,13 +38,13 @@ describe('PlanGuard.checkState', () => {
   const guard = new PlanGuard(planOf({ 'web-01': { fingerprints: { 'file:c:/etc/a': 'aaaa', 'service:nginx': 'bbbb' } } }));
 
   it('the same facts and state reads: nothing to say', () => {
-    expect(guard.checkState('web-01', debianFacts(), new Map([['file:c:/etc/a', 'aaaa'], ['service:nginx', 'bbbb']]))).toEqual([]);
+    expect(guard.checkState('web-01', read(debianFacts(), new Map([['file:c:/etc/a', 'aaaa'], ['service:nginx', 'bbbb']])))).toEqual([]);
   });
 
   it('a read that changed, one the plan never made, and facts that changed: each named', () => {
     const facts = debianFacts();
     facts.packages.delete('curl');
-    expect(guard.checkState('web-01', facts, new Map([['file:c:/etc/a', 'cccc'], ['user:bob', 'dddd']]))).toEqual([
+    expect(guard.checkState('web-01', read(facts, new Map([['file:c:/etc/a', 'cccc'], ['user:bob', 'dddd']])))).toEqual([
       'changed since the plan: facts',
       'changed since the plan: file:c:/etc/a',
       'state read now but not in the plan: user:bob',
@@ -47,7 +52,7 @@ describe('PlanGuard.checkState', () => {
   });
 
   it('a host the plan does not have', () => {
-    expect(guard.checkState('web-09', debianFacts(), new Map())).toEqual(['the host is not in the plan']);
+    expect(guard.checkState('web-09', read(debianFacts(), new Map()))).toEqual(['the host is not in the plan']);
   });
 });
 
@@ -103,15 +108,13 @@ describe('PlanGuard.checkChange', () => {
   });
 });
 
-describe('the real run asks the guard (HostRun)', () => {
+describe('the real run asks the guard (runHost)', () => {
   const command = (name: string, cmd: string): Task => ({ name, module: 'command', params: { cmd } });
 
   async function apply(plan: PlanFile, tasks: Task[], facts = debianFacts()) {
-    const conn = new RecordedConnection();
+    const conn = new RecordedSession({ facts });
     const reporter = new MemoryReporter();
-    const host = new HostRun(testHost(), conn, facts, { check: false, guard: new PlanGuard(plan) }, reporter);
-    await host.warm(tasks);
-    await host.runPlay({ name: 'p', tasks, handlers: [] });
+    const host = await runHost({ host: testHost(), session: conn, facts, check: false, guard: new PlanGuard(plan), plays: [{ name: 'p', tasks }], sink: reporter });
     return { host, conn, results: reporter.events.filter((e) => e.kind === 'task-result') };
   }
 

@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HostRun, type RunResult } from '../../../src/executor/index.js';
+import { runHost, sessionOf, type HostOutcome } from '../../../src/executor/index.js';
 import { assertPlanKey, forgetPlanKeys, planFromRun, planKey, writePlan, type PlanFile } from '../../../src/plan/plan.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
 import { InputError } from '../../../src/util/errors.js';
@@ -22,15 +22,13 @@ const WEAK = 'summer2024!';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** A check run of one task on this machine that reads `file` (a copy of the same content: no change). */
-async function readState(file: string, content: string): Promise<HostRun> {
-  const run = new HostRun(testHost(), new LocalConnection(), debianFacts(), { check: true }, new MemoryReporter());
-  await run.runTask({ name: 'secret file', module: 'copy', params: { dest: file, content, mode: '0600' } }, []);
-  return run;
+async function readState(file: string, content: string): Promise<HostOutcome> {
+  const tasks = [{ name: 'secret file', module: 'copy', params: { dest: file, content, mode: '0600' } }];
+  return runHost({ host: testHost(), session: sessionOf(new LocalConnection()), facts: debianFacts(), check: true, plays: [{ name: 'p', tasks }], sink: new MemoryReporter() });
 }
 
-function planOf(run: HostRun): PlanFile {
-  const res: RunResult = { exitCode: 0, hosts: new Map([['web-01', run]]), wallMs: 0 };
-  return planFromRun(res, { inventory: 'inv.yml', playbook: 'site.yml' });
+function planOf(run: HostOutcome): PlanFile {
+  return planFromRun({ hosts: { 'web-01': run } }, { inventory: 'inv.yml', playbook: 'site.yml' });
 }
 
 /** A file of this content, mode 0600, as the host has it. */
@@ -59,12 +57,12 @@ describe('plan files and secret files', () => {
 
     // The attacker's side: the same read of a file holding each guess gives the unkeyed fingerprint;
     // the right guess matches the real file's (so the attack is real) but nothing in the plan.
-    const real = [...run.observed.values()];
+    const real = Object.values(run.observed);
     const guesses = ['password', WEAK, 'winter2023!'];
     for (const guess of guesses) {
       const c = `[client]\npassword=${guess}\n`;
       const attempt = await readState(secretFile(`guess-${guesses.indexOf(guess)}.cnf`, c), c);
-      const fingerprints = [...attempt.observed.values()];
+      const fingerprints = Object.values(attempt.observed);
       expect(fingerprints.some((f) => real.includes(f))).toBe(guess === WEAK);
       for (const f of fingerprints) expect(text, `guess ${guess}`).not.toContain(f);
     }
@@ -86,7 +84,7 @@ describe('plan files and secret files', () => {
     for (const [k, v] of Object.entries(b.hosts['web-01']!.fingerprints)) expect(v, k).not.toBe(a1.hosts['web-01']!.fingerprints[k]);
   });
 
-  it('the key is made on first use, mode 0600, and a plan made with another key is refused by apply', () => {
+  it('the key is made on first use, mode 0600, and a plan made with another key is refused by apply', async () => {
     const keyFile = path.join(tmp, 'keys/c/plan.key');
     vi.stubEnv('PROVISION_PLAN_KEY_FILE', keyFile);
     const key = planKey();
@@ -95,7 +93,7 @@ describe('plan files and secret files', () => {
     forgetPlanKeys();
     expect(planKey().equals(key)).toBe(true); // read back, not made again
 
-    const plan = planOf(new HostRun(testHost(), new LocalConnection(), debianFacts(), { check: true }, new MemoryReporter()));
+    const plan = planOf(await runHost({ host: testHost(), session: sessionOf(new LocalConnection()), facts: debianFacts(), check: true, plays: [] }));
     expect(() => assertPlanKey(plan, 'plan.json')).not.toThrow();
     forgetPlanKeys();
     vi.stubEnv('PROVISION_PLAN_KEY_FILE', path.join(tmp, 'keys/d/plan.key'));

@@ -10,9 +10,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import { HostRun, type RunResult } from '../../../src/executor/index.js';
+import { runHost, sessionOf } from '../../../src/executor/index.js';
 import { planFromRun, writePlan } from '../../../src/plan/plan.js';
-import { JsonReporter, PlainReporter, TeeReporter } from '../../../src/report/renderers.js';
+import { JsonReporter, PlainReporter } from '../../../src/report/renderers.js';
 import { Secret, SECRET_MASK } from '../../../src/util/secrets.js';
 import { LocalConnection } from '../executor/local-connection.js';
 import { debianFacts, testHost } from '../modules/fixtures.js';
@@ -62,17 +62,22 @@ describe.each(ENCODINGS)('%s', (_name, encoded) => {
   it('plain output with --diff, --json, and the plan file', async () => {
     const plain: string[] = [];
     const json: string[] = [];
-    const reporter = new TeeReporter([new PlainReporter({ diff: true, verbose: 1, color: false }, (s) => plain.push(s)), new JsonReporter((s) => json.push(s))]);
-    const run = new HostRun(testHost(), new LocalConnection(), debianFacts(), { check: true }, reporter);
+    const renderers = [new PlainReporter({ diff: true, verbose: 1, color: false }, (s) => plain.push(s)), new JsonReporter((s) => json.push(s))];
     const dest = path.join(tmp, `app-${Math.random().toString(36).slice(2, 8)}.conf`);
-    await run.runTask({ name: 'app config', module: 'copy', params: { dest, content: `user=app\nvalue=${encoded}\n` } }, []);
+    const run = await runHost({
+      host: testHost(),
+      session: sessionOf(new LocalConnection()),
+      facts: debianFacts(),
+      check: true,
+      plays: [{ name: 'p', tasks: [{ name: 'app config', module: 'copy', params: { dest, content: `user=app\nvalue=${encoded}\n` } }] }],
+      sink: { emit: (e) => renderers.forEach((r) => r.emit(e)) },
+    });
     expect(run.counts.changed).toBe(1);
 
     expectMasked(plain.join(''), encoded, 'plain --diff');
     expectMasked(json.join(''), encoded, '--json');
-    const res: RunResult = { exitCode: 2, hosts: new Map([['web-01', run]]), wallMs: 0 };
     const planFile = path.join(tmp, 'plan.json');
-    writePlan(planFile, planFromRun(res, { inventory: 'inv.yml', playbook: 'site.yml' }));
+    writePlan(planFile, planFromRun({ hosts: { 'web-01': run } }, { inventory: 'inv.yml', playbook: 'site.yml' }));
     expectMasked(readFileSync(planFile, 'utf8'), encoded, 'plan file');
   });
 

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
 import { loadPlaybook, runPlaybook } from '../../../src/executor/index.ts';
 import { loadInventory } from '../../../src/inventory/index.ts';
-import type { RunEvent } from '../../../src/report/events.ts';
+import type { RunEvent } from '../../../src/executor/events.ts';
 import '../../../src/roles/builtin.ts';
 import { unreadVarWarnings } from '../../../src/roles/index.ts';
 

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InventoryError } from '../../../src/util/errors.ts';
 import { runProbes } from '../../../src/facts/index.ts';
 import { parseInventory } from '../../../src/inventory/index.ts';
-import { fileProbe } from '../../../src/modules/lib/file-state.ts';
+import { fileState } from '../../../src/modules/lib/file-state.ts';
 import { CommandTimeoutError, SshConnection } from '../../../src/transport/index.ts';
 import { boundedScript, newMarkers } from '../../../src/transport/remote-command.ts';
 import { fakeHost, type FakeHost } from './fake-host.ts';
@@ -97,7 +97,7 @@ describe('exec over SSH: commands are bounded', () => {
     fake.host.connection.probeTimeoutMs = 1000;
     conn = await SshConnection.connect(fake.host);
     const dir = pidDir();
-    const probes = [fileProbe('/etc/hostname', false), { key: 'cmd:hangs', script: `echo $$ > ${dir}/main; sleep 600` }, { key: 'after', script: 'echo after' }];
+    const probes = [fileState('/etc/hostname', false), { key: 'cmd:hangs', script: `echo $$ > ${dir}/main; sleep 600` }, { key: 'after', script: 'echo after' }];
     const err = await runProbes(conn, probes, true).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CommandTimeoutError);
     expect((err as Error).message).toBe(`reading the host's state: probe "cmd:hangs" did not finish within 1s (probe_timeout); the host stopped it and every process it started`);
