@@ -40,10 +40,13 @@ function typeText(schema: z.ZodType): string {
   return { string: 'string', number: 'number', boolean: 'true/false', array: 'list', record: 'map', object: 'map' }[t as string] ?? t;
 }
 
+/** Strings YAML would read as a number, a boolean or null unless quoted ("027", "yes"). */
+const READS_AS_OTHER = /^([-+]?(\d[\d_]*(\.\d*)?|\.\d+)([eE][-+]?\d+)?|0x[\da-fA-F]+|0o[0-7]+|true|false|yes|no|on|off|null|~)$/i;
+
 /** A value as it is written in YAML (flow style), in backquotes. */
 function yamlValue(v: unknown): string {
   const flow = (x: unknown): string => {
-    if (typeof x === 'string') return x === '' ? '""' : /^[\w./@:+=-]+$/.test(x) ? x : JSON.stringify(x);
+    if (typeof x === 'string') return x === '' || READS_AS_OTHER.test(x) ? JSON.stringify(x) : /^[\w./@:+=-]+$/.test(x) ? x : JSON.stringify(x);
     if (Array.isArray(x)) return `[${x.map(flow).join(', ')}]`;
     if (x && typeof x === 'object') return `{${Object.entries(x).map(([k, y]) => ` ${k}: ${flow(y)}`).join(',')}${Object.keys(x).length ? ' ' : ''}}`;
     return String(x);

@@ -34,7 +34,8 @@ export interface VarDoc {
   type?: string;
   defaultText?: string;
 }
-const doc = <T extends z.ZodType>(schema: T, meta: VarDoc): T => schema.meta(meta as Record<string, unknown>) as T;
+/** A schema with its type (and default) in words for the documentation, where the kinds below do not fit. */
+export const doc = <T extends z.ZodType>(schema: T, meta: VarDoc): T => schema.meta(meta as Record<string, unknown>) as T;
 
 /** A value of a base type that must also pass `ok`; every failure (wrong type or not ok) says `message`. */
 function checked<T extends z.ZodType>(base: T, ok: (v: z.output<T>) => boolean, message: Message, type: string): T {
@@ -51,6 +52,12 @@ export function wholeNumber(min: number, max?: number, message?: Message): z.Zod
   const range = max === undefined ? `≥ ${min}` : `from ${min} to ${max}`;
   const m = message ?? ((v: unknown) => `a whole number ${range}, got ${shown(v)}`);
   return checked(z.number({ error: errorOf(m) }), (n) => Number.isInteger(n) && n >= min && (max === undefined || n <= max), m, `whole number ${range}`);
+}
+
+/** A number (not necessarily whole) from min; the message says so unless the role words it itself. */
+export function numberFrom(min: number, message?: Message): z.ZodNumber {
+  const m = message ?? ((v: unknown) => `a number ≥ ${min}, got ${shown(v)}`);
+  return checked(z.number({ error: errorOf(m) }), (n) => n >= min, m, `number ≥ ${min}`);
 }
 
 export function bool(message?: Message): z.ZodBoolean {

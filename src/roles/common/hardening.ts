@@ -1,7 +1,9 @@
 import type { Task } from '../../modules/index.js';
 import { command, copy, file, lineinfile } from '../../modules/tasks.js';
 import { quote } from '../../util/quote.js';
-import { checkBoolean } from '../checks.js';
+import { z } from 'zod';
+import { problemIf, type VarRule } from '../define.js';
+import { bool, doc, shown, stringList, text, wholeNumber } from '../vars.js';
 
 /**
  * What a hardening audit (lynis; the test id each measure answers is in docs/roles/common.md) asks of
@@ -327,69 +329,48 @@ export function hardeningTasks(v: Record<string, unknown>): Task[] {
   return tasks;
 }
 
-export function validateHardening(vars: Record<string, unknown>): string[] {
-  const problems: string[] = [];
-  for (const name of ['disable_core_dumps', 'security_updates_on_converge', 'password_quality', 'pam_tmpdir', 'shm_noexec', 'proc_hidepid', 'aide', 'rootkit_check']) {
-    problems.push(...checkBoolean(vars, name));
-  }
-  if (typeof vars.login_banner !== 'string' || /[\\]/.test(vars.login_banner)) problems.push('login_banner: must be a text without backslashes (getty expands them), or "" to leave /etc/issue alone');
-  const mods = vars.disabled_kernel_modules;
-  if (!Array.isArray(mods) || mods.some((m) => typeof m !== 'string' || !/^[a-z0-9_-]+$/.test(m))) problems.push('disabled_kernel_modules: must be a list of kernel module names, like [dccp, sctp]');
-  for (const name of ['password_max_days', 'password_min_days']) {
-    const d = vars[name];
-    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > 99999) problems.push(`${name}: must be a whole number of days from 0 to 99999`);
-  }
-  const len = vars.password_min_length;
-  if (typeof len !== 'number' || !Number.isInteger(len) || len < 8 || len > 128) problems.push('password_min_length: must be a whole number from 8 to 128');
-  if (typeof vars.login_umask !== 'string' || !/^0?[0-7]{3}$/.test(vars.login_umask)) problems.push(`login_umask: must be an octal umask like "027", got ${JSON.stringify(vars.login_umask)}`);
-  const t = vars.shell_timeout;
-  if (typeof t !== 'number' || !Number.isInteger(t) || t < 0) problems.push('shell_timeout: must be a number of seconds (0: no timeout)');
-  problems.push(...checkBoolean(vars, 'sysctl_hardening'));
-  const m = vars.sysctl_overrides;
-  if (!m || typeof m !== 'object' || Array.isArray(m)) {
-    problems.push('sysctl_overrides: must be a map of sysctl keys to values, like { kernel.sysrq: 176 }');
-  } else {
-    for (const [k, value] of Object.entries(m)) {
-      if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)+$/.test(k)) problems.push(`sysctl_overrides: "${k}" is not a sysctl key (dotted, like net.ipv4.conf.all.rp_filter)`);
-      const ok = (typeof value === 'number' && Number.isInteger(value)) || (typeof value === 'string' && /^[A-Za-z0-9_ .:-]+$/.test(value)) || value === null;
-      if (!ok) problems.push(`sysctl_overrides.${k}: must be a number, a plain value or null (drops the key), got ${JSON.stringify(value)}`);
-    }
-  }
-  return problems;
-}
+const SYSCTL_KEY = /^[a-z0-9_-]+(\.[a-z0-9_-]+)+$/;
+const SYSCTL_VALUE = (v: unknown) => (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^[A-Za-z0-9_ .:-]+$/.test(v)) || v === null;
+const onOff = (description: string) => bool().default(true).describe(description);
 
-export const hardeningDefaults = {
-  /** /etc/issue and /etc/issue.net; "" leaves them as they are. */
-  login_banner: 'Authorised access only. Activity on this system is monitored and logged.',
-  /** Pending security updates are installed on converge (unattended-upgrades does the same daily). */
-  security_updates_on_converge: true,
-  disable_core_dumps: true,
-  /** Kept out of the kernel (blacklisted, and refused when asked for by name). */
-  disabled_kernel_modules: ['dccp', 'sctp', 'rds', 'tipc', 'usb-storage', 'firewire-core'],
-  /** The kernel settings below (sysctl.d, applied live where the host may set them). */
-  sysctl_hardening: true,
-  /** Merged over sysctl_hardening: more keys, other values, or null to drop one. */
-  sysctl_overrides: {},
-  /** Password ageing for local accounts created later (login.defs); admin users have no password. */
-  password_max_days: 365,
-  password_min_days: 1,
-  /** login.defs UMASK: new home directories 0750, console logins 027. */
-  login_umask: '027',
-  /** pam_pwquality for any password set on the host (admin users have none). */
-  password_quality: true,
-  password_min_length: 14,
-  /** Seconds an interactive login shell may stay idle (TMOUT); 0: no limit. */
-  shell_timeout: 900,
-  /** pam_tmpdir: each login session gets a private $TMPDIR (/tmp/user/UID, 0700). */
-  pam_tmpdir: true,
-  /** /dev/shm mounted nosuid,nodev,noexec (fstab, and remounted now). */
-  shm_noexec: true,
-  /** /proc mounted hidepid=invisible: users see only their own processes (fstab, and remounted now). */
-  proc_hidepid: true,
-  /** AIDE file integrity: a baseline on the first run, Debian's daily check after. */
-  aide: true,
-  /** chkrootkit and its daily timer (reports what changed since the day before). */
-  rootkit_check: true,
+/** The hardening measures' vars (part of the common role's schema); which lynis test each answers is in docs/roles/common.md. */
+export const hardeningVars = {
+  login_banner: text((s) => !s.includes('\\'), 'a text without backslashes (getty expands them), or "" to leave /etc/issue alone', 'text')
+    .default('Authorised access only. Activity on this system is monitored and logged.')
+    .describe('Written to `/etc/issue` and `/etc/issue.net`; `""` leaves them alone; no backslashes (getty expands them).'),
+  security_updates_on_converge: onOff('Install pending security updates on converge (what unattended-upgrades would install at its next daily run).'),
+  disable_core_dumps: onOff('No core dumps (they can hold secrets): limits.d, systemd-coredump and login shells.'),
+  disabled_kernel_modules: stringList(/^[a-z0-9_-]+$/, 'a list of kernel module names, like [dccp, sctp]', 'list of module names')
+    .default(['dccp', 'sctp', 'rds', 'tipc', 'usb-storage', 'firewire-core'])
+    .describe('Blacklisted and `install … /bin/false` in `/etc/modprobe.d/provision-disabled-modules.conf`; `[]` removes the file.'),
+  sysctl_hardening: onOff("The role's kernel settings (`SYSCTL_HARDENING` in `src/roles/common/hardening.ts`), in sysctl.d and live where the host may set them."),
+  sysctl_overrides: doc(
+    z.record(z.string(), z.unknown().refine(SYSCTL_VALUE, { error: (iss) => `a number, a plain value or null (drops the key), got ${shown(iss.input)}` }), {
+      error: 'a map of sysctl keys to values, like { kernel.sysrq: 176 }',
+    }),
+    { type: 'map of sysctl key → number, plain value or null' },
+  )
+    .default({})
+    .describe('Merged over `sysctl_hardening`: `{ kernel.sysrq: 176 }` changes one, `{ net.ipv4.ip_forward: 1 }` adds one (a router), `{ kernel.yama.ptrace_scope: null }` drops one.'),
+  password_max_days: wholeNumber(0, 99999, 'a whole number of days from 0 to 99999')
+    .default(365)
+    .describe('`/etc/login.defs` PASS_MAX_DAYS for local accounts created later (admin users have no password).'),
+  password_min_days: wholeNumber(0, 99999, 'a whole number of days from 0 to 99999').default(1).describe('`/etc/login.defs` PASS_MIN_DAYS.'),
+  login_umask: text(/^0?[0-7]{3}$/, (v) => `an octal umask like "027", got ${shown(v)}`, 'octal umask').default('027').describe('login.defs `UMASK`: new home directories 0750, console logins 027.'),
+  password_quality: onOff('pam_pwquality rules for any password set on the host (`minclass = 3`; admin users have none).'),
+  password_min_length: wholeNumber(8, 128).default(14).describe('pam_pwquality minimum password length.'),
+  shell_timeout: wholeNumber(0, undefined, 'a number of seconds (0: no timeout)').default(900).describe('Seconds an interactive login shell may stay idle (TMOUT); `0`: no limit.'),
+  pam_tmpdir: onOff('A private `$TMPDIR` per login session (`/tmp/user/UID`, 0700).'),
+  shm_noexec: onOff('`/dev/shm` mounted `nosuid,nodev,noexec` (fstab, and remounted now).'),
+  proc_hidepid: onOff('`/proc` mounted `hidepid=invisible`: users see only their own processes (fstab, and remounted now).'),
+  aide: onOff("AIDE file integrity: a baseline on the first run, Debian's daily check after."),
+  rootkit_check: onOff('chkrootkit and its daily timer (reports what changed since the day before).'),
+};
+
+/** The keys of sysctl_overrides (a record's keys cannot carry their own message in the schema). */
+export const sysctlKeyRule: VarRule<{ sysctl_overrides: unknown }> = {
+  says: '`sysctl_overrides` keys are sysctl keys (dotted, like `net.ipv4.conf.all.rp_filter`).',
+  check: (v) => Object.keys(asMap(v.sysctl_overrides)).flatMap((k) => problemIf(!SYSCTL_KEY.test(k), 'sysctl_overrides', `"${k}" is not a sysctl key (dotted, like net.ipv4.conf.all.rp_filter)`)),
 };
 
 function asMap(v: unknown): Record<string, unknown> {

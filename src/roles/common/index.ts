@@ -1,17 +1,10 @@
 import { type Task } from '../../modules/index.js';
-import { legacyRole } from '../define.js';
-import type { RoleContext } from '../types.js';
+import { z } from 'zod';
+import { defineRole, problemIf, withRules } from '../define.js';
+import type { RoleContext, VarIssue } from '../types.js';
+import { absolutePath, bool, doc, numberFrom, oneOf, shown, stringList, wholeNumber, text } from '../vars.js';
 import { apt, file, service, template, user } from '../../modules/tasks.js';
-import { checkBoolean, checkOneOf } from '../checks.js';
-import { hardeningDefaults, hardeningPackages, hardeningTasks, securityUpdateTasks, validateHardening } from './hardening.js';
-
-export interface AdminUser {
-  name: string;
-  ssh_keys: string[];
-  sudo: boolean;
-  shell?: string;
-  state?: 'present' | 'absent';
-}
+import { hardeningPackages, hardeningTasks, hardeningVars, securityUpdateTasks, sysctlKeyRule } from './hardening.js';
 
 /** Inside these, the clock belongs to the machine running the container: a time daemon cannot set it. */
 const CONTAINERS = new Set(['systemd-nspawn', 'lxc', 'lxc-libvirt', 'docker', 'podman', 'openvz', 'rkt', 'wsl', 'proot', 'pouch', 'container-other']);
@@ -33,19 +26,15 @@ export const SSHD_VALIDATE =
   'm=$(mktemp) && { echo "Include %s"; echo "Include /etc/ssh/sshd_config"; } > "$m" && /usr/sbin/sshd -t -f "$m"; r=$?; rm -f "$m"; exit $r';
 
 const USERNAME = /^[a-z_][a-z0-9_-]{0,31}$/;
-const SSH_LOG_LEVELS = ['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG', 'DEBUG1', 'DEBUG2', 'DEBUG3'];
+const SSH_LOG_LEVELS = ['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG', 'DEBUG1', 'DEBUG2', 'DEBUG3'] as const;
 
-function adminUsers(vars: Record<string, unknown>): AdminUser[] {
-  return (vars.admin_users as AdminUser[] | undefined) ?? [];
-}
-
-function commonTasks(ctx: RoleContext): Task[] {
+function commonTasks(ctx: RoleContext<CommonVars>): Task[] {
   const v = ctx.vars;
   const inContainer = CONTAINERS.has(ctx.facts.virtualization);
-  const timeSync = TIME_SYNC[String(v.time_sync)]!;
-  const users = adminUsers(v).filter((u) => u.state !== 'absent');
+  const timeSync = TIME_SYNC[v.time_sync]!;
+  const users = v.admin_users.filter((u) => u.state !== 'absent');
   const sudoers = users.filter((u) => u.sudo);
-  const cacheAge = Number(v.apt_cache_valid_time);
+  const cacheAge = v.apt_cache_valid_time;
   const tplVars = { ...v, sudo_users: sudoers.map((u) => u.name), security_origins: securityOrigins(ctx), ssh_tcp_forwarding: tcpForwarding(v.ssh_allow_tcp_forwarding) };
 
   const tasks: Task[] = [
@@ -53,7 +42,7 @@ function commonTasks(ctx: RoleContext): Task[] {
     // the package lists first when they are older than apt_cache_valid_time; later apt tasks of the
     // run then know they are fresh. (A refresh with nothing to install would be a change every hour.)
     apt('refresh the apt cache; install the base packages, time sync and unattended-upgrades', {
-      packages: unique([...list(v.base_packages), ...list(v.extra_packages), timeSync.pkg, 'unattended-upgrades', ...hardeningPackages(v)]),
+      packages: unique([...v.base_packages, ...v.extra_packages, timeSync.pkg, 'unattended-upgrades', ...hardeningPackages(v)]),
       cache_valid_time: cacheAge,
     }),
     ...securityUpdateTasks(v),
@@ -69,7 +58,7 @@ function commonTasks(ctx: RoleContext): Task[] {
   ];
 
   // Admin users: a key-only login each, sudo through one validated drop-in.
-  for (const u of adminUsers(v)) {
+  for (const u of v.admin_users) {
     tasks.push(
       u.state === 'absent'
         ? user(`remove admin user ${u.name}`, { name: u.name, state: 'absent' })
@@ -125,14 +114,14 @@ function commonTasks(ctx: RoleContext): Task[] {
  * sshd's AllowTcpForwarding. `local` keeps what jump hosts and SSH tunnels use (direct-tcpip, `ssh -J`,
  * `ssh -L`) and refuses remote forwarding (`ssh -R`), which opens a listener on the host.
  */
-const TCP_FORWARDING = ['yes', 'no', 'local', 'remote', 'all'];
-function tcpForwarding(v: unknown): string {
+const TCP_FORWARDING = ['yes', 'no', 'local', 'remote', 'all'] as const;
+function tcpForwarding(v: boolean | string): string {
   return v === true ? 'yes' : v === false ? 'no' : String(v);
 }
 
 /** Origins unattended-upgrades may take packages from: the security archive of the host's release. */
-function securityOrigins(ctx: RoleContext): string[] {
-  const extra = list(ctx.vars.unattended_upgrades_extra_origins);
+function securityOrigins(ctx: RoleContext<CommonVars>): string[] {
+  const extra = ctx.vars.unattended_upgrades_extra_origins;
   // ${distro_codename} is expanded by unattended-upgrades itself.
   const base =
     ctx.facts.os.family === 'ubuntu'
@@ -145,96 +134,95 @@ function unique(xs: string[]): string[] {
   return [...new Set(xs)];
 }
 
-function list(v: unknown): string[] {
-  return Array.isArray(v) ? (v as string[]) : [];
-}
+const PACKAGE = /^[a-z0-9][a-z0-9+.-]*$/;
+const packages = (description: string, initial: string[] = []) =>
+  stringList(PACKAGE, 'a list of Debian package names', 'list of package names').default(initial).describe(description);
+const KEYS = 'a non-empty list of public keys ("ssh-ed25519 AAAA… comment"), one per entry';
+const PUBLIC_KEY = (k: string) => /^(ssh-|ecdsa-|sk-)\S+ \S+/.test(k) && !k.includes('\n');
 
-function validate(vars: Record<string, unknown>): string[] {
-  const problems: string[] = [];
-  const strList = (name: string) => {
-    const v = vars[name];
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || !/^[a-z0-9][a-z0-9+.-]*$/.test(x))) problems.push(`${name}: must be a list of Debian package names`);
-  };
-  strList('base_packages');
-  strList('extra_packages');
-  strList('unattended_upgrades_extra_origins');
-  if (!(String(vars.time_sync) in TIME_SYNC)) problems.push(`time_sync: must be one of ${Object.keys(TIME_SYNC).join(', ')} (got ${JSON.stringify(vars.time_sync)})`);
-  if (typeof vars.apt_cache_valid_time !== 'number' || vars.apt_cache_valid_time < 0) problems.push('apt_cache_valid_time: must be a number of seconds');
-  const root = vars.ssh_permit_root_login;
-  if (!['yes', 'no', 'prohibit-password', 'forced-commands-only'].includes(String(root))) {
-    problems.push(`ssh_permit_root_login: must be yes, no, prohibit-password or forced-commands-only (got ${JSON.stringify(root)})`);
-  }
-  const tries = vars.ssh_max_auth_tries;
-  if (typeof tries !== 'number' || !Number.isInteger(tries) || tries < 1 || tries > 20) problems.push('ssh_max_auth_tries: must be an integer from 1 to 20');
-  const grace = vars.ssh_login_grace_time;
-  if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 10) problems.push('ssh_login_grace_time: must be a number of seconds, at least 10');
-  for (const name of ['ssh_x11_forwarding', 'ssh_allow_agent_forwarding']) problems.push(...checkBoolean(vars, name));
-  const fwd = vars.ssh_allow_tcp_forwarding;
-  if (typeof fwd !== 'boolean' && !TCP_FORWARDING.includes(String(fwd))) {
-    problems.push(`ssh_allow_tcp_forwarding: true, false or one of ${TCP_FORWARDING.join(', ')}, got ${JSON.stringify(fwd)}`);
-  }
-  const sessions = vars.ssh_max_sessions;
-  if (typeof sessions !== 'number' || !Number.isInteger(sessions) || sessions < 1 || sessions > 64) problems.push('ssh_max_sessions: must be an integer from 1 to 64');
-  problems.push(...checkOneOf(vars, 'ssh_log_level', SSH_LOG_LEVELS));
-  problems.push(...validateHardening(vars));
-  if (typeof vars.sudo_nopasswd !== 'boolean') problems.push('sudo_nopasswd: must be true or false');
-
-  const users = vars.admin_users;
-  if (!Array.isArray(users)) {
-    problems.push('admin_users: must be a list of { name, ssh_keys: [...], sudo: true|false }');
-    return problems;
-  }
-  const seen = new Set<string>();
-  users.forEach((u: unknown, i) => {
-    const at = `admin_users[${i}]`;
-    if (!u || typeof u !== 'object') return void problems.push(`${at}: must be { name, ssh_keys, sudo }`);
-    const x = u as Record<string, unknown>;
-    const allowed = new Set(['name', 'ssh_keys', 'sudo', 'shell', 'state']);
-    for (const k of Object.keys(x)) if (!allowed.has(k)) problems.push(`${at}.${k}: unknown field (allowed: ${[...allowed].join(', ')})`);
-    if (typeof x.name !== 'string' || !USERNAME.test(x.name)) return void problems.push(`${at}.name: must be a user name like "deploy"`);
-    if (x.name === 'root') problems.push(`${at}.name: root is not an admin user to manage here`);
-    if (seen.has(x.name)) problems.push(`${at}.name: ${x.name} is listed twice`);
-    seen.add(x.name);
-    if (x.state !== undefined && x.state !== 'present' && x.state !== 'absent') problems.push(`${at}.state: must be present or absent`);
-    if (x.state === 'absent') return;
-    if (!Array.isArray(x.ssh_keys) || x.ssh_keys.length === 0 || x.ssh_keys.some((k) => typeof k !== 'string' || !/^(ssh-|ecdsa-|sk-)\S+ \S+/.test(k) || k.includes('\n'))) {
-      problems.push(`${at}.ssh_keys: must be a non-empty list of public keys ("ssh-ed25519 AAAA… comment"), one per entry`);
-    }
-    if (typeof x.sudo !== 'boolean') problems.push(`${at}.sudo: must be true or false`);
-    if (x.shell !== undefined && (typeof x.shell !== 'string' || !x.shell.startsWith('/'))) problems.push(`${at}.shell: must be an absolute path`);
-  });
-  return problems;
-}
-
-export const role = legacyRole({
-  name: 'common',
-  description: 'Base system: apt cache, base packages, time sync, admin users with sudo, hardened sshd, security updates (on converge and unattended), audit hardening (banner, no core dumps, unused protocols and USB storage off, kernel sysctls, password policy, shell timeout, /dev/shm noexec, AIDE)',
-  defaults: {
-    base_packages: ['curl', 'ca-certificates', 'python3', 'sudo', 'less', 'gnupg', 'procps', 'iproute2', 'lsb-release', 'openssh-server'],
-    extra_packages: [],
-    /** Refresh the package lists when they are older than this (seconds). */
-    apt_cache_valid_time: 3600,
-    /** systemd-timesyncd or chrony. */
-    time_sync: 'systemd-timesyncd',
-    admin_users: [],
-    /** Admin users log in with keys only and have no password: sudo without one. */
-    sudo_nopasswd: true,
-    ssh_permit_root_login: 'prohibit-password',
-    ssh_max_auth_tries: 3,
-    ssh_login_grace_time: 30,
-    ssh_x11_forwarding: false,
-    ssh_allow_agent_forwarding: false,
-    /** Jump hosts and SSH tunnels (e.g. to MySQL) need local forwarding on the host they pass through. */
-    ssh_allow_tcp_forwarding: 'local',
-    /** Sessions (shells, commands, sftp) one SSH connection may multiplex at once. */
-    ssh_max_sessions: 4,
-    /** VERBOSE logs the fingerprint of the key each login used. */
-    ssh_log_level: 'VERBOSE',
-    ...hardeningDefaults,
-    /** More unattended-upgrades origin patterns beyond the release's security archive. */
-    unattended_upgrades_extra_origins: [],
+const adminUser = z.strictObject(
+  {
+    name: text(USERNAME, 'a user name like "deploy"', 'user name'),
+    ssh_keys: z.array(z.string({ error: KEYS }), { error: KEYS }).optional(),
+    sudo: bool().optional(),
+    shell: absolutePath().optional(),
+    state: oneOf(['present', 'absent']).optional(),
   },
+  { error: 'a map { name, ssh_keys, sudo }' },
+);
+
+/** Admin users: each name once, never root; a user kept (not state: absent) has its keys and says whether it has sudo. */
+function adminUserProblems(users: unknown): VarIssue[] {
+  if (!Array.isArray(users)) return [];
+  const seen = new Set<string>();
+  return users.flatMap((u: unknown, i): VarIssue[] => {
+    if (!u || typeof u !== 'object' || Array.isArray(u)) return [];
+    const x = u as Record<string, unknown>;
+    const at = (field: string) => ['admin_users', i, field];
+    const problems: VarIssue[] = [];
+    if (typeof x.name === 'string') {
+      problems.push(...problemIf(x.name === 'root', at('name'), 'root is not an admin user to manage here'));
+      problems.push(...problemIf(seen.has(x.name), at('name'), `${x.name} is listed twice`));
+      seen.add(x.name);
+    }
+    if (x.state === 'absent') return problems;
+    const keys = x.ssh_keys;
+    // A list of strings is zod's to refuse when it is anything else; here: missing, empty, or not keys.
+    const badKeys = keys === undefined || (Array.isArray(keys) && keys.every((k) => typeof k === 'string') && (keys.length === 0 || !keys.every(PUBLIC_KEY)));
+    problems.push(...problemIf(badKeys, at('ssh_keys'), KEYS));
+    problems.push(...problemIf(x.sudo === undefined, at('sudo'), 'true or false (required unless state: absent)'));
+    return problems;
+  });
+}
+
+const vars = withRules(
+  z.object({
+    base_packages: packages('Always installed.', ['curl', 'ca-certificates', 'python3', 'sudo', 'less', 'gnupg', 'procps', 'iproute2', 'lsb-release', 'openssh-server']),
+    extra_packages: packages('More packages for this host or group.'),
+    apt_cache_valid_time: numberFrom(0, (v) => `a number of seconds, got ${shown(v)}`).default(3600).describe('Seconds before the package lists are refreshed.'),
+    time_sync: oneOf(['systemd-timesyncd', 'chrony']).default('systemd-timesyncd').describe('The time daemon (skipped in a container: its clock is the machine\'s).'),
+    admin_users: doc(z.array(adminUser, { error: 'a list of { name, ssh_keys: [...], sudo: true|false }' }), {
+      type: 'list of { name, ssh_keys, sudo, shell?, state? }',
+    })
+      .default([])
+      .describe('`[{ name, ssh_keys: [..], sudo: true, shell?: /bin/bash, state?: present|absent }]`: key-only logins, password locked; `state: absent` removes the user.'),
+    sudo_nopasswd: bool().default(true).describe('Admin users log in with keys only and have no password: sudo asks for none.'),
+    ssh_permit_root_login: oneOf(['yes', 'no', 'prohibit-password', 'forced-commands-only'])
+      .default('prohibit-password')
+      .describe('sshd `PermitRootLogin`: root with a key, as provision itself connects; never `no` unless the inventory connects as an admin user with `become`.'),
+    ssh_max_auth_tries: wholeNumber(1, 20).default(3).describe('sshd `MaxAuthTries`.'),
+    ssh_login_grace_time: wholeNumber(10, undefined, (v) => `a number of seconds, at least 10, got ${shown(v)}`).default(30).describe('sshd `LoginGraceTime`, seconds.'),
+    ssh_x11_forwarding: bool().default(false).describe('sshd `X11Forwarding`.'),
+    ssh_allow_agent_forwarding: bool().default(false).describe('sshd `AllowAgentForwarding`.'),
+    ssh_allow_tcp_forwarding: doc(
+      z.union([z.boolean(), z.enum(TCP_FORWARDING)], { error: (iss) => `true, false or one of ${TCP_FORWARDING.join(', ')}, got ${shown(iss.input)}` }),
+      { type: `true/false | ${TCP_FORWARDING.map((x) => `\`${x}\``).join(' | ')}` },
+    )
+      .default('local')
+      .describe('sshd `AllowTcpForwarding`: `local` keeps jump hosts and SSH tunnels (`ssh -J`, `ssh -L`) and refuses remote forwarding (`ssh -R`); `true`/`false` mean `yes`/`no`.'),
+    ssh_max_sessions: wholeNumber(1, 64).default(4).describe('sshd `MaxSessions`: sessions (shells, commands, sftp) one connection may multiplex.'),
+    ssh_log_level: oneOf(SSH_LOG_LEVELS).default('VERBOSE').describe('sshd `LogLevel`; VERBOSE logs the key fingerprint of each login.'),
+    ...hardeningVars,
+    unattended_upgrades_extra_origins: stringList(PACKAGE, 'a list of Debian package names', 'list of names')
+      .default([])
+      .describe("More unattended-upgrades origin patterns beyond the release's security archive (each checked like a package name, as before the schemas)."),
+  }),
+  [
+    {
+      says: '`admin_users`: no name twice, never `root`; a user not `state: absent` has `ssh_keys` (at least one public key, one per entry) and `sudo`.',
+      check: (v) => adminUserProblems(v.admin_users),
+    },
+    sysctlKeyRule,
+  ],
+);
+
+type CommonVars = z.output<typeof vars>;
+
+export const role = defineRole({
+  name: 'common',
+  description:
+    'Base system: apt cache, base packages, time sync, admin users with sudo, hardened sshd, security updates (on converge and unattended), audit hardening (banner, no core dumps, unused protocols and USB storage off, kernel sysctls, password policy, shell timeout, /dev/shm noexec, AIDE)',
+  vars,
   tasks: commonTasks,
   handlers: () => [service('reload ssh', { name: 'ssh', state: 'reloaded' })],
-  validate,
 });

@@ -45,5 +45,7 @@ describe('docs/roles/*.md', () => {
     expect(nginx).toContain('| `nginx_proxy_read_timeout` | whole number ≥ 1 | `60` |');
     expect(nginx).toContain('- `app_port` differs from `http_port` and `nginx_status_port`.');
     expect(committed('firewall')).toContain('| `admin_cidrs` (shared) | list of addresses or CIDR networks | — (**required**) |');
+    // A string YAML would read as a number is shown quoted, as it must be written.
+    expect(committed('common')).toContain('| `login_umask` | octal umask | `"027"` |');
   });
 });
