@@ -1,6 +1,6 @@
 // npm run docs [-- --check]
 // Rewrites the generated blocks of docs/roles/<role>.md from each role's vars schema (src/roles/docs.ts);
-// --check writes nothing and exits 1 when a doc is stale. Roles still on legacyRole keep hand-written docs.
+// --check writes nothing and exits 1 when a doc is stale.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import '../src/roles/builtin.ts';
@@ -12,7 +12,6 @@ const check = process.argv.includes('--check');
 let stale = 0;
 for (const name of roleNames()) {
   const role = getRole(name)!;
-  if (role.legacy) continue;
   const file = path.join(root, 'docs', 'roles', `${name}.md`);
   const before = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
   const after = renderRoleDoc(role, before);

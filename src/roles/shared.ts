@@ -18,7 +18,7 @@ export const GROUPS = {
 
 /**
  * The shared vars' defaults (their schemas are SHARED in vars.ts), for code that needs a value
- * outside a role: tests, and roles not converted to a schema yet.
+ * outside a role's vars: tests, a role's own constants.
  */
 export const SHARED_DEFAULTS = Object.fromEntries(Object.entries(SHARED).map(([k, schema]) => [k, defaultOf(schema)])) as {
   [K in SharedVar]: z.output<(typeof SHARED)[K]>;
@@ -36,24 +36,4 @@ export function privateAddress(host: Host): string {
 
 export function groupAddresses(ctx: RoleContext, group: string): string[] {
   return ctx.hostsIn(group).map(privateAddress);
-}
-
-// Casts for roles not converted to a vars schema yet (mysql): converted roles read ctx.vars typed.
-
-export function str(vars: Record<string, unknown>, name: string): string {
-  const v = vars[name];
-  if (typeof v !== 'string') throw new Error(`var ${name} must be a string (got ${v === undefined ? 'nothing' : typeof v})`);
-  return v;
-}
-
-export function num(vars: Record<string, unknown>, name: string): number {
-  const v = vars[name];
-  if (typeof v !== 'number') throw new Error(`var ${name} must be a number`);
-  return v;
-}
-
-export function list(vars: Record<string, unknown>, name: string): string[] {
-  const v = vars[name];
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error(`var ${name} must be a list of strings`);
-  return v as string[];
 }

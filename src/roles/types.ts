@@ -52,9 +52,4 @@ export interface RoleDef<S extends RoleVarsSchema = RoleVarsSchema> {
   hostRules?: Array<HostRule<z.output<S>>>;
   tasks(ctx: RoleContext<z.output<S>>): Task[];
   handlers?(ctx: RoleContext<z.output<S>>): Task[];
-  /**
-   * A role not converted to a schema yet: its vars are declared (with their defaults) but checked by
-   * this function, and its documentation is written by hand. See legacyRole in define.ts.
-   */
-  legacy?: true;
 }

@@ -117,7 +117,8 @@ export const mysqlName = () => text(MYSQL_NAME, 'letters, digits and _ only, 1 t
 export function secret(name: string): z.ZodType<Secret> {
   const m = (v: unknown) =>
     v === undefined ? `required, as a !secret (${name}: !secret ${name})` : `must be a !secret (${name}: !secret ${name}), not a value in clear`;
-  return doc(z.instanceof(Secret, { error: errorOf(m) }), { type: '!secret' });
+  // abort: false, so the role's rules across vars still run and every problem is listed at once.
+  return doc(z.custom<Secret>((v) => v instanceof Secret, { error: errorOf(m), abort: false }), { type: '!secret' });
 }
 
 export const absolutePath = (message: Message = (v) => `an absolute path, got ${shown(v)}`) => text((s) => s.startsWith('/'), message, 'absolute path');

@@ -1,14 +1,15 @@
-import type { Host } from '../../inventory/index.js';
+import { z } from 'zod';
 import { type Task } from '../../modules/index.js';
 import { quote } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
-import { GROUPS, inGroup, list, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
-import { legacyRole } from '../define.js';
-import type { RoleContext } from '../types.js';
+import { GROUPS, inGroup, privateAddress } from '../shared.js';
+import { defineRole, problemIf, withRules } from '../define.js';
+import type { RoleContext, VarIssue } from '../types.js';
+import { bool, doc, mysqlName, pick, secret, shared, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlUser, service, template } from '../../modules/tasks.js';
 
 /** What differs between MariaDB (Debian) and MySQL 8 (Ubuntu). */
-function flavorSettings(ctx: RoleContext) {
+function flavorSettings(ctx: RoleContext<MysqlVars>) {
   if (ctx.facts.os.family === 'ubuntu') {
     return {
       flavor: 'mysql' as const,
@@ -39,83 +40,80 @@ export function serverIdFor(address: string, configured: number): number {
   return Math.max(1, octets[2]! * 256 + octets[3]!);
 }
 
-const NAME = /^[A-Za-z0-9_]{1,32}$/;
-
 /** The mark on the accounts this role makes (a row in provision.managed_accounts on the primary). */
 export const ACCOUNTS_OWNER = 'role mysql';
 
-function secretOrString(v: unknown): v is Secret | string {
-  return v instanceof Secret || typeof v === 'string';
+/** A password's length rule: long enough; the replication one short enough for MySQL 8 to keep it whole. */
+function passwordLength(name: string, v: unknown, max?: number): VarIssue[] {
+  if (!(v instanceof Secret)) return []; // missing or in clear: the schema says so
+  const n = v.reveal().length;
+  return [
+    ...problemIf(n < 12, name, 'at least 12 characters'),
+    ...problemIf(max !== undefined && n > max, name, `at most ${max} characters (the replica stores no more)`),
+  ];
 }
 
-function secretLength(v: Secret | string): number {
-  return (v instanceof Secret ? v.reveal() : v).length;
-}
+const positive = (description: string, initial: number) => wholeNumber(1, undefined, 'a positive integer').default(initial).describe(description);
 
-export const role = legacyRole({
+const vars = withRules(
+  z.object({
+    ...pick('mysql_port', 'private_address'),
+    mysql_exporter_user: shared('mysql_exporter_user', 'The account the mysqld exporter uses (made on the primary, replicated), `localhost` only.'),
+    mysql_server_id: doc(wholeNumber(0, 4294967295, 'an integer from 1 to 4294967295 (0 = derived from the address)'), { defaultText: '`0`: derived from the private address (third octet × 256 + fourth)' })
+      .default(0)
+      .describe('The server id; each server of a replication pair needs its own.'),
+    mysql_bind_address: doc(z.string({ error: 'a string (empty = the private address)' }), { type: 'address or ""' })
+      .default('')
+      .describe('Address the server listens on; `""`: the private address.'),
+    mysql_max_connections: positive('`max_connections`.', 151),
+    mysql_innodb_buffer_pool_size: text(/^\d+[KMG]?$/, 'a size like 128M or 2G', 'size').default('128M').describe('`innodb_buffer_pool_size`.'),
+    mysql_binlog_expire_days: positive('Days the binary log is kept.', 7),
+    app_db_name: shared('app_db_name', "The application's database, made on the primary."),
+    mysql_app_user: shared('mysql_app_user', "The application's user, one account per web server's private address."),
+    mysql_app_password: shared('mysql_app_password', "The application user's password (at least 12 characters)."),
+    mysql_app_privileges: stringList((p) => /^[A-Za-z ]+$/.test(p) && !/^all/i.test(p.trim()), 'a non-empty list of privilege names (not ALL)', 'list of privilege names', { nonEmpty: true })
+      .default(['SELECT', 'INSERT', 'UPDATE', 'DELETE'])
+      .describe('What the application gets on `app_db_name.*`, nothing more (no DDL: root makes the schema).'),
+    mysql_replication_user: mysqlName().default('replicator').describe('The replication account, one per replica\'s private address.'),
+    mysql_replication_password: secret('mysql_replication_password').describe("The replication account's password (12 to 32 characters)."),
+    mysql_exporter_password: shared('mysql_exporter_password', "The exporter account's password (at least 12 characters); required on database hosts."),
+    mysql_replication_verify_timeout: positive('Seconds the replica task waits for both replication threads, then for the replica to catch up before the tables are compared.', 60),
+    mysql_replica_reinitialize: bool()
+      .default(false)
+      .describe("A replica's first setup on a server that holds data or GTIDs of its own (a former primary) is refused unless `true`; then every non-system database of that server is dropped and replaced by the copy of the primary. Set it in that host's vars for the run that should do it."),
+  }),
+  [
+    {
+      says: '`mysql_exporter_password` is required (a `!secret`) on the database hosts.',
+      check: (v) => problemIf(v.mysql_exporter_password === undefined, 'mysql_exporter_password', `required, as a !secret (mysql_exporter_password: !secret mysql_exporter_password)`),
+    },
+    {
+      says: 'The passwords have at least 12 characters; `mysql_replication_password` at most 32 (MySQL 8 keeps no more of a replication source password).',
+      check: (v) => [
+        ...passwordLength('mysql_app_password', v.mysql_app_password),
+        ...passwordLength('mysql_exporter_password', v.mysql_exporter_password),
+        ...passwordLength('mysql_replication_password', v.mysql_replication_password, 32),
+      ],
+    },
+  ],
+);
+
+type MysqlVars = z.output<typeof vars>;
+
+export const role = defineRole({
   name: 'mysql',
   description:
     'MariaDB (Debian) or MySQL 8 (Ubuntu) as a GTID primary/replica pair: binary log, distinct server ids, secure install; ' +
     'on the primary the app database and the app, replication and exporter users with exact privileges; on the replica ' +
     'read-only replication from the primary, verified (both threads running).',
-  defaults: {
-    mysql_port: SHARED_DEFAULTS.mysql_port,
-    private_address: SHARED_DEFAULTS.private_address,
-    mysql_exporter_user: SHARED_DEFAULTS.mysql_exporter_user,
-    /** 0: derived from the private address (third octet × 256 + fourth). */
-    mysql_server_id: 0,
-    /** Empty: the host's private address. */
-    mysql_bind_address: '',
-    mysql_max_connections: 151,
-    mysql_innodb_buffer_pool_size: '128M',
-    mysql_binlog_expire_days: 7,
-    app_db_name: 'app',
-    mysql_app_user: 'app',
-    mysql_app_password: undefined,
-    /** What the application needs on its own database, nothing more (no DDL: the schema is made by root). */
-    mysql_app_privileges: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-    mysql_replication_user: 'replicator',
-    mysql_replication_password: undefined,
-    mysql_exporter_password: undefined,
-    /** Seconds the replica waits for both replication threads to run, then to catch up, before the task fails. */
-    mysql_replication_verify_timeout: 60,
-    /**
-     * A replica's first setup on a server that holds data or GTIDs of its own (a former primary) is
-     * refused unless this is true; then that data is replaced with a copy of the primary.
-     */
-    mysql_replica_reinitialize: false,
-  },
-  validate(vars: Record<string, unknown>, host: Host): string[] {
-    const problems: string[] = [];
-    for (const name of ['mysql_app_password', 'mysql_replication_password', 'mysql_exporter_password']) {
-      const v = vars[name];
-      if (!secretOrString(v)) problems.push(`${name}: required (a !secret)`);
-      else if (secretLength(v) < 12) problems.push(`${name}: at least 12 characters`);
-      else if (typeof v === 'string') problems.push(`${name}: must be a !secret, not a clear-text value in the inventory`);
-    }
-    // MySQL 8 keeps at most 32 characters of a replication source password.
-    const rp = vars.mysql_replication_password;
-    if (secretOrString(rp) && secretLength(rp) > 32) problems.push('mysql_replication_password: at most 32 characters (the replica stores no more)');
-    for (const name of ['app_db_name', 'mysql_app_user', 'mysql_replication_user', 'mysql_exporter_user']) {
-      if (typeof vars[name] !== 'string' || !NAME.test(vars[name] as string)) problems.push(`${name}: letters, digits and _ only, 1 to 32 characters`);
-    }
-    const id = vars.mysql_server_id;
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 4294967295) problems.push('mysql_server_id: an integer from 1 to 4294967295 (0 = derived from the address)');
-    for (const name of ['mysql_port', 'mysql_max_connections', 'mysql_binlog_expire_days', 'mysql_replication_verify_timeout']) {
-      const v = vars[name];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) problems.push(`${name}: a positive integer`);
-    }
-    if (typeof vars.mysql_innodb_buffer_pool_size !== 'string' || !/^\d+[KMG]?$/.test(vars.mysql_innodb_buffer_pool_size)) problems.push('mysql_innodb_buffer_pool_size: a size like 128M or 2G');
-    const privs = vars.mysql_app_privileges;
-    if (!Array.isArray(privs) || privs.length === 0 || privs.some((p) => typeof p !== 'string' || !/^[A-Za-z ]+$/.test(p) || /^all/i.test(p.trim()))) {
-      problems.push('mysql_app_privileges: a non-empty list of privilege names (not ALL)');
-    }
-    if (typeof vars.mysql_replica_reinitialize !== 'boolean') problems.push('mysql_replica_reinitialize: true or false');
-    if (typeof vars.mysql_bind_address !== 'string') problems.push('mysql_bind_address: a string (empty = the private address)');
-    if (host.groups.includes(GROUPS.dbPrimary) && host.groups.includes(GROUPS.dbReplica)) problems.push(`host is in both ${GROUPS.dbPrimary} and ${GROUPS.dbReplica}`);
-    return problems;
-  },
-  tasks(ctx: RoleContext): Task[] {
+  vars,
+  hostRules: [
+    {
+      says: `A host is in \`${GROUPS.dbPrimary}\` or in \`${GROUPS.dbReplica}\`, not both.`,
+      check: (_v, host) => problemIf(host.groups.includes(GROUPS.dbPrimary) && host.groups.includes(GROUPS.dbReplica), [], `host is in both ${GROUPS.dbPrimary} and ${GROUPS.dbReplica}`),
+    },
+  ],
+  tasks(ctx: RoleContext<MysqlVars>): Task[] {
     const v = ctx.vars;
     const s = flavorSettings(ctx);
     const isPrimary = inGroup(ctx, GROUPS.dbPrimary);
@@ -124,7 +122,7 @@ export const role = legacyRole({
     const primaries = ctx.hostsIn(GROUPS.dbPrimary);
     if (isReplica && primaries.length !== 1) throw new Error(`mysql: a replica needs exactly one host in group ${GROUPS.dbPrimary} (found ${primaries.length})`);
     const primaryAddress = primaries[0] ? privateAddress(primaries[0]) : '';
-    const db = str(v, 'app_db_name');
+    const db = v.app_db_name;
 
     const tasks: Task[] = [
       apt(`install ${s.packages.join(', ')}`, { packages: s.packages }),
@@ -138,8 +136,8 @@ export const role = legacyRole({
           flavor: s.flavor,
           is_replica: isReplica,
           primary_address: primaryAddress,
-          server_id: serverIdFor(address, num(v, 'mysql_server_id')),
-          bind_address: str(v, 'mysql_bind_address') || address,
+          server_id: serverIdFor(address, v.mysql_server_id),
+          bind_address: v.mysql_bind_address || address,
         },
       }),
       // The new settings (server id, binary log, GTID, read-only) must be live before any SQL below: a replica
@@ -167,15 +165,15 @@ export const role = legacyRole({
 
     if (isPrimary) {
       // Created on the primary only: they replicate. Anything written on a replica first would give it GTIDs of its own.
-      const appPrivileges = { [`${db}.*`]: list(v, 'mysql_app_privileges') };
+      const appPrivileges = { [`${db}.*`]: v.mysql_app_privileges };
       // Every account this role makes: recorded as the role's, so that one the inventory no longer calls for is dropped.
       const accounts: Array<{ user: string; host: string }> = [];
       tasks.push(mysqlDb(`database ${db}`, { name: db, flavor: s.flavor }));
       for (const h of ctx.hostsIn(GROUPS.webservers)) {
-        accounts.push({ user: str(v, 'mysql_app_user'), host: privateAddress(h) });
+        accounts.push({ user: v.mysql_app_user, host: privateAddress(h) });
         tasks.push(
-          mysqlUser(`app user ${str(v, 'mysql_app_user')}@${privateAddress(h)} (${h.name})`, {
-            user: str(v, 'mysql_app_user'),
+          mysqlUser(`app user ${v.mysql_app_user}@${privateAddress(h)} (${h.name})`, {
+            user: v.mysql_app_user,
             host: privateAddress(h),
             password: v.mysql_app_password as Secret,
             privileges: appPrivileges,
@@ -184,10 +182,10 @@ export const role = legacyRole({
         );
       }
       for (const h of ctx.hostsIn(GROUPS.dbReplica)) {
-        accounts.push({ user: str(v, 'mysql_replication_user'), host: privateAddress(h) });
+        accounts.push({ user: v.mysql_replication_user, host: privateAddress(h) });
         tasks.push(
-          mysqlUser(`replication user ${str(v, 'mysql_replication_user')}@${privateAddress(h)} (${h.name})`, {
-            user: str(v, 'mysql_replication_user'),
+          mysqlUser(`replication user ${v.mysql_replication_user}@${privateAddress(h)} (${h.name})`, {
+            user: v.mysql_replication_user,
             host: privateAddress(h),
             password: v.mysql_replication_password as Secret,
             privileges: { '*.*': ['REPLICATION SLAVE'] },
@@ -196,15 +194,15 @@ export const role = legacyRole({
         );
       }
       tasks.push(
-        mysqlUser(`exporter user ${str(v, 'mysql_exporter_user')}@localhost`, {
-          user: str(v, 'mysql_exporter_user'),
+        mysqlUser(`exporter user ${v.mysql_exporter_user}@localhost`, {
+          user: v.mysql_exporter_user,
           host: 'localhost',
           password: v.mysql_exporter_password as Secret,
           privileges: { '*.*': s.exporterPrivileges },
           flavor: s.flavor,
         }),
       );
-      accounts.push({ user: str(v, 'mysql_exporter_user'), host: 'localhost' });
+      accounts.push({ user: v.mysql_exporter_user, host: 'localhost' });
       tasks.push(mysqlAccounts('accounts this role made that the inventory no longer calls for dropped', { owner: ACCOUNTS_OWNER, accounts }));
     }
 
@@ -212,12 +210,12 @@ export const role = legacyRole({
       tasks.push(
         mysqlReplication(`replicate from ${primaries[0]!.name} (${primaryAddress})`, {
           primary_host: primaryAddress,
-          primary_port: num(v, 'mysql_port'),
-          user: str(v, 'mysql_replication_user'),
+          primary_port: v.mysql_port,
+          user: v.mysql_replication_user,
           password: v.mysql_replication_password as Secret,
-          verify_timeout: num(v, 'mysql_replication_verify_timeout'),
+          verify_timeout: v.mysql_replication_verify_timeout,
           seed_from: primaries[0]!.name,
-          reinitialize: v.mysql_replica_reinitialize === true,
+          reinitialize: v.mysql_replica_reinitialize,
           flavor: s.flavor,
         }),
       );

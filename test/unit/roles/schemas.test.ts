@@ -27,6 +27,8 @@ const SECRETS: Record<string, string> = {
   quoted: 'has"quote-secret',
   token: 'token-secret-1',
   pw: 'password-secret-1',
+  short: 'short-pw',
+  long: 'a-replication-password-of-40-characters!',
 };
 const env = Object.fromEntries(Object.entries(SECRETS).map(([k, v]) => [`PROVISION_SECRET_${k.toUpperCase()}`, v]));
 
@@ -58,7 +60,7 @@ function problems(role: string, c: Case): string[] {
 
 const PROBLEM = /^vars\.yml(?::(\d+):(\d+))?: ([A-Za-z_][\w.[\]]*): (.+) \(host h1; role [a-z]+\)$/;
 const fieldOf = (old: string) => old.slice(0, old.indexOf(': '));
-const converted = roleNames().filter((r) => !getRole(r)!.legacy);
+const converted = roleNames();
 
 describe('every role declares the vars it declared before, with the same defaults', () => {
   it.each(roleNames())('%s', (name) => {
@@ -119,6 +121,16 @@ describe('each role schema reports every problem validate() reported, at once, w
       'vars.yml:15:33: haproxy_placeholder_days: a whole number ≥ 1 (host h1; role haproxy)',
       'vars.yml:16:21: haproxy_hsts: "max-age=SECONDS" (optionally "; includeSubDomains", "; preload") or "" for none (host h1; role haproxy)',
       'vars.yml:17:28: haproxy_ssl_ciphers: an OpenSSL cipher list (names separated by ":") (host h1; role haproxy)',
+    ]);
+  });
+
+  it('a rule on the host (its groups) comes with the schema problems, and a missing secret hides no rule', () => {
+    const found = problems('mysql', { name: 'both groups', groups: ['db_primary', 'db_replica'], vars: {}, old: [] });
+    expect(found).toEqual([
+      'vars.yml: mysql_app_password: required, as a !secret (mysql_app_password: !secret mysql_app_password) (host h1; role mysql)',
+      'vars.yml: mysql_replication_password: required, as a !secret (mysql_replication_password: !secret mysql_replication_password) (host h1; role mysql)',
+      'vars.yml: mysql_exporter_password: required, as a !secret (mysql_exporter_password: !secret mysql_exporter_password) (host h1; role mysql)',
+      'vars.yml: host is in both db_primary and db_replica (host h1; role mysql)',
     ]);
   });
 
