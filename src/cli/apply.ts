@@ -1,4 +1,4 @@
-import { runPlaybook, type EventSink, type HostOutcome } from '../executor/index.js';
+import { runPlaybook, type Connector, type EventSink, type HostOutcome } from '../executor/index.js';
 import { PlanGuard } from '../plan/guard.js';
 import { assertPlanKey, hostDrift, hostPlanOf, readPlan, type PlanFile } from '../plan/plan.js';
 import { InputError, PlanRefused } from '../util/errors.js';
@@ -11,6 +11,8 @@ export interface ApplyOptions {
   maxAge: number; // seconds
   forks?: number;
   reporter: EventSink;
+  /** How hosts are reached (default: SSH); unit tests give recorded hosts. */
+  connector?: Connector;
 }
 
 export function parseMaxAge(v: string): number {
@@ -85,6 +87,7 @@ export async function applyCommand(file: string, o: ApplyOptions): Promise<numbe
       check: false,
       guard,
       reporter,
+      connector: o.connector,
       gate: (host, _check, all) => {
         const d = decide(all);
         if (o.allOrNothing && Object.keys(d.refused).length) return false;

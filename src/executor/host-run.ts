@@ -94,11 +94,6 @@ class StateCache {
 
   constructor(private readonly session: HostSession) {}
 
-  /** The raw results (the mysql modules' compatibility path). */
-  get results(): ReadonlyMap<string, ProbeResult> {
-    return this.raw;
-  }
-
   read<T>(probe: Probe<T>): T {
     const from = this.raw.get(probe.key);
     const memo = this.parsed.get(probe.key);
@@ -273,7 +268,6 @@ export class HostRun {
       check: this.flags.check,
       predicted: this.predicted,
       read: (probe) => this.cache.read(probe),
-      results: this.cache.results,
       run: async (cmd, opts) => {
         const r = await this.session.exec(cmd, { stdin: opts?.stdin, timeoutMs: this.session.probeTimeoutMs }).catch((err: unknown) => {
           throw err instanceof CommandTimeoutError ? err.as(`reading the host's state: \`${cmd.split('\n')[0]}\``, 'probe_timeout') : err;

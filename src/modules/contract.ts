@@ -179,11 +179,6 @@ export interface ModuleContext {
    * per read). A probe the task did not declare has no answer: parse(undefined).
    */
   read<T>(probe: Probe<T>): T;
-  /**
-   * Raw results by key. Only for the mysql modules until their rewrite (branch t12-mysql) lands on
-   * typed probes; every other module uses read().
-   */
-  results: ReadonlyMap<string, ProbeResult>;
   /** Read something more from the host (one extra round trip): for modules that need a second look. Bounded by probe_timeout. */
   run(cmd: string, opts?: { stdin?: string | Buffer }): Promise<ProbeResult>;
   /**

@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import type { Change, ModuleDef, Plan } from '../contract.js';
-import { account, CLIENT, CLIENT_CHECK, HEREDOC, hostName, NOT_INSTALLED_NOTE, parseRows, probeOutput, rawProbe, sqlCommand, sqlScript, sqlString, userName, type Stmt } from './client.js';
+import { account, CLIENT, CLIENT_CHECK, HEREDOC, hostName, NOT_INSTALLED_NOTE, parseRows, probeOutput, rawProbe, sqlCommand, sqlScript, sqlString, userName, type RawRead, type Stmt } from './client.js';
 
 export const BOOKKEEPING_SCHEMA = 'provision';
 export const BOOKKEEPING_TABLE = `${BOOKKEEPING_SCHEMA}.managed_accounts`;
@@ -37,9 +37,6 @@ const CREATE_TABLE = [
     'recorded_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (owner, user, host)) ENGINE=InnoDB',
 ];
 
-function accountsKey(p: AccountsParams): string {
-  return `mysql:accounts:${p.owner}`;
-}
 
 /** "@@table 0|1", then (when the table exists) one row per recorded account: user, host, exists (0/1). */
 function probeScript(owner: string): string {
@@ -64,14 +61,19 @@ function parseRecorded(out: string): { table: boolean; rows: Recorded[] } {
   return { table, rows };
 }
 
+/** The accounts recorded for an owner, and whether each still exists. */
+export function recordedAccounts(owner: string): RawRead {
+  return rawProbe(`mysql:accounts:${owner}`, probeScript(owner));
+}
+
 const keyOf = (a: { user: string; host: string }) => `${a.user}@${a.host}`;
 
 export const mysqlAccountsModule: ModuleDef<AccountsParams> = {
   name: 'mysql_accounts',
   schema: accountsParams,
-  probes: (p) => [rawProbe(accountsKey(p), probeScript(p.owner))],
+  probes: (p) => [recordedAccounts(p.owner)],
   plan(p, ctx): Plan {
-    const out = probeOutput(ctx, accountsKey(p), `the accounts recorded for ${p.owner}`);
+    const out = probeOutput(ctx, recordedAccounts(p.owner), `the accounts recorded for ${p.owner}`);
     const { table, rows } = out === undefined ? { table: false, rows: [] } : parseRecorded(out);
     const wanted = new Map(p.accounts.map((a) => [keyOf(a), a]));
     const recorded = new Set(rows.map(keyOf));

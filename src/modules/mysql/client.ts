@@ -14,7 +14,7 @@ import { ModuleError } from '../../util/errors.js';
 import { Secret } from '../../util/secrets.js';
 import { probe, secret, sharedProbe, type Command, type ModuleContext, type Probe } from '../contract.js';
 
-/** The mysql modules read raw results (probeOutput): their probes parse nothing. */
+/** A read of the server whose raw result probeOutput interprets (a failure may be "not installed yet" in a dry run). */
 export type RawRead = Probe<ProbeResult | undefined>;
 const asIs = (r: ProbeResult | undefined) => r;
 
@@ -150,8 +150,8 @@ export function parseRecords(stdout: string): Array<Record<string, string | null
  * The result of a probe, or undefined when the server cannot be asked but a dry run predicts it
  * (an earlier task would install it). Anything else unreadable is an error, never "absent".
  */
-export function probeOutput(ctx: ModuleContext, key: string, what: string): string | undefined {
-  const r: ProbeResult | undefined = ctx.results.get(key);
+export function probeOutput(ctx: ModuleContext, probe: RawRead, what: string): string | undefined {
+  const r: ProbeResult | undefined = ctx.read(probe);
   if (r && r.code === 0) return r.stdout;
   if (ctx.check && ctx.predicted.anyChange) return undefined;
   throw new ModuleError(`cannot read ${what} from the server: ${(r?.stdout ?? 'no probe result').trim().split('\n').slice(-3).join(' ')}`);

@@ -1,7 +1,7 @@
 // mysql_db: a database present (character set, collation) or absent.
 import { z } from 'zod';
 import type { ModuleDef, Plan } from '../contract.js';
-import { dbName, flavor, NOT_INSTALLED_NOTE, parseRows, probeOutput, selectProbe, sqlCommand, sqlIdent, sqlString } from './client.js';
+import { dbName, flavor, NOT_INSTALLED_NOTE, parseRows, probeOutput, selectProbe, sqlCommand, sqlIdent, sqlString, type RawRead } from './client.js';
 
 const dbParams = z.strictObject({
   name: dbName,
@@ -17,14 +17,17 @@ const dbParams = z.strictObject({
 });
 export type MysqlDbParams = z.input<typeof dbParams>;
 
+/** A database's character set and collation (no row: absent). */
+export function databaseRow(name: string): RawRead {
+  return selectProbe(`mysql:db:${name}`, `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${sqlString(name)}`);
+}
+
 export const mysqlDbModule: ModuleDef<z.output<typeof dbParams>> = {
   name: 'mysql_db',
   schema: dbParams,
-  probes: (p) => [
-    selectProbe(`mysql:db:${p.name}`, `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${sqlString(p.name)}`),
-  ],
+  probes: (p) => [databaseRow(p.name)],
   plan(p, ctx): Plan {
-    const out = probeOutput(ctx, `mysql:db:${p.name}`, `database ${p.name}`);
+    const out = probeOutput(ctx, databaseRow(p.name), `database ${p.name}`);
     const row = out === undefined ? undefined : parseRows(out)[0];
     const target = `database ${p.name}`;
     if (p.state === 'absent') {

@@ -1,7 +1,7 @@
 // mysql_query: SQL run when a guard query says it is needed (schema creation, housekeeping).
 import { z } from 'zod';
 import type { ModuleDef, Plan } from '../contract.js';
-import { dbName, NOT_INSTALLED_NOTE, parseRows, probeOutput, sqlCommand, sqlIdent, sqlProbe, type Stmt } from './client.js';
+import { dbName, NOT_INSTALLED_NOTE, parseRows, probeOutput, sqlCommand, sqlIdent, sqlProbe, type RawRead, type Stmt } from './client.js';
 
 const queryParams = z.strictObject({
   /** Statements (separated by ";") run when needed. */
@@ -15,30 +15,31 @@ const queryParams = z.strictObject({
 });
 export type MysqlQueryParams = z.input<typeof queryParams>;
 
-function guardKey(kind: 'unless' | 'onlyif', query: string, database?: string): string {
-  return `mysql:query:${kind}:${database ?? ''}:${query}`;
-}
-
 function guardSql(query: string, database?: string): string {
   return `${database ? `USE ${sqlIdent(database)};\n` : ''}${query.trim().replace(/;\s*$/, '')};`;
+}
+
+/** The rows of a guard query (unless / onlyif), in its database. */
+export function guardRows(kind: 'unless' | 'onlyif', query: string, database?: string): RawRead {
+  return sqlProbe(`mysql:query:${kind}:${database ?? ''}:${query}`, guardSql(query, database));
 }
 
 export const mysqlQueryModule: ModuleDef<z.output<typeof queryParams>> = {
   name: 'mysql_query',
   schema: queryParams,
   probes: (p) => [
-    ...(p.unless ? [sqlProbe(guardKey('unless', p.unless, p.database), guardSql(p.unless, p.database))] : []),
-    ...(p.onlyif ? [sqlProbe(guardKey('onlyif', p.onlyif, p.database), guardSql(p.onlyif, p.database))] : []),
+    ...(p.unless ? [guardRows('unless', p.unless, p.database)] : []),
+    ...(p.onlyif ? [guardRows('onlyif', p.onlyif, p.database)] : []),
   ],
   plan(p, ctx): Plan {
     let note: string | undefined;
     if (p.unless) {
-      const out = probeOutput(ctx, guardKey('unless', p.unless, p.database), 'the unless query');
+      const out = probeOutput(ctx, guardRows('unless', p.unless, p.database), 'the unless query');
       if (out === undefined) note = NOT_INSTALLED_NOTE;
       else if (parseRows(out).length > 0) return { changes: [], commands: [] };
     }
     if (p.onlyif) {
-      const out = probeOutput(ctx, guardKey('onlyif', p.onlyif, p.database), 'the onlyif query');
+      const out = probeOutput(ctx, guardRows('onlyif', p.onlyif, p.database), 'the onlyif query');
       // A guard that cannot be read yet (no server before the install) is taken as false for onlyif
       // (a clean-up on a fresh server has nothing to clean) and as not matching for unless (above).
       if (out === undefined) return { changes: [], commands: [], note: `${NOT_INSTALLED_NOTE}; its onlyif query is taken as empty` };

@@ -29,6 +29,7 @@ import {
   sqlString,
   userName,
   type MysqlFlavor,
+  type RawRead,
   type Stmt,
 } from './client.js';
 import { compareWithPrimary } from './compare.js';
@@ -192,8 +193,22 @@ function changeSourceStmt(p: ReplicationParams, f: MysqlFlavor, credentialsOnly 
   return { sql, show: sql.replace(sqlString(pw), "'********'") };
 }
 
-function replicationKey(p: ReplicationParams): string {
-  return `mysql:replication:${p.primary_host}:${p.primary_port}`;
+/** The replica's status, server variables, databases and seed marker, in one read. */
+export function replicaState(p: Pick<ReplicationParams, 'primary_host' | 'primary_port'>, f: MysqlFlavor): RawRead {
+  return rawProbe(
+    `mysql:replication:${p.primary_host}:${p.primary_port}`,
+    [
+      CLIENT_CHECK,
+      "echo '@@status'",
+      sqlScript(statusSql(f) + ';', true),
+      "echo '@@vars'",
+      sqlScript(varsSql(f)),
+      "echo '@@databases'",
+      sqlScript(DATABASES_SQL),
+      "echo '@@seed'",
+      `if [ -e ${quote(SEED_MARKER)} ]; then echo incomplete; fi`,
+    ].join('\n'),
+  );
 }
 
 /** Poll SHOW SLAVE/REPLICA STATUS until both threads run (bounded); a SQL error, or an IO thread that gave up, fails at once. */
@@ -303,28 +318,10 @@ function seedPlan(p: ReplicationParams, f: MysqlFlavor, ctx: ModuleContext, foun
 export const mysqlReplicationModule: ModuleDef<ReplicationParams> = {
   name: 'mysql_replication',
   schema: replicationParams,
-  probes(p, { facts }) {
-    const f = flavorOf(facts, p.flavor);
-    return [
-      rawProbe(
-        replicationKey(p),
-        [
-          CLIENT_CHECK,
-          "echo '@@status'",
-          sqlScript(statusSql(f) + ';', true),
-          "echo '@@vars'",
-          sqlScript(varsSql(f)),
-          "echo '@@databases'",
-          sqlScript(DATABASES_SQL),
-          "echo '@@seed'",
-          `if [ -e ${quote(SEED_MARKER)} ]; then echo incomplete; fi`,
-        ].join('\n'),
-      ),
-    ];
-  },
+  probes: (p, { facts }) => [replicaState(p, flavorOf(facts, p.flavor))],
   plan(p, ctx): Plan {
     const f = flavorOf(ctx.facts, p.flavor);
-    const out = probeOutput(ctx, replicationKey(p), 'the replica status');
+    const out = probeOutput(ctx, replicaState(p, f), 'the replica status');
     const sections = splitSections(out ?? '');
     const status = parseReplicaStatus(sections.status, f);
     const vars = Object.fromEntries(parseRows(sections.vars).map((r) => [r[0] ?? '', r[1] ?? '']));

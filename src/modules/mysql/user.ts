@@ -22,6 +22,7 @@ import {
   sqlString,
   userName,
   type MysqlFlavor,
+  type RawRead,
   type Stmt,
 } from './client.js';
 
@@ -69,8 +70,9 @@ function levelSql(l: string): string {
   return `${sqlIdent(db)}.${table === '*' ? '*' : sqlIdent(table)}`;
 }
 
-function userKey(p: { user: string; host: string }): string {
-  return `mysql:user:${p.user}@${p.host}`;
+/** An account's plugin, authentication string and privileges per level. */
+export function userGrants(p: { user: string; host: string }): RawRead {
+  return selectProbe(`mysql:user:${p.user}@${p.host}`, userProbeSql(p));
 }
 
 interface UserState {
@@ -152,10 +154,10 @@ function planUserPrivileges(p: UserParams, have: Map<string, Set<string>>, f: My
 export const mysqlUserModule: ModuleDef<UserParams> = {
   name: 'mysql_user',
   schema: userParams,
-  probes: (p) => [selectProbe(userKey(p), userProbeSql(p))],
+  probes: (p) => [userGrants(p)],
   plan(p, ctx): Plan {
     const f = flavorOf(ctx.facts, p.flavor);
-    const out = probeOutput(ctx, userKey(p), `user ${p.user}@${p.host}`);
+    const out = probeOutput(ctx, userGrants(p), `user ${p.user}@${p.host}`);
     const have = out === undefined ? undefined : parseUserState(out, f);
     const acct = account(p.user, p.host);
     const target = `user ${p.user}@${p.host}`;

@@ -343,3 +343,64 @@ describe('apply: one connection per host, a gate between the check and the real 
     expect(exitCodeOf(res)).toBe(5);
   });
 });
+
+describe("a 'call' step (a stream between hosts: the replica's seed) and a task's peer", () => {
+  const calls: Array<{ host: string; canSpawn: boolean }> = [];
+  const peers: string[] = [];
+  registerModule({
+    name: 'streamed',
+    schema: z.object({ from: z.string() }),
+    probes: () => [probe('streamed:done', 'true', (r) => r?.code === 0)],
+    plan: (p, ctx) =>
+      ctx.read(probe('streamed:done', 'true', (r) => r?.code === 0))
+        ? { changes: [], commands: [] }
+        : {
+            changes: [{ kind: 'other', target: 'copy', action: `stream from ${p.from}` }],
+            commands: [
+              { kind: 'shell', cmd: 'before-stream' },
+              {
+                kind: 'call',
+                describe: `stream from ${p.from}`,
+                run: async (target) => {
+                  calls.push({ host: target.hostName, canSpawn: typeof target.spawn === 'function' });
+                  await ctx.peer?.(p.from);
+                },
+              },
+              { kind: 'shell', cmd: 'after-stream' },
+            ],
+          },
+  });
+  const PLAY = '- name: p\n  hosts: all\n  tasks:\n    - { name: seed, streamed: { from: web-02 } }\n';
+  const peered = () =>
+    new RecordedConnector(() => {
+      const s = new RecordedSession({ answers: { 'streamed:done': missing } });
+      return Object.assign(s, {
+        spawn: async () => {
+          throw new Error('not streamed in this test');
+        },
+        peer: async (name: string) => {
+          peers.push(name);
+          return {} as never;
+        },
+      });
+    });
+
+  it('runs in order with the commands, given its host and a way to stream; the peer comes from the session; reported as a command', async () => {
+    calls.length = peers.length = 0;
+    const { session, events, res } = await run(PLAY, { connector: peered() });
+    expect(session().ran).toEqual(['before-stream', 'after-stream']);
+    expect(calls).toEqual([{ host: 'web-01', canSpawn: true }]);
+    expect(peers).toEqual(['web-02']);
+    expect(events.some((e) => e.kind === 'command' && e.command === 'stream from web-02')).toBe(true);
+    expect(res.hosts['web-01']!.counts.changed).toBe(1);
+  });
+
+  it('--check never runs it', async () => {
+    calls.length = peers.length = 0;
+    const { session, res } = await run(PLAY, { connector: peered(), check: true });
+    expect(session().ran).toEqual([]);
+    expect(calls).toEqual([]);
+    expect(peers).toEqual([]);
+    expect(res.hosts['web-01']!.counts.changed).toBe(1);
+  });
+});

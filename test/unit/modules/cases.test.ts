@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import YAML from 'yaml';
 import type { ProbeResult } from '../../../src/facts/index.js';
-import { getModule, moduleNames, type Command, type ModuleContext, type Plan } from '../../../src/modules/index.js';
+import { getModule, moduleNames, secretParams, type Command, type ModuleContext, type ModuleDef, type Plan } from '../../../src/modules/index.js';
+import { Secret } from '../../../src/util/secrets.js';
 import { contentBytes, factsFrom, fileProbeResults, moduleContext, predictedFrom, testHost, type ContentJSON, type FileJSON, type PredictedJSON } from './fixtures.js';
 
 const CASES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cases');
@@ -138,6 +139,34 @@ function checkPredicted(plan: Plan, ctx: ModuleContext, want: PredictedJSON): vo
   for (const [k, v] of Object.entries(want.services ?? {})) expect(state.services.get(k), `predicted service ${k}`).toBe(v);
 }
 
+/** The module context of a case: its host, facts, predicted state and recorded probe answers (each one the module asks for). */
+function caseContext(def: ModuleDef<unknown>, params: unknown, data: Case): ModuleContext {
+  const host = testHost(data.host?.vars);
+  if (data.host?.address) host.address = data.host.address;
+  const facts = factsFrom(data.facts);
+  const requested = new Set(def.probes(params, { host, facts }).map((p) => p.key));
+  const results = new Map<string, ProbeResult>();
+  for (const [key, r] of Object.entries(data.probes ?? {})) {
+    expect(requested, `the module asks for probe "${key}"`).toContain(key);
+    results.set(key, { stdout: r.stdout, code: r.code ?? 0 });
+  }
+  for (const [p, f] of Object.entries(data.files ?? {})) {
+    const pair = fileProbeResults(p, f);
+    expect(pair.some(([k]) => requested.has(k)), `the module probes ${p}`).toBe(true);
+    for (const [k, v] of pair) results.set(k, v);
+  }
+  return moduleContext({
+    host,
+    facts,
+    check: data.check ?? false,
+    predicted: predictedFrom(data.predicted),
+    results,
+    run: async (cmd) => {
+      throw new Error(`plan() must not run commands (ran: ${cmd})`);
+    },
+  });
+}
+
 const cases = loadCases();
 
 describe('module cases', () => {
@@ -158,30 +187,7 @@ describe('module cases', () => {
       }
       if (!parsed.success) throw new Error(`params refused: ${parsed.error.message}`);
 
-      const host = testHost(data.host?.vars);
-      if (data.host?.address) host.address = data.host.address;
-      const facts = factsFrom(data.facts);
-      const requested = new Set(def!.probes(parsed.data, { host, facts }).map((p) => p.key));
-      const results = new Map<string, ProbeResult>();
-      for (const [key, r] of Object.entries(data.probes ?? {})) {
-        expect(requested, `the module asks for probe "${key}"`).toContain(key);
-        results.set(key, { stdout: r.stdout, code: r.code ?? 0 });
-      }
-      for (const [p, f] of Object.entries(data.files ?? {})) {
-        const pair = fileProbeResults(p, f);
-        expect(pair.some(([k]) => requested.has(k)), `the module probes ${p}`).toBe(true);
-        for (const [k, v] of pair) results.set(k, v);
-      }
-      const ctx: ModuleContext = moduleContext({
-        host,
-        facts,
-        check: data.check ?? false,
-        predicted: predictedFrom(data.predicted),
-        results,
-        run: async (cmd) => {
-          throw new Error(`plan() must not run commands (ran: ${cmd})`);
-        },
-      });
+      const ctx = caseContext(def!, parsed.data, data);
 
       if (data.expected.error !== undefined) {
         await expect(async () => def!.plan(parsed.data, ctx)).rejects.toThrow(data.expected.error);
@@ -210,6 +216,43 @@ describe('module cases', () => {
       if (want.note !== undefined) expect(plan.note ?? '').toContain(want.note);
       if (want.verify !== undefined) expect(plan.verify !== undefined, 'plan has a verify step').toBe(want.verify);
       if (want.predicted) checkPredicted(plan, ctx, want.predicted);
+    });
+  }
+});
+
+/**
+ * The rule behind `secret()` in a module's schema: a value given to a secret param reaches the
+ * host on stdin or in a 0600 file, never on a command line (argv is visible in `ps` and logs).
+ * Every case whose params fill a secret param is planned again with a distinctive Secret there
+ * (the case's own value may be a word like "password" that a command names anyway); no command
+ * line, nor what is shown of it, may carry it.
+ */
+describe('module cases: no command line carries a secret param', () => {
+  const withSecrets = cases.flatMap((c) => {
+    const def = getModule(c.module);
+    const names = def ? secretParams(def).filter((k) => typeof c.data.params[k] === 'string') : [];
+    return names.length && c.data.expected.schemaError === undefined && c.data.expected.error === undefined ? [{ ...c, def: def!, names }] : [];
+  });
+
+  test('there are such cases (the rule is not vacuous)', () => {
+    expect(withSecrets.length).toBeGreaterThan(0);
+  });
+
+  for (const { module, file, dir, data, def, names } of withSecrets) {
+    test(`${module}/${file}: ${names.join(', ')}`, async () => {
+      const params = resolveParams(data.params, dir);
+      const secretOf = (k: string) => `Sx-${k}-4f1d9c2e-value`;
+      for (const k of names) params[k] = new Secret(`case ${module}/${file} ${k}`, secretOf(k));
+      const parsed = def.schema.safeParse(params);
+      if (!parsed.success) throw new Error(`params refused with Secrets: ${parsed.error.message}`);
+      const plan = await def.plan(parsed.data, caseContext(def, parsed.data, data));
+      for (const c of plan.commands) {
+        for (const k of names) {
+          const value = secretOf(k);
+          expect(commandText(c), `${k} in a command line`).not.toContain(value);
+          if (c.kind === 'shell' && c.describe !== undefined) expect(c.describe, `${k} in what is shown of a command`).not.toContain(value);
+        }
+      }
     });
   }
 });

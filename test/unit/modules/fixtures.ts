@@ -132,6 +132,6 @@ export function fileProbeResults(path: string, f: FileJSON): Array<[string, Prob
 }
 
 /** A module's context over recorded raw probe results by key: read() parses the answer, as the executor's does. */
-export function moduleContext(c: Omit<ModuleContext, 'read'>): ModuleContext {
-  return { ...c, read: (probe) => probe.parse(c.results.get(probe.key)) };
+export function moduleContext({ results, ...c }: Omit<ModuleContext, 'read'> & { results: ReadonlyMap<string, ProbeResult> }): ModuleContext {
+  return { ...c, read: (probe) => probe.parse(results.get(probe.key)) };
 }
