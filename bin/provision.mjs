@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// The CLI. Runs the bundle in dist/ when it is up to date with src/ (fast start), else the
-// TypeScript sources through tsx (always correct). `npm ci` builds the bundle (prepare).
+// The CLI. Runs dist/provision.cjs (every dependency inside, compiled with V8's code cache: the fast
+// start, see bin/bundle.mjs), or the TypeScript sources through tsx when the bundle is missing or,
+// in a git checkout, older than a file in src/ (always correct). `npm ci` builds the bundle (prepare).
+// An installed package has no .git and no edited sources: it never walks src/.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
-const bundle = path.join(root, 'dist/provision.mjs');
+const bundle = path.join(root, 'dist/provision.cjs');
 
 function newestSource(dir) {
   let newest = 0;
@@ -16,12 +18,20 @@ function newestSource(dir) {
   return newest;
 }
 
-let main;
-if (process.env.PROVISION_NO_BUNDLE !== '1' && existsSync(bundle) && statSync(bundle).mtimeMs >= newestSource(path.join(root, 'src'))) {
-  ({ main } = await import(bundle));
+function bundleUpToDate() {
+  if (process.env.PROVISION_NO_BUNDLE === '1' || !existsSync(bundle)) return false;
+  if (!existsSync(path.join(root, '.git'))) return true;
+  return statSync(bundle).mtimeMs >= newestSource(path.join(root, 'src'));
+}
+
+if (bundleUpToDate()) {
+  const { loadBundle } = await import('./bundle.mjs');
+  const loaded = loadBundle(bundle);
+  process.exitCode = await loaded.exports.main(process.argv.slice(2));
+  loaded.saveCache();
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  ({ main } = await import('../src/cli/main.ts'));
+  const { main } = await import('../src/cli/main.ts');
+  process.exitCode = await main(process.argv.slice(2));
 }
-process.exitCode = await main(process.argv.slice(2));

@@ -1,26 +1,38 @@
 #!/usr/bin/env node
-// Bundles the CLI into dist/provision.mjs (npm dependencies stay external) so it starts in a
-// fraction of the time tsx needs to transpile src/ on every run. bin/provision.mjs uses the
-// bundle only while it is newer than every file in src/, and falls back to tsx otherwise.
+// Bundles the CLI and every npm dependency it uses into one CommonJS file, dist/provision.cjs, and
+// V8's code cache for it, dist/provision.cjs.cache. bin/provision.mjs compiles the bundle with that
+// cache: no module resolution across hundreds of files in node_modules, no parsing of what the cache
+// holds. (Node 20 has no module.enableCompileCache(), and ES modules take no code cache; CommonJS
+// through vm.Script does.) bin/provision.mjs uses the bundle only while it is newer than every file
+// in src/ (in a git checkout), and runs the TypeScript sources through tsx otherwise.
 import { build } from 'esbuild';
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
-rmSync(path.join(root, 'dist/chunks'), { recursive: true, force: true });
+const dist = path.join(root, 'dist');
+// What earlier builds left (an ES module bundle with chunks).
+for (const old of ['chunks', 'provision.mjs', 'provision.mjs.map']) rmSync(path.join(dist, old), { recursive: true, force: true });
+
+const bundle = path.join(dist, 'provision.cjs');
 await build({
-  entryPoints: { provision: path.join(root, 'src/cli/main.ts') },
-  outdir: path.join(root, 'dist'),
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
+  entryPoints: [path.join(root, 'src/cli/main.ts')],
+  outfile: bundle,
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
-  packages: 'external',
+  // ssh2's optional native parts: loaded with require() inside try/catch, absent unless built.
+  external: ['*.node', 'cpu-features'],
+  // The sources find the package root from their own folder (src/util/paths.ts).
+  define: { 'import.meta.dirname': '__dirname' },
   sourcemap: 'linked',
   logLevel: 'warning',
-  // What is imported with import() (the live TTY renderer and listr2, the lab) goes to chunks of
-  // its own, loaded only when used: a run without a TTY never parses them.
-  splitting: true,
 });
+
+// The code cache, made by this Node (V8 refuses a cache from another version; the CLI then compiles
+// without it and writes a new one). Compiled eagerly so that it holds every function, not only those
+// a first run happens to call; it is made without running the bundle.
+const made = spawnSync(process.execPath, ['--no-lazy', path.join(root, 'bin/bundle.mjs'), '--make-cache', bundle], { stdio: 'inherit' });
+if (made.status !== 0) throw new Error(`bin/bundle.mjs --make-cache exited ${made.status}`);
