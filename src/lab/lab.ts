@@ -224,6 +224,9 @@ async function waitHosts(layout: Layout, state: LabState, names: string[], timeo
  */
 async function upScaleHosts(layout: Layout, state: LabState, opts: UpOptions, publicKey: string): Promise<ScaleHostSpec[]> {
   if (opts.scaleHosts === undefined && !state.scale) return [];
+  if (layout.hosts.some((h) => h.name.startsWith('node-'))) {
+    throw new LabError(`instance "${layout.name}" has generic nodes (--hosts), whose addresses scale hosts would take: use another instance for scale hosts`);
+  }
   const f = instanceFiles(layout.stateDir);
   const recorded = state.scale?.subnets ?? [layout.subnet];
   const extra = (opts.scaleSubnets ?? recorded.slice(1)).map((x) => parseSubnet(x).subnet);
@@ -567,18 +570,26 @@ export async function inClient(cmd: string[], name?: string, opts: { timeoutMs?:
 /** Runs a command on a host over SSH with the lab key (output captured). */
 export async function hostExec(host: string, cmd: string[], name?: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
   assertSupported();
+  const { address, files } = sshTarget(name, host);
+  return run('ssh', sshArgs(files.sshKey, files.knownHosts, address, cmd), { allowFail: true, timeoutMs: opts.timeoutMs });
+}
+
+/** Any host of the instance, a reference or node host or a scale host: its address and the lab's SSH files. */
+function sshTarget(name: string | undefined, host: string): { address: string; files: ReturnType<typeof instanceFiles> } {
+  const n = instanceName(name);
+  const state = stateOf(n);
+  const scale = state?.scale?.hosts[host];
+  if (scale) return { address: scale.address, files: instanceFiles(join('/var/lib/provision-lab', n)) };
   const { h, layout } = requireHost(name, host);
-  const f = instanceFiles(layout.stateDir);
-  return run('ssh', sshArgs(f.sshKey, f.knownHosts, h.address, cmd), { allowFail: true, timeoutMs: opts.timeoutMs });
+  return { address: h.address, files: instanceFiles(layout.stateDir) };
 }
 
 /** Same as hostExec with the terminal attached (for the CLI); resolves to the remote exit code. */
 export async function hostExecInteractive(host: string, cmd: string[], name?: string): Promise<number> {
   assertSupported();
-  const { h, layout } = requireHost(name, host);
-  const f = instanceFiles(layout.stateDir);
+  const { address, files } = sshTarget(name, host);
   return new Promise((resolve) => {
-    const child = spawn('ssh', sshArgs(f.sshKey, f.knownHosts, h.address, cmd), { stdio: 'inherit' });
+    const child = spawn('ssh', sshArgs(files.sshKey, files.knownHosts, address, cmd), { stdio: 'inherit' });
     child.on('error', () => resolve(255));
     child.on('exit', (code) => resolve(code ?? 255));
   });

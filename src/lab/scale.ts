@@ -18,9 +18,12 @@ import { LabError } from './errors.ts';
 import { BASE_IMAGE, bridgeName, parseSubnet, validateInstanceName } from './layout.ts';
 import { childPids, isAlive, type ProcRecord } from './state.ts';
 
-/** Scale hosts per /24: octets .11–.210 (the gateway .1, the reference hosts .10–.20 and the client .250 stay clear). */
+/**
+ * Scale hosts per /24: octets .21–.220. The gateway (.1), the reference hosts (.10–.20) and the client
+ * (.250) stay clear; the generic nodes (.101–.199) do not, so an instance has nodes or scale hosts.
+ */
 export const SCALE_HOSTS_PER_SUBNET = 200;
-const FIRST_OCTET = 11;
+const FIRST_OCTET = 21;
 export const MAX_SCALE_HOSTS = 999;
 
 export interface ScaleHostSpec {
