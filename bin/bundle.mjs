@@ -1,11 +1,15 @@
 // Loads dist/provision.cjs (the CLI with its dependencies, one CommonJS file made by
-// scripts/build.mjs) through vm.Script with V8's code cache beside it, dist/provision.cjs.cache:
-// what is in the cache is neither parsed nor compiled again. Node 20 has no compile cache for
-// modules (module.enableCompileCache() came in 22), so the bundle is compiled here, as Node would
-// compile a CommonJS module, with the cache given to V8.
+// scripts/build.mjs) through vm.Script with V8's code cache: what is in the cache is neither parsed
+// nor compiled again. Node 20 has no compile cache for modules (module.enableCompileCache() came in
+// 22), so the bundle is compiled here, as Node compiles a CommonJS module, with the cache given to V8.
 //
-//   node --no-lazy bin/bundle.mjs --make-cache dist/provision.cjs   (scripts/build.mjs)
-import { readFileSync, writeFileSync } from 'node:fs';
+// Two caches: provision.cjs.cache, made by the build after evaluating the bundle (every module's top
+// level), and provision.cjs.run-cache, written once after the first run that reached hosts (it also
+// holds what a run compiles: the engine, SSH, the renderers). The newer one that V8 takes is used.
+//
+//   node bin/bundle.mjs --make-cache dist/provision.cjs    (scripts/build.mjs)
+//   node bin/bundle.mjs --check-cache dist/provision.cjs   exit 0 when V8 takes the cache
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -17,37 +21,59 @@ function compile(file, cachedData) {
   return new vm.Script(wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
 }
 
-/**
- * The bundle's exports. `saveCache()` writes a fresh cache when there was none or V8 refused it (a
- * Node upgrade since the build); call it after the run, so the cache also holds what the run compiled.
- */
-export function loadBundle(file) {
-  const cacheFile = `${file}.cache`;
-  let cachedData;
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    /* none yet */
-  }
-  const script = compile(file, cachedData);
+function evaluate(script, file) {
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file));
-  const stale = !cachedData || script.cachedDataRejected;
+  return module.exports;
+}
+
+function readOrNothing(file) {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Written beside and renamed: two runs finishing at once never leave half a cache. */
+function writeCache(file, data) {
+  try {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } catch {
+    /* a read-only install: the build's cache serves */
+  }
+}
+
+/**
+ * The bundle's exports. Call `saveCache(reachedHosts)` after the command: it writes the run cache
+ * once (after the first command that reached hosts), or again when V8 refused the one it had.
+ */
+export function loadBundle(file) {
+  const runCache = `${file}.run-cache`;
+  const fromRun = readOrNothing(runCache);
+  let script = compile(file, fromRun ?? readOrNothing(`${file}.cache`));
+  const runCacheTaken = fromRun !== undefined && script.cachedDataRejected === false;
+  if (fromRun && !runCacheTaken) script = compile(file, readOrNothing(`${file}.cache`)); // a stale run cache: the build's
+  const exports = evaluate(script, file);
   return {
-    exports: module.exports,
-    saveCache() {
-      if (!stale) return;
-      try {
-        writeFileSync(cacheFile, script.createCachedData());
-      } catch {
-        /* a read-only install: the next run compiles without a cache again */
-      }
+    exports,
+    saveCache(reachedHosts) {
+      if ((reachedHosts && !runCacheTaken) || script.cachedDataRejected !== false) writeCache(runCache, script.createCachedData());
     },
   };
 }
 
 if (process.argv[2] === '--make-cache') {
-  // Run with --no-lazy: every function compiled now, so the cache holds all of them.
+  // The bundle is evaluated (every module's top level runs, the CLI's main does not), then cached:
+  // the cache holds every function that evaluation compiled, not only the top-level code. (An eager
+  // compile with --no-lazy would hold all of them, but changes the flags V8 keys its caches by.)
   const file = path.resolve(process.argv[3]);
-  writeFileSync(`${file}.cache`, compile(file).createCachedData());
+  const script = compile(file);
+  evaluate(script, file);
+  writeFileSync(`${file}.cache`, script.createCachedData());
+} else if (process.argv[2] === '--check-cache') {
+  const file = path.resolve(process.argv[3]);
+  process.exitCode = compile(file, readFileSync(`${file}.cache`)).cachedDataRejected ? 1 : 0;
 }

@@ -12,8 +12,8 @@ import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
 const dist = path.join(root, 'dist');
-// What earlier builds left (an ES module bundle with chunks).
-for (const old of ['chunks', 'provision.mjs', 'provision.mjs.map']) rmSync(path.join(dist, old), { recursive: true, force: true });
+// What earlier builds left (an ES module bundle with chunks; a run cache of the previous bundle).
+for (const old of ['chunks', 'provision.mjs', 'provision.mjs.map', 'provision.cjs.run-cache']) rmSync(path.join(dist, old), { recursive: true, force: true });
 
 const bundle = path.join(dist, 'provision.cjs');
 await build({
@@ -32,7 +32,7 @@ await build({
 });
 
 // The code cache, made by this Node (V8 refuses a cache from another version; the CLI then compiles
-// without it and writes a new one). Compiled eagerly so that it holds every function, not only those
-// a first run happens to call; it is made without running the bundle.
-const made = spawnSync(process.execPath, ['--no-lazy', path.join(root, 'bin/bundle.mjs'), '--make-cache', bundle], { stdio: 'inherit' });
-if (made.status !== 0) throw new Error(`bin/bundle.mjs --make-cache exited ${made.status}`);
+// without it and writes a new one), after the bundle's modules were evaluated, and checked the way
+// the CLI loads it.
+const node = (command) => spawnSync(process.execPath, [path.join(root, 'bin/bundle.mjs'), command, bundle], { stdio: 'inherit' }).status;
+if (node('--make-cache') !== 0 || node('--check-cache') !== 0) throw new Error('build: V8 refuses the code cache of dist/provision.cjs');
