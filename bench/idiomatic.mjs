@@ -56,7 +56,7 @@ export async function runIdiomatic({ hosts, secrets, check = false, factCache = 
     ANSIBLE_CONFIG: path.join(IDIOMATIC_DIR, 'ansible.cfg'),
     ANSIBLE_STDOUT_CALLBACK: 'ansible.posix.json',
     // A fresh ControlPath dir per run: no SSH master survives from one run into the next.
-    ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp, `cp-idiomatic-${++runNo}`),
+    ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp(), `cp-idiomatic-${++runNo}`),
     ANSIBLE_NOCOLOR: '1',
     ...(factCache
       ? { ANSIBLE_GATHERING: 'smart', ANSIBLE_CACHE_PLUGIN: 'jsonfile', ANSIBLE_CACHE_PLUGIN_CONNECTION: factCache, ANSIBLE_CACHE_PLUGIN_TIMEOUT: '86400' }

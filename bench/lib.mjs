@@ -1,12 +1,17 @@
 // What every part of `npm run bench` shares: running commands, measuring a process as a whole
 // (wall, CPU, peak RSS), medians and ranges, reading our --json recap.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 export const root = path.resolve(import.meta.dirname, '..');
-export const tmp = mkdtempSync(path.join(os.tmpdir(), 'provision-bench-'));
+let scratch;
+/** This benchmark run's scratch folder, made on first use (nothing is made by importing this file). */
+export const tmp = () => (scratch ??= mkdtempSync(path.join(os.tmpdir(), 'provision-bench-')));
+export function removeTmp() {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+}
 
 export const log = (s) => process.stderr.write(`bench: ${s}\n`);
 export const load = () => os.loadavg().map((x) => Number(x.toFixed(2)));
@@ -24,7 +29,7 @@ export const cli = (argv, opts) => sh(process.execPath, [path.join(root, 'bin/pr
 let measured = 0;
 /** Runs a command as one measured process: wall (ms), user+sys CPU (s), peak RSS (MB), output, exit code. */
 export function measure(cmd, argv, opts = {}) {
-  const timeFile = path.join(tmp, `time-${++measured}.txt`);
+  const timeFile = path.join(tmp(), `time-${++measured}.txt`);
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn('/usr/bin/time', ['-f', '%U %S %M', '-o', timeFile, cmd, ...argv], { cwd: opts.cwd ?? root, env: { ...process.env, ...opts.env } });

@@ -19,12 +19,12 @@
 // Every figure is a fresh process measured from start to end; median (min–max) of N runs. Prints a
 // table and writes bench/results.json (--merge keeps the figures of parts not run). The instances
 // are brought down at the end unless --keep.
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { cli, load, log, measure, ourNoChange, root, round, runFigures, sh, stats, summarise, tmp } from '../bench/lib.mjs';
+import { cli, load, log, measure, ourNoChange, removeTmp, root, round, runFigures, sh, stats, summarise, tmp } from '../bench/lib.mjs';
 import { withLatency, cleanupStale } from '../bench/latency.mjs';
 import {
   collectState, compareStates, ensureDir, runIdiomatic, secretValuesOf, siteManaged, writeIdiomaticInventory,
@@ -112,7 +112,7 @@ function writeSiteInventory() {
     .replace(/^secrets_file: .*$/m, 'secrets_file: bench.secrets.yml');
   writeFileSync(path.join(root, 'inventory/bench.yml'), site);
   // A play without tasks: connect, gather facts, nothing else (the start-up figure's "no-op run").
-  writeFileSync(path.join(tmp, 'noop.yml'), '- name: nothing to do\n  hosts: all\n  tasks: []\n');
+  writeFileSync(path.join(tmp(), 'noop.yml'), '- name: nothing to do\n  hosts: all\n  tasks: []\n');
 }
 
 function labUp(name, argv) {
@@ -137,10 +137,10 @@ const restoreFresh = () => {
 let factScript;
 function floorConfig(name, hosts, labDir) {
   if (!factScript) {
-    factScript = path.join(tmp, 'facts.sh');
+    factScript = path.join(tmp(), 'facts.sh');
     writeFileSync(factScript, sh('npx', ['tsx', 'bench/fact-script.ts']).stdout);
   }
-  const file = path.join(tmp, `floor-${name}.json`);
+  const file = path.join(tmp(), `floor-${name}.json`);
   writeFileSync(file, JSON.stringify({
     hosts: hosts.map((h) => ({ ...h, port: 22 })),
     user: 'root', key: `${labDir}/ssh/id_ed25519`, knownHosts: `${labDir}/ssh/known_hosts`, script: factScript,
@@ -184,7 +184,7 @@ function ensureAnsible() {
   }
   ansibleReady = {
     version: sh('ansible-playbook', ['--version']).stdout.split('\n')[0],
-    hosts: writeIdiomaticInventory(path.join(tmp, 'idiomatic-hosts.yml'), { subnet: SUBNET, labDir: LAB_DIR }),
+    hosts: writeIdiomaticInventory(path.join(tmp(), 'idiomatic-hosts.yml'), { subnet: SUBNET, labDir: LAB_DIR }),
   };
   return ansibleReady;
 }
@@ -224,7 +224,7 @@ function prepareGenerated(playbook = 'playbooks/site.yml') {
   ensureAnsible();
   generatedReady ??= {
     hosts: (() => {
-      const f = path.join(tmp, 'generated-hosts.yml');
+      const f = path.join(tmp(), 'generated-hosts.yml');
       writeFileSync(f, [
         'all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${LAB_DIR}/ssh/id_ed25519`,
         `    ansible_ssh_common_args: -o UserKnownHostsFile=${LAB_DIR}/ssh/known_hosts -o StrictHostKeyChecking=yes`, '  hosts:',
@@ -232,7 +232,7 @@ function prepareGenerated(playbook = 'playbooks/site.yml') {
       ].join('\n'));
       return f;
     })(),
-    secrets: path.join(tmp, 'generated-secrets.yml'),
+    secrets: path.join(tmp(), 'generated-secrets.yml'),
   };
   log(`generating the per-item Ansible tasks from our expanded ${playbook}`);
   const tasks = JSON.parse(sh('npx', ['tsx', 'bench/ansible/generate.ts', 'bench', playbook, 'bench/ansible', generatedReady.secrets]).stdout);
@@ -240,7 +240,7 @@ function prepareGenerated(playbook = 'playbooks/site.yml') {
 }
 let generatedRunNo = 0;
 async function generatedRun(a, converge = false, limit = []) {
-  const env = { ANSIBLE_CONFIG: path.join(root, 'bench/ansible/ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp, `cp-gen-${++generatedRunNo}`), ANSIBLE_NOCOLOR: '1' };
+  const env = { ANSIBLE_CONFIG: path.join(root, 'bench/ansible/ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp(), `cp-gen-${++generatedRunNo}`), ANSIBLE_NOCOLOR: '1' };
   const r = await measure('ansible-playbook', ['-i', a.hosts, '-e', `@${a.secrets}`, ...(limit.length ? ['--limit', limit.join(',')] : []), 'site.yml'], { cwd: path.join(root, 'bench/ansible'), env });
   const recap = [...r.stdout.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
   if (r.code !== 0 || recap.length !== (limit.length || SITE_HOSTS.length) || (!converge && recap.some((m) => m[3] !== '0'))) {
@@ -327,7 +327,7 @@ async function partAnsibleNoChange() {
   ensureAnsible();
   log(`idiomatic playbook: no-change runs, fact cache off (${ANSIBLE_RUNS}) and on (1 to fill it, then ${ANSIBLE_RUNS}) (load ${load().join(' ')})`);
   const off = await idiomaticNoChange(ANSIBLE_RUNS, false);
-  const cacheDir = ensureDir(path.join(tmp, 'fact-cache'));
+  const cacheDir = ensureDir(path.join(tmp(), 'fact-cache'));
   await idiomaticNoChange(1, cacheDir);
   const on = await idiomaticNoChange(ANSIBLE_RUNS, cacheDir);
   results.idiomatic = {
@@ -407,7 +407,7 @@ async function partLatency() {
 }
 
 async function partStartup() {
-  const noop = path.join(tmp, 'noop.yml');
+  const noop = path.join(tmp(), 'noop.yml');
   const inv = path.join(root, 'inventory/bench.yml');
   const variants = [
     ['node bin/provision.mjs --version', process.execPath, [path.join(root, 'bin/provision.mjs'), '--version']],
@@ -584,7 +584,7 @@ try {
   log(`error: ${err.stack ?? err.message}`);
   process.exitCode = 1;
 } finally {
-  rmSync(tmp, { recursive: true, force: true });
+  removeTmp();
   if (!flag('keep')) {
     for (const name of [NAME, SCALE_NAME]) {
       log(`lab down --name ${name}`);
