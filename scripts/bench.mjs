@@ -570,6 +570,13 @@ function printTable(r) {
   if (im?.equivalence) out.push(`idiomatic Ansible builds the same site as ours (packages, files modulo comments, links, units, ufw, MySQL): ${im.equivalence.equivalent ? 'yes' : 'NO, see bench/results.json idiomatic.equivalence'}`);
   out.push(`ours / floor: ${r.ratios.oursOverFloor ?? '-'}×   idiomatic Ansible / ours: ${r.ratios.idiomaticOverOurs ?? '-'}×   generated Ansible / ours: ${r.ratios.generatedOverOurs ?? '-'}× (no change)`);
   if (r.latency?.sequentialRoundTrips) out.push(`round trips waited for one after the other (seconds added per ms of RTT ×1000): ours ${r.latency.sequentialRoundTrips.ours}, idiomatic Ansible ${r.latency.sequentialRoundTrips.ansible}`);
+  if (r.latency?.ansiblePerTask?.length) {
+    const [lo, hi] = [Math.min(...r.latency.rttMs), Math.max(...r.latency.rttMs)];
+    out.push(`idiomatic Ansible, per task at ${lo} → ${hi} ms RTT (ms; the round trips each task waits for one after another), the ten that grow most:`);
+    for (const t of [...r.latency.ansiblePerTask].sort((a, b) => (b.msAtHigh - b.msAtLow) - (a.msAtHigh - a.msAtLow)).slice(0, 10)) {
+      out.push(`  ${String(t.msAtLow).padStart(7)} → ${String(t.msAtHigh).padStart(7)}  (${t.roundTrips})  ${t.task}`);
+    }
+  }
   for (const [n, s] of Object.entries(r.scale ?? {})) out.push(`${n} hosts: ours / floor ${s.oursOverFloor}×; the whole machine spent ${s.machineCpuS?.median} s of CPU per run`);
   if (r.scaleMarginal) out.push(`each host beyond ${r.scaleMarginal.between[0]}: ${r.scaleMarginal.cpuMsPerHost} ms of controller CPU, ${r.scaleMarginal.rssMBPerHost} MB of peak RSS`);
   const ph = r.noChange?.phasesMs;
