@@ -28,13 +28,14 @@ const args = process.argv.slice(2);
 if (bundleUpToDate()) {
   const { loadBundle } = await import('./bundle.mjs');
   const loaded = loadBundle(bundle);
-  process.exitCode = await loaded.exports.main(args);
+  // runCli: a closed pipe or terminal never ends a run early, no error ends it with a stack trace.
+  process.exitCode = await loaded.exports.runCli(args);
   // A command that went to hosts compiled the engine and SSH too: worth keeping in the cache.
   const local = args.some((a) => ['--version', '-V', '--help', '-h'].includes(a)) || ['lab', 'show', 'help'].includes(args[0] ?? '');
   loaded.saveCache(!local && process.exitCode !== 4);
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  const { main } = await import('../src/cli/main.ts');
-  process.exitCode = await main(args);
+  const { runCli } = await import('../src/cli/main.ts');
+  process.exitCode = await runCli(args);
 }

@@ -11,7 +11,8 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
-const dist = path.join(root, 'dist');
+// node scripts/build.mjs [DIR]: into DIR instead of dist/ (the unit test of the bundle builds one aside).
+const dist = path.resolve(process.argv[2] ?? path.join(root, 'dist'));
 // What earlier builds left (an ES module bundle with chunks; a run cache of the previous bundle).
 for (const old of ['chunks', 'provision.mjs', 'provision.mjs.map', 'provision.cjs.run-cache']) rmSync(path.join(dist, old), { recursive: true, force: true });
 
@@ -35,4 +36,8 @@ await build({
 // without it and writes a new one), after the bundle's modules were evaluated, and checked the way
 // the CLI loads it.
 const node = (command) => spawnSync(process.execPath, [path.join(root, 'bin/bundle.mjs'), command, bundle], { stdio: 'inherit' }).status;
-if (node('--make-cache') !== 0 || node('--check-cache') !== 0) throw new Error('build: V8 refuses the code cache of dist/provision.cjs');
+if (node('--make-cache') !== 0 || node('--check-cache') !== 0) {
+  // A bundle that cannot be evaluated is not left behind: bin/provision.mjs would take it (it is newer than src/).
+  for (const made of ['provision.cjs', 'provision.cjs.cache', 'provision.cjs.map']) rmSync(path.join(dist, made), { force: true });
+  throw new Error(`build: ${bundle} cannot be evaluated, or V8 refuses its code cache`);
+}

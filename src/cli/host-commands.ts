@@ -1,6 +1,6 @@
 import { connectHosts, ConnectionPool, EXIT } from '../executor/index.js';
 import { factsToJSON } from '../facts/index.js';
-import { loadInventory, selectHosts } from '../inventory/index.js';
+import { loadInventory, prepareHosts, selectHosts } from '../inventory/index.js';
 import { MemoryReporter } from '../report/renderers.js';
 import { maskDeep } from '../util/secrets.js';
 import { requireInventory, type CommonOptions } from './main.js';
@@ -8,6 +8,7 @@ import { requireInventory, type CommonOptions } from './main.js';
 async function withHosts<T>(o: CommonOptions, fn: (r: Awaited<ReturnType<typeof connectHosts>>) => Promise<T>): Promise<T> {
   const inv = loadInventory(requireInventory(o));
   const names = selectHosts(inv, o.limit);
+  prepareHosts(inv, names, { vars: false });
   const pool = new ConnectionPool(inv);
   try {
     const res = await connectHosts(pool, names.map((n) => inv.hosts.get(n)!), o.forks ?? names.length, new MemoryReporter());

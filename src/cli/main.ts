@@ -5,9 +5,10 @@ import { loadInventory } from '../inventory/index.js';
 import type { Reporter } from '../report/events.js';
 import { JsonReporter, PlainReporter } from '../report/renderers.js';
 import '../roles/builtin.js';
-import { InputError, ProvisionError, errorMessage } from '../util/errors.js';
-import { mask } from '../util/secrets.js';
+import { InputError } from '../util/errors.js';
 import { factsCommand, pingCommand } from './host-commands.js';
+import { addInventoryOptions, applyInventoryOptions, registerInventoryCommand } from './inventory-command.js';
+import { errorLines, guardOutputStreams, installLastResortHandlers, surviveTerminalHangup } from './output.js';
 import { applyCommand, driftCommand, parseMaxAge, planCommand, PlanRefused, showCommand } from '../plan/commands.js';
 import { TOOL_VERSION } from '../plan/plan.js';
 
@@ -32,7 +33,7 @@ function positiveInt(name: string) {
 }
 
 export function addCommonOptions(cmd: Command): Command {
-  return cmd
+  return addInventoryOptions(cmd)
     .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required)')
     .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
@@ -46,11 +47,15 @@ export function requireInventory(o: { inventory?: string }): string {
   return o.inventory;
 }
 
-/** The live (listr2) renderer is loaded only on a TTY: the module graph costs start time every other run. */
+/**
+ * The live (listr2) renderer is loaded only on a TTY: the module graph costs start time every other run.
+ * A terminal that reports no width (a bare pseudo-terminal, some serial consoles) gets plain lines:
+ * the live view would wrap every character onto a line of its own.
+ */
 export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number }): Promise<Reporter> {
   if (o.json) return new JsonReporter();
   const fmt = { diff: Boolean(o.diff), verbose: o.verbose, color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
-  if (process.stdout.isTTY && !process.env.CI) {
+  if (process.stdout.isTTY && process.stdout.columns > 0 && !process.env.CI) {
     const { LiveReporter } = await import('../report/live.js');
     return new LiveReporter(fmt);
   }
@@ -58,9 +63,7 @@ export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose:
 }
 
 function printError(err: unknown): void {
-  const msg = mask(errorMessage(err));
-  process.stderr.write(`provision: error: ${msg}\n`);
-  if (err instanceof ProvisionError && err.hint) process.stderr.write(`provision: hint: ${mask(err.hint)}\n`);
+  process.stderr.write(errorLines(err).join('\n') + '\n');
 }
 
 export function buildProgram(setCode: (c: number) => void): Command {
@@ -72,7 +75,8 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`provision: error: ${s.replace(/^error: /, '')}`),
-    });
+    })
+    .hook('preAction', (_program, command) => applyInventoryOptions(command.opts()));
 
   addCommonOptions(program)
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
@@ -118,8 +122,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .description('print a saved plan')
     .argument('<plan>', 'plan file')
     .action(async (file: string) => setCode(await showCommand(file)));
-  program
-    .command('apply')
+  addInventoryOptions(program.command('apply'))
     .description('apply exactly a saved plan; hosts that drifted since are refused (exit 5)')
     .argument('<plan>', 'plan file')
     .option('--all-or-nothing', 'refuse every host when any host drifted')
@@ -137,6 +140,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
     .action(async (o) => setCode(await driftCommand({ ...o, inventory: requireInventory(o) })));
 
+  registerInventoryCommand(program, addCommonOptions);
   program
     .command('lab')
     .description('the built-in lab of real hosts on this machine: lab up | down | status | …')
@@ -168,6 +172,17 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof PlanRefused) return EXIT.DRIFT_REFUSED;
     return EXIT.FAILED;
   }
+}
+
+/**
+ * The CLI as a process (bin/provision.mjs): a closed pipe or a terminal that hangs up does not end
+ * the run, and no error ends it with a stack trace. `main` itself stays free of process-wide handlers for tests.
+ */
+export async function runCli(argv: string[]): Promise<number> {
+  surviveTerminalHangup();
+  guardOutputStreams();
+  installLastResortHandlers();
+  return main(argv);
 }
 
 export { Option };

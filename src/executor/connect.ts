@@ -1,6 +1,6 @@
 import type { Host, Inventory } from '../inventory/index.js';
 import { SshConnection } from '../transport/index.js';
-import { ConnectionError } from '../util/errors.js';
+import { ConnectionError, ModuleError } from '../util/errors.js';
 
 /**
  * Opens and keeps one SSH connection per host for the whole run. A jump host is connected
@@ -39,6 +39,13 @@ export class ConnectionPool {
     })();
     this.pending.set(host.name, p);
     return p;
+  }
+
+  /** The pooled connection of an inventory host, by name (a peer a task reads from). */
+  connectByName(name: string): Promise<SshConnection> {
+    const host = this.inventory.hosts.get(name);
+    if (!host) return Promise.reject(new ModuleError(`no host "${name}" in the inventory`));
+    return this.connect(host);
   }
 
   /**

@@ -1,8 +1,11 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { selectHosts, type Inventory } from '../inventory/index.js';
 import { getModule, moduleNames, type Task } from '../modules/index.js';
+import { analyzeString, isTemplate, secretsRead, TemplateProblem } from '../modules/lib/render.js';
 import { getRole } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
+import { paramRules, playVars, secretRefusal } from './expand.js';
 import { fieldName, readYamlFile, schemaError, whereAt, whereIs, whereKey } from '../util/yaml.js';
 
 const RESERVED = new Set(['name', 'notify', 'tags', 'when', 'ignore_errors']);
@@ -33,9 +36,27 @@ const playSchema = z.strictObject({
 
 const playbookSchema = z.array(playSchema).min(1, 'a playbook is a list of plays');
 
+/** A "{{ … }}" string in a YAML task's params, with where it was written. */
+export interface TemplatedParam {
+  /** Path inside the params: ["cmd"], ["environment", "DB_PASSWORD"]. */
+  path: Array<string | number>;
+  text: string;
+  /** "file:line:col: [0].tasks[1].command.cmd" */
+  at: string;
+}
+
 /** A task from YAML, before vars are applied: `when` is a var name evaluated per host. */
 export interface YamlTask extends Task {
   whenVar?: string;
+  templated: TemplatedParam[];
+}
+
+/** Every template string in params, by path. */
+function templatedStrings(v: unknown, path: Array<string | number> = []): Array<{ path: Array<string | number>; text: string }> {
+  if (typeof v === 'string') return isTemplate(v) ? [{ path, text: v }] : [];
+  if (Array.isArray(v)) return v.flatMap((x, i) => templatedStrings(x, [...path, i]));
+  if (v && typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => templatedStrings(x, [...path, k]));
+  return [];
 }
 
 export interface Play {
@@ -86,6 +107,18 @@ export function loadPlaybook(file: string): Playbook {
       }
       const check = def.schema.safeParse(params);
       if (!check.success) throw new PlaybookError(schemaError(src, check.error.issues, [pi, section, ti, module]));
+      // Templates are parsed now, so a syntax error, or a value placed where a command line cannot
+      // escape it, is bad input named by file:line:col rather than a failure on every host.
+      const templated = templatedStrings(params).map(({ path: p, text }): TemplatedParam => {
+        const where = at([pi, section, ti, module, ...p]);
+        try {
+          analyzeString(text, { shell: paramRules(module, p[0]).shell });
+        } catch (err) {
+          if (err instanceof TemplateProblem) throw new PlaybookError(`${where}: ${err.described}`);
+          throw err;
+        }
+        return { path: p, text, at: where };
+      });
       return {
         name: t.name,
         module,
@@ -94,6 +127,7 @@ export function loadPlaybook(file: string): Playbook {
         tags: t.tags,
         whenVar: t.when,
         ignoreErrors: t.ignore_errors,
+        templated,
       };
     };
     return {
@@ -124,4 +158,27 @@ export function loadPlaybook(file: string): Playbook {
     }
   });
   return { file, dir: path.dirname(file), plays };
+}
+
+/**
+ * Before any connection: a "{{ … }}" that reads a secret on any selected host may only stand in a
+ * param its module takes secrets in — never in a command line (cmd, unless, onlyif, validate…),
+ * where ps and sudo's log would show it, nor in a path or name that ends up in one.
+ * The inventory's vars are all known now (facts, read later, are never secrets).
+ */
+export function checkSecretsInParams(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
+  for (const play of playbook.plays) {
+    const targets = selectHosts(inventory, play.hosts).filter((h) => hosts.includes(h));
+    for (const task of [...play.tasks, ...play.handlers]) {
+      for (const t of task.templated) {
+        const param = String(t.path[0]);
+        const reads = analyzeString(t.text, { shell: paramRules(task.module, param).shell });
+        for (const name of targets) {
+          const secrets = secretsRead(reads, playVars(inventory.hosts.get(name)!, play));
+          const refusal = secretRefusal(task.module, param, secrets, name);
+          if (refusal) throw new PlaybookError(`${t.at}: ${refusal.message}`, refusal.hint);
+        }
+      }
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { gatherFacts, type Facts } from '../facts/index.js';
-import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
+import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { getRole } from '../roles/index.js';
 import { emptyCounts, type HostCounts, type Reporter, type RunEvent } from '../report/events.js';
 import type { Connection } from '../transport/index.js';
@@ -9,7 +9,7 @@ import { mask } from '../util/secrets.js';
 import { ConnectionPool } from './connect.js';
 import { expandPlay, roleVars } from './expand.js';
 import { HostRun, type HostPlay, type RunFlags } from './host-run.js';
-import type { Playbook } from './playbook.js';
+import { checkSecretsInParams, type Playbook } from './playbook.js';
 
 export const EXIT = {
   OK: 0,
@@ -95,14 +95,28 @@ export async function connectHosts(
   return { up, down };
 }
 
+/**
+ * The run's exit code from every host's counts. Precedence, highest first: a failed task (1), an
+ * unreachable host (3), a host `provision apply` refused (5), a change (2), nothing (0). A failure
+ * that `ignore_errors` let pass is counted as `ignored` and never raises the code: the run did what
+ * the playbook asked.
+ */
 export function exitCodeFor(counts: Iterable<HostCounts>): number {
-  let code: number = EXIT.OK;
+  let failed = false;
+  let unreachable = false;
+  let refused = false;
+  let changed = false;
   for (const c of counts) {
-    if (c.failed) return EXIT.FAILED;
-    if (c.unreachable) code = EXIT.UNREACHABLE;
-    else if (c.changed && code === EXIT.OK) code = EXIT.CHANGED;
+    failed ||= c.failed > 0;
+    unreachable ||= c.unreachable > 0;
+    refused ||= c.refused > 0;
+    changed ||= c.changed > 0;
   }
-  return code;
+  if (failed) return EXIT.FAILED;
+  if (unreachable) return EXIT.UNREACHABLE;
+  if (refused) return EXIT.DRIFT_REFUSED;
+  if (changed) return EXIT.CHANGED;
+  return EXIT.OK;
 }
 
 export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
@@ -110,7 +124,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const startupMs = Math.round(process.uptime() * 1000);
   const { inventory, playbook, reporter } = opts;
   const names = selectHosts(inventory, opts.limit);
+  prepareHosts(inventory, names);
   validateRoleVars(inventory, playbook, names);
+  checkSecretsInParams(inventory, playbook, names);
   const forks = opts.forks ?? Math.max(names.length, 1);
   reporter.emit({
     kind: 'run-start',
@@ -133,7 +149,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
     const prepare = async (c: Connected): Promise<void> => {
       const h = c.host.name;
       phases.hosts[h] = { connectMs: c.connectMs, factsMs: c.factsMs };
-      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host));
+      const run = new HostRun(c.host, c.conn, c.facts, opts, reporter, () => pool.checkFreshLogin(c.host), (name) => pool.connectByName(name));
       runs.set(h, run);
       results.set(h, run);
       const mine = new Map<number, HostPlay>();
@@ -164,7 +180,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
       if (stopped) break;
       const targets = selectHosts(inventory, play.hosts).filter((h) => {
         const r = runs.get(h);
-        return r && !r.failed && !r.unreachable;
+        return r && !r.failed && !r.unreachable && !r.refused;
       });
       if (targets.length === 0) continue;
       reporter.emit({ kind: 'play-start', play: play.name, hosts: targets });

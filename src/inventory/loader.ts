@@ -1,312 +1,143 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { visit, type ScalarTag } from 'yaml';
-import { fieldName, parseYaml, pathAtOffset, readYamlFile, schemaError, whereAt, whereIs, whereKey, type LocatedYaml } from '../util/yaml.js';
+import { parseDocument } from 'yaml';
 import { InventoryError } from '../util/errors.js';
-import { Secret } from '../util/secrets.js';
-import { inventorySchema, type ConnectionSettings, type RawInventory } from './schema.js';
+import { parseYaml } from '../util/yaml.js';
+import { buildAnsibleInventory } from './ansible/build.js';
+import { parseIni } from './ansible/ini.js';
+import { AnsibleModel } from './ansible/model.js';
+import { parseAnsibleYaml } from './ansible/yaml.js';
+import { LoadContext } from './context.js';
+import type { Inventory, LoadOptions } from './model.js';
+import { parseNativeInventory } from './native.js';
+import { isVaultText } from './vault/decrypt.js';
+import { ANSIBLE_TAGS, locateVaultRefs } from './vars-files.js';
 
-export interface ResolvedConnection {
-  user: string;
-  port: number;
-  identityFile?: string;
-  agent?: string;
-  knownHosts: string;
-  acceptNewHostKeys: boolean;
-  jump?: string;
-  become: boolean;
-  becomeUser: string;
-  becomePasswordEnv?: string;
-  connectTimeoutMs: number;
-}
+export type { Host, Inventory, LoadOptions, ResolvedConnection } from './model.js';
+export { secretEnvName } from './native.js';
 
-export interface Host {
-  name: string;
-  address: string;
-  /** Every group the host is in, including ancestors and the implicit `all`. */
-  groups: string[];
-  vars: Record<string, unknown>;
-  connection: ResolvedConnection;
-}
+/*
+ * `--inventory` takes a native inventory, an Ansible inventory file (INI or YAML), or an Ansible
+ * inventory directory. How a file's format is told (README "Inventory"):
+ *   - .ini / .cfg, or no extension and not YAML of either shape below: Ansible INI;
+ *   - .yml / .yaml / .json (or no extension) whose top level has `hosts:` and no `all:`: native;
+ *   - other YAML: Ansible's YAML format (`all:`, or group names holding hosts:/children:/vars:).
+ * A directory is read as Ansible reads an inventory directory: every file in it (in name order;
+ * not hidden ones, backups, *.md/*.txt/*.rst/*.ini/*.cfg/*.retry/*.orig/…; nor group_vars/,
+ * host_vars/), each as INI or YAML, all into one inventory, with group_vars/ and host_vars/ of
+ * the directory. A native inventory cannot be part of a directory.
+ */
 
-export interface Inventory {
-  name: string;
-  file: string;
-  hosts: Map<string, Host>;
-  /** group name → host names (transitively through children), including `all`. */
-  groups: Map<string, string[]>;
-  secrets: Secret[];
-}
-
-class SecretRef {
-  constructor(readonly name: string) {}
-}
-
-const secretTag: ScalarTag = {
-  tag: '!secret',
-  identify: (v) => v instanceof SecretRef,
-  resolve: (str) => new SecretRef(str.trim()),
-};
-
-/** `--inventory prod` means inventory/prod.yml; a path (with / or .yml) is taken as it is. */
+/**
+ * `--inventory prod` means inventory/prod.yml (or .yaml); failing those, inventory/prod (an Ansible
+ * inventory file or directory). A path (with a /, or ending in .yml/.yaml) is taken as it is.
+ */
 export function resolveInventoryPath(spec: string, cwd = process.cwd()): string {
   if (spec.includes('/') || /\.ya?ml$/.test(spec)) return path.resolve(cwd, spec);
-  for (const ext of ['.yml', '.yaml']) {
-    const p = path.resolve(cwd, 'inventory', spec + ext);
+  for (const candidate of [`${spec}.yml`, `${spec}.yaml`, spec]) {
+    const p = path.resolve(cwd, 'inventory', candidate);
     if (existsSync(p)) return p;
   }
   return path.resolve(cwd, 'inventory', spec + '.yml');
 }
 
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? path.join(homedir(), p.slice(1)) : p;
+/** Ansible's defaults for an inventory directory: files it never reads as inventories. */
+const IGNORED_IN_DIRECTORY = /^\.|^(host_vars|group_vars|vars_plugins)$|(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm|\.md|\.txt|\.rst|\.orig|\.ini|\.cfg|\.retry)$/;
+
+export type InventoryFormat = 'native' | 'ansible-yaml' | 'ansible-ini';
+
+const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** Which format a file is in (the rule above). Reads YAML leniently: errors are the chosen parser's to report. */
+export function detectFormat(file: string, text: string): InventoryFormat {
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.ini' || ext === '.cfg') return 'ansible-ini';
+  const yamlExt = ['.yml', '.yaml', '.json'].includes(ext);
+  let data: unknown;
+  let yamlOk = false;
+  try {
+    const doc = parseDocument(text, { customTags: [...ANSIBLE_TAGS, { tag: '!secret', resolve: (s: string) => s }] });
+    yamlOk = doc.errors.length === 0;
+    if (yamlOk) data = doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    yamlOk = false;
+  }
+  const nativeShape = isMap(data) && 'hosts' in data && !('all' in data);
+  if (yamlExt) return !yamlOk || data === null || data === undefined || !isMap(data) || nativeShape ? 'native' : 'ansible-yaml';
+  // No (or another) extension: YAML only when it has one of the two YAML shapes, else INI.
+  if (yamlOk && isMap(data)) {
+    if (nativeShape) return 'native';
+    const groupShaped = Object.values(data).every((v) => v === null || (isMap(v) && Object.keys(v).every((k) => ['hosts', 'children', 'vars'].includes(k))));
+    if ('all' in data || groupShaped) return 'ansible-yaml';
+  }
+  return 'ansible-ini';
 }
 
-/**
- * The secrets file as name → value. `at` is "file:line:col: field" of what made us read it
- * (the secrets_file key, or the first !secret), so errors about the file say where it came from.
- */
-function loadSecrets(file: string, at: string): Map<string, string> {
-  const out = new Map<string, string>();
-  // A missing file is fine when every secret comes from the environment (CI, a vault wrapper);
-  // a secret found in neither place is the error, and it names both.
-  if (!existsSync(file)) return out;
-  const st = statSync(file);
-  if ((st.mode & 0o077) !== 0) {
-    throw new InventoryError(
-      `${at}: secrets file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, expected 0600)`,
-      `run: chmod 600 ${file}`,
-    );
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InventoryError(`inventory ${file}: ${code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : String(err)}`);
   }
-  const src = readYamlFile(file, 'secrets file', InventoryError);
-  const data = src.data ?? {};
-  if (typeof data !== 'object' || Array.isArray(data)) {
-    throw new InventoryError(`${whereAt(src, 0)}: (top level): a secrets file is a map of name: value, got ${Array.isArray(data) ? 'a list' : typeof data}`);
+}
+
+/** The format of an inventory file; an encrypted one is refused (its structure would need the password before anything else). */
+function formatOf(file: string, text: string): InventoryFormat {
+  if (isVaultText(text)) {
+    throw new InventoryError(`${file}: an inventory file encrypted with ansible-vault is not read`, 'encrypt group_vars/host_vars files, or single values with ansible-vault encrypt_string, instead');
   }
-  for (const [k, v] of Object.entries(data as Record<string, unknown>)) {
-    if (typeof v !== 'string' && typeof v !== 'number') {
-      throw new InventoryError(`${whereIs(src, [k])}: ${k}: a secret is a string, got ${v === null ? 'nothing' : Array.isArray(v) ? 'a list' : typeof v}`);
+  return detectFormat(file, text);
+}
+
+function readAnsibleFile(file: string, text: string, format: 'ansible-yaml' | 'ansible-ini', model: AnsibleModel, ctx: LoadContext): void {
+  if (format === 'ansible-ini') return parseIni(text, file, model);
+  const src = parseYaml(text, file, InventoryError, ANSIBLE_TAGS);
+  locateVaultRefs(src);
+  if (src.data === null || src.data === undefined) throw new InventoryError(`${file}:1:1: (top level): the inventory is empty`);
+  parseAnsibleYaml(src, model, ctx.keyring);
+}
+
+function loadDirectory(dir: string, ctx: LoadContext): Inventory {
+  const model = new AnsibleModel();
+  const files: string[] = [];
+  const collect = (d: string) => {
+    for (const entry of readdirSync(d).sort()) {
+      if (IGNORED_IN_DIRECTORY.test(entry)) continue;
+      const full = path.join(d, entry);
+      if (statSync(full).isDirectory()) collect(full);
+      else files.push(full);
     }
-    out.set(k, String(v));
+  };
+  collect(dir);
+  if (files.length === 0) throw new InventoryError(`inventory ${dir}: a directory with no inventory file in it`, 'an Ansible inventory directory holds INI or YAML inventory files (and group_vars/, host_vars/)');
+  for (const file of files) {
+    const text = readText(file);
+    const format = formatOf(file, text);
+    if (format === 'native') {
+      throw new InventoryError(`${file}: a native inventory cannot be part of an inventory directory`, `pass it alone: --inventory ${file}`);
+    }
+    readAnsibleFile(file, text, format, model, ctx);
   }
-  return out;
-}
-
-export function secretEnvName(name: string): string {
-  return 'PROVISION_SECRET_' + name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
-}
-
-export interface LoadOptions {
-  env?: NodeJS.ProcessEnv;
+  return buildAnsibleInventory(model, { file: dir, baseDir: dir }, ctx);
 }
 
 export function loadInventory(spec: string, opts: LoadOptions = {}): Inventory {
   const file = resolveInventoryPath(spec);
-  const env = opts.env ?? process.env;
   if (!existsSync(file)) {
     throw new InventoryError(`inventory ${file}: no such file`, '--inventory NAME reads inventory/NAME.yml; pass a path to use another file');
   }
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InventoryError(`inventory ${file}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : String(err)}`);
-  }
-  return parseInventory(text, file, env);
+  const ctx = new LoadContext(opts);
+  if (statSync(file).isDirectory()) return loadDirectory(file, ctx);
+  const text = readText(file);
+  const format = formatOf(file, text);
+  if (format === 'native') return parseNativeInventory(text, file, ctx);
+  const model = new AnsibleModel();
+  readAnsibleFile(file, text, format, model, ctx);
+  return buildAnsibleInventory(model, { file, baseDir: path.dirname(file) }, ctx);
 }
 
-export function parseInventory(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Inventory {
-  const src: LocatedYaml = parseYaml(text, file, InventoryError, [secretTag]);
-  const { doc, data } = src;
-  if (data === null || data === undefined) throw new InventoryError(`${whereAt(src, 0)}: (top level): the inventory is empty`, 'it needs at least a hosts: map');
-
-  const parsed = inventorySchema.safeParse(data);
-  if (!parsed.success) throw new InventoryError(schemaError(src, parsed.error.issues));
-  const raw = parsed.data;
-  const dir = path.dirname(file);
-  const resolvePath = (p: string) => path.resolve(dir, expandHome(p));
-
-  // Secrets: the secrets file (mode 0600) and PROVISION_SECRET_<NAME> environment variables (which win).
-  const secretsFile = raw.secrets_file
-    ? resolvePath(raw.secrets_file)
-    : file.replace(/\.ya?ml$/, '') + '.secrets.yml';
-  // Errors about the secrets file point at what made us read it: the secrets_file key, else the first !secret.
-  let firstRef: number | undefined;
-  visit(doc, {
-    Scalar(_key, node) {
-      if (node.value instanceof SecretRef && firstRef === undefined) firstRef = node.range?.[0] ?? 0;
-    },
-  });
-  const secretsAt =
-    raw.secrets_file !== undefined
-      ? `${whereIs(src, ['secrets_file'])}: secrets_file`
-      : `${whereAt(src, firstRef)}: ${firstRef === undefined ? '(top level)' : fieldName(pathAtOffset(doc, firstRef))}`;
-  const fileSecrets = loadSecrets(secretsFile, secretsAt);
-  const secrets: Secret[] = [];
-  const secretCache = new Map<string, Secret>();
-  let secretError: InventoryError | undefined;
-  visit(doc, {
-    Scalar(_key, node) {
-      if (!(node.value instanceof SecretRef) || secretError) return;
-      const name = node.value.name;
-      if (secretCache.has(name)) return;
-      const at = `${whereAt(src, node.range?.[0])}: ${fieldName(pathAtOffset(doc, node.range?.[0] ?? 0))}`;
-      const fromEnv = env[secretEnvName(name)];
-      const value = fromEnv ?? fileSecrets.get(name);
-      if (value === undefined) {
-        secretError = new InventoryError(
-          `${at}: secret "${name}" is not defined (${existsSync(secretsFile) ? `not in ${secretsFile}` : `${secretsFile} does not exist`}, and $${secretEnvName(name)} is not set)`,
-          `set it in ${path.relative(process.cwd(), secretsFile) || secretsFile} (mode 0600) or in $${secretEnvName(name)}`,
-        );
-        return;
-      }
-      if (value.length < 8) {
-        secretError = new InventoryError(`${at}: secret "${name}" is shorter than 8 characters (from ${fromEnv !== undefined ? `$${secretEnvName(name)}` : secretsFile})`);
-        return;
-      }
-      const s = new Secret(name, value);
-      secretCache.set(name, s);
-      secrets.push(s);
-    },
-  });
-  if (secretError) throw secretError;
-  const swapSecrets = (v: unknown): unknown => {
-    if (v instanceof SecretRef) return secretCache.get(v.name);
-    if (Array.isArray(v)) return v.map(swapSecrets);
-    if (v && typeof v === 'object' && !(v instanceof Secret)) {
-      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, swapSecrets(x)]));
-    }
-    return v;
-  };
-
-  const locate = (p: Array<string | number>) => `${whereIs(src, p)}: ${fieldName(p)}`;
-  const locateKey = (p: Array<string | number>) => `${whereKey(src, p)}: ${fieldName(p)}`;
-  return buildInventory(raw, file, resolvePath, { locate, locateKey }, swapSecrets, secrets);
-}
-
-function buildInventory(
-  raw: RawInventory,
-  file: string,
-  resolvePath: (p: string) => string,
-  /** "file:line:col: field" of a path: of its value, or (locateKey) of its key. */
-  { locate, locateKey }: { locate: (p: Array<string | number>) => string; locateKey: (p: Array<string | number>) => string },
-  swapSecrets: (v: unknown) => unknown,
-  secrets: Secret[],
-): Inventory {
-  const hostNames = Object.keys(raw.hosts);
-  if (hostNames.length === 0) throw new InventoryError(`${locateKey(['hosts'])}: the inventory has no hosts`);
-  const rawGroups = raw.groups ?? {};
-  if ('all' in rawGroups && rawGroups.all?.hosts) {
-    throw new InventoryError(`${locateKey(['groups', 'all', 'hosts'])}: every host is in "all" already`);
-  }
-
-  // Direct membership: group.hosts lists and host.groups lists.
-  const direct = new Map<string, Set<string>>();
-  const ensure = (g: string) => direct.get(g) ?? direct.set(g, new Set()).get(g)!;
-  for (const [g, def] of Object.entries(rawGroups)) {
-    ensure(g);
-    (def?.hosts ?? []).forEach((h, i) => {
-      if (!(h in raw.hosts)) throw new InventoryError(`${locate(['groups', g, 'hosts', i])}: unknown host "${h}"`);
-      ensure(g).add(h);
-    });
-  }
-  for (const [h, def] of Object.entries(raw.hosts)) {
-    for (const g of def?.groups ?? []) ensure(g).add(h);
-    if (h in rawGroups || h === 'all') throw new InventoryError(`${locateKey(['hosts', h])}: "${h}" is also a group name`, 'hosts and groups share one namespace (for --limit and hosts:)');
-  }
-  for (const [h, def] of Object.entries(raw.hosts)) {
-    (def?.groups ?? []).forEach((g, i) => {
-      if (g in raw.hosts) throw new InventoryError(`${locate(['hosts', h, 'groups', i])}: "${g}" is a host, not a group`);
-    });
-  }
-
-  // Children: transitive, cycles refused.
-  const parents = new Map<string, string[]>();
-  for (const [g, def] of Object.entries(rawGroups)) {
-    (def?.children ?? []).forEach((c, i) => {
-      if (!direct.has(c)) throw new InventoryError(`${locate(['groups', g, 'children', i])}: unknown group "${c}"`);
-      parents.set(c, [...(parents.get(c) ?? []), g]);
-    });
-  }
-  const ancestors = (g: string, seen: string[] = []): string[] => {
-    if (seen.includes(g)) {
-      // seen runs child → parent; print the cycle parent → child, as the children: lists read.
-      const cycle = [...seen.slice(seen.indexOf(g)), g].reverse();
-      throw new InventoryError(`${locateKey(['groups', cycle[0]!, 'children'])}: children form a cycle (${cycle.join(' → ')})`);
-    }
-    const ps = parents.get(g) ?? [];
-    return [...ps, ...ps.flatMap((p) => ancestors(p, [...seen, g]))];
-  };
-  // Every group, not only those with hosts: a cycle among empty groups is still a mistake.
-  for (const g of Object.keys(rawGroups)) ancestors(g);
-  const depth = (g: string): number => Math.max(0, ...(parents.get(g) ?? []).map((p) => depth(p) + 1));
-
-  const hostGroups = new Map<string, string[]>();
-  for (const h of hostNames) {
-    const mine = [...direct.entries()].filter(([, hs]) => hs.has(h)).map(([g]) => g);
-    const all = new Set<string>(mine);
-    for (const g of mine) for (const a of ancestors(g)) all.add(a);
-    all.delete('all');
-    // Parents before children, so a child group's vars and settings win over its parent's.
-    hostGroups.set(h, ['all', ...[...all].sort((a, b) => depth(a) - depth(b) || a.localeCompare(b))]);
-  }
-
-  const groups = new Map<string, string[]>();
-  groups.set('all', [...hostNames]);
-  for (const g of direct.keys()) groups.set(g, hostNames.filter((h) => hostGroups.get(h)!.includes(g)));
-
-  const hosts = new Map<string, Host>();
-  /** Where each host's jump setting came from (the nearest of defaults, groups, host), for errors. */
-  const jumpFrom = new Map<string, Array<string | number>>();
-  for (const h of hostNames) {
-    let from: Array<string | number> | undefined = raw.defaults?.jump !== undefined ? ['defaults', 'jump'] : undefined;
-    const def = raw.hosts[h] ?? ({ address: h } as NonNullable<RawInventory['hosts'][string]>);
-    const gs = hostGroups.get(h)!;
-    let vars: Record<string, unknown> = { ...(raw.vars ?? {}) };
-    let conn: ConnectionSettings = { ...(raw.defaults ?? {}) };
-    for (const g of gs) {
-      const gd = rawGroups[g];
-      if (!gd) continue;
-      const { hosts: _h, children: _c, vars: gv, ...gconn } = gd;
-      vars = { ...vars, ...(gv ?? {}) };
-      conn = { ...conn, ...gconn };
-      if (gconn.jump !== undefined) from = ['groups', g, 'jump'];
-    }
-    if (def.jump !== undefined) from = ['hosts', h, 'jump'];
-    if (from) jumpFrom.set(h, from);
-    const { address, groups: _g, vars: hv, ...hconn } = def;
-    vars = { ...vars, ...(hv ?? {}) };
-    conn = { ...conn, ...hconn };
-    vars = swapSecrets(vars) as Record<string, unknown>;
-    hosts.set(h, { name: h, address, groups: gs, vars, connection: resolveConnection(conn, resolvePath) });
-  }
-  for (const host of hosts.values()) {
-    const jump = host.connection.jump;
-    if (!jump) continue;
-    const at = locate(jumpFrom.get(host.name) ?? ['hosts', host.name]);
-    if (!hosts.has(jump) && !/^([^@\s]+@)?[^@\s:]+(:\d+)?$/.test(jump)) {
-      throw new InventoryError(`${at}: "${jump}" is neither an inventory host nor [user@]address[:port]`);
-    }
-    if (jump === host.name) throw new InventoryError(`${at}: host ${host.name} cannot jump through itself`);
-  }
-  const name = path.basename(file).replace(/\.ya?ml$/, '');
-  return { name, file, hosts, groups, secrets };
-}
-
-function resolveConnection(c: ConnectionSettings, resolvePath: (p: string) => string): ResolvedConnection {
-  const agent = c.ssh_agent === true ? process.env.SSH_AUTH_SOCK : typeof c.ssh_agent === 'string' ? resolvePath(c.ssh_agent) : undefined;
-  return {
-    user: c.user ?? process.env.USER ?? 'root',
-    port: c.port ?? 22,
-    identityFile: c.identity_file ? resolvePath(c.identity_file) : undefined,
-    agent: agent ?? (c.ssh_agent === undefined && !c.identity_file ? process.env.SSH_AUTH_SOCK : undefined),
-    knownHosts: c.known_hosts ? resolvePath(c.known_hosts) : path.join(homedir(), '.ssh', 'known_hosts'),
-    acceptNewHostKeys: c.accept_new_host_keys ?? false,
-    jump: c.jump,
-    become: c.become ?? false,
-    becomeUser: c.become_user ?? 'root',
-    becomePasswordEnv: c.become_password_env,
-    connectTimeoutMs: (c.connect_timeout ?? 10) * 1000,
-  };
+/** A native inventory from its text (as loadInventory reads the file). */
+export function parseInventory(text: string, file: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Inventory {
+  return parseNativeInventory(text, file, new LoadContext({ ...opts, env }));
 }

@@ -17,6 +17,13 @@ export const connectionFields = {
   /** Name of the environment variable holding the sudo password (prompted when unset on a TTY). */
   become_password_env: z.string().min(1).optional(),
   connect_timeout: z.number().positive().max(600).optional(),
+  /**
+   * Seconds a command that changes the host may run before the host stops it (and everything it
+   * started). Unset: each module's own bound (apt 1800, the others 600).
+   */
+  command_timeout: z.number().positive().max(86_400).optional(),
+  /** Seconds a batch of state reads (facts, probes, guards such as `unless`) may run (default 60). */
+  probe_timeout: z.number().positive().max(3600).optional(),
 };
 
 const varsSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a var name is letters, digits and _'), z.unknown());
@@ -42,6 +49,10 @@ export const groupSchema = z.strictObject({
 export const inventorySchema = z.strictObject({
   /** Secrets file (YAML map name → value), relative to the inventory file; mode 0600 required. */
   secrets_file: z.string().min(1).optional(),
+  /** A program that prints a secret's value, run (without a shell) for a !secret found in neither the environment nor the secrets file. */
+  secrets_command: z.string().min(1).optional(),
+  /** The ssh_config read for host aliases, users, ports, keys and jumps: a path, or false for none (default ~/.ssh/config). */
+  ssh_config: z.union([z.literal(false), z.string().min(1)]).optional(),
   defaults: z.strictObject({ ...connectionFields }).optional(),
   vars: varsSchema.optional(),
   groups: z.record(nameSchema, groupSchema.nullable()).optional(),

@@ -72,6 +72,15 @@ export async function configureHost(layout: Layout, host: HostSpec, root: string
       '# provision lab: no background apt during tests (see src/lab/hosts.ts)\n[Timer]\nOnCalendar=\nOnCalendar=*-12-31 03:00:00\nRandomizedDelaySec=0\nPersistent=false\n',
     );
   }
+  // Nor the daily scans the common role installs (AIDE's check, chkrootkit 30 min after boot): each
+  // reads the whole disk for a minute of CPU, on a machine the tests share. Same treatment.
+  for (const timer of ['dailyaidecheck.timer', 'chkrootkit.timer']) {
+    mkdirSync(join(root, `etc/systemd/system/${timer}.d`), { recursive: true });
+    writeFileSync(
+      join(root, `etc/systemd/system/${timer}.d/00-provision-lab.conf`),
+      '# provision lab: no background scans during tests (see src/lab/hosts.ts)\n[Timer]\nOnCalendar=\nOnBootSec=\nOnUnitActiveSec=\nOnCalendar=*-12-31 03:00:00\nRandomizedDelaySec=0\nPersistent=false\n',
+    );
+  }
   writeFileSync(
     join(root, 'etc/apt/apt.conf.d/01provision-lab-proxy'),
     `Acquire::http::Proxy "http://${layout.gateway}:${PROXY_PORT}";\nAcquire::https::Proxy "http://${layout.gateway}:${PROXY_PORT}";\n`,
@@ -108,7 +117,10 @@ export function bootHost(host: HostSpec, root: string, logFile: string): ProcRec
     '--resolv-conf=off', '--timezone=off', '--link-journal=no',
     '--console=read-only',
   ];
-  const pid = spawnDetached('systemd-nspawn', args, logFile);
+  // The host has a network namespace of its own (as a VM has its own network stack), but nspawn
+  // leaves /proc/sys/net read-only unless it made the namespace itself: let the host set its own
+  // network sysctls (the common role's hardening, ufw's), and nothing else of the kernel's.
+  const pid = spawnDetached('systemd-nspawn', args, logFile, { ...process.env, SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' });
   return { pid, exe: 'systemd-nspawn', marker: `--machine=${host.machine}` };
 }
 

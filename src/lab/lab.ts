@@ -293,6 +293,7 @@ export async function labUp(opts: UpOptions = {}): Promise<UpResult> {
 
   await ensureDependencies(log);
   const mirrors = machineMirrors();
+  if (!mirrors.security) log("note: no Debian security archive in the machine's apt sources, nor beside its mirror: the hosts get no bookworm-security suite");
   const image = await ensureBaseImage(mirrors, log);
   if (image.built) log(`base image built in ${image.seconds.toFixed(0)} s`);
   for (const d of [f.logDir, f.hostsDir]) mkdirSync(d, { recursive: true });

@@ -12,7 +12,10 @@ export interface AptSource {
 export interface Mirrors {
   /** Serves bookworm and bookworm-updates. */
   debian: string;
-  /** Serves bookworm-security; undefined when the machine has no security source. */
+  /**
+   * Serves bookworm-security: the machine's own security source, else one derived from the Debian
+   * mirror (see securityFromDebian); undefined only when neither exists.
+   */
   security?: string;
 }
 
@@ -55,9 +58,34 @@ export function parseOneLineSources(text: string): AptSource[] {
 }
 
 /**
+ * The security archive next to a Debian mirror, for a machine whose sources list none (a real
+ * Debian host always has one; without it the lab's hosts would never see a security update, and a
+ * hardening audit of them would judge an image no real host runs). Debian publishes the security
+ * archive as the `debian-security` tree beside `debian` (deb.debian.org/debian-security,
+ * snapshot.debian.org/archive/debian-security/<date>, and the mirrors that carry it), so the last
+ * path segment named `debian` becomes `debian-security`. A mirror whose path has no such segment
+ * gives none: the lab then runs without a security suite, as before.
+ */
+export function securityFromDebian(debian: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(debian);
+  } catch {
+    return undefined;
+  }
+  const segments = url.pathname.split('/');
+  const at = segments.lastIndexOf('debian');
+  if (at < 0) return undefined;
+  segments[at] = 'debian-security';
+  url.pathname = segments.join('/');
+  return url.toString().replace(/\/+$/, '');
+}
+
+/**
  * Picks the machine's Debian and Debian security mirrors from its sources (binary
  * `deb` entries only). Entries for the image's suite win, so a third-party
- * repository listed first is not mistaken for the Debian mirror.
+ * repository listed first is not mistaken for the Debian mirror. Without a security
+ * source on the machine, the security archive beside the Debian mirror is used.
  */
 export function pickMirrors(sources: AptSource[], suite = 'bookworm'): Mirrors {
   const deb = sources.filter((s) => s.types.includes('deb'));
@@ -68,7 +96,8 @@ export function pickMirrors(sources: AptSource[], suite = 'bookworm'): Mirrors {
     throw new LabError("no Debian mirror found in the machine's apt sources (/etc/apt/sources.list.d/*.sources, /etc/apt/sources.list)");
   }
   const clean = (u: string) => u.replace(/\/+$/, '');
-  return { debian: clean(main.uris[0]!), security: security ? clean(security.uris[0]!) : undefined };
+  const debian = clean(main.uris[0]!);
+  return { debian, security: security ? clean(security.uris[0]!) : securityFromDebian(debian) };
 }
 
 /** Reads the machine's own apt sources so no mirror host is ever hard-coded. */

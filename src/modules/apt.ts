@@ -57,6 +57,8 @@ function recoverDpkgCommand(lockTimeout: number): Command {
 export const aptModule: ModuleDef<z.output<typeof params>> = {
   name: 'apt',
   schema: params,
+  // Downloads and maintainer scripts of a large install take minutes on a slow mirror.
+  commandTimeoutMs: 1_800_000,
   probes(p) {
     if (p.state !== 'latest') return [];
     const names = p.packages.map((s) => split(s).name);

@@ -2,15 +2,16 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { Secret } from '../util/secrets.js';
-import { attributeChanges, currentFile, fileProbe, MAX_DIFF_BYTES } from './lib/file-state.js';
-import { writeFileCommand } from './lib/write-file.js';
+import { attributeChanges, currentFile, fileProbe, MAX_DIFF_BYTES, utf8Text } from './lib/file-state.js';
+import { setAttributesCommand, writeFileCommand } from './lib/write-file.js';
+import { ownerName } from './group.js';
 import type { Change, ModuleContext, ModuleDef, Plan } from './types.js';
 
 export const writeOptions = {
   dest: z.string().startsWith('/', 'an absolute path'),
   mode: z.union([z.string(), z.number()]).optional(),
-  owner: z.string().optional(),
-  group: z.string().optional(),
+  owner: ownerName.optional(),
+  group: ownerName.optional(),
   /** Checks the new file before it replaces the live one; %s is the new file (e.g. "nginx -t -c %s"). */
   validate: z.string().optional(),
   backup: z.boolean().default(false),
@@ -32,23 +33,30 @@ const writeSchema = z.object(writeOptions);
 type WriteParams = z.output<typeof writeSchema>;
 
 /**
- * The shared core of copy and template: compare wanted content with the host's (or with what an
- * earlier task would have written), diff it, and write atomically with validation when it differs.
+ * The shared core of copy, template, lineinfile and the user module's keys: compare wanted content
+ * with the host's (or with what an earlier task would have written), byte for byte, diff it when
+ * both sides are text, and write atomically with validation when it differs. Content is bytes from
+ * end to end: a binary or Latin-1 file arrives as it is and compares as it is.
  */
-export function planFileContent(p: WriteParams, content: string, ctx: ModuleContext): Plan {
+export function planFileContent(p: WriteParams, wanted: string | Buffer, ctx: ModuleContext): Plan {
+  const content = typeof wanted === 'string' ? Buffer.from(wanted, 'utf8') : wanted;
   const cur = currentFile(ctx, p.dest, true);
   if (cur.type !== 'absent' && cur.type !== 'file') throw new Error(`${p.dest} is a ${cur.type}, not a file`);
   const wantSha = createHash('sha256').update(content).digest('hex');
-  const same = cur.type === 'file' && (cur.content !== undefined ? cur.content === content : cur.sha256 === wantSha);
+  const same = cur.type === 'file' && (cur.content !== undefined ? cur.content.equals(content) : cur.sha256 === wantSha);
   const changes: Change[] = [];
   if (!same) {
-    const diffable = !p.sensitive && content.length <= MAX_DIFF_BYTES && (cur.type === 'absent' || cur.content !== undefined);
+    const before = cur.type === 'absent' ? '' : cur.content === undefined ? undefined : utf8Text(cur.content);
+    const after = content.length <= MAX_DIFF_BYTES ? utf8Text(content) : undefined;
+    const diffable = !p.sensitive && before !== undefined && after !== undefined;
+    // Bytes that are not text get no diff (a diff of replacement characters would hide the change).
+    const binary = !p.sensitive && ((cur.content !== undefined && before === undefined) || (content.length <= MAX_DIFF_BYTES && after === undefined));
     changes.push({
       kind: 'file',
       target: p.dest,
-      action: cur.type === 'absent' ? 'create' : 'update content',
-      before: diffable ? (cur.content ?? '') : undefined,
-      after: diffable ? content : undefined,
+      action: `${cur.type === 'absent' ? 'create' : 'update content'}${binary ? ' (binary content changed)' : ''}`,
+      before: diffable ? before : undefined,
+      after: diffable ? after : undefined,
       sensitive: p.sensitive || undefined,
     });
     // Attributes are set on the new file as it is written: said in the same change, so a file a
@@ -63,19 +71,20 @@ export function planFileContent(p: WriteParams, content: string, ctx: ModuleCont
   }
   const attrs = attributeChanges(p.dest, cur, p);
   if (!attrs.changes.length) return { changes: [], commands: [] };
-  return { changes: attrs.changes, commands: [{ kind: 'shell', cmd: attrs.cmds.join(' && ') }] };
+  return { changes: attrs.changes, commands: [setAttributesCommand(p.dest, 'file', attrs.needed)] };
 }
 
 export const copyModule: ModuleDef<z.output<typeof params>> = {
   name: 'copy',
   schema: params,
+  shellParams: ['validate'],
   secretParams: ['content'],
   probes: (p) => [fileProbe(p.dest, true)],
   plan(p, ctx) {
-    let content: string;
+    let content: string | Buffer;
     if (p.src !== undefined) {
       try {
-        content = readFileSync(p.src, 'utf8');
+        content = readFileSync(p.src);
       } catch (err) {
         throw new Error(`cannot read src ${p.src}: ${(err as NodeJS.ErrnoException).code}`);
       }

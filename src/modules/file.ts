@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { quote } from '../util/quote.js';
+import { ownerName } from './group.js';
 import { attributeChanges, currentFile, fileProbe } from './lib/file-state.js';
+import { linkCommand, makeDirectoryCommand, removeCommand, setAttributesCommand, writeFileCommand } from './lib/write-file.js';
 import type { ModuleDef, Plan, PredictedState } from './types.js';
 
 const params = z.strictObject({
@@ -9,8 +10,8 @@ const params = z.strictObject({
   /** Link target, for state: link. */
   src: z.string().optional(),
   mode: z.union([z.string(), z.number()]).optional(),
-  owner: z.string().optional(),
-  group: z.string().optional(),
+  owner: ownerName.optional(),
+  group: ownerName.optional(),
   /**
    * The package that creates this path when installed (e.g. nginx's default site). A dry run on a host
    * where that package is not installed yet, but an earlier task would install it, then predicts the
@@ -29,13 +30,14 @@ export const fileModule: ModuleDef<z.output<typeof params>> = {
     if (cur.type === 'absent' && ctx.check && p.created_by_package && ctx.predicted.packagesInstalled.has(p.created_by_package)) {
       cur = { type: 'file' };
     }
-    const path = quote(p.path);
+    // Every command below reaches the path without following a link a non-root user could have
+    // placed on the way, and acts on a user's files as that user (lib/safe-path.ts).
     switch (p.state) {
       case 'absent':
         if (cur.type === 'absent') return { changes: [], commands: [] };
         return {
           changes: [{ kind: 'file', target: p.path, action: `remove` }],
-          commands: [{ kind: 'shell', cmd: `rm -rf ${path}` }],
+          commands: [removeCommand(p.path)],
           predict: (s) => {
             s.files.set(p.path, null);
             s.directories.delete(p.path);
@@ -45,16 +47,15 @@ export const fileModule: ModuleDef<z.output<typeof params>> = {
         if (cur.type !== 'absent' && cur.type !== 'directory') throw new Error(`${p.path} exists and is a ${cur.type}, not a directory`);
         const predict = (s: PredictedState) => void s.directories.add(p.path);
         if (cur.type === 'absent') {
-          const attrs = attributeChanges(p.path, { type: 'absent' }, { mode: p.mode ?? '755', owner: p.owner, group: p.group });
           return {
             changes: [{ kind: 'file', target: p.path, action: 'create directory' }],
-            commands: [{ kind: 'shell', cmd: [`mkdir -p ${path}`, ...attrs.cmds].join(' && ') }],
+            commands: [makeDirectoryCommand(p.path, { mode: p.mode ?? '755', owner: p.owner, group: p.group })],
             predict,
           };
         }
         const attrs = attributeChanges(p.path, cur, p);
         if (!attrs.changes.length) return { changes: [], commands: [] };
-        return { changes: attrs.changes, commands: [{ kind: 'shell', cmd: attrs.cmds.join(' && ') }], predict };
+        return { changes: attrs.changes, commands: [setAttributesCommand(p.path, 'directory', attrs.needed)], predict };
       }
       case 'link': {
         if (!p.src) throw new Error('state: link needs src (the link target)');
@@ -62,7 +63,7 @@ export const fileModule: ModuleDef<z.output<typeof params>> = {
         if (cur.type === 'directory') throw new Error(`${p.path} is a directory; refusing to replace it with a link`);
         return {
           changes: [{ kind: 'file', target: p.path, action: cur.type === 'link' ? `relink ${cur.target} → ${p.src}` : `link → ${p.src}`, before: cur.target, after: p.src }],
-          commands: [{ kind: 'shell', cmd: `ln -sfn ${quote(p.src)} ${path}` }],
+          commands: [linkCommand(p.path, p.src)],
         };
       }
       case 'touch':
@@ -72,17 +73,16 @@ export const fileModule: ModuleDef<z.output<typeof params>> = {
             // In check mode a file that an earlier task would create is handled by currentFile; here it truly is missing.
             throw new Error(`${p.path} does not exist (state: file only manages an existing file; use touch or copy to create it)`);
           }
-          const attrs = attributeChanges(p.path, { type: 'absent' }, p);
           return {
             changes: [{ kind: 'file', target: p.path, action: 'create empty file' }],
-            commands: [{ kind: 'shell', cmd: [`touch ${path}`, ...attrs.cmds].join(' && ') }],
-            predict: (s) => void s.files.set(p.path, ''),
+            commands: [writeFileCommand(p.path, Buffer.alloc(0), { mode: p.mode, owner: p.owner, group: p.group, onlyIfAbsent: true })],
+            predict: (s) => void s.files.set(p.path, Buffer.alloc(0)),
           };
         }
         if (cur.type !== 'file') throw new Error(`${p.path} is a ${cur.type}, not a file`);
         const attrs = attributeChanges(p.path, cur, p);
         if (!attrs.changes.length) return { changes: [], commands: [] };
-        return { changes: attrs.changes, commands: [{ kind: 'shell', cmd: attrs.cmds.join(' && ') }] };
+        return { changes: attrs.changes, commands: [setAttributesCommand(p.path, 'file', attrs.needed)] };
       }
     }
   },

@@ -3,8 +3,15 @@ import type { ProbeResult } from '../facts/index.js';
 import { shellJoin } from '../util/quote.js';
 import type { ModuleDef, Plan } from './types.js';
 
-/** A user or group name as useradd/groupadd accept it. */
+/** A user or group name as useradd/groupadd accept it (never starting with "-": argv would read it as an option). */
 export const accountName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/, 'a user or group name (letters, digits, _ . -; at most 32)');
+
+/**
+ * The owner or group of a file, as chown takes it: a name (local, or from LDAP and the like, so wider
+ * than `accountName`) or a numeric id. Refused: a leading "-" (chown would take `--reference=…` as
+ * an option), ":" (it splits owner from group), blanks.
+ */
+export const ownerName = z.string().regex(/^[^-:\s][^:\s]*$/, 'a user or group name or a numeric id (not starting with -, no : or blanks)');
 
 const params = z.strictObject({
   name: accountName,

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { ModuleError } from '../util/errors.js';
 import { planFileContent } from './copy.js';
-import { currentFile, fileProbe } from './lib/file-state.js';
+import { ownerName } from './group.js';
+import { currentFile, fileProbe, utf8Text } from './lib/file-state.js';
 import type { ModuleDef, Plan } from './types.js';
 
 const regex = z.string().refine((s) => {
@@ -28,8 +29,8 @@ const params = z
     /** Create the file when it is missing (otherwise a missing file is an error). */
     create: z.boolean().default(false),
     mode: z.union([z.string(), z.number()]).optional(),
-    owner: z.string().optional(),
-    group: z.string().optional(),
+    owner: ownerName.optional(),
+    group: ownerName.optional(),
     backup: z.boolean().default(false),
     /** Checks the new file before it replaces the live one; %s is the new file. */
     validate: z.string().optional(),
@@ -40,33 +41,72 @@ const params = z
 export type LineinfileParams = z.input<typeof params>;
 type Params = z.output<typeof params>;
 
-function lastIndex(lines: string[], re: RegExp): number {
-  for (let i = lines.length - 1; i >= 0; i--) if (re.test(lines[i]!)) return i;
+/**
+ * One line of the file: its bytes, kept as they are unless this line is the one edited, and the text
+ * patterns are matched against: UTF-8 when the bytes are valid UTF-8, else one character per byte
+ * (Latin-1), so `^Größe` matches in a Latin-1 file too.
+ */
+interface Line {
+  bytes: Buffer;
+  text: string;
+}
+
+function lineOf(bytes: Buffer): Line {
+  return { bytes, text: utf8Text(bytes) ?? bytes.toString('latin1') };
+}
+
+function lastIndex(lines: Line[], re: RegExp): number {
+  for (let i = lines.length - 1; i >= 0; i--) if (re.test(lines[i]!.text)) return i;
   return -1;
+}
+
+const NEWLINE = 0x0a;
+
+function splitLines(content: Buffer): Line[] {
+  const lines: Line[] = [];
+  let start = 0;
+  for (let i = content.indexOf(NEWLINE); i >= 0; i = content.indexOf(NEWLINE, start)) {
+    lines.push(lineOf(content.subarray(start, i)));
+    start = i + 1;
+  }
+  if (start < content.length) lines.push(lineOf(content.subarray(start)));
+  return lines;
+}
+
+function joinLines(lines: Line[], trailingNewline: boolean): Buffer {
+  const parts: Buffer[] = [];
+  lines.forEach((l, i) => {
+    if (i > 0) parts.push(Buffer.of(NEWLINE));
+    parts.push(l.bytes);
+  });
+  if (trailingNewline && lines.length) parts.push(Buffer.of(NEWLINE));
+  return Buffer.concat(parts);
 }
 
 /**
  * The new content of the file, computed here rather than by sed on the host: one code path for
- * every file write (atomic, validated), and a diff that shows exactly what will be written.
+ * every file write (atomic, validated), and a diff that shows exactly what will be written. Lines
+ * are bytes: every line but the edited one stays byte for byte as it was, whatever its encoding;
+ * the new line is written in UTF-8.
  */
-export function editLines(content: string, p: Params): string {
-  const endsWithNewline = content.endsWith('\n');
-  const lines = content === '' ? [] : (endsWithNewline ? content.slice(0, -1) : content).split('\n');
+export function editLines(content: Buffer, p: Params): Buffer {
+  const lines = splitLines(content);
   const re = p.regexp !== undefined ? new RegExp(p.regexp) : undefined;
-  let trailingNewline = endsWithNewline;
+  let trailingNewline = content.length > 0 && content[content.length - 1] === NEWLINE;
 
   if (p.state === 'absent') {
-    const kept = lines.filter((l) => !(re ? re.test(l) : l === p.line));
+    const wanted = p.line === undefined ? undefined : Buffer.from(p.line, 'utf8');
+    const kept = lines.filter((l) => !(re ? re.test(l.text) : wanted!.equals(l.bytes)));
     if (kept.length === lines.length) return content;
-    return kept.length ? kept.join('\n') + (trailingNewline ? '\n' : '') : '';
+    return joinLines(kept, trailingNewline);
   }
 
-  const line = p.line!;
+  const line = lineOf(Buffer.from(p.line!, 'utf8'));
   const matched = re ? lastIndex(lines, re) : -1;
   if (matched >= 0) {
-    if (lines[matched] === line) return content;
+    if (lines[matched]!.bytes.equals(line.bytes)) return content;
     lines[matched] = line;
-  } else if (lines.includes(line)) {
+  } else if (lines.some((l) => l.bytes.equals(line.bytes))) {
     return content;
   } else {
     let at = lines.length;
@@ -82,20 +122,21 @@ export function editLines(content: string, p: Params): string {
     if (at === lines.length) trailingNewline = true;
     lines.splice(at, 0, line);
   }
-  return lines.join('\n') + (trailingNewline ? '\n' : '');
+  return joinLines(lines, trailingNewline);
 }
 
 export const lineinfileModule: ModuleDef<Params> = {
   name: 'lineinfile',
   schema: params,
+  shellParams: ['validate'],
   probes: (p) => [fileProbe(p.path, true)],
   plan(p, ctx): Plan {
     const cur = currentFile(ctx, p.path, true);
-    let content: string;
+    let content: Buffer;
     if (cur.type === 'absent') {
       if (p.state === 'absent') return { changes: [], commands: [] };
       if (!p.create) throw new ModuleError(`${p.path} does not exist (set create: true to create it)`);
-      content = '';
+      content = Buffer.alloc(0);
     } else if (cur.type !== 'file') {
       throw new ModuleError(`${p.path} is a ${cur.type}, not a file`);
     } else if (cur.content === undefined) {

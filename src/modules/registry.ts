@@ -4,10 +4,10 @@ import { copyModule } from './copy.js';
 import { fileModule } from './file.js';
 import { groupModule } from './group.js';
 import { lineinfileModule } from './lineinfile.js';
-import { mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule } from './mysql.js';
+import { mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule } from './mysql.js';
 import { serviceModule } from './service.js';
 import { templateModule } from './template.js';
-import { ufwModule } from './ufw.js';
+import { ufwModule } from './ufw/index.js';
 import { userModule } from './user.js';
 import type { ModuleDef, Task } from './types.js';
 
@@ -55,6 +55,7 @@ const builtins: ModuleDef<any>[] = [
   fileModule,
   groupModule,
   lineinfileModule,
+  mysqlAccountsModule,
   mysqlDbModule,
   mysqlQueryModule,
   mysqlReplicationModule,

@@ -3,7 +3,8 @@ import { quote } from '../util/quote.js';
 import type { Change, Command, ModuleDef } from './types.js';
 
 const params = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9@._-]+$/, 'a unit name'),
+  // Never starting with "-": systemctl, service and update-rc.d would read it as an option.
+  name: z.string().regex(/^(?!-)[A-Za-z0-9@._-]+$/, 'a unit name (letters, digits, @ . _ -; not starting with -)'),
   state: z.enum(['started', 'stopped', 'restarted', 'reloaded']).optional(),
   enabled: z.boolean().optional(),
   daemon_reload: z.boolean().default(false),

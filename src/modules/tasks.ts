@@ -7,10 +7,12 @@ import { fileModule, type FileParams } from './file.js';
 import { groupModule, type GroupParams } from './group.js';
 import { lineinfileModule, type LineinfileParams } from './lineinfile.js';
 import {
+  mysqlAccountsModule,
   mysqlDbModule,
   mysqlQueryModule,
   mysqlReplicationModule,
   mysqlUserModule,
+  type MysqlAccountsParams,
   type MysqlDbParams,
   type MysqlQueryParams,
   type MysqlReplicationParams,
@@ -19,7 +21,7 @@ import {
 import { taskBuilder } from './registry.js';
 import { serviceModule, type ServiceParams } from './service.js';
 import { templateModule, type TemplateParams } from './template.js';
-import { ufwModule, type UfwParams } from './ufw.js';
+import { ufwModule, type UfwParams } from './ufw/index.js';
 import { userModule, type UserParams } from './user.js';
 
 export const apt = taskBuilder<AptParams>(aptModule);
@@ -32,6 +34,7 @@ export const service = taskBuilder<ServiceParams>(serviceModule);
 export const template = taskBuilder<TemplateParams>(templateModule);
 export const ufw = taskBuilder<UfwParams>(ufwModule);
 export const user = taskBuilder<UserParams>(userModule);
+export const mysqlAccounts = taskBuilder<MysqlAccountsParams>(mysqlAccountsModule);
 export const mysqlDb = taskBuilder<MysqlDbParams>(mysqlDbModule);
 export const mysqlQuery = taskBuilder<MysqlQueryParams>(mysqlQueryModule);
 export const mysqlReplication = taskBuilder<MysqlReplicationParams>(mysqlReplicationModule);

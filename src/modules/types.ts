@@ -26,6 +26,11 @@ export type Command =
       stdin?: string | Buffer;
       /** Exit codes that count as success (default [0]). */
       okCodes?: number[];
+      /**
+       * Bound on the host, for this command only (command's `timeout`). Default: the inventory's
+       * command_timeout, else the module's commandTimeoutMs, else 10 min. When it runs out the host
+       * stops the command and every process it started, and the task fails naming the command.
+       */
       timeoutMs?: number;
       /** Shown instead of cmd in output (e.g. "upload /etc/haproxy/haproxy.cfg"). */
       describe?: string;
@@ -43,8 +48,8 @@ export type Command =
 export interface PredictedState {
   packagesInstalled: Set<string>;
   packagesRemoved: Set<string>;
-  /** path → content that an earlier task wrote (or would write); null = removed. */
-  files: Map<string, string | null>;
+  /** path → content (bytes) that an earlier task wrote (or would write); null = removed. */
+  files: Map<string, Buffer | null>;
   directories: Set<string>;
   users: Set<string>;
   groups: Set<string>;
@@ -77,7 +82,7 @@ export interface ModuleContext {
   predicted: PredictedState;
   /** Results of this task's probes, read in one batch with every other task's. */
   results: Map<string, ProbeResult>;
-  /** Read something more from the host (one extra round trip): for modules that need a second look. */
+  /** Read something more from the host (one extra round trip): for modules that need a second look. Bounded by probe_timeout. */
   run(cmd: string, opts?: { stdin?: string | Buffer }): Promise<ProbeResult>;
   /**
    * Prove that a NEW SSH connection to the host can still be made (TCP connect, handshake,
@@ -88,6 +93,12 @@ export interface ModuleContext {
    * back to ctx.run on the existing connection.
    */
   reconnect?: () => Promise<void>;
+  /**
+   * The connection to another host of the inventory, from the run's pool (one per host, its host
+   * key checked as for any host; opened when that host is not in the run). For a task that reads
+   * from a peer: a replica seeded from a dump of its primary. Optional: without it such a task fails.
+   */
+  peer?: (hostName: string) => Promise<Connection>;
 }
 
 export interface Plan {
@@ -111,8 +122,19 @@ export interface ModuleDef<P> {
   probes(params: P, host: Host, facts: Facts): Probe[];
   /** Read state → compute the change. Never changes the host. */
   plan(params: P, ctx: ModuleContext): Promise<Plan> | Plan;
-  /** Params that carry secrets (masked wherever the task is shown). */
-  secretParams?: string[];
+  /**
+   * Params that may carry secrets (a Secret, or a YAML "{{ … }}" that reads one): the module keeps
+   * them out of argv, logs and diffs (stdin, 0600 files, sensitive changes). A secret that would
+   * reach any other param is refused before any connection (expand.ts, playbook.ts).
+   */
+  secretParams?: readonly string[];
+  /**
+   * Params that are POSIX sh command lines: every "{{ … }}" value rendered into them is escaped for
+   * the quoting context it stands in (`| safe` opts out), and no secret may ever reach them.
+   */
+  shellParams?: readonly string[];
+  /** Bound of each of its commands when the inventory sets no command_timeout (default 10 min): apt installs need longer. */
+  commandTimeoutMs?: number;
 }
 
 /** A task: one module invocation with its options. Built by roles (TypeScript) or playbooks (YAML). */

@@ -4,8 +4,10 @@ import { ModuleError } from '../util/errors.js';
 import { shellJoin } from '../util/quote.js';
 import { planFileContent } from './copy.js';
 import { accountName, groupsProbe, parseGroupLines } from './group.js';
-import { attributeChanges, currentFile, fileProbe } from './lib/file-state.js';
-import type { Change, Command, ModuleDef, Plan, PredictedState } from './types.js';
+import { authorizedKeyBlobs, connectionKeys } from './lib/connection-keys.js';
+import { attributeChanges, currentFile, fileProbe, type FileState } from './lib/file-state.js';
+import { makeDirectoryCommand, setAttributesCommand } from './lib/write-file.js';
+import type { Change, Command, ModuleContext, ModuleDef, Plan, PredictedState } from './types.js';
 
 const params = z.strictObject({
   name: accountName,
@@ -27,6 +29,11 @@ const params = z.strictObject({
   password_locked: z.boolean().optional(),
   /** With state: absent, also delete the home directory and mail spool. */
   remove: z.boolean().default(false),
+  /**
+   * For the user this run logs in as: let authorized_keys drop every key the run logs in with (the
+   * next run then cannot connect). Without it, such a change is refused before anything is applied.
+   */
+  allow_removing_connection_key: z.boolean().default(false),
 });
 export type UserParams = z.input<typeof params>;
 type Params = z.output<typeof params>;
@@ -78,6 +85,27 @@ function wantedGroups(p: Params): string[] {
   return [...(p.group ? [p.group] : []), ...(p.groups ?? [])];
 }
 
+/**
+ * Replacing the authorized_keys of the user this run logs in as must keep a key the run logs in
+ * with, or the next run is locked out. Only keys the file grants today count: a run that gets in
+ * some other way (another key file, a certificate) is not locked out by this file.
+ */
+async function refuseLockout(name: string, wanted: string, current: FileState, ctx: ModuleContext): Promise<void> {
+  if (current.type !== 'file' || current.content?.equals(Buffer.from(wanted))) return;
+  const runKeys = await connectionKeys(ctx.host.connection);
+  const granted = current.content === undefined ? undefined : authorizedKeyBlobs(current.content.toString('latin1'));
+  // A file too big to read is assumed to hold our keys: refusing is the safe mistake.
+  const inUse = runKeys.filter((k) => granted === undefined || granted.some((b) => b.equals(k.blob)));
+  if (!inUse.length) return;
+  const kept = authorizedKeyBlobs(wanted);
+  if (runKeys.some((k) => kept.some((b) => b.equals(k.blob)))) return;
+  const named = inUse.map((k) => `${k.fingerprint} (${k.source})`).join(', ');
+  throw new ModuleError(
+    `user ${name}: the new authorized_keys leaves out the key this run logs in with, ${named}: the next run could not connect as ${name}. ` +
+      'Keep that key in authorized_keys, or set allow_removing_connection_key: true',
+  );
+}
+
 export const userModule: ModuleDef<Params> = {
   name: 'user',
   schema: params,
@@ -90,7 +118,7 @@ export const userModule: ModuleDef<Params> = {
     }
     return out;
   },
-  plan(p, ctx): Plan {
+  async plan(p, ctx): Promise<Plan> {
     const have = parseUser(ctx.results.get(`user:${p.name}`)?.stdout, p.name);
     const change = (action: string, extra: Partial<Change> = {}): Change => ({ kind: 'user', target: p.name, action, ...extra });
 
@@ -181,24 +209,29 @@ export const userModule: ModuleDef<Params> = {
       const home = homeOf(p, ctx.facts);
       const group = p.group ?? (have ? have.primary : p.name);
       const dir = `${home}/.ssh`;
+      const keysFile = `${dir}/authorized_keys`;
+      // A user made by this task has no files yet, whatever an old home directory held.
+      const hostCtx = have ? ctx : { ...ctx, results: new Map() };
+      const content = p.authorized_keys.map((k) => k.trim()).join('\n') + (p.authorized_keys.length ? '\n' : '');
+      if (p.name === ctx.host.connection.user && !p.allow_removing_connection_key) await refuseLockout(p.name, content, currentFile(hostCtx, keysFile, true), ctx);
+      // ~/.ssh and the key file are in a directory the user controls: both commands reach them
+      // without following the user's links and write the keys as the user (lib/safe-path.ts).
       const dirState = have ? currentFile(ctx, dir, false) : ({ type: 'absent' } as const);
       if (dirState.type === 'absent') {
         changes.push({ kind: 'file', target: dir, action: 'create directory' });
-        shell(['install', '-d', '-m', '700', '-o', p.name, '-g', group, dir]);
+        commands.push(makeDirectoryCommand(dir, { mode: '700', owner: p.name, group }));
         predicts.push((s) => void s.directories.add(dir));
       } else if (dirState.type === 'directory') {
         const attrs = attributeChanges(dir, dirState, { mode: '700', owner: p.name, group });
         changes.push(...attrs.changes);
-        if (attrs.cmds.length) commands.push({ kind: 'shell', cmd: attrs.cmds.join(' && ') });
+        if (attrs.changes.length) commands.push(setAttributesCommand(dir, 'directory', attrs.needed));
       } else {
         throw new ModuleError(`${dir} is a ${dirState.type}, not a directory`);
       }
-      const content = p.authorized_keys.map((k) => k.trim()).join('\n') + (p.authorized_keys.length ? '\n' : '');
       const keys = planFileContent(
-        { dest: `${dir}/authorized_keys`, mode: '600', owner: p.name, group, backup: false, sensitive: false, make_parents: false },
+        { dest: keysFile, mode: '600', owner: p.name, group, backup: false, sensitive: false, make_parents: false },
         content,
-        // A user made by this task has no files yet, whatever an old home directory held.
-        have ? ctx : { ...ctx, results: new Map() },
+        hostCtx,
       );
       changes.push(...keys.changes);
       commands.push(...keys.commands);

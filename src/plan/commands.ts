@@ -6,7 +6,8 @@ import { colors } from '../report/format.js';
 import type { Reporter } from '../report/events.js';
 import { MemoryReporter } from '../report/renderers.js';
 import { InputError, ProvisionError } from '../util/errors.js';
-import { changeLines, hostDrift, planFromRun, readPlan, writePlan, type PlanFile } from './plan.js';
+import { PlanGuard } from './guard.js';
+import { assertPlanKey, changeLines, hostDrift, planFromRun, readPlan, writePlan, type PlanFile } from './plan.js';
 
 /** A plan that may not be applied: too old, or the hosts drifted (exit 5). */
 export class PlanRefused extends ProvisionError {}
@@ -71,11 +72,15 @@ export interface ApplyOptions {
 }
 
 /**
- * Apply exactly a saved plan: re-read every state the plan relied on; a host whose state or
- * computed changes differ from the plan is refused with what differs; the rest are converged.
+ * Apply exactly a saved plan. A check run first compares every host with the plan: a host whose
+ * state or computed changes differ is refused with what differs (--all-or-nothing: every host),
+ * the rest are converged by a real run that checks again itself (PlanGuard): the state it reads
+ * before any task, and each task's changes before its commands run. What that run would do beyond
+ * the plan is refused (exit 5), not warned about afterwards.
  */
 export async function applyCommand(file: string, o: ApplyOptions): Promise<number> {
   const plan = readPlan(file);
+  assertPlanKey(plan, file);
   const age = (Date.now() - Date.parse(plan.created)) / 1000;
   if (!(age <= o.maxAge)) {
     throw new PlanRefused(`plan ${file} is ${Math.round(age)} s old, older than --max-age ${o.maxAge} s`, 'make a new plan');
@@ -109,15 +114,23 @@ export async function applyCommand(file: string, o: ApplyOptions): Promise<numbe
   }
   const inventory = loadInventory(plan.inventory);
   const playbook = loadPlaybook(plan.playbook);
-  const res = await runPlaybook({ inventory, playbook, limit: toApply.join(','), tags: plan.tags, skipTags: plan.skipTags, forks: o.forks, check: false, reporter: o.reporter });
-  await o.reporter.close?.();
-  // Prediction must equal reality: say so loudly when it did not.
+  const guard = new PlanGuard(plan);
+  let res: RunResult;
+  try {
+    res = await runPlaybook({ inventory, playbook, limit: toApply.join(','), tags: plan.tags, skipTags: plan.skipTags, forks: o.forks, check: false, guard, reporter: o.reporter });
+  } finally {
+    await o.reporter.close?.();
+  }
   for (const host of toApply) {
     const r = res.hosts.get(host);
-    if (!(r instanceof HostRun)) continue;
-    const did = changeLines({ tasks: r.outcomes.filter((x) => x.status === 'changed').map((x) => ({ task: x.task.name, role: x.task.role, module: x.task.module, handler: x.handler, changes: x.changes })), fingerprints: {} });
-    const planned = changeLines(plan.hosts[host]!);
-    if (did.join('\n') !== planned.join('\n')) process.stderr.write(`provision: warning: ${host}: the run's changes differ from the plan's\n`);
+    if (!(r instanceof HostRun) || r.failed || r.unreachable) continue;
+    if (r.refused) {
+      process.stderr.write(`provision: ${host}: refused during the run, stopped before doing what the plan does not show:\n  - ${r.refused}\n`);
+      continue;
+    }
+    // Nothing beyond the plan was done; a planned change the run found already made is only said.
+    const notMade = guard.notMade(host);
+    if (notMade.length) process.stderr.write(`provision: note: ${host}: planned changes the run found already made:\n${notMade.map((l) => `  - ${l}`).join('\n')}\n`);
   }
   if (res.exitCode === EXIT.FAILED || res.exitCode === EXIT.UNREACHABLE) return res.exitCode;
   return anyRefused ? EXIT.DRIFT_REFUSED : res.exitCode;

@@ -1,5 +1,7 @@
-import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
 import { factsToJSON, type Facts } from '../facts/index.js';
 import type { Change } from '../modules/index.js';
 import type { RunResult } from '../executor/index.js';
@@ -7,7 +9,8 @@ import { HostRun } from '../executor/index.js';
 import { InputError } from '../util/errors.js';
 import { maskDeep } from '../util/secrets.js';
 
-export const PLAN_VERSION = 1;
+/** 2: fingerprints are keyed (HMAC with the control machine's plan key); version 1 had plain SHA-256. */
+export const PLAN_VERSION = 2;
 export const TOOL_VERSION = 'provision 0.1.0';
 
 export interface PlannedTask {
@@ -30,12 +33,72 @@ export interface PlanFile {
   version: number;
   tool: string;
   created: string;
+  /** Which plan key made the fingerprints (an HMAC of a fixed text; says nothing of the key). */
+  planKey: string;
   inventory: string;
   playbook: string;
   limit?: string;
   tags?: string[];
   skipTags?: string[];
   hosts: Record<string, HostPlan>;
+}
+
+/**
+ * The plan key: a random key kept on the control machine (0600), made on first use. Fingerprints
+ * of the state a plan relies on include the contents of files on the hosts, secret files among
+ * them; plain SHA-256 of them in a plan file would let anyone holding the file test guesses of a
+ * weak password offline. Keyed with this, they mean nothing without the key. `apply` on another
+ * machine needs the same key file.
+ */
+export function planKeyFile(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.PROVISION_PLAN_KEY_FILE) return path.resolve(env.PROVISION_PLAN_KEY_FILE);
+  return path.join(env.XDG_CONFIG_HOME || path.join(homedir(), '.config'), 'provision', 'plan.key');
+}
+
+const keys = new Map<string, Buffer>();
+
+export function planKey(file = planKeyFile()): Buffer {
+  const known = keys.get(file);
+  if (known) return known;
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    // "wx": two runs starting at once cannot both make a key; the second reads the first's.
+    writeFileSync(file, randomBytes(32).toString('hex') + '\n', { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new InputError(`plan key ${file}: cannot create it (${(err as NodeJS.ErrnoException).code})`);
+  }
+  const mode = statSync(file).mode & 0o777;
+  if (mode & 0o077) throw new InputError(`plan key ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')}, expected 0600)`, `run: chmod 600 ${file}`);
+  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  if (key.length < 16) throw new InputError(`plan key ${file}: not a key (expected 64 hex digits)`, 'delete it: a new one is made on the next plan');
+  keys.set(file, key);
+  return key;
+}
+
+/** For tests: forget the keys read so far (another PROVISION_PLAN_KEY_FILE, a key rewritten). */
+export function forgetPlanKeys(): void {
+  keys.clear();
+}
+
+/** A fingerprint as it goes into a plan: keyed, truncated. The apply guard compares with the same. */
+export function keyed(text: string, key = planKey()): string {
+  return createHmac('sha256', key).update(text).digest('hex').slice(0, 16);
+}
+
+/** Names the key without revealing anything of it: plans made with another key are refused by name. */
+function planKeyId(key = planKey()): string {
+  return keyed('provision plan key', key);
+}
+
+/** A plan made with another plan key cannot be checked here: refuse it before any host is contacted. */
+export function assertPlanKey(plan: PlanFile, file: string): void {
+  const keyFile = planKeyFile();
+  if (plan.planKey !== planKeyId(planKey(keyFile))) {
+    throw new InputError(
+      `plan ${file} was made with another plan key than ${keyFile}: its state fingerprints cannot be checked here`,
+      'apply it on the machine that made it, copy that plan key here (mode 0600), or make a new plan',
+    );
+  }
 }
 
 function hash(v: unknown): string {
@@ -49,7 +112,7 @@ export function factsFingerprint(f: Facts): string {
 }
 
 /** Per host: the changes a check run predicted, and what they were computed from. */
-export function planFromRun(res: RunResult, meta: Omit<PlanFile, 'version' | 'tool' | 'created' | 'hosts'>): PlanFile {
+export function planFromRun(res: RunResult, meta: Omit<PlanFile, 'version' | 'tool' | 'created' | 'planKey' | 'hosts'>): PlanFile {
   const hosts: Record<string, HostPlan> = {};
   for (const [name, r] of res.hosts) {
     if (!(r instanceof HostRun)) {
@@ -63,10 +126,14 @@ export function planFromRun(res: RunResult, meta: Omit<PlanFile, 'version' | 'to
       tasks: r.outcomes
         .filter((o) => o.status === 'changed')
         .map((o) => ({ task: o.task.name, role: o.task.role, module: o.task.module, handler: o.handler, changes: o.changes })),
-      fingerprints: { facts: factsFingerprint(r.facts), ...Object.fromEntries([...r.observed].sort(([a], [b]) => a.localeCompare(b))) },
+      // Keyed: the probes' own hashes cover file contents (secret files too); see planKey.
+      fingerprints: {
+        facts: keyed(factsFingerprint(r.facts)),
+        ...Object.fromEntries([...r.observed].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, keyed(v)])),
+      },
     };
   }
-  return maskDeep({ version: PLAN_VERSION, tool: TOOL_VERSION, created: new Date().toISOString(), ...meta, hosts });
+  return maskDeep({ version: PLAN_VERSION, tool: TOOL_VERSION, created: new Date().toISOString(), planKey: planKeyId(), ...meta, hosts });
 }
 
 export function writePlan(file: string, plan: PlanFile): void {

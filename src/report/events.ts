@@ -1,11 +1,19 @@
 import type { Change } from '../modules/index.js';
 
-export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped';
+/**
+ * `ignored`: the task failed and its `ignore_errors` let the host go on (Ansible's "...ignoring").
+ * `refused`: `provision apply` stopped the host before this task did something its plan did not show.
+ */
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'ignored' | 'refused' | 'skipped';
 
 export interface HostCounts {
   ok: number;
   changed: number;
   failed: number;
+  /** Failures that `ignore_errors` let pass: reported, but they do not make the run fail. */
+  ignored: number;
+  /** Hosts `provision apply` stopped because the run would have done something its plan did not show. */
+  refused: number;
   skipped: number;
   unreachable: number;
 }
@@ -50,5 +58,5 @@ export interface Reporter {
 }
 
 export function emptyCounts(): HostCounts {
-  return { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0 };
+  return { ok: 0, changed: 0, failed: 0, ignored: 0, refused: 0, skipped: 0, unreachable: 0 };
 }

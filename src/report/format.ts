@@ -44,6 +44,10 @@ export function formatEvent(e: RunEvent, o: FormatOptions): string[] {
           if (o.diff) lines.push(...renderChange(ch).split('\n').map((l) => '    ' + colorDiffLine(l, c)));
           else lines.push(c.dim(`    ${ch.kind} ${ch.target}: ${ch.action}`));
         }
+      } else if (e.status === 'refused') {
+        lines.push(c.red(`${e.host}: REFUSED (not in the plan): ${label}: ${e.msg ?? ''}`));
+      } else if (e.status === 'ignored') {
+        lines.push(c.magenta(`${e.host}: FAILED (ignored): ${label}: ${e.msg ?? ''} ...ignoring`));
       } else {
         lines.push(c.red(`${e.host}: FAILED: ${label}: ${e.msg ?? ''}`));
       }
@@ -72,9 +76,9 @@ export function formatRecap(hosts: Record<string, HostCounts>, wallMs: number, c
   const lines = [c.bold(`RECAP${check ? ' (check: nothing was changed)' : ''}`)];
   for (const n of names) {
     const h = hosts[n]!;
-    const status = h.unreachable ? c.red : h.failed ? c.red : h.changed ? c.yellow : c.green;
+    const status = h.unreachable || h.failed || h.refused ? c.red : h.changed ? c.yellow : c.green;
     lines.push(
-      `${status(n.padEnd(w))}  ok=${h.ok}  changed=${h.changed}  failed=${h.failed}  unreachable=${h.unreachable}  skipped=${h.skipped}`,
+      `${status(n.padEnd(w))}  ok=${h.ok}  changed=${h.changed}  failed=${h.failed}  unreachable=${h.unreachable}  skipped=${h.skipped}  ignored=${h.ignored}${h.refused ? `  refused=${h.refused}` : ''}`,
     );
   }
   lines.push(c.dim(`wall time ${fmtMs(wallMs)}`));

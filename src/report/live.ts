@@ -2,20 +2,48 @@ import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { Reporter, RunEvent } from './events.js';
 import { formatEvent, formatRecap, type FormatOptions } from './format.js';
 
-interface Deferred {
-  resolve: () => void;
-  reject: (e: Error) => void;
-  promise: Promise<void>;
+/** How a host's line ends: `failure` set means listr2 shows it as failed. */
+interface HostEnd {
+  failure?: string;
 }
 
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (e: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { resolve, reject, promise };
+/**
+ * A host's end, settled once. Its promise only ever resolves: a failure is thrown inside the
+ * listr2 task that awaits it. A promise rejected here would have no handler yet when a host fails
+ * before listr2 has started its task (connection refused takes a millisecond, listr2 starts its
+ * tasks on a later tick), and Node ends the process on an unhandled rejection.
+ */
+class HostLine {
+  private settle!: (end: HostEnd) => void;
+  private settled = false;
+  readonly end = new Promise<HostEnd>((resolve) => (this.settle = resolve));
+  counts = { changed: 0, failed: 0, ok: 0, ignored: 0, refused: 0 };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private task: ListrTaskWrapper<any, any, any> | undefined;
+
+  constructor(private title: string) {}
+
+  /** listr2 started this host's task (on a later tick than run-start: events may have come before). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  attach(task: ListrTaskWrapper<any, any, any>): void {
+    this.task = task;
+    task.title = this.title;
+  }
+
+  setTitle(title: string): void {
+    this.title = title;
+    if (this.task) this.task.title = title;
+  }
+
+  get isOpen(): boolean {
+    return !this.settled;
+  }
+
+  finish(end: HostEnd): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.settle(end);
+  }
 }
 
 /**
@@ -23,29 +51,29 @@ function deferred(): Deferred {
  * (with diffs under --diff) and what failed is printed in full once the run ends.
  */
 export class LiveReporter implements Reporter {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  private tasks = new Map<string, ListrTaskWrapper<any, any, any>>();
-  private done = new Map<string, Deferred>();
-  private counts = new Map<string, { changed: number; failed: number; ok: number }>();
+  private hosts = new Map<string, HostLine>();
   private buffered: RunEvent[] = [];
   private running: Promise<unknown> | undefined;
 
-  constructor(private readonly opts: FormatOptions) {}
+  constructor(
+    private readonly opts: FormatOptions,
+    private readonly write: (s: string) => void = (s) => process.stdout.write(s),
+  ) {}
 
   emit(e: RunEvent): void {
     switch (e.kind) {
       case 'run-start': {
-        process.stdout.write(formatEvent(e, this.opts).join('\n') + '\n');
-        for (const h of e.hosts) {
-          this.done.set(h, deferred());
-          this.counts.set(h, { changed: 0, failed: 0, ok: 0 });
-        }
+        this.write(formatEvent(e, this.opts).join('\n') + '\n');
+        for (const h of e.hosts) this.hosts.set(h, new HostLine(`${h}: connecting`));
         const list = new Listr(
           e.hosts.map((h) => ({
             title: `${h}: connecting`,
-            task: (_ctx: unknown, task: ListrTaskWrapper<any, any, any>) => {
-              this.tasks.set(h, task);
-              return this.done.get(h)!.promise;
+            // eslint-disable-next-line @typescript-eslint/no-explicit-any
+            task: async (_ctx: unknown, task: ListrTaskWrapper<any, any, any>) => {
+              const line = this.hosts.get(h)!;
+              line.attach(task);
+              const end = await line.end;
+              if (end.failure) throw new Error(end.failure);
             },
           })),
           { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false } },
@@ -53,29 +81,31 @@ export class LiveReporter implements Reporter {
         this.running = list.run().catch(() => undefined);
         break;
       }
-      case 'host-unreachable':
+      case 'host-unreachable': {
         this.buffered.push(e);
-        this.done.get(e.host)?.reject(new Error(`${e.host}: unreachable: ${e.reason}`));
+        const line = this.hosts.get(e.host);
+        line?.setTitle(`${e.host}: UNREACHABLE`);
+        line?.finish({ failure: e.reason });
         break;
+      }
       case 'task-start': {
-        const t = this.tasks.get(e.host);
-        if (t) t.title = `${e.host}: ${e.handler ? 'handler ' : ''}${e.role ? e.role + ' : ' : ''}${e.task}`;
+        this.hosts.get(e.host)?.setTitle(`${e.host}: ${e.handler ? 'handler ' : ''}${e.role ? e.role + ' : ' : ''}${e.task}`);
         break;
       }
       case 'task-result': {
-        const c = this.counts.get(e.host);
-        if (c && (e.status === 'ok' || e.status === 'changed' || e.status === 'failed')) c[e.status]++;
-        if (e.status === 'changed' || e.status === 'failed' || (e.note && this.opts.verbose)) this.buffered.push(e);
-        if (this.opts.verbose && e.status === 'ok') this.buffered.push(e);
+        const c = this.hosts.get(e.host)?.counts;
+        if (c && e.status in c) c[e.status as keyof typeof c]++;
+        if (e.status !== 'ok' && e.status !== 'skipped') this.buffered.push(e);
+        else if (this.opts.verbose) this.buffered.push(e);
         break;
       }
       case 'recap': {
-        for (const [h, d] of this.done) {
-          const c = this.counts.get(h)!;
-          const t = this.tasks.get(h);
-          if (t) t.title = `${h}: ok=${c.ok} changed=${c.changed} failed=${c.failed}`;
-          if (c.failed) d.reject(new Error(`${h}: ${c.failed} task(s) failed`));
-          else d.resolve();
+        for (const [h, line] of this.hosts) {
+          const c = line.counts;
+          if (line.isOpen) line.setTitle(`${h}: ok=${c.ok} changed=${c.changed} failed=${c.failed}${c.ignored ? ` ignored=${c.ignored}` : ''}`);
+          if (c.failed) line.finish({ failure: `${h}: ${c.failed} task(s) failed` });
+          else if (c.refused) line.finish({ failure: `${h}: refused: the run would have done what the plan does not show` });
+          else line.finish({});
         }
         this.buffered.push(e);
         break;
@@ -86,12 +116,14 @@ export class LiveReporter implements Reporter {
   }
 
   async close(): Promise<void> {
+    // A run that threw never sent its recap: end every line still open, or listr2 waits forever.
+    for (const [h, line] of this.hosts) line.finish({ failure: `${h}: the run stopped before this host finished` });
     await this.running;
     const out: string[] = [];
     for (const e of this.buffered) {
       if (e.kind === 'recap') out.push('', ...formatRecap(e.hosts, e.wallMs, e.check, this.opts.color));
       else out.push(...formatEvent(e, this.opts));
     }
-    if (out.length) process.stdout.write(out.join('\n') + '\n');
+    if (out.length) this.write(out.join('\n') + '\n');
   }
 }

@@ -3,9 +3,12 @@ import { connect as tcpConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host } from '../inventory/index.js';
+import { isPassphraseProtected } from '../inventory/identity.js';
 import { ConnectionError } from '../util/errors.js';
-import { quote } from '../util/quote.js';
 import { HostKeyCheck } from './hostkeys/index.js';
+import { registerSecret } from '../util/secrets.js';
+import { boundedScript, CommandTimeoutError, controllerBoundMs, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_PROBE_TIMEOUT_MS, newMarkers, remoteCommand, type SudoMode } from './remote-command.js';
+import { runSession, type SessionResult } from './session.js';
 
 export interface ExecResult {
   stdout: string;
@@ -18,14 +21,38 @@ export interface ExecOptions {
   stdin?: string | Buffer;
   /** Run as the host's become user (default: the host's `become` setting). */
   become?: boolean;
+  /**
+   * Bound on the host (default: the host's command_timeout, else 10 min). When it runs out the host
+   * stops the command's whole process tree (TERM, KILL a tenth of the bound later, 1 to 5 s) and exec rejects with a
+   * CommandTimeoutError; the controller gives up on the channel a little later (a host that cannot
+   * end it).
+   */
   timeoutMs?: number;
+}
+
+/** A command started with its input and output as streams (a dump piped from one host into another). */
+export interface RemoteProcess {
+  /** The command's stdin: end() it to send EOF. */
+  readonly stdin: NodeJS.WritableStream;
+  readonly stdout: NodeJS.ReadableStream;
+  /** Settles when the channel closed: the exit code and the last 4 KB of stderr. */
+  readonly done: Promise<{ code: number; stderr: string }>;
+  /** Close the channel: the command loses its stdin and stdout. */
+  close(): void;
 }
 
 /** The small interface every connector shares: run, put, tunnel, close. */
 export interface Connection {
   readonly hostName: string;
   readonly roundTrips: number;
+  /** Bound of a batch of state reads on this host (its probe_timeout). */
+  readonly probeTimeoutMs: number;
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Start a command whose stdin and stdout are streamed rather than buffered (nothing is kept here).
+   * Optional: connectors that cannot stream (test doubles) leave it out, and what needs it fails.
+   */
+  spawn?(command: string, opts?: Pick<ExecOptions, 'become'>): Promise<RemoteProcess>;
   /** Open a TCP stream to address:port as seen from the host (for SQL tunnels and jump hosts). */
   forward(address: string, port: number): Promise<Duplex>;
   close(): void;
@@ -59,6 +86,10 @@ export class SshConnection implements Connection {
   #roundTrips = 0;
   #closed: ConnectionError | undefined;
   #becomePassword: string | undefined;
+  /** Whether sudo asked for the password last time: when it did not, the next command tries without (no wait). */
+  #sudoAskedLast = true;
+  /** Set once sudo refused the password: never tried again on this connection (no lockout). */
+  #becomeRefused: ConnectionError | undefined;
 
   private constructor(
     private readonly client: Client,
@@ -76,7 +107,9 @@ export class SshConnection implements Connection {
       this.#closed = new ConnectionError(`${host.name}: connection lost: ${why}`, 'closed');
     });
     const env = host.connection.becomePasswordEnv;
-    this.#becomePassword = env ? process.env[env] : undefined;
+    this.#becomePassword = host.connection.becomePassword?.reveal() ?? (env ? process.env[env] : undefined);
+    // Masked in every output from the moment it is read (an error, a command's output).
+    if (this.#becomePassword) registerSecret(this.#becomePassword);
   }
 
   get hostName(): string {
@@ -85,16 +118,25 @@ export class SshConnection implements Connection {
   get roundTrips(): number {
     return this.#roundTrips;
   }
+  get probeTimeoutMs(): number {
+    return this.host.connection.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+  }
 
   /** Connect with host-key verification against known_hosts; through a jump connection when given. */
   static async connect(host: Host, via?: SshConnection): Promise<SshConnection> {
     const c = host.connection;
     let privateKey: Buffer | undefined;
+    const passphrase = c.identityPassphrase?.reveal();
     if (c.identityFile) {
       try {
         privateKey = readFileSync(c.identityFile);
       } catch (err) {
         throw new ConnectionError(`${host.name}: cannot read identity file ${c.identityFile}: ${(err as NodeJS.ErrnoException).code}`, 'auth');
+      }
+      // A locked key without its passphrase: the agent's unlocked copy is used (inventory/identity.ts).
+      if (passphrase === undefined && isPassphraseProtected(privateKey)) {
+        if (!c.agent) throw new ConnectionError(`${host.name}: identity file ${c.identityFile} is protected by a passphrase: add it to ssh-agent, or run on a terminal to be asked for it`, 'auth');
+        privateKey = undefined;
       }
     }
     // Host keys (known_hosts, @revoked, @cert-authority, accept_new_host_keys): hostkeys/verifier.ts.
@@ -114,6 +156,7 @@ export class SshConnection implements Connection {
       port: c.port,
       username: c.user,
       privateKey,
+      passphrase,
       agent: c.agent,
       readyTimeout: c.connectTimeoutMs,
       keepaliveInterval: KEEPALIVE_MS,
@@ -140,59 +183,140 @@ export class SshConnection implements Connection {
         resolve();
       };
       client.once('ready', onReady);
-      client.once('error', onError);
+      // `on`, not `once`: after a failed connect ssh2 can emit a second error ("Connection lost before
+      // handshake" once a timed-out socket closes); with no listener left, it would end the process.
+      client.on('error', onError);
       client.connect(config);
     });
     return new SshConnection(client, host, via);
   }
 
-  /** Wrap a command for sudo when the host is set to become another user. */
-  private wrap(command: string, become: boolean): { cmd: string; stdinPrefix?: string } {
+  /** How this command gets past sudo (see SudoMode). */
+  private sudoMode(become: boolean): SudoMode {
     const c = this.host.connection;
-    if (!become || c.user === c.becomeUser) return { cmd: command };
-    if (this.#becomePassword !== undefined) {
-      // The password goes through stdin (sudo -S), never argv; the empty prompt keeps output clean.
-      return { cmd: `sudo -S -p '' -H -u ${quote(c.becomeUser)} -- sh -c ${quote(command)}`, stdinPrefix: this.#becomePassword + '\n' };
-    }
-    return { cmd: `sudo -n -H -u ${quote(c.becomeUser)} -- sh -c ${quote(command)}` };
+    if (!become || c.user === c.becomeUser) return 'none';
+    if (this.#becomePassword === undefined) return 'no-password';
+    return this.#sudoAskedLast ? 'prompt' : 'try-without-password';
   }
 
-  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  /**
+   * Run a command on the host, bounded (opts.timeoutMs, else the host's command_timeout): when the
+   * bound runs out the host stops the command and everything it started, and this rejects with a
+   * CommandTimeoutError. Under sudo with a password, the password answers sudo's own prompt only.
+   */
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (this.#closed) throw this.#closed;
+    const c = this.host.connection;
+    const boundMs = opts.timeoutMs ?? c.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const setting = opts.timeoutMs ? 'its bound' : 'command_timeout';
+    let mode = this.sudoMode(opts.become ?? c.become);
+    if (mode === 'prompt' || mode === 'try-without-password') {
+      if (this.#becomeRefused) throw this.#becomeRefused;
+      if (/[\r\n]/.test(this.#becomePassword!)) {
+        throw new ConnectionError(`${this.host.name}: the become password in $${c.becomePasswordEnv} contains a line break; sudo reads one line`, 'auth');
+      }
+    }
+    let r = await this.run(command, mode, boundMs, setting, opts.stdin);
+    if (mode === 'try-without-password' && !r.started) {
+      // sudo wants the password again (its timestamp ran out, sudoers changed): the command did not run.
+      mode = 'prompt';
+      r = await this.run(command, mode, boundMs, setting, opts.stdin);
+    }
+    if (mode === 'prompt') this.#sudoAskedLast = r.asked;
+    if (r.passwordRefused) {
+      this.#becomeRefused = new ConnectionError(
+        `${this.host.name}: sudo refused the become password (from $${c.becomePasswordEnv}) for ${c.user}; nothing was run as ${c.becomeUser}`,
+        'auth',
+        `check ${c.becomePasswordEnv}; it was tried once on this host, not again`,
+      );
+      throw this.#becomeRefused;
+    }
+    if (r.sudoSilent) {
+      throw new ConnectionError(
+        `${this.host.name}: sudo neither asked for the password with provision's prompt nor ran the command` +
+          (r.stderr.trim() ? `; it printed: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}` : ''),
+        'auth',
+        'sudo may ask with a prompt of its own (a PAM module): provision answers only its own prompt',
+      );
+    }
+    if (r.timedOut) throw new CommandTimeoutError(describeCommand(command), boundMs, setting, false, r.stdout, r.stderr);
+    return { stdout: r.stdout, stderr: r.stderr, code: r.code ?? 255 };
+  }
+
+  /** One channel: the bounded script in sudo's mode; settles when the channel closes, or when the controller's own bound runs out. */
+  private run(command: string, mode: SudoMode, boundMs: number, setting: string, stdin: string | Buffer | undefined): Promise<SessionResult> {
     if (this.#closed) return Promise.reject(this.#closed);
-    const { cmd, stdinPrefix } = this.wrap(command, opts.become ?? this.host.connection.become);
+    const markers = newMarkers();
+    const cmd = remoteCommand(boundedScript(command, boundMs / 1000, markers), mode, this.host.connection.becomeUser, markers);
     this.#roundTrips++;
-    return new Promise<ExecResult>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+    return new Promise<SessionResult>((resolve, reject) => {
+      let settled = false;
+      let channel: ClientChannel | undefined;
+      const settle = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        f();
+      };
+      const timer = setTimeout(() => {
+        channel?.close();
+        settle(() => reject(new CommandTimeoutError(describeCommand(command), boundMs, setting, true, '', '')));
+      }, controllerBoundMs(boundMs));
       this.client.exec(cmd, (err: Error | undefined, stream: ClientChannel) => {
+        if (err) {
+          settle(() => reject(this.#closed ?? new ConnectionError(`${this.host.name}: cannot open a channel: ${err.message}`, 'closed')));
+          return;
+        }
+        channel = stream;
+        const session = runSession(
+          {
+            write: (d) => stream.write(d),
+            end: () => stream.end(),
+            close: () => stream.close(),
+            onStdout: (cb) => stream.on('data', cb),
+            onStderr: (cb) => stream.stderr.on('data', cb),
+            onExit: (cb) => stream.on('exit', cb),
+            onClose: (cb) => stream.on('close', cb),
+          },
+          mode,
+          markers,
+          this.#becomePassword,
+          stdin,
+          // Three times what a login may take (30 s by default): sudo may look the user up in LDAP.
+          3 * this.host.connection.connectTimeoutMs,
+        );
+        void session.then((r) => settle(() => (r.code === null && this.#closed ? reject(this.#closed) : resolve(r))));
+      });
+    });
+  }
+
+  spawn(command: string, opts: Pick<ExecOptions, 'become'> = {}): Promise<RemoteProcess> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    // Never the become password on a stream (its input is the command's from the first byte): sudo -n,
+    // which fails clearly where a password is needed. No bound either: a seed takes what it takes.
+    const c = this.host.connection;
+    const mode: SudoMode = this.sudoMode(opts.become ?? c.become) === 'none' ? 'none' : 'no-password';
+    const cmd = remoteCommand(command, mode, c.becomeUser, newMarkers());
+    this.#roundTrips++;
+    return new Promise<RemoteProcess>((resolve, reject) => {
+      this.client.exec(cmd, (err: Error | undefined, channel: ClientChannel) => {
         if (err) {
           reject(this.#closed ?? new ConnectionError(`${this.host.name}: cannot open a channel: ${err.message}`, 'closed'));
           return;
         }
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
+        let stderr = '';
         let code: number | null = null;
-        stream.on('data', (d: Buffer) => out.push(d));
-        stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-        stream.on('exit', (c: number | null, signal?: string) => {
-          code = c ?? (signal ? 128 : 255);
+        channel.stderr.on('data', (d: Buffer) => {
+          stderr = (stderr + d.toString('utf8')).slice(-4096);
         });
-        stream.on('close', () => {
-          if (timer) clearTimeout(timer);
-          if (code === null && this.#closed) {
-            reject(this.#closed);
-            return;
-          }
-          resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), code: code ?? 255 });
+        channel.on('exit', (exitCode: number | null, signal?: string) => {
+          code = exitCode ?? (signal ? 128 : 255);
         });
-        if (opts.timeoutMs) {
-          timer = setTimeout(() => {
-            stream.close();
-            reject(new ConnectionError(`${this.host.name}: command timed out after ${opts.timeoutMs! / 1000}s`, 'timeout'));
-          }, opts.timeoutMs);
-        }
-        if (stdinPrefix) stream.write(stdinPrefix);
-        if (opts.stdin !== undefined) stream.write(opts.stdin);
-        stream.end();
+        const done = new Promise<{ code: number; stderr: string }>((res, rej) => {
+          channel.on('close', () => (code === null && this.#closed ? rej(this.#closed) : res({ code: code ?? 255, stderr })));
+        });
+        done.catch(() => undefined); // the caller awaits it; no unhandled rejection meanwhile
+        resolve({ stdin: channel, stdout: channel, done, close: () => channel.close() });
       });
     });
   }
@@ -216,4 +340,10 @@ export class SshConnection implements Connection {
     this.#closed ??= new ConnectionError(`${this.host.name}: connection closed`, 'closed');
     this.client.end();
   }
+}
+
+/** A command as named in a timeout message: its first line. */
+function describeCommand(command: string): string {
+  const first = command.trim().split('\n')[0]!;
+  return `command \`${first.length > 120 ? `${first.slice(0, 117)}...` : first}\``;
 }

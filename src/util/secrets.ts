@@ -3,7 +3,8 @@
  * the process-wide masker so any string that reaches an output channel is scrubbed.
  */
 const MASK = '********';
-const registered = new Set<string>();
+/** Each registered secret → the forms the masker looks for (encodedForms). */
+const registered = new Map<string, string[]>();
 
 export class Secret {
   readonly #value: string;
@@ -30,14 +31,82 @@ export class Secret {
 
 export function registerSecret(value: string): void {
   // Very short values would mask ordinary text everywhere; the inventory loader refuses them.
-  if (value.length >= 4) registered.add(value);
+  if (value.length >= 4 && !registered.has(value)) {
+    registered.set(value, encodedForms(value));
+    forms = undefined;
+  }
 }
 
-/** Replace every registered secret value in s with the mask. */
+/** Every registered secret in every form it is looked for, longest first; rebuilt when a secret is added. */
+let forms: string[] | undefined;
+
+const BASE64_URL = (b64: string) => b64.replace(/\+/g, '-').replace(/\//g, '_');
+
+/**
+ * The base64 characters that depend on the secret's bytes alone, for the secret starting at a
+ * byte offset of 0, 1 or 2 (mod 3) of a longer encoded text: whatever surrounds it, these appear.
+ * (At most the first and last character of its stretch mix in neighbouring bits: 6 bits each.)
+ */
+function base64Cores(bytes: Buffer): string[] {
+  const out: string[] = [];
+  for (let offset = 0; offset < 3; offset++) {
+    const b64 = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64');
+    const firstBit = offset * 8;
+    const endBit = (offset + bytes.length) * 8;
+    const from = Math.ceil(firstBit / 6);
+    const to = Math.floor(endBit / 6); // exclusive: character i covers bits [6i, 6i+6)
+    const core = b64.slice(from, to);
+    // Too short a stretch of base64 would match ordinary text.
+    if (core.length >= 8) out.push(core, BASE64_URL(core));
+  }
+  return out;
+}
+
+/** The inside of a JSON (and JavaScript) string literal holding s. */
+const jsonInner = (s: string) => JSON.stringify(s).slice(1, -1);
+
+/**
+ * A secret as filters, encoders and escapers write it: the masker looks for each of these, and for
+ * each of them JSON-escaped once more (a value quoted by an error message, a JSON document in JSON).
+ */
+export function encodedForms(secret: string): string[] {
+  const bytes = Buffer.from(secret, 'utf8');
+  const json = jsonInner(secret);
+  const percentLower = (s: string) => s.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase());
+  const uri = encodeURIComponent(secret);
+  const form = new URLSearchParams([['', secret]]).toString().slice(1);
+  const forms = [
+    secret,
+    // JSON and JavaScript string escaping (| dump, JSON.stringify), also with non-ASCII as \uXXXX and "/" as "\/".
+    json,
+    json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+    json.replace(/\//g, '\\/'),
+    // URL encoding: encodeURIComponent (| urlencode), form encoding (spaces as +), either hex case; encodeURI.
+    uri,
+    percentLower(uri),
+    form,
+    percentLower(form),
+    encodeURI(secret),
+    // Shell: inside '…' (quote()), inside "…".
+    secret.replace(/'/g, `'\\''`),
+    secret.replace(/[\\"$`]/g, '\\$&'),
+    // HTML (| escape).
+    secret.replace(/[&"'<>\\]/g, (c) => ({ '&': '&amp;', '"': '&quot;', "'": '&#39;', '<': '&lt;', '>': '&gt;', '\\': '&#92;' })[c]!),
+    // Hex of the UTF-8 bytes, both cases.
+    bytes.toString('hex'),
+    bytes.toString('hex').toUpperCase(),
+    // Base64 and base64url, at each of the three byte alignments inside a longer text.
+    ...base64Cores(bytes),
+  ];
+  return [...new Set([...forms, ...forms.map(jsonInner)])].filter((f) => f.length >= 4);
+}
+
+/** Replace every registered secret value, in any of its encoded forms, in s with the mask. */
 export function mask(s: string): string {
   if (registered.size === 0 || !s) return s;
+  forms ??= [...new Set([...registered.values()].flat())].sort((a, b) => b.length - a.length);
   let out = s;
-  for (const v of [...registered].sort((a, b) => b.length - a.length)) {
+  for (const v of forms) {
     if (out.includes(v)) out = out.split(v).join(MASK);
   }
   return out;
@@ -64,4 +133,5 @@ export const SECRET_MASK = MASK;
 /** For tests. */
 export function clearRegisteredSecrets(): void {
   registered.clear();
+  forms = undefined;
 }

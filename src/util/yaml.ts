@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type ScalarTag } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type ScalarTag } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from './errors.js';
 
@@ -11,16 +11,49 @@ export interface LocatedYaml {
   data: unknown;
 }
 
+/**
+ * What kind of YAML error this is, in words that never quote the document: for files whose values
+ * are secrets, where yaml's own messages ("Invalid escape sequence \\q", "Unresolved alias … NAME")
+ * would print a piece of a value.
+ */
+const YAML_ERROR_KINDS: Record<string, string> = {
+  BAD_DQ_ESCAPE: 'an invalid escape sequence in a double-quoted value',
+  BAD_INDENT: 'bad indentation, or an unclosed [ or {',
+  BAD_SCALAR_START: 'a plain value that starts with a reserved character (quote the value)',
+  BLOCK_AS_IMPLICIT_KEY: 'a value that reads as a nested map (quote values that contain ": ")',
+  MULTILINE_IMPLICIT_KEY: 'a key that spans several lines',
+  MISSING_CHAR: 'a missing closing quote or bracket',
+  UNEXPECTED_TOKEN: 'unexpected text after a value',
+  DUPLICATE_KEY: 'a duplicate key',
+  TAB_AS_INDENT: 'a tab used for indentation',
+};
+
+function yamlErrorKind(code: string): string {
+  return YAML_ERROR_KINDS[code] ?? code.toLowerCase().replace(/_/g, ' ');
+}
+
+export interface ParseOptions {
+  /** The file holds secrets: errors name file:line:col and the kind of error only, never its text or field. */
+  secretValues?: boolean;
+}
+
 export function parseYaml(
   text: string,
   file: string,
   ErrorClass: new (msg: string, hint?: string) => InputError,
   customTags: ScalarTag[] = [],
+  opts: ParseOptions = {},
 ): LocatedYaml {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, customTags, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
+    if (opts.secretValues) {
+      // The start of the value the error is in, not the error's own column: that would tell where
+      // in the secret a bad character sits.
+      const { line, col } = lines.linePos(valueStartAtOffset(doc, e.pos[0]) ?? e.pos[0]);
+      throw new ErrorClass(`${file}:${line}:${col}: YAML syntax error: ${yamlErrorKind(e.code)}`);
+    }
     const { line, col } = lines.linePos(e.pos[0]);
     const at = pathAtOffset(doc, e.pos[0]);
     if (e.code === 'DUPLICATE_KEY') {
@@ -30,7 +63,26 @@ export function parseYaml(
     const field = at.length ? `${fieldName(at)}: ` : '';
     throw new ErrorClass(`${file}:${line}:${col}: ${field}YAML syntax error: ${e.message.split('\n')[0]}`);
   }
-  return { file, lines, doc, data: doc.toJS() };
+  let data: unknown;
+  try {
+    // yaml refuses aliases that expand too much ("billion laughs": 9 aliases of 9 aliases of …)
+    // with a ReferenceError, as it does an alias without its anchor. Both are bad input in this file.
+    data = doc.toJS();
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    let firstAlias: Node | undefined;
+    visit(doc, { Alias: (_key, node) => ((firstAlias ??= node), visit.BREAK) });
+    const where = whereAt({ file, lines, doc, data: undefined }, firstAlias?.range?.[0]);
+    const kind = /Excessive alias count/.test(err.message)
+      ? 'its aliases expand to too many nodes (a "billion laughs" document?)'
+      : /Unresolved alias/.test(err.message)
+        ? 'an alias (*name) whose anchor (&name) is not set before it'
+        : opts.secretValues
+          ? 'the document cannot be read'
+          : err.message;
+    throw new ErrorClass(`${where}: YAML error: ${kind}`);
+  }
+  return { file, lines, doc, data };
 }
 
 export function readYamlFile(
@@ -38,6 +90,7 @@ export function readYamlFile(
   what: string,
   ErrorClass: new (msg: string, hint?: string) => InputError,
   customTags: ScalarTag[] = [],
+  opts: ParseOptions = {},
 ): LocatedYaml {
   let text: string;
   try {
@@ -46,7 +99,7 @@ export function readYamlFile(
     const code = (err as NodeJS.ErrnoException).code;
     throw new ErrorClass(`${what} ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(err)}`);
   }
-  return parseYaml(text, file, ErrorClass, customTags);
+  return parseYaml(text, file, ErrorClass, customTags, opts);
 }
 
 /** "file:line:col" of an offset; 1:1 when the node has no position (an empty document). */
@@ -118,6 +171,15 @@ export function pathAtOffset(doc: Document, offset: number): Array<string | numb
       node = node.items[i];
     } else return out;
   }
+}
+
+/**
+ * Where the top-level value whose source covers offset starts: for errors that must not point
+ * inside a value (a secrets file is a flat map; a value that parses as a map or list is one value).
+ */
+function valueStartAtOffset(doc: Document, offset: number): number | undefined {
+  const p = pathAtOffset(doc, offset);
+  return p.length ? nodeAt(doc, p.slice(0, 1))?.range?.[0] : undefined;
 }
 
 /** The value at a path in plain data, and whether it is there at all. */

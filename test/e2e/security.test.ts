@@ -6,9 +6,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { INVENTORY, address, fromClient, onHost, paths, provision, ROOT } from './lab-env.ts';
+import { INSTANCE, INVENTORY, address, fromClient, onHost, paths, provision, ROOT } from './lab-env.ts';
 
-const FIGURES = '/tmp/provision-e2e/security.json';
+/** The default lab's figures are the README's; another instance keeps its own. */
+const FIGURES = `/tmp/provision-e2e/${INSTANCE === 'default' ? '' : `${INSTANCE}-`}security.json`;
 const figures: Record<string, unknown> = {};
 function record(key: string, value: unknown) {
   figures[key] = value;
@@ -17,6 +18,16 @@ function record(key: string, value: unknown) {
 }
 
 const HOSTS = ['lb-01', 'web-01', 'web-02', 'mon-01'];
+
+/**
+ * The lynis hardening index the README promises on every host ("lynis hardening index **≥ N**"): the
+ * suite holds the site to the documented figure, and the docs cannot promise less than issue 12 asks.
+ */
+function documentedLynisFloor(): number {
+  const m = /lynis hardening index \*\*≥ (\d+)\*\*/.exec(readFileSync(`${ROOT}/README.md`, 'utf8'));
+  if (!m) throw new Error('README.md states no lynis hardening index ("lynis hardening index **≥ N**")');
+  return Number(m[1]);
+}
 
 function secretValues(): string[] {
   const file = INVENTORY === 'lab' ? `${ROOT}/inventory/lab.secrets.yml` : `${ROOT}/inventory/lab.secrets.yml`;
@@ -84,7 +95,9 @@ describe('security scans of the converged site', () => {
     record('nmap_from_client', seen);
   });
 
-  it('lynis: a hardening index per host', { timeout: 1_200_000 }, async () => {
+  it('lynis: the hardening index of every host is at least the figure the README states', { timeout: 1_200_000 }, async () => {
+    const floor = documentedLynisFloor();
+    expect(floor, 'the README may not promise less than 80').toBeGreaterThanOrEqual(80);
     const index: Record<string, number> = {};
     const warnings: Record<string, string[]> = {};
     // lynis comes from the lab's apt proxy for the audit and is purged after it: the hosts stay the site.
@@ -103,7 +116,8 @@ describe('security scans of the converged site', () => {
     );
     record('lynis_hardening_index', index);
     record('lynis_warnings', warnings);
-    for (const h of HOSTS) expect(index[h], h).toBeGreaterThan(0);
+    record('lynis_documented_floor', floor);
+    for (const h of HOSTS) expect(index[h], `${h}: lynis hardening index (warnings: ${warnings[h]?.join('; ') || 'none'})`).toBeGreaterThanOrEqual(floor);
   });
 });
 

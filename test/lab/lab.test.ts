@@ -71,13 +71,33 @@ describe.skipIf(!supported)('lab instance t1 (end to end)', () => {
     expect((await hostExec(HOST, ['systemctl', 'is-active', 'ssh'], NAME)).stdout.trim()).toBe('active');
   }, 2 * MIN);
 
+  it('lets a host set its own network sysctls, and none of the kernel\'s (they are the machine\'s)', async () => {
+    // Its network namespace is its own, like a VM's network stack: the common role's hardening sets these.
+    const net = await hostExec(HOST, ['sysctl', '-w', 'net.ipv4.conf.all.send_redirects=0'], NAME);
+    expect(net.code, net.stderr).toBe(0);
+    const kernel = await hostExec(HOST, ['sysctl', '-w', 'kernel.kptr_restrict=2'], NAME);
+    expect(kernel.code).not.toBe(0);
+    expect(kernel.stderr).toMatch(/permission denied|read-only/i);
+  }, MIN);
+
   it('reaches the Debian mirror through the lab proxy (and nothing else)', async () => {
     const r = await hostExec(HOST, ['apt-get', 'update'], NAME, { timeoutMs: 4 * MIN });
     expect(r.code, r.stderr).toBe(0);
+    // The security suite too, as on a real Debian host (from the machine's sources, or beside its mirror).
+    expect(r.stdout).toMatch(/bookworm-security/);
     // Any other destination is refused by the proxy's filter before it resolves or connects.
     const p = labPaths(NAME);
     const other = await inClient(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-x', p.proxyUrl, 'http://not-a-mirror.invalid/'], NAME, { timeoutMs: 30_000 });
     expect(other.stdout).toBe('403');
+  }, 5 * MIN);
+
+  it('keeps the daily scans the common role installs out of the tests (due once a year, like apt\'s timers)', async () => {
+    const install = await hostExec(HOST, ['sh', '-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chkrootkit'], NAME, { timeoutMs: 4 * MIN });
+    expect(install.code, install.stderr).toBe(0);
+    // Packaged as 30 min after boot, then daily: with the lab's drop-in, only a calendar date at year's end.
+    const timer = await hostExec(HOST, ['systemctl', 'show', 'chkrootkit.timer', '-p', 'TimersMonotonic', '-p', 'TimersCalendar'], NAME);
+    expect(timer.stdout).toMatch(/^TimersCalendar=\{ OnCalendar=\*-12-31 03:00:00 ;/m);
+    expect(timer.stdout).not.toMatch(/OnBootUSec|OnUnitActiveUSec/);
   }, 5 * MIN);
 
   it('serves the ACME directory to a client trusting the lab CA', async () => {

@@ -1,7 +1,7 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest';
 import { bridgeName, buildLayout, netnsName, parseSubnet, selectHosts, vethName } from '../../src/lab/layout.ts';
-import { imageSources, mirrorHosts, parseDeb822Sources, parseOneLineSources, pickMirrors } from '../../src/lab/mirror.ts';
+import { imageSources, mirrorHosts, parseDeb822Sources, parseOneLineSources, pickMirrors, securityFromDebian } from '../../src/lab/mirror.ts';
 import { shellQuote } from '../../src/lab/hosts.ts';
 import { LabError } from '../../src/lab/errors.ts';
 
@@ -70,6 +70,19 @@ deb http://security.example.net/debian-security bookworm-security main
 `;
     const m = pickMirrors(parseOneLineSources(text));
     expect(m).toEqual({ debian: 'http://mirror.example.net/debian', security: 'http://security.example.net/debian-security' });
+  });
+
+  it('without a security source, takes the security archive beside the Debian mirror (the lab hosts get bookworm-security)', () => {
+    const m = pickMirrors(parseOneLineSources('deb http://mirror.example.net/debian bookworm main\n'));
+    expect(m).toEqual({ debian: 'http://mirror.example.net/debian', security: 'http://mirror.example.net/debian-security' });
+    expect(imageSources(m)).toMatch(/URIs: http:\/\/mirror\.example\.net\/debian-security\nSuites: bookworm-security\n/);
+    // The same host: the lab's proxy lets the hosts reach it with no new rule.
+    expect(mirrorHosts(m)).toEqual(['mirror.example.net']);
+    expect(securityFromDebian('http://snapshot.debian.org/archive/debian/20250520T000000Z')).toBe('http://snapshot.debian.org/archive/debian-security/20250520T000000Z');
+    expect(securityFromDebian('http://deb.debian.org/debian/')).toBe('http://deb.debian.org/debian-security');
+    // No `debian` path segment: nothing to derive (no guessed host), the hosts then have no security suite.
+    expect(securityFromDebian('http://apt.example.org/mirror/bookworm')).toBeUndefined();
+    expect(pickMirrors(parseOneLineSources('deb http://apt.example.org/mirror bookworm main\n')).security).toBeUndefined();
   });
 
   it('skips disabled stanzas and fails clearly without any Debian source', () => {

@@ -13,8 +13,8 @@ export interface FileState {
   group?: string;
   size?: number;
   sha256?: string;
-  /** Content when it is small enough for a diff. */
-  content?: string;
+  /** Content (bytes) when it is small enough for a diff. */
+  content?: Buffer;
   /** Link target. */
   target?: string;
 }
@@ -140,7 +140,7 @@ export function parseFileState(r: ProbeResult | undefined): FileState {
         size: Number(f[4]),
         // "-": the content came instead of the checksum.
         sha256: f[5] === '-' && bytes ? createHash('sha256').update(bytes).digest('hex') : f[5],
-        content: bytes?.toString('utf8'),
+        content: bytes,
       };
     }
     case 'absent':
@@ -157,7 +157,7 @@ export function currentFile(ctx: ModuleContext, path: string, withContent = true
   if (predicted !== undefined) {
     const probed = parseFileState(ctx.results.get(fileProbeKey(path, withContent)));
     // Attributes come from the host when the file exists there; content from the earlier task.
-    return { ...probed, type: 'file', content: predicted, sha256: undefined };
+    return { ...probed, type: 'file', content: predicted, size: predicted.length, sha256: undefined };
   }
   if (ctx.predicted.directories.has(path)) return { type: 'directory' };
   return parseFileState(ctx.results.get(fileProbeKey(path, withContent)));
@@ -177,14 +177,17 @@ export function normaliseMode(mode: string | number | undefined): string | undef
   return s.replace(/^0(?=[0-7]{3}$)/, '');
 }
 
-/** Changes and commands to bring mode/owner/group in line (for an existing path). */
-export function attributeChanges(path: string, current: FileState, want: Attributes, kind: Change['kind'] = 'file'): { changes: Change[]; cmds: string[] } {
+/**
+ * Changes to bring mode/owner/group in line (for an existing path), and the attributes that must be
+ * set for that (setAttributesCommand of write-file.ts sets them without following links).
+ */
+export function attributeChanges(path: string, current: FileState, want: Attributes, kind: Change['kind'] = 'file'): { changes: Change[]; needed: Attributes } {
   const changes: Change[] = [];
-  const cmds: string[] = [];
+  const needed: Attributes = {};
   const mode = normaliseMode(want.mode);
   if (mode && current.mode !== mode) {
     changes.push({ kind, target: path, action: `mode ${current.mode ?? '(new)'} → ${mode}` });
-    cmds.push(`chmod ${mode} ${quote(path)}`);
+    needed.mode = mode;
   }
   const ownerChanged = want.owner && current.owner !== want.owner;
   const groupChanged = want.group && current.group !== want.group;
@@ -194,7 +197,19 @@ export function attributeChanges(path: string, current: FileState, want: Attribu
       target: path,
       action: `owner ${current.owner ?? '?'}:${current.group ?? '?'} → ${want.owner ?? current.owner}:${want.group ?? current.group}`,
     });
-    cmds.push(`chown ${quote(`${want.owner ?? ''}${want.group ? ':' + want.group : ''}`)} ${quote(path)}`);
+    if (ownerChanged) needed.owner = want.owner;
+    if (groupChanged) needed.group = want.group;
   }
-  return { changes, cmds };
+  return { changes, needed };
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The content as text when it is valid UTF-8 (diffable); undefined for anything else (binary, Latin-1…). */
+export function utf8Text(bytes: Buffer): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,7 +1,8 @@
 import { type Task } from '../../modules/index.js';
 import type { RoleContext, RoleDef } from '../types.js';
-import { apt, copy, file, lineinfile, service, template, user } from '../../modules/tasks.js';
+import { apt, file, service, template, user } from '../../modules/tasks.js';
 import { checkBoolean, checkOneOf } from '../checks.js';
+import { hardeningDefaults, hardeningPackages, hardeningTasks, securityUpdateTasks, validateHardening } from './hardening.js';
 
 export interface AdminUser {
   name: string;
@@ -44,16 +45,17 @@ function commonTasks(ctx: RoleContext): Task[] {
   const users = adminUsers(v).filter((u) => u.state !== 'absent');
   const sudoers = users.filter((u) => u.sudo);
   const cacheAge = Number(v.apt_cache_valid_time);
-  const tplVars = { ...v, sudo_users: sudoers.map((u) => u.name), security_origins: securityOrigins(ctx) };
+  const tplVars = { ...v, sudo_users: sudoers.map((u) => u.name), security_origins: securityOrigins(ctx), ssh_tcp_forwarding: tcpForwarding(v.ssh_allow_tcp_forwarding) };
 
   const tasks: Task[] = [
     // One apt run for everything the role needs (each run costs seconds of dpkg overhead). It refreshes
     // the package lists first when they are older than apt_cache_valid_time; later apt tasks of the
     // run then know they are fresh. (A refresh with nothing to install would be a change every hour.)
     apt('refresh the apt cache; install the base packages, time sync and unattended-upgrades', {
-      packages: unique([...list(v.base_packages), ...list(v.extra_packages), timeSync.pkg, 'unattended-upgrades']),
+      packages: unique([...list(v.base_packages), ...list(v.extra_packages), timeSync.pkg, 'unattended-upgrades', ...hardeningPackages(v)]),
       cache_valid_time: cacheAge,
     }),
+    ...securityUpdateTasks(v),
 
     // Time: one daemon, chosen by var. In a container the service is skipped (the name says why).
     service(
@@ -118,49 +120,13 @@ function commonTasks(ctx: RoleContext): Task[] {
   return tasks;
 }
 
-export const CORE_DUMPS_FILE = '/etc/security/limits.d/10-provision-no-core-dumps.conf';
-export const MODPROBE_FILE = '/etc/modprobe.d/provision-disabled-modules.conf';
-
 /**
- * What a hardening audit (lynis) asks of every host and this role can give without changing how the
- * host works: a legal banner, no core dumps (they can hold secrets), network protocols nobody here
- * uses kept out of the kernel, password ageing and hashing rounds for local accounts made later.
+ * sshd's AllowTcpForwarding. `local` keeps what jump hosts and SSH tunnels use (direct-tcpip, `ssh -J`,
+ * `ssh -L`) and refuses remote forwarding (`ssh -R`), which opens a listener on the host.
  */
-function hardeningTasks(v: Record<string, unknown>): Task[] {
-  const tasks: Task[] = [];
-  const banner = String(v.login_banner ?? '');
-  if (banner) {
-    for (const dest of ['/etc/issue', '/etc/issue.net']) {
-      tasks.push(copy(`login banner (${dest})`, { dest, content: banner.endsWith('\n') ? banner : `${banner}\n`, mode: '0644', owner: 'root', group: 'root' }));
-    }
-  }
-  tasks.push(
-    v.disable_core_dumps
-      ? copy('no core dumps', { dest: CORE_DUMPS_FILE, content: '# Managed by provision (role common): no core dumps (they can hold secrets).\n* hard core 0\n* soft core 0\n', mode: '0644' })
-      : file('core dumps as the system sets them', { path: CORE_DUMPS_FILE, state: 'absent' }),
-  );
-  const modules = list(v.disabled_kernel_modules);
-  tasks.push(
-    modules.length
-      ? copy('kernel modules nobody here uses stay out', {
-          dest: MODPROBE_FILE,
-          content: '# Managed by provision (role common): modules that are never loaded on this host.\n' + modules.map((m) => `blacklist ${m}\ninstall ${m} /bin/false\n`).join(''),
-          mode: '0644',
-          // A minimal system (no kmod yet) has no /etc/modprobe.d; the file is for whenever modules load.
-          make_parents: true,
-        })
-      : file('no kernel modules kept out', { path: MODPROBE_FILE, state: 'absent' }),
-  );
-  const loginDefs: Array<[string, string]> = [
-    ['PASS_MAX_DAYS', String(v.password_max_days)],
-    ['PASS_MIN_DAYS', String(v.password_min_days)],
-    ['SHA_CRYPT_MIN_ROUNDS', '5000'],
-    ['SHA_CRYPT_MAX_ROUNDS', '50000'],
-  ];
-  for (const [key, value] of loginDefs) {
-    tasks.push(lineinfile(`login.defs: ${key} ${value}`, { path: '/etc/login.defs', regexp: `^#?\\s*${key}\\s`, line: `${key}\t${value}` }));
-  }
-  return tasks;
+const TCP_FORWARDING = ['yes', 'no', 'local', 'remote', 'all'];
+function tcpForwarding(v: unknown): string {
+  return v === true ? 'yes' : v === false ? 'no' : String(v);
 }
 
 /** Origins unattended-upgrades may take packages from: the security archive of the host's release. */
@@ -201,15 +167,15 @@ function validate(vars: Record<string, unknown>): string[] {
   if (typeof tries !== 'number' || !Number.isInteger(tries) || tries < 1 || tries > 20) problems.push('ssh_max_auth_tries: must be an integer from 1 to 20');
   const grace = vars.ssh_login_grace_time;
   if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 10) problems.push('ssh_login_grace_time: must be a number of seconds, at least 10');
-  for (const name of ['ssh_x11_forwarding', 'ssh_allow_agent_forwarding', 'ssh_allow_tcp_forwarding', 'disable_core_dumps']) problems.push(...checkBoolean(vars, name));
-  problems.push(...checkOneOf(vars, 'ssh_log_level', SSH_LOG_LEVELS));
-  if (typeof vars.login_banner !== 'string' || /[\\]/.test(vars.login_banner)) problems.push('login_banner: must be a text without backslashes (getty expands them), or "" to leave /etc/issue alone');
-  const mods = vars.disabled_kernel_modules;
-  if (!Array.isArray(mods) || mods.some((m) => typeof m !== 'string' || !/^[a-z0-9_-]+$/.test(m))) problems.push('disabled_kernel_modules: must be a list of kernel module names, like [dccp, sctp]');
-  for (const name of ['password_max_days', 'password_min_days']) {
-    const d = vars[name];
-    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > 99999) problems.push(`${name}: must be a whole number of days from 0 to 99999`);
+  for (const name of ['ssh_x11_forwarding', 'ssh_allow_agent_forwarding']) problems.push(...checkBoolean(vars, name));
+  const fwd = vars.ssh_allow_tcp_forwarding;
+  if (typeof fwd !== 'boolean' && !TCP_FORWARDING.includes(String(fwd))) {
+    problems.push(`ssh_allow_tcp_forwarding: true, false or one of ${TCP_FORWARDING.join(', ')}, got ${JSON.stringify(fwd)}`);
   }
+  const sessions = vars.ssh_max_sessions;
+  if (typeof sessions !== 'number' || !Number.isInteger(sessions) || sessions < 1 || sessions > 64) problems.push('ssh_max_sessions: must be an integer from 1 to 64');
+  problems.push(...checkOneOf(vars, 'ssh_log_level', SSH_LOG_LEVELS));
+  problems.push(...validateHardening(vars));
   if (typeof vars.sudo_nopasswd !== 'boolean') problems.push('sudo_nopasswd: must be true or false');
 
   const users = vars.admin_users;
@@ -241,7 +207,7 @@ function validate(vars: Record<string, unknown>): string[] {
 
 export const role: RoleDef = {
   name: 'common',
-  description: 'Base system: apt cache, base packages, time sync, admin users with sudo, hardened sshd, unattended security upgrades, audit hardening (banner, no core dumps, unused protocols off, password ageing)',
+  description: 'Base system: apt cache, base packages, time sync, admin users with sudo, hardened sshd, security updates (on converge and unattended), audit hardening (banner, no core dumps, unused protocols and USB storage off, kernel sysctls, password policy, shell timeout, /dev/shm noexec, AIDE)',
   defaults: {
     base_packages: ['curl', 'ca-certificates', 'python3', 'sudo', 'less', 'gnupg', 'procps', 'iproute2', 'lsb-release', 'openssh-server'],
     extra_packages: [],
@@ -257,18 +223,13 @@ export const role: RoleDef = {
     ssh_login_grace_time: 30,
     ssh_x11_forwarding: false,
     ssh_allow_agent_forwarding: false,
-    /** Jump hosts and SSH tunnels (e.g. to MySQL) need it on the host they pass through. */
-    ssh_allow_tcp_forwarding: true,
+    /** Jump hosts and SSH tunnels (e.g. to MySQL) need local forwarding on the host they pass through. */
+    ssh_allow_tcp_forwarding: 'local',
+    /** Sessions (shells, commands, sftp) one SSH connection may multiplex at once. */
+    ssh_max_sessions: 4,
     /** VERBOSE logs the fingerprint of the key each login used. */
     ssh_log_level: 'VERBOSE',
-    /** /etc/issue and /etc/issue.net; "" leaves them as they are. */
-    login_banner: 'Authorised access only. Activity on this system is monitored and logged.',
-    disable_core_dumps: true,
-    /** Kept out of the kernel (blacklisted, and refused when asked for by name). */
-    disabled_kernel_modules: ['dccp', 'sctp', 'rds', 'tipc'],
-    /** Password ageing for local accounts created later (login.defs); admin users have no password. */
-    password_max_days: 365,
-    password_min_days: 1,
+    ...hardeningDefaults,
     /** More unattended-upgrades origin patterns beyond the release's security archive. */
     unattended_upgrades_extra_origins: [],
   },

@@ -36,6 +36,13 @@ export const role: RoleDef = {
     firewall_logging: 'low',
     /** Changes to an active firewall roll back by themselves unless a new SSH login succeeds within this (seconds; 0 = off). */
     firewall_commit_confirm_seconds: 60,
+    /**
+     * The ufw task refuses a rule set under which the address this run connects from (SSH_CONNECTION
+     * on the host) could not log in again. true applies it anyway: for moving administration to
+     * another address on purpose (with commit-confirm on, the change still rolls back when the new
+     * login from here fails, so set firewall_commit_confirm_seconds: 0 as well for that).
+     */
+    firewall_allow_locking_out_this_run: false,
   },
   tasks(ctx) {
     const v = ctx.vars;
@@ -50,7 +57,7 @@ export const role: RoleDef = {
     return [
       apt('install ufw', { packages: ['ufw'] }),
       // Exactly these rules (others purged); ufw adds them before it enables or changes defaults,
-      // and the module refuses a rule set without SSH from the admin source.
+      // and the module refuses a rule set without SSH from the admin source or from this run's own address.
       ufw('firewall rules and policy', {
         state: 'enabled',
         default_incoming: 'deny',
@@ -61,6 +68,7 @@ export const role: RoleDef = {
         purge_other_rules: true,
         admin_source: admin,
         ssh_port: v.ssh_port as number,
+        allow_locking_out_this_run: v.firewall_allow_locking_out_this_run as boolean,
         ...(confirm > 0 ? { commit_confirm_seconds: confirm } : {}),
       }),
     ];
@@ -88,6 +96,7 @@ export const role: RoleDef = {
     if (!['off', 'low', 'medium', 'high', 'full'].includes(String(vars.firewall_logging))) problems.push('firewall_logging: must be off, low, medium, high or full');
     const c = vars.firewall_commit_confirm_seconds;
     if (typeof c !== 'number' || !Number.isInteger(c) || (c !== 0 && (c < 10 || c > 3600))) problems.push('firewall_commit_confirm_seconds: must be 0 (off) or 10-3600');
+    if (typeof vars.firewall_allow_locking_out_this_run !== 'boolean') problems.push('firewall_allow_locking_out_this_run: must be true or false');
     if (vars.private_address !== undefined && (typeof vars.private_address !== 'string' || !isAddress(vars.private_address))) {
       problems.push('private_address: must be an IP address');
     }

@@ -1,5 +1,5 @@
 import { isAnyAddress, normaliseAddress, parseNetwork } from '../../modules/lib/cidr.js';
-import type { UfwParams } from '../../modules/ufw.js';
+import type { UfwParams } from '../../modules/ufw/index.js';
 import { GROUPS } from '../shared.js';
 
 export type FirewallRule = NonNullable<UfwParams['rules']>[number];

@@ -4,7 +4,7 @@ import { quote } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
 import { GROUPS, inGroup, list, num, privateAddress, SHARED_DEFAULTS, str } from '../shared.js';
 import type { RoleContext, RoleDef } from '../types.js';
-import { apt, command, mysqlDb, mysqlQuery, mysqlReplication, mysqlUser, service, template } from '../../modules/tasks.js';
+import { apt, command, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlUser, service, template } from '../../modules/tasks.js';
 
 /** What differs between MariaDB (Debian) and MySQL 8 (Ubuntu). */
 function flavorSettings(ctx: RoleContext) {
@@ -40,6 +40,9 @@ export function serverIdFor(address: string, configured: number): number {
 
 const NAME = /^[A-Za-z0-9_]{1,32}$/;
 
+/** The mark on the accounts this role makes (a row in provision.managed_accounts on the primary). */
+export const ACCOUNTS_OWNER = 'role mysql';
+
 function secretOrString(v: unknown): v is Secret | string {
   return v instanceof Secret || typeof v === 'string';
 }
@@ -73,8 +76,13 @@ export const role: RoleDef = {
     mysql_replication_user: 'replicator',
     mysql_replication_password: undefined,
     mysql_exporter_password: undefined,
-    /** Seconds the replica waits for both replication threads to run before the task fails. */
+    /** Seconds the replica waits for both replication threads to run, then to catch up, before the task fails. */
     mysql_replication_verify_timeout: 60,
+    /**
+     * A replica's first setup on a server that holds data or GTIDs of its own (a former primary) is
+     * refused unless this is true; then that data is replaced with a copy of the primary.
+     */
+    mysql_replica_reinitialize: false,
   },
   validate(vars: Record<string, unknown>, host: Host): string[] {
     const problems: string[] = [];
@@ -101,6 +109,7 @@ export const role: RoleDef = {
     if (!Array.isArray(privs) || privs.length === 0 || privs.some((p) => typeof p !== 'string' || !/^[A-Za-z ]+$/.test(p) || /^all/i.test(p.trim()))) {
       problems.push('mysql_app_privileges: a non-empty list of privilege names (not ALL)');
     }
+    if (typeof vars.mysql_replica_reinitialize !== 'boolean') problems.push('mysql_replica_reinitialize: true or false');
     if (typeof vars.mysql_bind_address !== 'string') problems.push('mysql_bind_address: a string (empty = the private address)');
     if (host.groups.includes(GROUPS.dbPrimary) && host.groups.includes(GROUPS.dbReplica)) problems.push(`host is in both ${GROUPS.dbPrimary} and ${GROUPS.dbReplica}`);
     return problems;
@@ -158,8 +167,11 @@ export const role: RoleDef = {
     if (isPrimary) {
       // Created on the primary only: they replicate. Anything written on a replica first would give it GTIDs of its own.
       const appPrivileges = { [`${db}.*`]: list(v, 'mysql_app_privileges') };
+      // Every account this role makes: recorded as the role's, so that one the inventory no longer calls for is dropped.
+      const accounts: Array<{ user: string; host: string }> = [];
       tasks.push(mysqlDb(`database ${db}`, { name: db, flavor: s.flavor }));
       for (const h of ctx.hostsIn(GROUPS.webservers)) {
+        accounts.push({ user: str(v, 'mysql_app_user'), host: privateAddress(h) });
         tasks.push(
           mysqlUser(`app user ${str(v, 'mysql_app_user')}@${privateAddress(h)} (${h.name})`, {
             user: str(v, 'mysql_app_user'),
@@ -171,6 +183,7 @@ export const role: RoleDef = {
         );
       }
       for (const h of ctx.hostsIn(GROUPS.dbReplica)) {
+        accounts.push({ user: str(v, 'mysql_replication_user'), host: privateAddress(h) });
         tasks.push(
           mysqlUser(`replication user ${str(v, 'mysql_replication_user')}@${privateAddress(h)} (${h.name})`, {
             user: str(v, 'mysql_replication_user'),
@@ -190,6 +203,8 @@ export const role: RoleDef = {
           flavor: s.flavor,
         }),
       );
+      accounts.push({ user: str(v, 'mysql_exporter_user'), host: 'localhost' });
+      tasks.push(mysqlAccounts('accounts this role made that the inventory no longer calls for dropped', { owner: ACCOUNTS_OWNER, accounts }));
     }
 
     if (isReplica) {
@@ -200,6 +215,8 @@ export const role: RoleDef = {
           user: str(v, 'mysql_replication_user'),
           password: v.mysql_replication_password as Secret,
           verify_timeout: num(v, 'mysql_replication_verify_timeout'),
+          seed_from: primaries[0]!.name,
+          reinitialize: v.mysql_replica_reinitialize === true,
           flavor: s.flavor,
         }),
       );

@@ -3,10 +3,11 @@
  * is written once after a command that reached hosts, taken by the next start, and replaced when V8
  * refuses it (a cache of another bundle or another Node). No timing here: what is read and written.
  */
-import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { loadBundle } from '../../../bin/bundle.mjs';
 
 function fixture(): string {
@@ -45,4 +46,39 @@ describe('loadBundle', () => {
     loaded.saveCache(false);
     expect(readFileSync(run).toString()).not.toBe('not a V8 code cache');
   });
+});
+
+describe('the bundle built from these sources (scripts/build.mjs)', () => {
+  const root = path.resolve(import.meta.dirname, '../../..');
+  const fixtures = path.join(root, 'test/fixtures/bad/cli');
+
+  /** The CLI's main from a bundle, in a child process: its exit code and stderr. */
+  function runBundled(bundle: string, args: string[]): { code: number | null; stderr: string } {
+    const script = `import { loadBundle } from ${JSON.stringify(path.join(root, 'bin/bundle.mjs'))};
+process.exitCode = await loadBundle(${JSON.stringify(bundle)}).exports.main(${JSON.stringify(args)});`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, PROVISION_SECRET_DB_PASSWORD: 'Pa55w0rd2024' },
+    });
+    return { code: r.status, stderr: r.stderr };
+  }
+
+  // Every module of the sources must work inside one CommonJS file: a module that finds a file of a
+  // dependency at run time (createRequire(import.meta.url), which is undefined there) broke the
+  // build, and a second copy of nunjucks beside the bundled one would not know the parser's nodes.
+  it('builds, loads, and analyses and renders templates as the sources do', () => {
+    // Inside the package, as dist/ is: the sources find the package root from their own folder.
+    mkdirSync(path.join(root, 'dist'), { recursive: true });
+    const dir = mkdtempSync(path.join(root, 'dist', 'test-build-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const build = spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs'), dir], { encoding: 'utf8', timeout: 120_000 });
+    expect(build.status, build.stderr).toBe(0);
+    const bundle = path.join(dir, 'provision.cjs');
+    const refused = runBundled(bundle, ['-i', path.join(fixtures, 'secret.yml'), '-p', path.join(fixtures, 'secret-in-cmd.yml')]);
+    expect(refused.stderr).toContain(`secret-in-cmd.yml:7:14: [0].tasks[0].command.cmd: reads the secret var "db_password"`);
+    expect(refused.code).toBe(4);
+    // Accepted (rendered for the host): the run goes on to connect, to a closed port.
+    expect(runBundled(bundle, ['-i', path.join(fixtures, 'secret.yml'), '-p', path.join(fixtures, 'secret-on-stdin.yml')]).code).toBe(3);
+  }, 180_000);
 });

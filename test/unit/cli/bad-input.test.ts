@@ -81,6 +81,11 @@ describe('CLI bad input: exit 4, one error line, no connection', () => {
     await expectBadInput(['-i', file, '-p', playbook], `${file}:4:11: hosts.web1.port: expected a number, got string "22x"`);
   });
 
+  it('a YAML alias bomb as the inventory: exit 4, the file named, at once', async () => {
+    const file = path.join(fixtures, 'inventory/alias-bomb.yml');
+    await expectBadInput(['-i', file, '-p', playbook], `${file}:4:10: YAML error: its aliases expand to too many nodes (a "billion laughs" document?)`);
+  });
+
   it('a nonexistent playbook', async () => {
     const missing = path.join(fixtures, 'cli/missing-playbook.yml');
     await expectBadInput([...base.slice(0, 2), '-p', missing], `playbook ${missing}: no such file`);
@@ -97,6 +102,37 @@ describe('CLI bad input: exit 4, one error line, no connection', () => {
   ])('playbook %s', async (name, rest) => {
     const file = badPlaybook(name);
     await expectBadInput([...base.slice(0, 2), '-p', file], file + rest);
+  });
+
+  describe('a secret in a param that does not take one: refused before any connection', () => {
+    const secretInventory = path.join(fixtures, 'cli/secret.yml');
+    const cliPlaybook = (name: string) => path.join(fixtures, 'cli', name);
+    beforeEach(() => vi.stubEnv('PROVISION_SECRET_DB_PASSWORD', 'Pa55\\w0rd"2024'));
+    afterEach(() => vi.unstubAllEnvs());
+
+    it('in a command line (cmd): exit 4, file:line:col of the param, the var named, the way to do it instead', async () => {
+      const file = cliPlaybook('secret-in-cmd.yml');
+      const hint = await expectBadInput(
+        ['-i', secretInventory, '-p', file],
+        `${file}:7:14: [0].tasks[0].command.cmd: reads the secret var "db_password" (host web1): a secret never goes into a command line, where ps and sudo's log show it`,
+      );
+      expect(hint).toBe('provision: hint: hand it to the command on stdin (stdin: "{{ db_password }}") or in its environment (environment: { NAME: "{{ db_password }}" })');
+      expect(stderr.join('')).not.toContain('Pa55');
+    });
+
+    it('in a path that goes into a command line (creates), through a nested var', async () => {
+      const file = cliPlaybook('secret-in-path.yml');
+      const hint = await expectBadInput(
+        ['-i', secretInventory, '-p', file],
+        `${file}:8:18: [0].tasks[0].command.creates: reads the secret var "db.password" (host web1): command's creates does not take secrets (it may reach a command line or the output)`,
+      );
+      expect(hint).toBe('provision: hint: command takes secrets in: stdin, environment');
+    });
+
+    it('on stdin and in the environment it is accepted (the run goes on to connect: exit 3 on the closed port)', async () => {
+      const { code, lines } = await run(['-i', secretInventory, '-p', cliPlaybook('secret-on-stdin.yml')]);
+      expect(code, lines.join('\n')).toBe(3);
+    });
   });
 
   // Commander reports these itself; configureOutput.outputError gives them the same prefix.

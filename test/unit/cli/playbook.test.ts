@@ -63,6 +63,9 @@ const cases: Record<string, string> = {
   'module-unknown-param.yml': ':7:9: [0].tasks[0].command.creats: unknown key "creats"',
   'template-relative-dest.yml': ':5:35: [0].tasks[0].template.dest: an absolute path (got "etc/a")',
   'notify-unknown.yml': ':6:15: [0].tasks[0].notify: no handler named "restart ngnix"',
+  // Templates in params are parsed when the playbook is read, not on each host after connecting.
+  'template-syntax.yml': ':6:14: [0].tasks[0].command.cmd: expected variable end',
+  'cmd-backquotes.yml': ':6:14: [0].tasks[0].command.cmd: a value inside backquotes (use $( … )) cannot be escaped reliably in a command line (line 1, column 13 of the template)',
 };
 
 function loadError(file: string): PlaybookError {

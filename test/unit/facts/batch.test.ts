@@ -183,7 +183,7 @@ describe('batched probes', () => {
     writeFileSync(path.join(dir, 'a'), 'one\n');
     const probes = [fileProbe(path.join(dir, 'a'), true), { key: 'other', script: 'echo hi' }];
     const res = await runProbes(localConnection({ PATH: `${racingCat(1)}:${process.env.PATH}` }), probes);
-    expect(parseFileState(res.get(probes[0]!.key)).content).toBe(readFileSync(path.join(dir, 'a'), 'utf8'));
+    expect(parseFileState(res.get(probes[0]!.key)).content).toEqual(readFileSync(path.join(dir, 'a')));
     expect(res.get(probes[0]!.key)?.code).toBe(0);
     expect(res.get('other')).toEqual({ stdout: 'hi\n', code: 0 });
     // A file that keeps changing: three reads, then the answer that matches nothing stands.

@@ -47,6 +47,7 @@ const cases: Record<string, string> = {
   'jump-syntax-group.yml': ':7:11: groups.web.jump: "a b" is neither an inventory host nor [user@]address[:port]',
   'jump-self.yml': ':4:11: hosts.web1.jump: host web1 cannot jump through itself',
   'duplicate-key.yml': ':5:5: hosts.web1.port: duplicate key (a key may appear once in a map)',
+  'alias-bomb.yml': ':4:10: YAML error: its aliases expand to too many nodes (a "billion laughs" document?)',
 };
 
 describe('bad inventories: one fixture per mistake, one exact message each', () => {
@@ -121,7 +122,22 @@ describe('bad secrets files (made at test time: git does not keep file modes)', 
 
   it('a YAML error in the secrets file names the secrets file', () => {
     const inv = setup('syntax', 'db_password: "unterminated\n', 0o600);
-    expect(loadError(inv).message).toBe(`${path.join(tmp, 'syntax.secrets.yml')}:2:1: db_password: YAML syntax error: Missing closing "quote`);
+    expect(loadError(inv).message).toBe(`${path.join(tmp, 'syntax.secrets.yml')}:1:14: YAML syntax error: a missing closing quote or bracket`);
+  });
+
+  // yaml's own messages quote the document ("Invalid escape sequence \\q", "Unresolved alias … NAME"):
+  // for a secrets file, only file:line:col and the kind of mistake.
+  it.each([
+    ['an invalid escape', 'api_token: tok_0123456789abcdef\ndb_password: "S3cr3t\\qV4lue"\n', ':2:14: YAML syntax error: an invalid escape sequence in a double-quoted value'],
+    ['a value that reads as a map', 'db_password: S3cr3t: V4lue\n', ':1:14: YAML syntax error: a value that reads as a nested map (quote values that contain ": ")'],
+    ['a value that starts with a reserved character', 'db_password: @S3cr3tV4lue\n', ':1:14: YAML syntax error: a plain value that starts with a reserved character (quote the value)'],
+    ['an unterminated flow value', 'db_password: [S3cr3tV4lue\n', ':1:14: YAML syntax error: bad indentation, or an unclosed [ or {'],
+    ['a value read as an alias', 'db_password: *S3cr3tV4lue\n', ':1:14: YAML error: an alias (*name) whose anchor (&name) is not set before it'],
+  ])('a broken value in the secrets file (%s): the error shows none of it', (_name, secrets, expected) => {
+    const inv = setup('broken', secrets, 0o600);
+    const err = loadError(inv);
+    expect(err.message).toBe(path.join(tmp, 'broken.secrets.yml') + expected);
+    expect(`${err.message} ${err.hint ?? ''}`).not.toMatch(/S3cr3t|V4lue|tok_/);
   });
 
   it('the default secrets file is checked even when no !secret uses it', () => {

@@ -10,7 +10,7 @@ import { describe, expect, test } from 'vitest';
 import YAML from 'yaml';
 import type { ProbeResult } from '../../../src/facts/index.js';
 import { getModule, moduleNames, type Command, type ModuleContext, type Plan } from '../../../src/modules/index.js';
-import { factsFrom, fileProbeResults, predictedFrom, testHost, type FileJSON, type PredictedJSON } from './fixtures.js';
+import { contentBytes, factsFrom, fileProbeResults, predictedFrom, testHost, type ContentJSON, type FileJSON, type PredictedJSON } from './fixtures.js';
 
 const CASES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cases');
 
@@ -25,8 +25,23 @@ interface ChangeExpectation {
   noDiff?: boolean;
 }
 
-/** A string is a substring of the command; an object can ask for an exact command or its stdin. */
-type CommandExpectation = string | { cmd?: string; exact?: string; stdin?: string; describe?: string };
+/**
+ * A string is a substring of the command; an object can ask for an exact command, its stdin (text,
+ * or any bytes as { "base64": "…" }), or, for a script run as `sh -c '…'`, substrings of the script
+ * itself (unquoted), in order: each after the one before.
+ */
+type CommandExpectation = string | { cmd?: string; exact?: string; stdin?: ContentJSON; describe?: string; script?: string[] };
+
+/** The script of `sh -c 'SCRIPT'` as util/quote.ts quoted it ('…' pieces joined by \'). */
+function scriptOf(cmd: string): string {
+  const quoted = cmd.startsWith('sh -c ') ? cmd.slice('sh -c '.length) : '';
+  expect(quoted, `a script run as sh -c '…': ${cmd.slice(0, 40)}`).not.toBe('');
+  if (!quoted.startsWith("'")) return quoted;
+  return quoted
+    .split("'\\''")
+    .map((piece) => piece.replace(/^'|'$/g, ''))
+    .join("'");
+}
 
 interface Case {
   description: string;
@@ -89,7 +104,21 @@ function checkCommands(commands: Command[], expected: CommandExpectation[]): voi
     if (e.exact !== undefined) expect(text, `command ${i}`).toBe(e.exact);
     if (e.cmd !== undefined) expect(text, `command ${i}`).toContain(e.cmd);
     if (e.describe !== undefined) expect(c.kind === 'shell' ? c.describe : c.describe, `command ${i} describe`).toContain(e.describe);
-    if (e.stdin !== undefined) expect(c.kind === 'shell' ? String(c.stdin ?? '') : '', `command ${i} stdin`).toBe(e.stdin);
+    if (e.stdin !== undefined) {
+      const stdin = c.kind === 'shell' && c.stdin !== undefined ? Buffer.from(c.stdin) : Buffer.alloc(0);
+      // Compared as bytes; shown as text when it is text, so a failure reads well.
+      if (typeof e.stdin === 'string') expect(stdin.toString('utf8'), `command ${i} stdin`).toBe(e.stdin);
+      expect(stdin.equals(contentBytes(e.stdin)), `command ${i} stdin bytes`).toBe(true);
+    }
+    if (e.script !== undefined) {
+      const script = scriptOf(text);
+      let from = 0;
+      for (const part of e.script) {
+        const at = script.indexOf(part, from);
+        expect(at, `command ${i}: script has "${part}" after position ${from}:\n${script}`).toBeGreaterThanOrEqual(0);
+        from = at + part.length;
+      }
+    }
   });
 }
 
@@ -101,7 +130,11 @@ function checkPredicted(plan: Plan, ctx: ModuleContext, want: PredictedJSON): vo
   for (const n of want.users ?? []) expect(state.users.has(n), `predicted user ${n}`).toBe(true);
   for (const n of want.groups ?? []) expect(state.groups.has(n), `predicted group ${n}`).toBe(true);
   for (const n of want.directories ?? []) expect(state.directories.has(n), `predicted directory ${n}`).toBe(true);
-  for (const [k, v] of Object.entries(want.files ?? {})) expect(state.files.get(k), `predicted file ${k}`).toBe(v);
+  for (const [k, v] of Object.entries(want.files ?? {})) {
+    const got = state.files.get(k);
+    if (v === null) expect(got, `predicted file ${k}`).toBeNull();
+    else expect(got && Buffer.from(got).equals(contentBytes(v)), `predicted file ${k} (${got?.toString('base64')})`).toBe(true);
+  }
   for (const [k, v] of Object.entries(want.services ?? {})) expect(state.services.get(k), `predicted service ${k}`).toBe(v);
 }
 

@@ -73,10 +73,17 @@ export function factsFrom(partial: Record<string, unknown> | undefined): Facts {
   return facts;
 }
 
+/** File content in a case: text (stored as UTF-8), or any bytes as `{ "base64": "…" }`. */
+export type ContentJSON = string | { base64: string };
+
+export function contentBytes(c: ContentJSON): Buffer {
+  return typeof c === 'string' ? Buffer.from(c, 'utf8') : Buffer.from(c.base64, 'base64');
+}
+
 export interface PredictedJSON {
   packagesInstalled?: string[];
   packagesRemoved?: string[];
-  files?: Record<string, string | null>;
+  files?: Record<string, ContentJSON | null>;
   directories?: string[];
   users?: string[];
   groups?: string[];
@@ -88,7 +95,7 @@ export function predictedFrom(p: PredictedJSON | undefined): PredictedState {
   const s = emptyPredictedState();
   for (const n of p?.packagesInstalled ?? []) s.packagesInstalled.add(n);
   for (const n of p?.packagesRemoved ?? []) s.packagesRemoved.add(n);
-  for (const [k, v] of Object.entries(p?.files ?? {})) s.files.set(k, v);
+  for (const [k, v] of Object.entries(p?.files ?? {})) s.files.set(k, v === null ? null : contentBytes(v));
   for (const n of p?.directories ?? []) s.directories.add(n);
   for (const n of p?.users ?? []) s.users.add(n);
   for (const n of p?.groups ?? []) s.groups.add(n);
@@ -100,7 +107,7 @@ export function predictedFrom(p: PredictedJSON | undefined): PredictedState {
 /** A path as the file probe would report it, written readably in a case file. */
 export type FileJSON =
   | 'absent'
-  | { type: 'file'; content: string; mode?: string; owner?: string; group?: string }
+  | { type: 'file'; content: ContentJSON; mode?: string; owner?: string; group?: string }
   | { type: 'directory'; mode?: string; owner?: string; group?: string }
   | { type: 'link'; target: string };
 
@@ -112,9 +119,11 @@ export function fileProbeResults(path: string, f: FileJSON): Array<[string, Prob
   else if (f.type === 'directory') stat = full = `directory ${f.mode ?? '755'} ${f.owner ?? 'root'} ${f.group ?? 'root'}\n`;
   else if (f.type === 'link') stat = full = `link ${f.target}`;
   else {
-    const sha = createHash('sha256').update(f.content).digest('hex');
-    stat = `file ${f.mode ?? '644'} ${f.owner ?? 'root'} ${f.group ?? 'root'} ${Buffer.byteLength(f.content)} ${sha}`;
-    full = `${stat}\n${Buffer.from(f.content).toString('base64')}`;
+    const bytes = contentBytes(f.content);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    stat = `file ${f.mode ?? '644'} ${f.owner ?? 'root'} ${f.group ?? 'root'} ${bytes.length} ${sha}`;
+    // As the shared file read gives it: the content instead of the checksum.
+    full = `file ${f.mode ?? '644'} ${f.owner ?? 'root'} ${f.group ?? 'root'} ${bytes.length} -\n${bytes.toString('base64')}`;
   }
   return [
     [fileProbeKey(path, false), { stdout: stat, code: 0 }],

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, test, vi } from 'vitest';
 import type { ProbeResult } from '../../../src/facts/index.js';
 import { ufwModule, type ModuleContext } from '../../../src/modules/index.js';
-import { cancelRollbackCommand, parseTuple, parseUfwState, scheduleRollbackCommand, sshAllowed } from '../../../src/modules/ufw.js';
+import { parseRunConnection, parseTuple, parseUfwState, PROBE_SCRIPT, runConnectionVerdict, sshAllowed } from '../../../src/modules/ufw/index.js';
 import { debianFacts, testHost } from './fixtures.js';
 import { emptyPredictedState } from '../../../src/modules/types.js';
 
@@ -79,6 +79,45 @@ describe('lockout guard', () => {
   });
 });
 
+describe("this run's own connection (SSH_CONNECTION)", () => {
+  const probe = (env: Record<string, string>, wrap: (script: string) => string[]) =>
+    execFileSync('/bin/dash', wrap(PROBE_SCRIPT), { env: { PATH: '/usr/bin:/bin', ...env } }).toString();
+
+  test('the probe prints the client address, the address and the port it reached; never the client port', () => {
+    const out = probe({ SSH_CONNECTION: '10.77.0.1 51234 10.77.0.11 22' }, (s) => ['-c', s]);
+    expect(out).toMatch(/^CONNECTION=10\.77\.0\.1 10\.77\.0\.11 22$/m);
+    expect(out).not.toContain('51234');
+    expect(parseRunConnection(out)).toEqual({ client: '10.77.0.1', server: '10.77.0.11', port: 22 });
+  });
+
+  test('under sudo (the variable not passed on) it is read from the login above: here a parent whose environment has it', () => {
+    // The outer shell has SSH_CONNECTION; the probe runs in a child started without it, as sudo does.
+    const out = probe({ SSH_CONNECTION: '192.0.2.9 40000 10.77.0.11 2222', PROBE: PROBE_SCRIPT }, () => ['-c', 'env -u SSH_CONNECTION /bin/dash -c "$PROBE"; true']);
+    expect(parseRunConnection(out)).toEqual({ client: '192.0.2.9', server: '10.77.0.11', port: 2222 });
+  });
+
+  test('no SSH_CONNECTION anywhere: no address (and the probe does not read its stdin, the batch script)', () => {
+    const out = execFileSync('/bin/dash', ['-c', PROBE_SCRIPT], { env: { PATH: '/usr/bin:/bin' }, input: 'SSH_CONNECTION=6.6.6.6 1 6.6.6.6 22\n' }).toString();
+    expect(out).toMatch(/^CONNECTION= {2}$/m);
+    expect(parseRunConnection(out)).toBeUndefined();
+  });
+
+  test('the verdict is ufw\'s: first matching rule, else the default policy; unknowable matches count against', () => {
+    const rules = (lines: string[]) => lines.map((l) => parseTuple(l)!);
+    const conn = { client: '10.77.0.5', server: '10.77.0.11', port: 22 };
+    expect(runConnectionVerdict(rules(['allow tcp 22 0.0.0.0/0 any 10.77.0.0/24 in']), 'deny', conn)).toEqual({ admitted: true, by: 'allow 22/tcp from 10.77.0.0/24' });
+    expect(runConnectionVerdict(rules(['allow tcp 22 0.0.0.0/0 any 10.77.0.200 in']), 'deny', conn)).toEqual({ admitted: false, by: 'the default incoming policy (deny)' });
+    expect(runConnectionVerdict(rules(['allow tcp 22 0.0.0.0/0 any 10.77.0.200 in']), 'allow', conn).admitted).toBe(true);
+    expect(runConnectionVerdict(rules(['reject tcp 22 0.0.0.0/0 any 10.77.0.5 in', 'allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in']), 'allow', conn).admitted).toBe(false);
+    // To another address of the host (the run reached 10.77.0.11): does not match.
+    expect(runConnectionVerdict(rules(['allow tcp 22 10.77.0.99 any 0.0.0.0/0 in']), 'deny', conn).admitted).toBe(false);
+    // An allow only on some interface may not match; a deny on some interface may.
+    expect(runConnectionVerdict(rules(['allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in_eth1']), 'deny', conn).admitted).toBe(false);
+    expect(runConnectionVerdict(rules(['deny tcp 22 0.0.0.0/0 any 0.0.0.0/0 in_eth1', 'allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in']), 'allow', conn).admitted).toBe(false);
+    expect(runConnectionVerdict([], 'deny', { ...conn, client: '127.0.0.1', server: '127.0.0.1' }).admitted).toBe(true);
+  });
+});
+
 function ctxFor(state: string, extra: Partial<ModuleContext> = {}): ModuleContext {
   return {
     host: testHost(),
@@ -91,62 +130,102 @@ function ctxFor(state: string, extra: Partial<ModuleContext> = {}): ModuleContex
   };
 }
 
-describe('commit-confirm', () => {
+describe('ufw apply: one transaction', () => {
   const params = ufwModule.schema.parse({
     state: 'enabled',
     admin_source: '10.77.0.1',
     commit_confirm_seconds: 60,
-    rules: [{ rule: 'allow', port: 22, proto: 'tcp', from: '10.77.0.0/24' }],
+    rules: [
+      { rule: 'allow', port: 22, proto: 'tcp', from: '10.77.0.0/24' },
+      { rule: 'allow', port: 443, proto: 'tcp', comment: "it's https; rm -rf /" },
+    ],
   });
-  const fresh = 'installed\nENABLED=no\nDEFAULT_INPUT_POLICY="DROP"\n';
+  const fresh = 'installed\nENABLED=no\nDEFAULT_INPUT_POLICY="DROP"\nCONNECTION=10.77.0.1 10.77.0.11 22\n';
+  const shellOf = (plan: Awaited<ReturnType<typeof ufwModule.plan>>) => {
+    expect(plan.commands).toHaveLength(1);
+    const c = plan.commands[0]!;
+    if (c.kind !== 'shell') throw new Error('not a shell command');
+    return c;
+  };
 
-  test('the scheduled rollback and its cancellation are valid POSIX sh', () => {
-    const schedule = scheduleRollbackCommand(60);
-    expect(schedule.kind).toBe('shell');
-    if (schedule.kind === 'shell') shellParses(schedule.cmd);
-    shellParses(cancelRollbackCommand());
-    // The rollback itself travels quoted inside the schedule: it must restore the files and the running state.
-    if (schedule.kind === 'shell') expect(schedule.cmd).toContain('ufw reload');
+  test('the whole change is one command: lock, backup, the rollback armed, then the ufw commands in order, enable last', async () => {
+    const c = shellOf(await ufwModule.plan(params, ctxFor(fresh)));
+    expect(c.describe).toBe('apply 3 ufw commands as one transaction (commit-confirm 60s)');
+    shellParses(c.cmd);
+    const order = ['flock -w 60 9', 'cp -a /etc/ufw/.', 'systemd-run --quiet --on-active=60s --timer-property=AccuracySec=1s --unit="$UNIT"', 'step ufw allow proto tcp from 10.77.0.0/24', 'step ufw allow proto tcp from any to any port 443', 'step ufw --force enable'];
+    const at = order.map((s) => c.cmd.indexOf(s));
+    expect(at.every((i) => i >= 0), `all of ${order.join(' | ')}`).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
   });
 
-  test('verify opens a new connection first, then cancels the rollback', async () => {
+  test('each ufw command gets exactly its arguments (the quoting survives both shells)', async () => {
+    const c = shellOf(await ufwModule.plan(params, ctxFor(fresh)));
+    // Run the apply's step list with a ufw that prints its argv, one argument per line.
+    const script = c.cmd.replace(/^sh -c /, '');
+    const unquoted = execFileSync('/bin/dash', ['-c', `printf '%s' ${script}`]).toString();
+    const apply = /\napply\(\) \{\n([\s\S]*?)\n\}\n/.exec(unquoted)![1]!;
+    const argv = execFileSync('/bin/dash', ['-c', `step() { shift; for a in "$@"; do printf '%s|' "$a"; done; echo; }\n${apply.replace(/ \|\| return/g, '')}`]).toString();
+    expect(argv.split('\n')[1]).toBe("allow|proto|tcp|from|any|to|any|port|443|comment|it's https; rm -rf /|");
+  });
+
+  test('verify opens a new connection first, then confirms under the lock', async () => {
     const plan = await ufwModule.plan(params, ctxFor(fresh));
     const order: string[] = [];
     const vctx = ctxFor(fresh, {
       reconnect: vi.fn(async () => void order.push('reconnect')),
       run: vi.fn(async (cmd: string) => {
-        order.push(cmd.includes('provision-ufw-rollback') ? 'cancel' : cmd);
-        return { stdout: 'cancelled', code: 0 };
+        order.push(cmd.includes('record confirmed') ? 'confirm' : cmd);
+        return { stdout: 'confirmed\n', code: 0 };
       }),
     });
     await plan.verify!(vctx);
-    expect(order).toEqual(['reconnect', 'cancel']);
+    expect(order).toEqual(['reconnect', 'confirm']);
   });
 
-  test('a failed reconnect fails the task and leaves the rollback armed', async () => {
+  test('a failed new login: rolled back at once over the existing connection, and the message says so', async () => {
     const plan = await ufwModule.plan(params, ctxFor(fresh));
-    const run = vi.fn(async () => ({ stdout: '', code: 0 }));
-    const vctx = ctxFor(fresh, { reconnect: async () => Promise.reject(new Error('connect ETIMEDOUT')), run });
-    await expect(plan.verify!(vctx)).rejects.toThrow('rolls the change back within 60s');
-    expect(run).not.toHaveBeenCalled();
+    const cmds: string[] = [];
+    const vctx = ctxFor(fresh, {
+      reconnect: async () => Promise.reject(new Error('connect ETIMEDOUT')),
+      run: async (cmd) => (cmds.push(cmd), { stdout: 'rolled-back\n', code: 0 }),
+    });
+    await expect(plan.verify!(vctx)).rejects.toThrow(
+      "a new SSH connection failed after the ufw change (connect ETIMEDOUT); rolled back at once over the run's existing connection: the previous ufw files and state are in place",
+    );
+    expect(cmds).toHaveLength(1);
+    expect(cmds[0]).toMatch(/^sh \/var\/lib\/provision\/ufw-txn\/rollback\.sh [0-9a-f]{12} now$/);
   });
 
-  test('a rollback that already ran fails the task', async () => {
+  test('a failed new login and a dead session: the host rolls back by itself, and the message says when', async () => {
     const plan = await ufwModule.plan(params, ctxFor(fresh));
-    const vctx = ctxFor(fresh, { run: async () => ({ stdout: 'the rollback already ran', code: 3 }) });
-    await expect(plan.verify!(vctx)).rejects.toThrow('rollback had already started');
+    const vctx = ctxFor(fresh, {
+      reconnect: async () => Promise.reject(new Error('connect ETIMEDOUT')),
+      run: async () => Promise.reject(new Error('connection lost')),
+    });
+    await expect(plan.verify!(vctx)).rejects.toThrow(
+      "the existing connection did not answer either (connection lost); the host's own rollback restores the previous ufw files and state within 60s of the start of the change",
+    );
+  });
+
+  test('a rollback that ran before the confirmation: the task fails saying the change is undone', async () => {
+    const plan = await ufwModule.plan(params, ctxFor(fresh));
+    const vctx = ctxFor(fresh, { run: async (cmd) => (cmd === 'true' ? { stdout: '', code: 0 } : { stdout: 'rolled back\n', code: 3 }) });
+    await expect(plan.verify!(vctx)).rejects.toThrow('the ufw change was rolled back before it could be confirmed');
   });
 
   test('without reconnect (not wired) verify falls back to the existing connection', async () => {
     const plan = await ufwModule.plan(params, ctxFor(fresh));
     const cmds: string[] = [];
-    await plan.verify!(ctxFor(fresh, { run: async (cmd) => (cmds.push(cmd), { stdout: '', code: 0 }) }));
+    await plan.verify!(ctxFor(fresh, { run: async (cmd) => (cmds.push(cmd), { stdout: 'confirmed\n', code: 0 }) }));
     expect(cmds[0]).toBe('true');
-    expect(cmds[1]).toContain('provision-ufw-rollback');
+    expect(cmds[1]).toContain('record confirmed');
   });
 
-  test('every ufw command of a plan parses as POSIX sh', async () => {
-    const plan = await ufwModule.plan(params, ctxFor(fresh));
-    for (const c of plan.commands) if (c.kind === 'shell') shellParses(c.cmd);
+  test('the rollback and the confirmation act on this change only (a fresh id per plan)', async () => {
+    const a = shellOf(await ufwModule.plan(params, ctxFor(fresh))).cmd;
+    const b = shellOf(await ufwModule.plan(params, ctxFor(fresh))).cmd;
+    const id = (cmd: string) => /\nID=([0-9a-f]{12})\n/.exec(cmd)?.[1];
+    expect(id(a)).toBeDefined();
+    expect(id(a)).not.toBe(id(b));
   });
 });

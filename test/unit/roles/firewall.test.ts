@@ -3,6 +3,7 @@ import type { Host } from '../../../src/inventory/index.js';
 import { role } from '../../../src/roles/firewall/index.js';
 import { firewallRules, type FirewallRule } from '../../../src/roles/firewall/rules.js';
 import { privateAddress } from '../../../src/roles/shared.js';
+import type { RoleContext } from '../../../src/roles/types.js';
 
 /** The reference site, small: one load balancer, two web hosts that are also the database pair, one monitoring host. */
 const SITE: Record<string, { address: string; groups: string[]; vars?: Record<string, unknown> }> = {
@@ -99,6 +100,21 @@ describe('firewall rules from the inventory', () => {
   });
 });
 
+describe('the firewall task', () => {
+  const task = (vars: Record<string, unknown> = {}) => {
+    const h = host('web-01');
+    const all = { ...role.defaults, ...SITE_VARS, ...vars };
+    const ctx: RoleContext = { host: h, facts: {} as RoleContext['facts'], vars: all, inventory: {} as RoleContext['inventory'], hostsIn: () => [], file: (f) => f };
+    const tasks = role.tasks(ctx);
+    return tasks.find((t) => t.module === 'ufw')!.params as Record<string, unknown>;
+  };
+
+  test("this run's own address is guarded unless the inventory says otherwise, in so many words", () => {
+    expect(task()).toMatchObject({ allow_locking_out_this_run: false, commit_confirm_seconds: 60, admin_source: '10.77.0.1/32' });
+    expect(task({ firewall_allow_locking_out_this_run: true })).toMatchObject({ allow_locking_out_this_run: true });
+  });
+});
+
 describe('firewall role validate()', () => {
   const problems = (vars: Record<string, unknown>) => role.validate!({ ...role.defaults, ...SITE_VARS, ...vars }, host('web-01'));
 
@@ -115,6 +131,7 @@ describe('firewall role validate()', () => {
     expect(problems({ admin_cidrs: ['10.77.0.300/32'] })).toEqual(['admin_cidrs[0]: "10.77.0.300/32" is not an IP address or CIDR network']);
     expect(problems({ http_port: 70000 })).toEqual(['http_port: must be a port number (1-65535)']);
     expect(problems({ firewall_commit_confirm_seconds: 5 })).toEqual(['firewall_commit_confirm_seconds: must be 0 (off) or 10-3600']);
+    expect(problems({ firewall_allow_locking_out_this_run: 'yes' })).toEqual(['firewall_allow_locking_out_this_run: must be true or false']);
     expect(problems({ firewall_extra_rules: [{ rule: 'open', port: 'http', from: 'everyone', src: 'x' }] })).toEqual([
       'firewall_extra_rules[0].src: unknown field (allowed: rule, port, proto, from, to, comment)',
       'firewall_extra_rules[0].rule: must be allow, deny, reject or limit',

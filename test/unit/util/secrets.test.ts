@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mask, maskDeep, registerSecret, Secret, SECRET_MASK } from '../../../src/util/secrets.js';
+import { clearRegisteredSecrets, encodedForms, mask, maskDeep, registerSecret, Secret, SECRET_MASK } from '../../../src/util/secrets.js';
 
 describe('mask()', () => {
   it('replaces every occurrence, longest secret first', () => {
@@ -49,5 +49,62 @@ describe('mask()', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('mask(): the encoded forms of a secret', () => {
+  const secret = `Pa55\\w0rd"20'24 ü/&+`;
+  new Secret('encoded', secret);
+  const bytes = Buffer.from(secret);
+  const cases: Array<[string, string]> = [
+    ['JSON (| dump)', JSON.stringify(secret)],
+    ['JSON in JSON', JSON.stringify(JSON.stringify(secret))],
+    ['JSON, non-ASCII as \\u', JSON.stringify(secret).replace(/ü/g, '\\u00fc')],
+    ['encodeURIComponent (| urlencode)', encodeURIComponent(secret)],
+    ['encodeURIComponent, lower-case hex', encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())],
+    ['form encoding', new URLSearchParams({ p: secret }).toString()],
+    ['shell single quotes', `'${secret.replace(/'/g, `'\\''`)}'`],
+    ['shell double quotes', `"${secret.replace(/[\\"$`]/g, '\\$&')}"`],
+    ['HTML (| escape)', secret.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/'/g, '&#39;').replace(/\\/g, '&#92;')],
+    ['hex', bytes.toString('hex')],
+    ['HEX', bytes.toString('hex').toUpperCase()],
+    ['base64', bytes.toString('base64')],
+    ['base64url', bytes.toString('base64url')],
+  ];
+
+  it.each(cases)('%s', (_name, encoded) => {
+    expect(encoded).not.toContain(secret); // the case is an encoding, not the raw value
+    const out = mask(`before ${encoded} after`);
+    expect(out).toContain(SECRET_MASK);
+    expect(out.startsWith('before ')).toBe(true);
+    expect(out.endsWith(' after')).toBe(true);
+    // What is left of the encoded form is its quotes, or a character at each edge of base64.
+    expect(out.length - `before  after`.length - SECRET_MASK.length).toBeLessThanOrEqual(6);
+  });
+
+  it('property: inside a longer base64 text, at any byte offset, the secret cannot be decoded back', () => {
+    const secretArb = fc.string({ unit: 'grapheme', minLength: 8, maxLength: 30 }).filter((s) => s.length >= 8 && !s.includes('*'));
+    fc.assert(
+      fc.property(secretArb, fc.uint8Array({ maxLength: 20 }), fc.uint8Array({ maxLength: 20 }), (s, before, after) => {
+        clearRegisteredSecrets();
+        registerSecret(s);
+        const secretBytes = Buffer.from(s);
+        const b64 = Buffer.concat([before, secretBytes, after]).toString('base64');
+        const out = mask(b64);
+        expect(out).toContain(SECRET_MASK);
+        // Whatever alignment the decoder picks, the secret's bytes are not in what is left.
+        for (let skip = 0; skip < 4; skip++) {
+          expect(Buffer.from(out.replace(/\*/g, '').slice(skip), 'base64').includes(secretBytes)).toBe(false);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('encodedForms: one list per secret, every form at least 4 characters', () => {
+    const forms = encodedForms('abcdefgh');
+    expect(forms[0]).toBe('abcdefgh');
+    expect(forms).toContain(Buffer.from('abcdefgh').toString('hex'));
+    expect(forms.every((f) => f.length >= 4)).toBe(true);
   });
 });
