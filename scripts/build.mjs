@@ -7,7 +7,7 @@
 // in src/ (in a git checkout), and runs the TypeScript sources through tsx otherwise.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -31,6 +31,15 @@ await build({
   sourcemap: 'linked',
   logLevel: 'warning',
 });
+
+// The bundle runs as a vm.Script (bin/bundle.mjs), where an import() that esbuild did not resolve
+// (a built-in such as node:net, a path it could not see) throws "A dynamic import callback was not
+// specified" — only when that code runs (e.g. `lab up`'s wait for its proxy). Refused here instead.
+const leftImports = [...readFileSync(bundle, 'utf8').matchAll(/(?<![\w$.])import\(\s*(["'`][^"'`]*["'`])/g)].map((m) => m[1]);
+if (leftImports.length) {
+  for (const made of ['provision.cjs', 'provision.cjs.map']) rmSync(path.join(dist, made), { force: true });
+  throw new Error(`build: the bundle keeps dynamic import() of ${[...new Set(leftImports)].join(', ')}: import them statically (a vm.Script cannot run import())`);
+}
 
 // The code cache, made by this Node (V8 refuses a cache from another version; the CLI then compiles
 // without it and writes a new one), after the bundle's modules were evaluated, and checked the way
