@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// The CLI. Runs the bundle in dist/ when it is up to date with src/ (fast start), else the
-// TypeScript sources through tsx (always correct). `npm ci` builds the bundle (prepare).
+// The CLI. Runs dist/provision.cjs (every dependency inside, compiled with V8's code cache: the fast
+// start, see bin/bundle.mjs), or the TypeScript sources through tsx when the bundle is missing or,
+// in a git checkout, older than a file in src/ (always correct). `npm ci` builds the bundle (prepare).
+// An installed package has no .git and no edited sources: it never walks src/.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
-const bundle = path.join(root, 'dist/provision.mjs');
+const bundle = path.join(root, 'dist/provision.cjs');
 
 function newestSource(dir) {
   let newest = 0;
@@ -16,13 +18,24 @@ function newestSource(dir) {
   return newest;
 }
 
-let cli;
-if (process.env.PROVISION_NO_BUNDLE !== '1' && existsSync(bundle) && statSync(bundle).mtimeMs >= newestSource(path.join(root, 'src'))) {
-  cli = await import(bundle);
+function bundleUpToDate() {
+  if (process.env.PROVISION_NO_BUNDLE === '1' || !existsSync(bundle)) return false;
+  if (!existsSync(path.join(root, '.git'))) return true;
+  return statSync(bundle).mtimeMs >= newestSource(path.join(root, 'src'));
+}
+
+const args = process.argv.slice(2);
+if (bundleUpToDate()) {
+  const { loadBundle } = await import('./bundle.mjs');
+  const loaded = loadBundle(bundle);
+  // runCli: a closed pipe or terminal never ends a run early, no error ends it with a stack trace.
+  process.exitCode = await loaded.exports.runCli(args);
+  // A command that went to hosts compiled the engine and SSH too: worth keeping in the cache.
+  const local = args.some((a) => ['--version', '-V', '--help', '-h'].includes(a)) || ['lab', 'show', 'help'].includes(args[0] ?? '');
+  loaded.saveCache(!local && process.exitCode !== 4);
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  cli = await import('../src/cli/main.ts');
+  const { runCli } = await import('../src/cli/main.ts');
+  process.exitCode = await runCli(args);
 }
-// runCli: a closed pipe or terminal never ends a run early, no error ends it with a stack trace.
-process.exitCode = await cli.runCli(process.argv.slice(2));

@@ -1,25 +1,45 @@
 #!/usr/bin/env node
-// npm run bench [-- --runs N --converge-runs N --ansible-runs N --scale 10,25,50 --skip-converge --skip-ansible --skip-scale --keep]
+// npm run bench [-- options]   (root, like the lab)
 //
-// The speed benchmark on the lab instance "bench" (10.85.0.0/24, never the default lab):
-//   1. converge the reference site from fresh hosts (snapshots "fresh" restored before each run),
-//   2. the no-change run: wall time, controller CPU (user+sys), controller peak RSS, SSH round trips per host,
-//   3. the floor: the same hosts answering ONE batched state-reading script each (bench/floor.mjs, ssh2),
-//   4. Ansible's no-change run of the equivalent playbook (bench/ansible, generated from our expanded tasks),
-//      and its converge from the same fresh hosts,
-//   5. scale: the no-change run of bench/scale.yml on 10, 25, 50 generic lab hosts.
-// Every figure is a fresh process, measured from start to end; median, min and max of N runs.
-// Prints a table and writes bench/results.json. Brings the instance down at the end (unless --keep).
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// The speed benchmark, on lab instances of its own: "bench" (the four site hosts, 10.85.0.0/24) and
+// "scale" (cheap scale hosts, 10.98.0.0/24 and more /24s beyond 200 hosts). Parts, in this order
+// (--only a,b runs some of them; --skip-NAME leaves one out):
+//   idiomatic         the idiomatic Ansible playbook (bench/ansible-idiomatic) against ours: each converges
+//                     fresh hosts, each side's no-change run on the other's result changes nothing, and the
+//                     two results are compared (packages, files modulo comments, links, units, ufw, MySQL)
+//   converge          our converge of the site from fresh hosts
+//   nochange          our no-change run of the site, and the floor (bench/floor.mjs), interleaved
+//   ansible-nochange  the idiomatic playbook's no-change run, fact cache off and on
+//   ansible           the generated per-item translation's no-change run (bench/ansible)
+//   ansible-converge  ours and the translation converging bench/scale.yml from fresh hosts
+//   latency           ours and the idiomatic playbook at each --rtt (through bench/relay.mjs), per task
+//   startup           --version, a no-op run, npx provision: process start to first SSH connect
+//   scale             bench/scale-hosts.yml on 100, 200, 500 cheap hosts: controller CPU and memory per
+//                     host, against the floor
+// Every figure is a fresh process measured from start to end; median (min–max) of N runs. Prints a
+// table and writes bench/results.json (--merge keeps the figures of parts not run). The instances
+// are brought down at the end unless --keep.
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { cli, load, log, measure, ourNoChange, removeTmp, root, round, runFigures, sh, stats, summarise, tmp } from '../bench/lib.mjs';
+import { withLatency, cleanupStale } from '../bench/latency.mjs';
+import {
+  collectState, compareStates, ensureDir, runIdiomatic, secretValuesOf, siteManaged, writeIdiomaticInventory,
+} from '../bench/idiomatic.mjs';
 
-const root = path.resolve(import.meta.dirname, '..');
 const NAME = 'bench';
 const SUBNET = '10.85.0';
 const LAB_DIR = `/var/lib/provision-lab/${NAME}`;
-const SITE_HOSTS = ['lb-01', 'web-01', 'web-02', 'mon-01'];
+const SITE = { 'lb-01': `${SUBNET}.10`, 'web-01': `${SUBNET}.11`, 'web-02': `${SUBNET}.12`, 'mon-01': `${SUBNET}.20` };
+const SITE_HOSTS = Object.keys(SITE);
+const SCALE_NAME = 'scale';
+const SCALE_SUBNETS = ['10.98.0.0/24', '10.99.0.0/24', '10.100.0.0/24', '10.101.0.0/24'];
+const SCALE_LAB_DIR = `/var/lib/provision-lab/${SCALE_NAME}`;
+const SECRETS = path.join(root, 'inventory/bench.secrets.yml');
+const RELAY_STATE = path.join(LAB_DIR, 'relay-rules.json');
 
 // ------------------------------------------------------------------------------------------- options
 const args = process.argv.slice(2);
@@ -28,193 +48,32 @@ const opt = (name, dflt) => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 const flag = (name) => args.includes(`--${name}`);
+const list = (s) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
 const RUNS = Number(opt('runs', process.env.BENCH_RUNS ?? 5));
 const CONVERGE_RUNS = Number(opt('converge-runs', 1));
 const ANSIBLE_RUNS = Number(opt('ansible-runs', 3));
-const SCALE = flag('skip-scale') ? [] : opt('scale', '10,25,50').split(',').map(Number).filter(Boolean);
-// --only PART[,PART…] runs only those parts (converge, nochange, ansible, ansible-converge, scale);
-// --merge keeps the figures of bench/results.json that this run does not measure.
-const ONLY = opt('only', '').split(',').filter(Boolean);
-// The hosts of the converge comparison with Ansible (default: all four site hosts).
-const CONVERGE_HOSTS = opt('converge-hosts', '').split(',').filter(Boolean);
-const part = (name, skipFlag) => (ONLY.length ? ONLY.includes(name) : !flag(skipFlag));
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'provision-bench-'));
-
-const log = (s) => process.stderr.write(`bench: ${s}\n`);
-const load = () => os.loadavg().map((x) => Number(x.toFixed(2)));
-
-// ------------------------------------------------------------------------------------------- helpers
-function sh(cmd, argv, opts = {}) {
-  const r = spawnSync(cmd, argv, { cwd: root, encoding: 'utf8', maxBuffer: 256 << 20, ...opts });
-  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).slice(-2000)}`);
-  return r;
-}
-const cli = (argv, opts) => sh(process.execPath, [path.join(root, 'bin/provision.mjs'), ...argv], opts);
-
-/** Run a command as a measured process: wall (ms), user+sys CPU (s), peak RSS (MB), stdout, exit code. */
-function measure(cmd, argv, opts = {}) {
-  const timeFile = path.join(tmp, 'time.txt');
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn('/usr/bin/time', ['-f', '%U %S %M', '-o', timeFile, cmd, ...argv], { cwd: opts.cwd ?? root, env: { ...process.env, ...opts.env } });
-    const out = [];
-    const err = [];
-    child.stdout.on('data', (d) => out.push(d));
-    child.stderr.on('data', (d) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const wallMs = performance.now() - t0;
-      const [u, s, kb] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
-      resolve({ wallMs, cpuS: u + s, rssMB: kb / 1024, code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-  });
-}
-
-const stats = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  return { median: round(m), min: round(s[0]), max: round(s[s.length - 1]), n: s.length };
+const RTTS = list(opt('rtt', '0,25,50,100')).map(Number);
+const RTT_RUNS = Number(opt('rtt-runs', RUNS));
+const RTT_ANSIBLE_RUNS = Number(opt('rtt-ansible-runs', 1));
+const STARTUP_RUNS = Number(opt('startup-runs', 10));
+const STARTUP_BASELINE = opt('startup-baseline', '');
+const SCALE = list(opt('scale', '100,200,500')).map(Number).filter(Boolean);
+const CONVERGE_HOSTS = list(opt('converge-hosts', ''));
+const ONLY = list(opt('only', ''));
+const PARTS = ['idiomatic', 'converge', 'nochange', 'ansible-nochange', 'ansible', 'ansible-converge', 'latency', 'startup', 'scale'];
+for (const p of ONLY) if (!PARTS.includes(p)) throw new Error(`--only: unknown part "${p}" (parts: ${PARTS.join(', ')})`);
+// --skip-converge and --skip-ansible keep their old meaning (all converges; every Ansible part).
+const part = (name) => {
+  if (ONLY.length) return ONLY.includes(name);
+  if (flag(`skip-${name}`)) return false;
+  if (flag('skip-converge') && ['idiomatic', 'converge', 'ansible-converge'].includes(name)) return false;
+  if (flag('skip-ansible') && ['idiomatic', 'ansible-nochange', 'ansible', 'ansible-converge', 'latency'].includes(name)) return false;
+  if (flag('skip-no-change') && name === 'nochange') return false;
+  return true;
 };
-const round = (x) => Math.round(x * 100) / 100;
+const needsSite = PARTS.filter((p) => p !== 'scale').some(part);
 
-function recapOf(stdout) {
-  const line = stdout.trim().split('\n').reverse().find((l) => l.includes('"kind":"recap"'));
-  if (!line) throw new Error(`no recap in output:\n${stdout.slice(-2000)}`);
-  return JSON.parse(line);
-}
-
-/** N no-change runs of our CLI: each must change nothing. */
-async function ourNoChange(inventory, playbook, runs) {
-  const rows = [];
-  for (let i = 0; i < runs; i++) {
-    const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inventory, '--playbook', playbook, '--json']);
-    const recap = recapOf(r.stdout);
-    const changed = Object.values(recap.hosts).reduce((a, c) => a + c.changed + c.failed + c.unreachable, 0);
-    if (r.code !== 0 || changed) throw new Error(`${inventory}: the no-change run changed or failed (exit ${r.code}): ${JSON.stringify(recap.hosts)}`);
-    const trips = Object.values(recap.roundTrips ?? {});
-    // The slowest host's phases: what the run waited for.
-    const hostPhases = Object.values(recap.phases?.hosts ?? {});
-    const slowest = (k) => (hostPhases.length ? Math.max(...hostPhases.map((h) => h[k] ?? 0)) : NaN);
-    rows.push({
-      wallMs: r.wallMs, cpuS: r.cpuS, rssMB: r.rssMB, roundTripsPerHost: trips.length ? Math.max(...trips) : undefined, engineMs: recap.wallMs,
-      startupMs: recap.phases?.startupMs ?? NaN, connectMs: slowest('connectMs'), factsMs: slowest('factsMs'), readMs: slowest('readMs'),
-    });
-  }
-  return {
-    wallS: stats(rows.map((r) => r.wallMs / 1000)),
-    engineS: stats(rows.map((r) => r.engineMs / 1000)),
-    cpuS: stats(rows.map((r) => r.cpuS)),
-    rssMB: stats(rows.map((r) => r.rssMB)),
-    roundTripsPerHost: stats(rows.map((r) => r.roundTripsPerHost ?? NaN)),
-    phasesMs: {
-      startup: stats(rows.map((r) => r.startupMs)), connect: stats(rows.map((r) => r.connectMs)),
-      facts: stats(rows.map((r) => r.factsMs)), read: stats(rows.map((r) => r.readMs)),
-    },
-    load: load(),
-  };
-}
-
-// ------------------------------------------------------------------------------------------- lab and inventories
-function writeInventories(maxScale) {
-  const site = readFileSync(path.join(root, 'inventory/lab.yml'), 'utf8')
-    .replace(/10\.77\.0\./g, `${SUBNET}.`)
-    .replace(/\/provision-lab\/default\//g, `/provision-lab/${NAME}/`);
-  writeFileSync(path.join(root, 'inventory/bench.yml'), site);
-  for (const n of SCALE.filter((x) => x <= maxScale)) {
-    const lines = [
-      `# Generated by scripts/bench.mjs: ${n} generic hosts of the "${NAME}" lab instance (scale benchmark).`,
-      'defaults:', '  user: root', `  identity_file: ${LAB_DIR}/ssh/id_ed25519`, `  known_hosts: ${LAB_DIR}/ssh/known_hosts`, '  connect_timeout: 30', '', 'hosts:',
-    ];
-    for (let i = 1; i <= n; i++) lines.push(`  node-${String(i).padStart(3, '0')}:`, `    address: ${SUBNET}.${100 + i}`);
-    lines.push('', 'vars:', `  admin_cidrs: [${SUBNET}.1/32]`, `  monitoring_cidrs: [${SUBNET}.20/32]`, '');
-    writeFileSync(path.join(root, `inventory/bench-scale-${n}.yml`), lines.join('\n'));
-  }
-}
-
-function labUp(nodes) {
-  // Each booted host's systemd takes inotify instances; the kernel default (128 per user) stops ~15 hosts.
-  const limit = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
-  if (nodes > 0 && limit < 4096) {
-    log(`raising fs.inotify.max_user_instances ${limit} → 4096 (runtime only) so ${nodes} more hosts can boot`);
-    writeFileSync('/proc/sys/fs/inotify/max_user_instances', '4096');
-  }
-  log(`lab up --name ${NAME} (${SITE_HOSTS.length} site hosts${nodes ? ` + ${nodes} generic hosts` : ''})`);
-  // A boot can fail under heavy load; up is idempotent, so try again.
-  for (let i = 0; ; i++) {
-    const r = cli(['lab', 'up', '--name', NAME, '--subnet', `${SUBNET}.0/24`, ...(nodes ? ['--hosts', String(nodes)] : [])], { allowFail: true });
-    if (r.status === 0) return r.stdout;
-    if (i === 2) throw new Error(`lab up failed: ${r.stderr}`);
-    log(`lab up failed (${r.stderr.trim().split('\n').pop()}), again`);
-    // A host that booted without its sshd (it happens under heavy load) is restarted.
-    const stuck = /provision lab: (\S+) \(\S+\) not reachable over SSH/.exec(r.stderr)?.[1];
-    if (stuck) for (const c of ['stop-host', 'start-host']) cli(['lab', c, stuck, '--name', NAME], { allowFail: true });
-  }
-}
-
-/** The floor's config (bench/floor.mjs): these hosts, each answering our batched fact script. */
-let factScript;
-function floorConfig(name, hosts) {
-  if (!factScript) {
-    factScript = path.join(tmp, 'facts.sh');
-    writeFileSync(factScript, sh('npx', ['tsx', 'bench/fact-script.ts']).stdout);
-  }
-  const file = path.join(tmp, `floor-${name}.json`);
-  writeFileSync(file, JSON.stringify({
-    hosts: hosts.map((h) => ({ ...h, port: 22 })),
-    user: 'root', key: `${LAB_DIR}/ssh/id_ed25519`, knownHosts: `${LAB_DIR}/ssh/known_hosts`, script: factScript,
-  }));
-  return file;
-}
-
-/** CPU time the whole machine spent (all cores, every process: controller, lab hosts, background), in s. */
-function machineBusyS() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
-  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLK_TCK;
-}
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-const snapshotExists = (host, snap) => existsSync(path.join(LAB_DIR, 'snapshots', snap, host));
-
-
-// ------------------------------------------------------------------------------------------- Ansible
-let ansibleReady;
-/** Ansible installed, the task files generated from our expanded site as the hosts are now, the inventory written. */
-function prepareAnsible(playbook = 'playbooks/site.yml') {
-  if (!ansibleReady) {
-    const have = spawnSync('ansible-galaxy', ['collection', 'list', 'community.general'], { encoding: 'utf8' });
-    if (have.status !== 0 || !/community\.general/.test(have.stdout)) {
-      log('installing Ansible (Debian packages ansible-core and ansible, for community.general.ufw and ansible.posix)');
-      sh('apt-get', ['install', '-y', '-q', 'ansible-core', 'ansible'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    }
-    const hosts = path.join(tmp, 'hosts.yml');
-    writeFileSync(hosts, [
-      'all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${LAB_DIR}/ssh/id_ed25519`,
-      `    ansible_ssh_common_args: -o UserKnownHostsFile=${LAB_DIR}/ssh/known_hosts -o StrictHostKeyChecking=yes`, '  hosts:',
-      ...SITE_HOSTS.map((h, i) => `    ${h}: {ansible_host: ${SUBNET}.${[10, 11, 12, 20][i]}}`), '',
-    ].join('\n'));
-    ansibleReady = { hosts, secrets: path.join(tmp, 'secrets.yml'), version: sh('ansible-playbook', ['--version']).stdout.split('\n')[0] };
-  }
-  log('generating the Ansible tasks from our expanded site');
-  const tasks = JSON.parse(sh('npx', ['tsx', 'bench/ansible/generate.ts', 'bench', playbook, 'bench/ansible', ansibleReady.secrets]).stdout);
-  return { ...ansibleReady, tasks };
-}
-
-let ansibleRunNo = 0;
-/** One ansible-playbook run of the generated site, measured. `converge`: changes are expected. */
-async function ansibleRun(a, converge = false, limit = []) {
-  // A fresh ControlPath dir per run: no SSH master survives from one run into the next.
-  const env = { ANSIBLE_CONFIG: path.join(root, 'bench/ansible/ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp, `cp-${++ansibleRunNo}`), ANSIBLE_NOCOLOR: '1' };
-  const r = await measure('ansible-playbook', ['-i', a.hosts, '-e', `@${a.secrets}`, ...(limit.length ? ['--limit', limit.join(',')] : []), 'site.yml'], { cwd: path.join(root, 'bench/ansible'), env });
-  const recap = [...r.stdout.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
-  if (r.code !== 0 || recap.length !== (limit.length || SITE_HOSTS.length) || (!converge && recap.some((m) => m[3] !== '0'))) {
-    const fatal = r.stdout.split('\n').filter((l, i, all) => /^fatal:/.test(l) || /^fatal:/.test(all[i + 1] ?? '')).join('\n');
-    throw new Error(`Ansible's ${converge ? 'converge' : 'no-change run'} did not succeed${converge ? '' : ' without changes'} (exit ${r.code}):\n${fatal.slice(0, 3000)}\n${r.stdout.slice(-1500)}`);
-  }
-  return { ...r, tasks: Object.fromEntries(recap.map((m) => [m[1], Number(m[2])])), changed: Object.fromEntries(recap.map((m) => [m[1], Number(m[3])])) };
-}
-
-// ------------------------------------------------------------------------------------------- the parts
+// ------------------------------------------------------------------------------------------- results
 const previous = flag('merge') && existsSync(path.join(root, 'bench/results.json')) ? JSON.parse(readFileSync(path.join(root, 'bench/results.json'), 'utf8')) : {};
 const results = {
   ...previous,
@@ -232,152 +91,452 @@ const results = {
   command: `npm run bench -- ${args.join(' ')}`.trim(),
   runs: RUNS,
 };
-
 /** Written after every part, so a run cut short still leaves what it measured. */
 const save = () => writeFileSync(path.join(root, 'bench/results.json'), JSON.stringify(results, null, 2) + '\n');
+const figure = (runs) => ({ wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)) });
 
-async function main() {
-  const maxScale = Math.max(0, ...SCALE);
-  if (!existsSync(path.join(root, 'dist/provision.mjs'))) sh('node', ['scripts/build.mjs']);
-  labUp(0);
-  writeInventories(maxScale);
+// ------------------------------------------------------------------------------------------- lab and inventories
+/** The lab's secrets for this instance: made once at random, mode 0600, never committed. */
+function ensureSecrets() {
+  const names = ['mysql_replication_password', 'mysql_app_password', 'mysql_exporter_password'];
+  const have = existsSync(SECRETS) ? readFileSync(SECRETS, 'utf8') : '';
+  const missing = names.filter((n) => !new RegExp(`^${n}:`, 'm').test(have));
+  if (missing.length) writeFileSync(SECRETS, have + missing.map((n) => `${n}: "${randomBytes(18).toString('base64url')}"\n`).join(''), { mode: 0o600 });
+  chmodSync(SECRETS, 0o600);
+}
 
-  // The fresh hosts are kept as a snapshot the first time the instance is seen, whatever is measured.
-  if (!SITE_HOSTS.every((h) => snapshotExists(h, 'fresh'))) {
-    // Only right after the instance was made are its hosts fresh: refuse to snapshot converged hosts.
-    const status = cli(['facts', '--inventory', 'bench', '--limit', 'web-01']).stdout;
-    if (/"prometheus-node-exporter"/.test(status)) {
-      if (part('converge', 'skip-converge') || part('ansible-converge', 'skip-converge')) throw new Error(`the "${NAME}" hosts are converged but have no "fresh" snapshot: run "provision lab down --name ${NAME}" and again`);
-    } else {
-      for (const h of SITE_HOSTS) cli(['lab', 'snapshot', h, 'fresh', '--name', NAME]); // one at a time: the lab state file is shared
+function writeSiteInventory() {
+  const site = readFileSync(path.join(root, 'inventory/lab.yml'), 'utf8')
+    .replace(/10\.77\.0\./g, `${SUBNET}.`)
+    .replace(/\/provision-lab\/default\//g, `/provision-lab/${NAME}/`)
+    .replace(/^secrets_file: .*$/m, 'secrets_file: bench.secrets.yml')
+    // The bench times our engine and Ansible on the same work, not an AIDE baseline (minutes of
+    // hashing per host), chkrootkit or the day's security updates (network-bound, not the tools').
+    .replace(/^vars:\n/m, 'vars:\n  aide: false\n  rootkit_check: false\n  security_updates_on_converge: false\n');
+  if (!/^  aide: false$/m.test(site)) throw new Error('inventory/lab.yml has no top-level vars: for the bench inventory');
+  writeFileSync(path.join(root, 'inventory/bench.yml'), site);
+  // A play without tasks: connect, gather facts, nothing else (the start-up figure's "no-op run").
+  writeFileSync(path.join(tmp(), 'noop.yml'), '- name: nothing to do\n  hosts: all\n  tasks: []\n');
+}
+
+function labUp(name, argv) {
+  log(`lab up --name ${name} ${argv.join(' ')}`);
+  // A boot can fail under heavy load; up is idempotent, so try again.
+  for (let i = 0; ; i++) {
+    const r = cli(['lab', 'up', '--name', name, ...argv], { allowFail: true });
+    if (r.status === 0) return r.stdout;
+    if (i === 2) throw new Error(`lab up failed: ${r.stderr}`);
+    log(`lab up failed (${r.stderr.trim().split('\n').pop()}), again`);
+    const stuck = /provision lab: (\S+) \(\S+\) not reachable over SSH/.exec(r.stderr)?.[1];
+    if (stuck) for (const c of ['stop-host', 'start-host']) cli(['lab', c, stuck, '--name', name], { allowFail: true });
+  }
+}
+
+const snapshotExists = (host, snap) => existsSync(path.join(LAB_DIR, 'snapshots', snap, host));
+const restoreFresh = () => {
+  for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
+};
+
+/** The floor's config (bench/floor.mjs): these hosts, each answering our batched fact script. */
+let factScript;
+function floorConfig(name, hosts, labDir) {
+  if (!factScript) {
+    factScript = path.join(tmp(), 'facts.sh');
+    writeFileSync(factScript, sh('npx', ['tsx', 'bench/fact-script.ts']).stdout);
+  }
+  const file = path.join(tmp(), `floor-${name}.json`);
+  writeFileSync(file, JSON.stringify({
+    hosts: hosts.map((h) => ({ ...h, port: 22 })),
+    user: 'root', key: `${labDir}/ssh/id_ed25519`, knownHosts: `${labDir}/ssh/known_hosts`, script: factScript,
+  }));
+  return file;
+}
+const floorRun = async (cfg) => {
+  const f = await measure(process.execPath, [path.join(root, 'bench/floor.mjs'), cfg]);
+  if (f.code !== 0) throw new Error(`floor failed: ${f.stderr}`);
+  return f;
+};
+
+/** CPU time the whole machine spent (all cores, every process), in s. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+function machineBusyS() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLK_TCK;
+}
+
+async function ourConverge(playbook = 'playbooks/site.yml', limit = []) {
+  const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', 'bench', '--playbook', playbook, '--json', ...(limit.length ? ['--limit', limit.join(',')] : [])]);
+  const recap = runFigures(r).recap;
+  if (r.code !== 2) throw new Error(`our converge of ${playbook} exited ${r.code}: ${JSON.stringify(recap.hosts)}`);
+  return r;
+}
+
+/** Back to our converged site: a run that changes nothing is the precondition of the no-change figures. */
+function settle() {
+  for (let i = 0; i < 3; i++) if (cli(['--inventory', 'bench', '--json'], { allowFail: true }).status === 0) return;
+  throw new Error('the site does not converge to no-change');
+}
+
+// ------------------------------------------------------------------------------------------- Ansible
+let ansibleReady;
+function ensureAnsible() {
+  if (ansibleReady) return ansibleReady;
+  const have = spawnSync('ansible-galaxy', ['collection', 'list', 'community.mysql'], { encoding: 'utf8' });
+  if (have.status !== 0 || !/community\.mysql/.test(have.stdout)) {
+    log('installing Ansible (Debian packages ansible-core and ansible: community.general, community.mysql, ansible.posix)');
+    sh('apt-get', ['install', '-y', '-q', 'ansible-core', 'ansible'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+  ansibleReady = {
+    version: sh('ansible-playbook', ['--version']).stdout.split('\n')[0],
+    hosts: writeIdiomaticInventory(path.join(tmp(), 'idiomatic-hosts.yml'), { subnet: SUBNET, labDir: LAB_DIR }),
+  };
+  return ansibleReady;
+}
+const idiomatic = (opts = {}) => runIdiomatic({ hosts: ensureAnsible().hosts, secrets: SECRETS, ...opts });
+
+let idiomaticSettled = false;
+async function idiomaticNoChange(runs, factCache) {
+  if (!idiomaticSettled) {
+    // Once, unmeasured, on hosts we converged: Ansible installs what it needs itself (PyMySQL for
+    // community.mysql); every file is already as its templates render it (the same bytes as ours).
+    const first = await idiomatic();
+    if (!first.ok) throw new Error(`the idiomatic playbook failed on the converged site: ${first.failures.join('; ')}`);
+    const other = Object.entries(first.changedTasks).flatMap(([h, ts]) => ts.filter((t) => !/PyMySQL/.test(t)).map((t) => `${h}: ${t}`));
+    if (other.length) throw new Error(`the idiomatic playbook changed more than PyMySQL on the site we converged: ${other.join('; ')}`);
+    idiomaticSettled = true;
+  }
+  const out = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await idiomatic({ factCache });
+    if (!r.ok || Object.values(r.changed).some((c) => c !== 0)) {
+      throw new Error(`the idiomatic playbook's no-change run changed or failed: ${JSON.stringify(r.changedTasks)} ${r.failures.join('; ')}`);
     }
+    out.push(r);
   }
-  // 1. converge from fresh hosts.
-  if (part('converge', 'skip-converge')) {
-    const runs = [];
-    for (let i = 0; i < CONVERGE_RUNS; i++) {
-      log(`converge ${i + 1}/${CONVERGE_RUNS}: restoring fresh hosts`);
-      for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
-      const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', 'bench', '--json']);
-      const recap = recapOf(r.stdout);
-      if (r.code !== 2) throw new Error(`converge exited ${r.code}: ${JSON.stringify(recap.hosts)}`);
-      runs.push({ wallMs: r.wallMs, cpuS: r.cpuS, rssMB: r.rssMB });
-      log(`converge ${i + 1}: ${(r.wallMs / 1000).toFixed(1)} s`);
-    }
-    results.converge = { wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)), load: load() };
-    save();
-  }
-  // A run that changes nothing is the precondition of everything below.
-  const settle = cli(['--inventory', 'bench', '--json'], { allowFail: true });
-  if (settle.status !== 0) {
-    const again = cli(['--inventory', 'bench', '--json'], { allowFail: true });
-    if (again.status !== 0) throw new Error(`the site does not converge to no-change (exit ${again.status})`);
-  }
+  return out;
+}
 
-  if (part('nochange', 'skip-no-change')) {
-    // 2. our no-change run, 3. the floor, interleaved so both see the same load.
-    const floorCfg = floorConfig('site', SITE_HOSTS.map((name, i) => ({ name, address: `${SUBNET}.${[10, 11, 12, 20][i]}` })));
-    log(`no-change run and floor, ${RUNS} runs each (load ${load().join(' ')})`);
-    const floorRuns = [];
-    const ours = [];
-    for (let i = 0; i < RUNS; i++) {
-      ours.push(await ourNoChange('bench', 'playbooks/site.yml', 1));
-      const f = await measure(process.execPath, [path.join(root, 'bench/floor.mjs'), floorCfg]);
-      if (f.code !== 0) throw new Error(`floor failed: ${f.stderr}`);
-      floorRuns.push(f);
-    }
-    const pick = (k) => stats(ours.map((o) => o[k].median));
-    results.noChange = {
-      wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'),
-      phasesMs: Object.fromEntries(['startup', 'connect', 'facts', 'read'].map((k) => [k, stats(ours.map((o) => o.phasesMs[k].median))])),
-      load: load(),
-    };
-    results.floor = { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)), roundTripsPerHost: 1 };
-    save();
+/** Median duration of every task over runs (ms), in playbook order. */
+function perTask(runs) {
+  const names = runs[0]?.tasks.map((t) => `${t.play} / ${t.task}`) ?? [];
+  return names.map((n, i) => ({ task: n, ms: stats(runs.map((r) => r.tasks[i]?.ms)).median }));
+}
 
+// The generated per-item translation (bench/ansible): our expanded task list as Ansible tasks.
+let generatedReady;
+function prepareGenerated(playbook = 'playbooks/site.yml') {
+  ensureAnsible();
+  generatedReady ??= {
+    hosts: (() => {
+      const f = path.join(tmp(), 'generated-hosts.yml');
+      writeFileSync(f, [
+        'all:', '  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${LAB_DIR}/ssh/id_ed25519`,
+        `    ansible_ssh_common_args: -o UserKnownHostsFile=${LAB_DIR}/ssh/known_hosts -o StrictHostKeyChecking=yes`, '  hosts:',
+        ...SITE_HOSTS.map((h) => `    ${h}: {ansible_host: ${SITE[h]}}`), '',
+      ].join('\n'));
+      return f;
+    })(),
+    secrets: path.join(tmp(), 'generated-secrets.yml'),
+  };
+  log(`generating the per-item Ansible tasks from our expanded ${playbook}`);
+  const tasks = JSON.parse(sh('npx', ['tsx', 'bench/ansible/generate.ts', 'bench', playbook, 'bench/ansible', generatedReady.secrets]).stdout);
+  return { ...generatedReady, tasks };
+}
+let generatedRunNo = 0;
+async function generatedRun(a, converge = false, limit = []) {
+  const env = { ANSIBLE_CONFIG: path.join(root, 'bench/ansible/ansible.cfg'), ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(tmp(), `cp-gen-${++generatedRunNo}`), ANSIBLE_NOCOLOR: '1' };
+  const r = await measure('ansible-playbook', ['-i', a.hosts, '-e', `@${a.secrets}`, ...(limit.length ? ['--limit', limit.join(',')] : []), 'site.yml'], { cwd: path.join(root, 'bench/ansible'), env });
+  const recap = [...r.stdout.matchAll(/^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
+  if (r.code !== 0 || recap.length !== (limit.length || SITE_HOSTS.length) || (!converge && recap.some((m) => m[3] !== '0'))) {
+    throw new Error(`the generated Ansible playbook's ${converge ? 'converge' : 'no-change run'} did not succeed (exit ${r.code}):\n${r.stdout.slice(-2000)}`);
   }
+  return { ...r, tasks: Object.fromEntries(recap.map((m) => [m[1], Number(m[2])])), changed: Object.fromEntries(recap.map((m) => [m[1], Number(m[3])])) };
+}
 
-  // 4. Ansible's no-change run of the equivalent playbook.
-  if (part('ansible', 'skip-ansible')) {
-    const a = prepareAnsible();
-    results.ansibleTasks = a.tasks;
-    log(`Ansible no-change run, ${ANSIBLE_RUNS} runs (load ${load().join(' ')})`);
-    const runs = [];
-    for (let i = 0; i < ANSIBLE_RUNS; i++) runs.push(await ansibleRun(a));
-    results.ansible = {
-      version: a.version,
-      wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)),
-      okTasksPerHost: runs[0].tasks, load: load(),
-    };
-    save();
+// ------------------------------------------------------------------------------------------- the parts
+async function partIdiomatic() {
+  const a = ensureAnsible();
+  const managed = siteManaged('bench');
+  const secretValues = secretValuesOf(SECRETS);
+  // 1. Ansible converges fresh hosts; its own second run must change nothing; what it built is kept.
+  log('idiomatic: restoring fresh hosts; the idiomatic Ansible playbook converges them');
+  restoreFresh();
+  const theirConverge = await idiomatic();
+  if (!theirConverge.ok) throw new Error(`the idiomatic playbook did not converge fresh hosts (exit ${theirConverge.code}): ${theirConverge.failures.join('; ')}`);
+  log(`idiomatic converge: ${(theirConverge.wallMs / 1000).toFixed(1)} s; its no-change run on what it built`);
+  const theirSecond = await idiomatic();
+  const theirSecondChanged = Object.values(theirSecond.changed).reduce((x, y) => x + y, 0);
+  const theirs = collectState(managed, { addresses: SITE, labDir: LAB_DIR });
+  // What we would change on what Ansible built (a dry run): the same site needs nothing.
+  const ourCheck = cli(['--inventory', 'bench', '--check', '--json'], { allowFail: true });
+  const ourCheckChanges = ourCheck.stdout.split('\n').filter((l) => l.includes('"kind":"task-result"') && l.includes('"status":"changed"'))
+    .map((l) => JSON.parse(l)).map((e) => `${e.host}: ${e.task}`);
+  // 2. We converge fresh hosts; Ansible's dry run on what we built.
+  log('idiomatic: restoring fresh hosts; ours converges them');
+  restoreFresh();
+  const ourConvergeRun = await ourConverge();
+  const ours = collectState(managed, { addresses: SITE, labDir: LAB_DIR });
+  const theirCheck = await idiomatic({ check: true });
+  // 3. The comparison.
+  const equivalence = compareStates(ours, theirs, secretValues);
+  results.idiomatic = {
+    ...results.idiomatic,
+    version: a.version,
+    converge: figure([theirConverge]),
+    convergeChangedPerHost: theirConverge.changed,
+    secondRunChanged: theirSecond.changed,
+    ourCheckOnTheirs: { exitCode: ourCheck.status, changes: ourCheckChanges },
+    theirCheckOnOurs: { changedPerHost: theirCheck.changed, changedTasks: theirCheck.changedTasks, failures: theirCheck.failures },
+    equivalence,
+    tasks: theirConverge.tasks.length,
+    load: load(),
+  };
+  if (part('converge') && CONVERGE_RUNS === 1) results.converge = { ...figure([ourConvergeRun]), load: load(), within: 'idiomatic' };
+  save();
+  log(`idiomatic: equivalent to ours: ${equivalence.equivalent ? 'yes' : 'NO'}; its second run changed ${theirSecondChanged}; `
+    + `our dry run on its hosts would change ${ourCheckChanges.length}; its dry run on ours would change ${Object.values(theirCheck.changed).reduce((x, y) => x + y, 0)}`);
+  for (const [h, r] of Object.entries(equivalence.hosts)) {
+    if (!r.same) log(`  ${h}: ${JSON.stringify({ packages: r.packages, differs: r.differs }).slice(0, 1500)}`);
   }
+  if (theirSecondChanged) throw new Error(`the idiomatic playbook's second run changed ${JSON.stringify(theirSecond.changedTasks)}`);
+}
 
-  // 4b. Converge from fresh hosts, ours and Ansible's, of the same work: bench/scale.yml (common,
-  // firewall, monitoring collector) on the four site hosts. That set translates to Ansible whole;
-  // the full site does not (its SQL is only read on the Ansible side, and no handler runs there).
-  if (ONLY.length ? ONLY.includes('ansible-converge') : !flag('skip-converge') && !flag('skip-ansible')) {
-    const ours = [];
-    const theirs = [];
-    for (let i = 0; i < CONVERGE_RUNS; i++) {
-      for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
-      const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', 'bench', '--playbook', 'bench/scale.yml', '--json', ...(CONVERGE_HOSTS.length ? ['--limit', CONVERGE_HOSTS.join(',')] : [])]);
-      if (r.code !== 2) throw new Error(`our converge of bench/scale.yml exited ${r.code}: ${JSON.stringify(recapOf(r.stdout).hosts)}`);
-      ours.push(r);
-      log(`converge of bench/scale.yml on fresh hosts, ours ${i + 1}: ${(r.wallMs / 1000).toFixed(1)} s`);
-      for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
-      const a = prepareAnsible('bench/scale.yml');
-      const t = await ansibleRun(a, true, CONVERGE_HOSTS);
-      theirs.push(t);
-      log(`converge of bench/scale.yml on fresh hosts, Ansible ${i + 1}: ${(t.wallMs / 1000).toFixed(1)} s, changed ${JSON.stringify(t.changed)}`);
-    }
-    const fig = (runs) => ({ wallS: stats(runs.map((r) => r.wallMs / 1000)), cpuS: stats(runs.map((r) => r.cpuS)), rssMB: stats(runs.map((r) => r.rssMB)) });
-    results.lightConverge = { playbook: 'bench/scale.yml', hosts: CONVERGE_HOSTS.length ? CONVERGE_HOSTS : SITE_HOSTS, ours: fig(ours), ansible: { ...fig(theirs), changedPerHost: theirs[0].changed }, load: load() };
-    save();
-    // Back to our converged site for what follows.
-    for (let i = 0; i < 3 && cli(['--inventory', 'bench', '--json'], { allowFail: true }).status !== 0; i++);
+async function partConverge() {
+  const runs = [];
+  for (let i = 0; i < CONVERGE_RUNS; i++) {
+    log(`converge ${i + 1}/${CONVERGE_RUNS}: restoring fresh hosts`);
+    restoreFresh();
+    runs.push(await ourConverge());
+    log(`converge ${i + 1}: ${(runs.at(-1).wallMs / 1000).toFixed(1)} s`);
   }
+  results.converge = { ...figure(runs), load: load() };
+  save();
+}
 
-  // 5. scale.
-  if (SCALE.length && part('scale', 'skip-scale')) {
-    labUp(maxScale);
-    results.scale = {};
-    for (const n of SCALE) {
-      const inv = `bench-scale-${n}`;
-      // Converge the hosts this size adds (a no-op for those converged before), then measure.
-      const c = cli(['--inventory', inv, '--playbook', 'bench/scale.yml', '--json'], { allowFail: true });
-      if (![0, 2].includes(c.status)) throw new Error(`${inv}: converge exited ${c.status}`);
-      log(`scale ${n} hosts: no-change runs and floor, interleaved (load ${load().join(' ')})`);
-      const floorCfg = floorConfig(`scale-${n}`, Array.from({ length: n }, (_, i) => ({ name: `node-${String(i + 1).padStart(3, '0')}`, address: `${SUBNET}.${101 + i}` })));
-      const ours = [];
-      const floorRuns = [];
-      const busy = [];
-      for (let i = 0; i < RUNS; i++) {
-        const b0 = machineBusyS();
-        ours.push(await ourNoChange(inv, 'bench/scale.yml', 1));
-        busy.push(machineBusyS() - b0);
-        const f = await measure(process.execPath, [path.join(root, 'bench/floor.mjs'), floorCfg]);
-        if (f.code !== 0) throw new Error(`floor of ${n} hosts failed: ${f.stderr}`);
-        floorRuns.push(f);
-      }
-      const pick = (k) => stats(ours.map((o) => o[k].median));
-      results.scale[n] = {
-        wallS: pick('wallS'), engineS: pick('engineS'), cpuS: pick('cpuS'), rssMB: pick('rssMB'), roundTripsPerHost: pick('roundTripsPerHost'),
-        phasesMs: Object.fromEntries(['startup', 'connect', 'facts', 'read'].map((k) => [k, stats(ours.map((o) => o.phasesMs[k].median))])),
-        // All cores, all processes, during our run: the lab's hosts run on this machine's cores too.
-        machineCpuS: stats(busy.map((x) => round(x))),
-        floor: { wallS: stats(floorRuns.map((r) => r.wallMs / 1000)), cpuS: stats(floorRuns.map((r) => r.cpuS)), rssMB: stats(floorRuns.map((r) => r.rssMB)) },
+async function partNoChange() {
+  const floorCfg = floorConfig('site', SITE_HOSTS.map((name) => ({ name, address: SITE[name] })), LAB_DIR);
+  log(`no-change run and floor, ${RUNS} runs each, interleaved (load ${load().join(' ')})`);
+  const ours = [];
+  const floor = [];
+  for (let i = 0; i < RUNS; i++) {
+    ours.push(...(await ourNoChange('bench', 'playbooks/site.yml', 1)));
+    floor.push(await floorRun(floorCfg));
+  }
+  results.noChange = { ...summarise(ours), load: load() };
+  results.floor = { ...figure(floor), roundTripsPerHost: 1 };
+  save();
+}
+
+async function partAnsibleNoChange() {
+  ensureAnsible();
+  log(`idiomatic playbook: no-change runs, fact cache off (${ANSIBLE_RUNS}) and on (1 to fill it, then ${ANSIBLE_RUNS}) (load ${load().join(' ')})`);
+  const off = await idiomaticNoChange(ANSIBLE_RUNS, false);
+  const cacheDir = ensureDir(path.join(tmp(), 'fact-cache'));
+  await idiomaticNoChange(1, cacheDir);
+  const on = await idiomaticNoChange(ANSIBLE_RUNS, cacheDir);
+  results.idiomatic = {
+    ...results.idiomatic,
+    version: ensureAnsible().version,
+    noChange: { factCacheOff: figure(off), factCacheOn: figure(on), perTaskMs: perTask(off), tasksPerRun: off[0].tasks.length },
+    load: load(),
+  };
+  save();
+}
+
+async function partGenerated() {
+  const a = prepareGenerated();
+  results.ansibleTasks = a.tasks;
+  log(`generated per-item translation: no-change runs, ${ANSIBLE_RUNS} (load ${load().join(' ')})`);
+  const runs = [];
+  for (let i = 0; i < ANSIBLE_RUNS; i++) runs.push(await generatedRun(a));
+  results.ansible = { version: ensureAnsible().version, ...figure(runs), okTasksPerHost: runs[0].tasks, load: load() };
+  save();
+}
+
+async function partGeneratedConverge() {
+  const ours = [];
+  const theirs = [];
+  for (let i = 0; i < CONVERGE_RUNS; i++) {
+    restoreFresh();
+    ours.push(await ourConverge('bench/scale.yml', CONVERGE_HOSTS));
+    log(`converge of bench/scale.yml on fresh hosts, ours ${i + 1}: ${(ours.at(-1).wallMs / 1000).toFixed(1)} s`);
+    restoreFresh();
+    theirs.push(await generatedRun(prepareGenerated('bench/scale.yml'), true, CONVERGE_HOSTS));
+    log(`the same, the generated Ansible playbook ${i + 1}: ${(theirs.at(-1).wallMs / 1000).toFixed(1)} s`);
+  }
+  results.lightConverge = { playbook: 'bench/scale.yml', hosts: CONVERGE_HOSTS.length ? CONVERGE_HOSTS : SITE_HOSTS, ours: figure(ours), ansible: { ...figure(theirs), changedPerHost: theirs[0].changed }, load: load() };
+  save();
+  settle();
+}
+
+async function partLatency() {
+  ensureAnsible();
+  results.latency = { rttMs: RTTS, runs: RTT_RUNS, ansibleRuns: RTT_ANSIBLE_RUNS, byRtt: {} };
+  for (const rtt of RTTS) {
+    await withLatency({ rttMs: rtt, addresses: Object.values(SITE), stateFile: RELAY_STATE }, async () => {
+      log(`latency ${rtt} ms: our no-change run ×${RTT_RUNS}, the idiomatic playbook's ×${RTT_ANSIBLE_RUNS} (load ${load().join(' ')})`);
+      const ours = await ourNoChange('bench', 'playbooks/site.yml', RTT_RUNS);
+      const theirs = await idiomaticNoChange(RTT_ANSIBLE_RUNS, false);
+      results.latency.byRtt[rtt] = {
+        ours: summarise(ours),
+        ansible: { ...figure(theirs), perTaskMs: perTask(theirs) },
         load: load(),
       };
-      results.scale[n].oursOverFloor = round(results.scale[n].wallS.median / results.scale[n].floor.wallS.median);
-      save();
+    });
+    save();
+  }
+  // How each side grows with the round-trip time: seconds added per ms of RTT (a slope over the RTTs
+  // measured), that is, how many round trips the run waits for one after the other.
+  const slope = (pick) => {
+    const pts = RTTS.map((r) => [r, pick(results.latency.byRtt[r])]).filter(([, y]) => Number.isFinite(y));
+    if (pts.length < 2) return undefined;
+    const mx = pts.reduce((a, [x]) => a + x, 0) / pts.length;
+    const my = pts.reduce((a, [, y]) => a + y, 0) / pts.length;
+    return round(pts.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0) / pts.reduce((a, [x]) => a + (x - mx) ** 2, 0) * 1000);
+  };
+  results.latency.sequentialRoundTrips = {
+    ours: slope((b) => b.ours.wallS.median),
+    ansible: slope((b) => b.ansible.wallS.median),
+  };
+  // Per task: the Ansible task's time at the highest RTT against the lowest.
+  const lo = results.latency.byRtt[Math.min(...RTTS)];
+  const hi = results.latency.byRtt[Math.max(...RTTS)];
+  if (lo && hi && RTTS.length > 1) {
+    const span = Math.max(...RTTS) - Math.min(...RTTS);
+    results.latency.ansiblePerTask = lo.ansible.perTaskMs.map((t, i) => ({
+      task: t.task, msAtLow: t.ms, msAtHigh: hi.ansible.perTaskMs[i]?.ms, roundTrips: round(((hi.ansible.perTaskMs[i]?.ms ?? NaN) - t.ms) / span),
+    }));
+  }
+  save();
+}
+
+async function partStartup() {
+  const noop = path.join(tmp(), 'noop.yml');
+  const inv = path.join(root, 'inventory/bench.yml');
+  const variants = [
+    ['node bin/provision.mjs --version', process.execPath, [path.join(root, 'bin/provision.mjs'), '--version']],
+    ['node bin/provision.mjs, a no-op run', process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inv, '--playbook', noop, '--json']],
+    ['npx provision --version', 'npx', ['provision', '--version']],
+    ['npx provision, a no-op run', 'npx', ['provision', '--inventory', inv, '--playbook', noop, '--json']],
+    ['node -e 0 (Node alone)', process.execPath, ['-e', '0']],
+    ...(STARTUP_BASELINE
+      ? [
+          [`baseline ${STARTUP_BASELINE}: --version`, process.execPath, [path.join(STARTUP_BASELINE, 'bin/provision.mjs'), '--version']],
+          [`baseline ${STARTUP_BASELINE}: a no-op run`, process.execPath, [path.join(STARTUP_BASELINE, 'bin/provision.mjs'), '--inventory', inv, '--playbook', noop, '--json']],
+        ]
+      : []),
+  ];
+  log(`start-up: ${variants.length} commands × ${STARTUP_RUNS}, interleaved (load ${load().join(' ')})`);
+  const rows = variants.map(() => []);
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    for (const [k, [, cmd, argv]] of variants.entries()) {
+      const r = await measure(cmd, argv);
+      if (r.code !== 0) throw new Error(`${variants[k][0]} exited ${r.code}: ${r.stderr.slice(-500)}`);
+      const recap = r.stdout.includes('"kind":"recap"') ? runFigures(r) : undefined;
+      rows[k].push({ ...r, startupMs: recap?.startupMs, connectMs: recap?.connectMs });
     }
   }
+  results.startup = {
+    runs: STARTUP_RUNS,
+    commands: Object.fromEntries(variants.map(([label], k) => [label, {
+      ...figure(rows[k]),
+      ...(rows[k][0].startupMs !== undefined ? { startupMs: stats(rows[k].map((r) => r.startupMs)), connectMs: stats(rows[k].map((r) => r.connectMs)) } : {}),
+    }])),
+    load: load(),
+  };
+  save();
+}
+
+async function partScale() {
+  const max = Math.max(...SCALE);
+  const subnets = SCALE_SUBNETS.slice(0, Math.ceil(max / 200));
+  // Hundreds of hosts, each with a shell per session: the machine's limits must not be what fails.
+  labUp(SCALE_NAME, ['--subnet', subnets[0], '--scale-hosts', String(max), ...(subnets.length > 1 ? ['--scale-subnets', subnets.slice(1).join(',')] : [])]);
+  const state = JSON.parse(readFileSync(path.join(SCALE_LAB_DIR, 'state.json'), 'utf8'));
+  const hosts = Object.values(state.scale.hosts).sort((a, b) => a.index - b.index);
+  results.scale = {};
+  for (const n of SCALE) {
+    const mine = hosts.slice(0, n);
+    const inv = `bench-scale-${n}`;
+    writeFileSync(path.join(root, `inventory/${inv}.yml`), [
+      `# Generated by scripts/bench.mjs: the first ${n} cheap scale hosts of the lab instance "${SCALE_NAME}".`,
+      'defaults:', '  user: root', `  identity_file: ${SCALE_LAB_DIR}/ssh/id_ed25519`, `  known_hosts: ${SCALE_LAB_DIR}/ssh/known_hosts`, '  connect_timeout: 60', '',
+      'hosts:', ...mine.flatMap((h) => [`  ${h.name}:`, `    address: ${h.address}`]), '',
+    ].join('\n'));
+    // Converge the hosts this size adds (the others are already converged), then measure.
+    log(`scale ${n}: converging bench/scale-hosts.yml`);
+    const c = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inv, '--playbook', 'bench/scale-hosts.yml', '--json']);
+    if (![0, 2].includes(c.code)) throw new Error(`${inv}: converge exited ${c.code}: ${c.stderr.slice(-500)}`);
+    const floorCfg = floorConfig(`scale-${n}`, mine.map((h) => ({ name: h.name, address: h.address })), SCALE_LAB_DIR);
+    log(`scale ${n}: no-change runs and floor, ${RUNS} each, interleaved (load ${load().join(' ')})`);
+    const ours = [];
+    const floor = [];
+    const busy = [];
+    for (let i = 0; i < RUNS; i++) {
+      const b0 = machineBusyS();
+      ours.push(...(await ourNoChange(inv, 'bench/scale-hosts.yml', 1)));
+      busy.push(machineBusyS() - b0);
+      floor.push(await floorRun(floorCfg));
+    }
+    const s = summarise(ours);
+    results.scale[n] = {
+      hostKind: 'cheap (sshd only)',
+      playbook: 'bench/scale-hosts.yml',
+      converge: figure([c]),
+      ...s,
+      perHost: { cpuMs: round((s.cpuS.median * 1000) / n), rssMB: round(s.rssMB.median / n) },
+      machineCpuS: stats(busy.map(round)),
+      floor: figure(floor),
+      oursOverFloor: round(s.wallS.median / stats(floor.map((r) => r.wallMs / 1000)).median),
+      load: load(),
+    };
+    save();
+  }
+  // What each host adds: the slope between the smallest and the largest size (Node's own base cost apart).
+  const [a, b] = [Math.min(...SCALE), max];
+  if (a !== b && results.scale[a] && results.scale[b]) {
+    results.scaleMarginal = {
+      cpuMsPerHost: round(((results.scale[b].cpuS.median - results.scale[a].cpuS.median) * 1000) / (b - a)),
+      rssMBPerHost: round((results.scale[b].rssMB.median - results.scale[a].rssMB.median) / (b - a)),
+      between: [a, b],
+    };
+  }
+  save();
+}
+
+// ------------------------------------------------------------------------------------------- main
+async function main() {
+  sh(process.execPath, ['scripts/build.mjs']);
+  cleanupStale(RELAY_STATE);
+  if (needsSite) {
+    ensureSecrets();
+    labUp(NAME, ['--subnet', `${SUBNET}.0/24`]);
+    writeSiteInventory();
+    // The fresh hosts are kept as a snapshot the first time the instance is seen.
+    if (!SITE_HOSTS.every((h) => snapshotExists(h, 'fresh'))) {
+      const status = cli(['facts', '--inventory', 'bench', '--limit', 'web-01']).stdout;
+      if (/"prometheus-node-exporter"/.test(status)) {
+        throw new Error(`the "${NAME}" hosts are converged but have no "fresh" snapshot: run "provision lab down --name ${NAME}" and again`);
+      }
+      for (const h of SITE_HOSTS) cli(['lab', 'snapshot', h, 'fresh', '--name', NAME]); // one at a time: the lab state file is shared
+    }
+    if (part('idiomatic')) await partIdiomatic();
+    if (part('converge') && results.converge?.within !== 'idiomatic') await partConverge();
+    settle();
+    if (part('nochange')) await partNoChange();
+    if (part('ansible-nochange')) await partAnsibleNoChange();
+    if (part('ansible')) await partGenerated();
+    if (part('ansible-converge')) await partGeneratedConverge();
+    if (part('latency')) await partLatency();
+    if (part('startup')) await partStartup();
+  }
+  if (part('scale') && SCALE.length) await partScale();
 
   results.ratios = {
-    oursOverFloor: round(results.noChange.wallS.median / results.floor.wallS.median),
-    ansibleOverOurs: results.ansible ? round(results.ansible.wallS.median / results.noChange.wallS.median) : undefined,
+    oursOverFloor: results.noChange && results.floor ? round(results.noChange.wallS.median / results.floor.wallS.median) : undefined,
+    idiomaticOverOurs: results.idiomatic?.noChange && results.noChange ? round(results.idiomatic.noChange.factCacheOff.wallS.median / results.noChange.wallS.median) : undefined,
+    generatedOverOurs: results.ansible && results.noChange ? round(results.ansible.wallS.median / results.noChange.wallS.median) : undefined,
     convergeAnsibleOverOurs: results.lightConverge ? round(results.lightConverge.ansible.wallS.median / results.lightConverge.ours.wallS.median) : undefined,
-    scaleMaxOverSite: results.scale?.[maxScale] ? round(results.scale[maxScale].wallS.median / results.noChange.wallS.median) : undefined,
   };
   results.loadAtEnd = load();
   save();
@@ -385,27 +544,45 @@ async function main() {
 }
 
 function printTable(r) {
-  const f = (s, unit = '') => (s ? `${s.median}${unit} (${s.min}–${s.max})` : '-');
+  const f = (s, unit = '') => (s && Number.isFinite(s.median) ? `${s.median}${unit} (${s.min}–${s.max})` : '-');
+  const row = (label, x, trips = '') => [label, f(x?.wallS, ' s'), f(x?.cpuS, ' s'), f(x?.rssMB, ' MB'), trips];
+  const im = r.idiomatic;
   const rows = [
-    ['converge from fresh (4 site hosts)', f(r.converge?.wallS, ' s'), f(r.converge?.cpuS, ' s'), f(r.converge?.rssMB, ' MB'), ''],
-    ['no-change run (4 site hosts)', f(r.noChange.wallS, ' s'), f(r.noChange.cpuS, ' s'), f(r.noChange.rssMB, ' MB'), String(r.noChange.roundTripsPerHost.median)],
-    ['floor: one batched script per host', f(r.floor.wallS, ' s'), f(r.floor.cpuS, ' s'), f(r.floor.rssMB, ' MB'), '1'],
-    ['Ansible no-change run', f(r.ansible?.wallS, ' s'), f(r.ansible?.cpuS, ' s'), f(r.ansible?.rssMB, ' MB'), ''],
-    ['converge of bench/scale.yml from fresh (4 site hosts), ours', f(r.lightConverge?.ours.wallS, ' s'), f(r.lightConverge?.ours.cpuS, ' s'), f(r.lightConverge?.ours.rssMB, ' MB'), ''],
-    ['the same converge, Ansible', f(r.lightConverge?.ansible.wallS, ' s'), f(r.lightConverge?.ansible.cpuS, ' s'), f(r.lightConverge?.ansible.rssMB, ' MB'), ''],
-    ...Object.entries(r.scale ?? {}).flatMap(([n, s]) => [
-      [`no-change, bench/scale.yml, ${n} hosts`, f(s.wallS, ' s'), f(s.cpuS, ' s'), f(s.rssMB, ' MB'), String(s.roundTripsPerHost.median)],
-      ...(s.floor ? [[`floor, ${n} hosts`, f(s.floor.wallS, ' s'), f(s.floor.cpuS, ' s'), f(s.floor.rssMB, ' MB'), '1']] : []),
+    row('idiomatic Ansible: converge from fresh (4 site hosts, 1 run)', im?.converge),
+    row('idiomatic Ansible: no-change run, fact cache off', im?.noChange?.factCacheOff),
+    row('idiomatic Ansible: no-change run, fact cache on', im?.noChange?.factCacheOn),
+    row('ours: converge from fresh (4 site hosts)', r.converge),
+    row('ours: no-change run (4 site hosts)', r.noChange, r.noChange ? String(r.noChange.roundTripsPerHost.median) : ''),
+    row('floor: one batched script per host', r.floor, '1'),
+    row('generated per-item Ansible: no-change run', r.ansible),
+    row('bench/scale.yml from fresh, ours', r.lightConverge?.ours),
+    row('bench/scale.yml from fresh, generated Ansible', r.lightConverge?.ansible),
+    ...Object.entries(r.latency?.byRtt ?? {}).flatMap(([rtt, b]) => [
+      row(`${rtt} ms RTT: ours, no-change`, b.ours, String(b.ours.roundTripsPerHost.median)),
+      row(`${rtt} ms RTT: idiomatic Ansible, no-change`, b.ansible),
     ]),
-  ];
+    ...Object.entries(r.startup?.commands ?? {}).map(([label, s]) => row(`start-up: ${label}${s.startupMs ? ` (to first connect ${s.startupMs.median} ms)` : ''}`, s)),
+    ...Object.entries(r.scale ?? {}).flatMap(([n, s]) => [
+      row(`scale: no-change, ${n} cheap hosts (${s.perHost?.cpuMs} ms CPU, ${s.perHost?.rssMB} MB per host)`, s, String(s.roundTripsPerHost?.median)),
+      row(`scale: floor, ${n} hosts`, s.floor, '1'),
+    ]),
+  ].filter((x) => x.slice(1, 4).some((c) => c !== '-'));
   const head = ['', 'wall: median (min–max)', 'controller CPU', 'controller peak RSS', 'round trips/host'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
   const line = (cells) => '| ' + cells.map((c, i) => c.padEnd(w[i])).join(' | ') + ' |';
-  const out = [line(head), '|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|', ...rows.map(line)];
-  out.push('', `ours / floor: ${r.ratios.oursOverFloor}×   Ansible / ours: ${r.ratios.ansibleOverOurs ?? '-'}× (no change), ${r.ratios.convergeAnsibleOverOurs ?? '-'}× (converge)   ${SCALE.length ? `${Math.max(...SCALE)} hosts / site: ${r.ratios.scaleMaxOverSite}×` : ''}`);
-  for (const [n, s] of Object.entries(r.scale ?? {})) {
-    if (s.machineCpuS) out.push(`${n} hosts: ours / floor ${s.oursOverFloor}×; the whole machine (controller, lab hosts, background) spent ${s.machineCpuS.median} s of CPU per run on ${r.machine.nproc} cores`);
+  const out = [line(head), '|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|', ...rows.map(line), ''];
+  if (im?.equivalence) out.push(`idiomatic Ansible builds the same site as ours (packages, files modulo comments, links, units, ufw, MySQL): ${im.equivalence.equivalent ? 'yes' : 'NO, see bench/results.json idiomatic.equivalence'}`);
+  out.push(`ours / floor: ${r.ratios.oursOverFloor ?? '-'}×   idiomatic Ansible / ours: ${r.ratios.idiomaticOverOurs ?? '-'}×   generated Ansible / ours: ${r.ratios.generatedOverOurs ?? '-'}× (no change)`);
+  if (r.latency?.sequentialRoundTrips) out.push(`round trips waited for one after the other (seconds added per ms of RTT ×1000): ours ${r.latency.sequentialRoundTrips.ours}, idiomatic Ansible ${r.latency.sequentialRoundTrips.ansible}`);
+  if (r.latency?.ansiblePerTask?.length) {
+    const [lo, hi] = [Math.min(...r.latency.rttMs), Math.max(...r.latency.rttMs)];
+    out.push(`idiomatic Ansible, per task at ${lo} → ${hi} ms RTT (ms; the round trips each task waits for one after another), the ten that grow most:`);
+    for (const t of [...r.latency.ansiblePerTask].sort((a, b) => (b.msAtHigh - b.msAtLow) - (a.msAtHigh - a.msAtLow)).slice(0, 10)) {
+      out.push(`  ${String(t.msAtLow).padStart(7)} → ${String(t.msAtHigh).padStart(7)}  (${t.roundTrips})  ${t.task}`);
+    }
   }
+  for (const [n, s] of Object.entries(r.scale ?? {})) out.push(`${n} hosts: ours / floor ${s.oursOverFloor}×; the whole machine spent ${s.machineCpuS?.median} s of CPU per run`);
+  if (r.scaleMarginal) out.push(`each host beyond ${r.scaleMarginal.between[0]}: ${r.scaleMarginal.cpuMsPerHost} ms of controller CPU, ${r.scaleMarginal.rssMBPerHost} MB of peak RSS`);
   const ph = r.noChange?.phasesMs;
   if (ph) out.push(`no-change run, where the time goes (median ms; slowest host): process start to run ${ph.startup.median}, connect ${ph.connect.median}, facts ${ph.facts.median}, state read ${ph.read.median}`);
   out.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryGB} GB, Linux ${r.machine.kernel}, Node ${r.machine.node}; load ${r.machine.loadAtStart.join(' ')} at start, ${r.loadAtEnd.join(' ')} at end`);
@@ -415,12 +592,14 @@ function printTable(r) {
 try {
   await main();
 } catch (err) {
-  log(`error: ${err.message}`);
+  log(`error: ${err.stack ?? err.message}`);
   process.exitCode = 1;
 } finally {
-  rmSync(tmp, { recursive: true, force: true });
+  removeTmp();
   if (!flag('keep')) {
-    log(`lab down --name ${NAME}`);
-    cli(['lab', 'down', '--name', NAME], { allowFail: true });
+    for (const name of [NAME, SCALE_NAME]) {
+      log(`lab down --name ${name}`);
+      cli(['lab', 'down', '--name', name], { allowFail: true });
+    }
   }
 }

@@ -1,26 +1,52 @@
 #!/usr/bin/env node
-// Bundles the CLI into dist/provision.mjs (npm dependencies stay external) so it starts in a
-// fraction of the time tsx needs to transpile src/ on every run. bin/provision.mjs uses the
-// bundle only while it is newer than every file in src/, and falls back to tsx otherwise.
+// Bundles the CLI and every npm dependency it uses into one CommonJS file, dist/provision.cjs, and
+// V8's code cache for it, dist/provision.cjs.cache. bin/provision.mjs compiles the bundle with that
+// cache: no module resolution across hundreds of files in node_modules, no parsing of what the cache
+// holds. (Node 20 has no module.enableCompileCache(), and ES modules take no code cache; CommonJS
+// through vm.Script does.) bin/provision.mjs uses the bundle only while it is newer than every file
+// in src/ (in a git checkout), and runs the TypeScript sources through tsx otherwise.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
-rmSync(path.join(root, 'dist/chunks'), { recursive: true, force: true });
+// node scripts/build.mjs [DIR]: into DIR instead of dist/ (the unit test of the bundle builds one aside).
+const dist = path.resolve(process.argv[2] ?? path.join(root, 'dist'));
+// What earlier builds left (an ES module bundle with chunks; a run cache of the previous bundle).
+for (const old of ['chunks', 'provision.mjs', 'provision.mjs.map', 'provision.cjs.run-cache']) rmSync(path.join(dist, old), { recursive: true, force: true });
+
+const bundle = path.join(dist, 'provision.cjs');
 await build({
-  entryPoints: { provision: path.join(root, 'src/cli/main.ts') },
-  outdir: path.join(root, 'dist'),
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
+  entryPoints: [path.join(root, 'src/cli/main.ts')],
+  outfile: bundle,
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
-  packages: 'external',
+  // ssh2's optional native parts: loaded with require() inside try/catch, absent unless built.
+  external: ['*.node', 'cpu-features'],
+  // The sources find the package root from their own folder (src/util/paths.ts).
+  define: { 'import.meta.dirname': '__dirname' },
   sourcemap: 'linked',
   logLevel: 'warning',
-  // What is imported with import() (the live TTY renderer and listr2, the lab) goes to chunks of
-  // its own, loaded only when used: a run without a TTY never parses them.
-  splitting: true,
 });
+
+// The bundle runs as a vm.Script (bin/bundle.mjs), where an import() that esbuild did not resolve
+// (a built-in such as node:net, a path it could not see) throws "A dynamic import callback was not
+// specified" — only when that code runs (e.g. `lab up`'s wait for its proxy). Refused here instead.
+const leftImports = [...readFileSync(bundle, 'utf8').matchAll(/(?<![\w$.])import\(\s*(["'`][^"'`]*["'`])/g)].map((m) => m[1]);
+if (leftImports.length) {
+  for (const made of ['provision.cjs', 'provision.cjs.map']) rmSync(path.join(dist, made), { force: true });
+  throw new Error(`build: the bundle keeps dynamic import() of ${[...new Set(leftImports)].join(', ')}: import them statically (a vm.Script cannot run import())`);
+}
+
+// The code cache, made by this Node (V8 refuses a cache from another version; the CLI then compiles
+// without it and writes a new one), after the bundle's modules were evaluated, and checked the way
+// the CLI loads it.
+const node = (command) => spawnSync(process.execPath, [path.join(root, 'bin/bundle.mjs'), command, bundle], { stdio: 'inherit' }).status;
+if (node('--make-cache') !== 0 || node('--check-cache') !== 0) {
+  // A bundle that cannot be evaluated is not left behind: bin/provision.mjs would take it (it is newer than src/).
+  for (const made of ['provision.cjs', 'provision.cjs.cache', 'provision.cjs.map']) rmSync(path.join(dist, made), { force: true });
+  throw new Error(`build: ${bundle} cannot be evaluated, or V8 refuses its code cache`);
+}

@@ -6,6 +6,7 @@ import {
 
 const USAGE = `usage: provision lab <command> [--name NAME]
   up [--subnet A.B.C.0/24] [--hosts N] [--only lb-01,web-01] [--no-pebble]
+     [--scale-hosts N [--scale-subnets A.B.C.0/24,…]]   cheap hosts (sshd only) scale-001…, 200 per /24
   down | status
   snapshot HOST SNAP | restore HOST SNAP
   stop-host HOST | start-host HOST | link-down HOST | link-up HOST
@@ -44,6 +45,13 @@ function parse(args: string[]): Parsed {
         break;
       }
       case '--only': up.only = value().split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--scale-hosts': {
+        const v = value();
+        if (!/^\d+$/.test(v)) throw new LabError(`--scale-hosts needs a number, got "${v}"`);
+        up.scaleHosts = Number(v);
+        break;
+      }
+      case '--scale-subnets': up.scaleSubnets = value().split(',').map((s) => s.trim()).filter(Boolean); break;
       case '--no-pebble': up.pebble = false; break;
       case '--pebble': up.pebble = true; break;
       case '-h': case '--help': positional.unshift('help'); break;
@@ -74,6 +82,7 @@ async function dispatch(p: Parsed): Promise<number> {
       if (r.alreadyUp) out(`lab "${r.name}" is already up`);
       out(`lab "${r.name}" up in ${r.seconds.toFixed(1)} s${r.started.length ? ` (started: ${r.started.join(', ')})` : ''}`);
       for (const [h, a] of Object.entries(r.hosts)) out(`  ${h.padEnd(10)} ${a}`);
+      if (r.scale) out(`  scale hosts  ${r.scale.hosts} (scale-001…) on ${r.scale.subnets.join(', ')}; inventory ${r.scale.inventory}`);
       out(`  ssh key      ${r.paths.sshKey}`);
       out(`  known_hosts  ${r.paths.knownHosts}`);
       out(`  apt proxy    ${r.paths.proxyUrl}`);
@@ -103,7 +112,9 @@ async function dispatch(p: Parsed): Promise<number> {
       }
       const svc = Object.entries(s.services).map(([k, v]) => `${k}=${v ? 'up' : 'down'}`).join(' ');
       out(`  services   ${svc}`);
-      return s.hosts.every((h) => h.ssh) && s.services.proxy ? 0 : 1;
+      if (s.scale) out(`  scale      ${s.scale.hosts} hosts, ${s.scale.running} running, ${s.scale.answering} answering SSH`);
+      const scaleOk = !s.scale || s.scale.answering === s.scale.hosts;
+      return s.hosts.every((h) => h.ssh) && s.services.proxy && scaleOk ? 0 : 1;
     }
     case 'snapshot': {
       const [host, snap] = need(p, 2, 'HOST SNAP');

@@ -21,6 +21,10 @@ import {
 } from './hosts.ts';
 import { acmeAnswers, startChalltestsrv, startPebble, startProxy, tcpListening } from './services.ts';
 import { isAlive, readState, stopProcess, writeState, type HostState, type LabState, type ProcRecord } from './state.ts';
+import {
+  createNetworks, ensureScaleSubnets, removeNetworks, removeScaleDirs, scaleDirs, scaleHostSpecs, scaleInventory, sshAnswers,
+  startScaleHost, stopScaleHost, waitForScaleHost, writeSeed, type ScaleHostSpec,
+} from './scale.ts';
 
 export interface UpOptions {
   name?: string;
@@ -34,6 +38,13 @@ export interface UpOptions {
   log?: (msg: string) => void;
   /** Bound for each host to answer SSH after boot. */
   sshTimeoutMs?: number;
+  /**
+   * Cheap scale hosts scale-001.. (sshd only, no systemd: see scale.ts), 200 per /24 at .11–.210.
+   * Alone (without `only`/`hosts`), the instance gets no reference hosts and no Pebble.
+   */
+  scaleHosts?: number;
+  /** More /24s for scale hosts beyond the instance's own subnet (hosts 201–400 in the first, …). */
+  scaleSubnets?: string[];
 }
 
 export interface LabPaths {
@@ -67,6 +78,8 @@ export interface UpResult {
   imageBuilt: boolean;
   /** Whether Pebble (ACME) runs for this instance. */
   pebble: boolean;
+  /** The cheap scale hosts, when the instance has any: how many, and an inventory of them. */
+  scale?: { hosts: number; subnets: string[]; inventory: string };
   seconds: number;
   paths: LabPaths;
 }
@@ -86,6 +99,8 @@ export interface LabStatus {
   subnet?: string;
   hosts: HostStatus[];
   services: { proxy: boolean; pebble?: boolean; challtestsrv?: boolean; acme?: boolean };
+  /** Scale hosts: how many there are, how many run, how many answer SSH (identification string). */
+  scale?: { hosts: number; running: number; answering: number };
 }
 
 const noLog = () => {};
@@ -144,7 +159,7 @@ export function labPaths(name?: string): LabPaths {
 export function labHosts(name?: string): Record<string, string> {
   const n = instanceName(name);
   const state = stateOf(n);
-  if (state) return Object.fromEntries(Object.values(state.hosts).map((h) => [h.name, h.address]));
+  if (state) return Object.fromEntries([...Object.values(state.hosts), ...Object.values(state.scale?.hosts ?? {})].map((h) => [h.name, h.address]));
   if (n === DEFAULT_INSTANCE) {
     return Object.fromEntries(buildLayout(n, DEFAULT_SUBNET, [...REFERENCE_HOSTS]).hosts.map((h) => [h.name, h.address]));
   }
@@ -176,9 +191,13 @@ async function ensureSshKey(name: string): Promise<string> {
   return readFileSync(f.sshPublicKey, 'utf8');
 }
 
-function writeKnownHosts(layout: Layout): void {
+function writeKnownHosts(layout: Layout, state: LabState): void {
   const f = instanceFiles(layout.stateDir);
-  const lines = knownHostsLines(layout.hosts.map((h) => ({ name: h.name, address: h.address, root: hostDirs(layout.stateDir, h.name).merged })));
+  const lines = knownHostsLines([
+    ...layout.hosts.map((h) => ({ name: h.name, address: h.address, root: hostDirs(layout.stateDir, h.name).merged })),
+    // A scale host's key is in its seed, copied into its root at every start.
+    ...Object.values(state.scale?.hosts ?? {}).map((h) => ({ name: h.name, address: h.address, root: scaleDirs(layout.stateDir, h.name).seed })),
+  ]);
   writeFileSync(f.knownHosts, lines);
 }
 
@@ -199,6 +218,58 @@ async function waitHosts(layout: Layout, state: LabState, names: string[], timeo
   );
 }
 
+/**
+ * Starts the scale hosts the instance should have and does not run (new ones, and any that died).
+ * Their number only grows, like the reference hosts'; their subnets may only be extended.
+ */
+async function upScaleHosts(layout: Layout, state: LabState, opts: UpOptions, publicKey: string): Promise<ScaleHostSpec[]> {
+  if (opts.scaleHosts === undefined && !state.scale) return [];
+  if (layout.hosts.some((h) => h.name.startsWith('node-'))) {
+    throw new LabError(`instance "${layout.name}" has generic nodes (--hosts), whose addresses scale hosts would take: use another instance for scale hosts`);
+  }
+  const f = instanceFiles(layout.stateDir);
+  const recorded = state.scale?.subnets ?? [layout.subnet];
+  const extra = (opts.scaleSubnets ?? recorded.slice(1)).map((x) => parseSubnet(x).subnet);
+  const subnets = [layout.subnet, ...extra];
+  if (recorded.some((x, i) => subnets[i] !== x)) {
+    throw new LabError(`instance "${layout.name}" has scale hosts on ${recorded.join(', ')}; --scale-subnets may only add to those (or run "lab down" first)`);
+  }
+  if (new Set(subnets).size !== subnets.length) throw new LabError(`--scale-subnets: ${subnets.join(', ')} names a subnet twice`);
+  const count = Math.max(opts.scaleHosts ?? 0, Object.keys(state.scale?.hosts ?? {}).length);
+  const specs = scaleHostSpecs(layout.name, subnets, count);
+  state.scale = { subnets, hosts: Object.fromEntries(specs.map((s) => [s.name, { ...s, proc: state.scale?.hosts[s.name]?.proc }])) };
+  writeState(f.stateFile, state); // recorded before anything exists, so `lab down` can clean up after a failed up
+  await ensureScaleSubnets(layout.name, subnets);
+  const toStart = specs.filter((s) => !isAlive(state.scale!.hosts[s.name]!.proc));
+  await createNetworks(toStart, layout.bridge);
+  try {
+    for (const spec of toStart) {
+      writeSeed(layout.stateDir, spec, publicKey);
+      state.scale.hosts[spec.name]!.proc = startScaleHost(layout.stateDir, spec, join(f.logDir, `${spec.name}.log`));
+    }
+  } finally {
+    writeState(f.stateFile, state);
+  }
+  return toStart;
+}
+
+/** Every started scale host answers SSH; the first and the last also take a real login (keys, known_hosts). */
+async function waitScaleHosts(layout: Layout, state: LabState, started: ScaleHostSpec[], timeoutMs: number): Promise<void> {
+  if (!started.length) return;
+  const f = instanceFiles(layout.stateDir);
+  await mapLimit(started, 32, (s) => waitForScaleHost(s, state.scale!.hosts[s.name]!.proc!, timeoutMs));
+  for (const s of new Set([started[0]!, started[started.length - 1]!])) {
+    await waitForSsh(s, f.sshKey, f.knownHosts, timeoutMs, () => isAlive(state.scale!.hosts[s.name]!.proc));
+  }
+}
+
+function writeScaleInventory(layout: Layout, state: LabState): string {
+  const f = instanceFiles(layout.stateDir);
+  const file = join(layout.stateDir, 'scale-hosts.yml');
+  writeFileSync(file, scaleInventory(Object.values(state.scale!.hosts), f, layout.gateway));
+  return file;
+}
+
 export async function labUp(opts: UpOptions = {}): Promise<UpResult> {
   assertSupported();
   const started = Date.now();
@@ -212,12 +283,13 @@ export async function labUp(opts: UpOptions = {}): Promise<UpResult> {
   // Hosts already in the instance stay; hosts asked for explicitly are added. A bare
   // `up` on a running instance keeps its host set rather than growing it to the default.
   const explicit = opts.only !== undefined || opts.hosts !== undefined;
-  const wanted = previous && !explicit ? [] : selectHosts({ only: opts.only, nodes: opts.hosts });
+  const scaleOnly = opts.scaleHosts !== undefined && !explicit;
+  const wanted = (previous && !explicit) || scaleOnly ? [] : selectHosts({ only: opts.only, nodes: opts.hosts });
   const have = previous ? Object.values(previous.hosts).map((h) => [h.name, Number(h.address.split('.')[3])] as [string, number]) : [];
   const all = [...have, ...wanted.filter(([n]) => !have.some(([h]) => h === n))].sort((a, b) => a[1] - b[1]);
   const layout = buildLayout(name, subnet, all);
   const f = instanceFiles(layout.stateDir);
-  const pebble = opts.pebble ?? previous?.pebble ?? true;
+  const pebble = opts.pebble ?? previous?.pebble ?? !scaleOnly;
 
   await ensureDependencies(log);
   const mirrors = machineMirrors();
@@ -275,10 +347,17 @@ export async function labUp(opts: UpOptions = {}): Promise<UpResult> {
   const toBoot = layout.hosts.filter((h) => !hostAlive(state.hosts[h.name]!.nspawn)).map((h) => h.name);
   await mapLimit(layout.hosts, 8, (h) => ensureAttachedNetns(layout, h.netns, h.veth, h.address));
   await mapLimit(toBoot, 8, (n) => bootOne(layout, state, n, publicKey));
-  writeKnownHosts(layout);
+  const scaleStarted = await upScaleHosts(layout, state, opts, publicKey);
+  writeKnownHosts(layout, state);
   await waitHosts(layout, state, layout.hosts.map((h) => h.name), opts.sshTimeoutMs ?? 120_000);
-  startedNow.push(...toBoot);
+  await waitScaleHosts(layout, state, scaleStarted, opts.sshTimeoutMs ?? 120_000);
+  startedNow.push(...toBoot, ...(scaleStarted.length ? [`${scaleStarted.length} scale hosts`] : []));
   if (name === 'default') ensureLabSecrets();
+  const scale = state.scale && {
+    hosts: Object.keys(state.scale.hosts).length,
+    subnets: state.scale.subnets,
+    inventory: writeScaleInventory(layout, state),
+  };
 
   return {
     name,
@@ -287,6 +366,7 @@ export async function labUp(opts: UpOptions = {}): Promise<UpResult> {
     started: startedNow,
     imageBuilt: image.built,
     pebble,
+    ...(scale ? { scale } : {}),
     seconds: (Date.now() - started) / 1000,
     paths: labPaths(name),
   };
@@ -317,6 +397,15 @@ export async function labDown(name?: string, log: (msg: string) => void = noLog)
     await deleteLink(h.veth);
     await deleteNetns(h.netns);
   });
+  if (state.scale) {
+    const scaleHosts = Object.values(state.scale.hosts);
+    await mapLimit(scaleHosts, 32, async (h) => {
+      await stopScaleHost(h.proc);
+      if (isAlive(h.proc)) throw new LabError(`${h.name}: pid ${h.proc!.pid} would not stop`);
+      delete h.proc;
+    });
+    await removeNetworks(scaleHosts);
+  }
   writeState(f.stateFile, state);
   for (const key of ['pebble', 'challtestsrv', 'tinyproxy'] as const) {
     await stopProcess(state.services[key], 10_000);
@@ -332,6 +421,7 @@ export async function labDown(name?: string, log: (msg: string) => void = noLog)
   await deleteLink(state.bridge);
   for (const m of mountsUnder(stateDir)) await unmount(m);
   for (const h of hosts) removeHostDirs(stateDir, h.name);
+  removeScaleDirs(stateDir);
   rmSync(f.stateFile, { force: true });
   log(`lab "${n}" is down`);
   return { name: n, wasUp: true, seconds: (Date.now() - started) / 1000 };
@@ -359,6 +449,16 @@ export async function labStatus(name?: string): Promise<LabStatus> {
   });
   hosts.sort((a, b) => Number(a.address.split('.')[3]) - Number(b.address.split('.')[3]));
   const layout = layoutFromState(state);
+  let scale: LabStatus['scale'];
+  if (state.scale) {
+    const all = Object.values(state.scale.hosts);
+    const running = all.filter((h) => isAlive(h.proc));
+    let answering = 0;
+    await mapLimit(running, 32, async (h) => {
+      if (await sshAnswers(h.address, 5000)) answering++;
+    });
+    scale = { hosts: all.length, running: running.length, answering };
+  }
   return {
     name: n,
     up: true,
@@ -370,6 +470,7 @@ export async function labStatus(name?: string): Promise<LabStatus> {
         ? { pebble: isAlive(state.services.pebble), challtestsrv: isAlive(state.services.challtestsrv), acme: await acmeAnswers(layout) }
         : {}),
     },
+    ...(scale ? { scale } : {}),
   };
 }
 
@@ -395,7 +496,7 @@ async function startOne(layout: Layout, state: LabState, h: HostState, timeoutMs
   const spec = layout.hosts.find((x) => x.name === h.name)!;
   await ensureAttachedNetns(layout, spec.netns, spec.veth, spec.address);
   await bootOne(layout, state, h.name, await ensureSshKey(layout.name));
-  writeKnownHosts(layout);
+  writeKnownHosts(layout, state);
   await waitHosts(layout, state, [h.name], timeoutMs);
 }
 
@@ -470,18 +571,26 @@ export async function inClient(cmd: string[], name?: string, opts: { timeoutMs?:
 /** Runs a command on a host over SSH with the lab key (output captured). */
 export async function hostExec(host: string, cmd: string[], name?: string, opts: { timeoutMs?: number } = {}): Promise<RunResult> {
   assertSupported();
+  const { address, files } = sshTarget(name, host);
+  return run('ssh', sshArgs(files.sshKey, files.knownHosts, address, cmd), { allowFail: true, timeoutMs: opts.timeoutMs });
+}
+
+/** Any host of the instance, a reference or node host or a scale host: its address and the lab's SSH files. */
+function sshTarget(name: string | undefined, host: string): { address: string; files: ReturnType<typeof instanceFiles> } {
+  const n = instanceName(name);
+  const state = stateOf(n);
+  const scale = state?.scale?.hosts[host];
+  if (scale) return { address: scale.address, files: instanceFiles(join('/var/lib/provision-lab', n)) };
   const { h, layout } = requireHost(name, host);
-  const f = instanceFiles(layout.stateDir);
-  return run('ssh', sshArgs(f.sshKey, f.knownHosts, h.address, cmd), { allowFail: true, timeoutMs: opts.timeoutMs });
+  return { address: h.address, files: instanceFiles(layout.stateDir) };
 }
 
 /** Same as hostExec with the terminal attached (for the CLI); resolves to the remote exit code. */
 export async function hostExecInteractive(host: string, cmd: string[], name?: string): Promise<number> {
   assertSupported();
-  const { h, layout } = requireHost(name, host);
-  const f = instanceFiles(layout.stateDir);
+  const { address, files } = sshTarget(name, host);
   return new Promise((resolve) => {
-    const child = spawn('ssh', sshArgs(f.sshKey, f.knownHosts, h.address, cmd), { stdio: 'inherit' });
+    const child = spawn('ssh', sshArgs(files.sshKey, files.knownHosts, address, cmd), { stdio: 'inherit' });
     child.on('error', () => resolve(255));
     child.on('exit', (code) => resolve(code ?? 255));
   });
@@ -502,6 +611,11 @@ export async function leftovers(name?: string, recorded?: LabState): Promise<str
     }
     for (const [k, rec] of Object.entries(state.services) as Array<[string, ProcRecord | undefined]>) {
       if (isAlive(rec)) out.push(`process ${rec!.pid} (${k})`);
+    }
+    for (const h of Object.values(state.scale?.hosts ?? {})) {
+      if (isAlive(h.proc)) out.push(`process ${h.proc!.pid} (${h.name})`);
+      if (await linkExists(h.veth)) out.push(`link ${h.veth}`);
+      if (await netnsExists(h.netns)) out.push(`netns ${h.netns}`);
     }
     if (state.client && (await netnsExists(state.client.netns))) out.push(`netns ${state.client.netns}`);
     if (state.client && existsSync(netnsConfigDir(state.client.netns))) out.push(`dir ${netnsConfigDir(state.client.netns)}`);

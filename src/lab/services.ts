@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { run, spawnDetached, sleep } from './exec.ts';
 import { LabError } from './errors.ts';
@@ -74,7 +75,6 @@ export async function startProxy(layout: Layout, allowedHosts: string[], record:
 }
 
 async function tcpListening(address: string, port: number): Promise<boolean> {
-  const { connect } = await import('node:net');
   return new Promise((resolve) => {
     const s = connect({ host: address, port });
     s.setTimeout(1000, () => { s.destroy(); resolve(false); });

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { sleep } from './exec.ts';
+import type { ScaleState } from './scale.ts';
 
 /** A process the lab started: its pid plus what it must look like, so a reused pid is never signalled. */
 export interface ProcRecord {
@@ -35,6 +36,8 @@ export interface LabState {
   services: { tinyproxy?: ProcRecord; pebble?: ProcRecord; challtestsrv?: ProcRecord };
   pebble: boolean;
   startedAt?: string;
+  /** Cheap scale hosts (sshd only, see scale.ts), when the instance has any. */
+  scale?: ScaleState;
 }
 
 export function readState(file: string): LabState | undefined {

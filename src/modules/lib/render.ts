@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import nunjucks from 'nunjucks';
+import transformer from 'nunjucks/src/transformer.js';
 import { PlaybookError } from '../../util/errors.js';
 import { Secret } from '../../util/secrets.js';
 import { escapeForShell, ShellScanner, type ShellContext } from './shell-context.js';
@@ -40,7 +40,6 @@ interface EnvironmentInternals {
   loaders: Array<{ getSource(name: string): { src: string; path: string } | null }>;
 }
 const nj = nunjucks as unknown as NunjucksInternals;
-const transformer = createRequire(import.meta.url)('nunjucks/src/transformer.js') as { transform(ast: AstNode, asyncFilters: string[], name?: string): unknown };
 
 /** A template that cannot be used, with its position inside the template text (1-based) when known. */
 export class TemplateProblem extends Error {

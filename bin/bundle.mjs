@@ -1,0 +1,79 @@
+// Loads dist/provision.cjs (the CLI with its dependencies, one CommonJS file made by
+// scripts/build.mjs) through vm.Script with V8's code cache: what is in the cache is neither parsed
+// nor compiled again. Node 20 has no compile cache for modules (module.enableCompileCache() came in
+// 22), so the bundle is compiled here, as Node compiles a CommonJS module, with the cache given to V8.
+//
+// Two caches: provision.cjs.cache, made by the build after evaluating the bundle (every module's top
+// level), and provision.cjs.run-cache, written once after the first run that reached hosts (it also
+// holds what a run compiles: the engine, SSH, the renderers). The newer one that V8 takes is used.
+//
+//   node bin/bundle.mjs --make-cache dist/provision.cjs    (scripts/build.mjs)
+//   node bin/bundle.mjs --check-cache dist/provision.cjs   exit 0 when V8 takes the cache
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import vm from 'node:vm';
+
+/** The source V8 compiles (and keys its cache by): the bundle inside Node's CommonJS wrapper. */
+const wrap = (code) => `(function (exports, require, module, __filename, __dirname) {${code}\n})`;
+
+function compile(file, cachedData) {
+  return new vm.Script(wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
+}
+
+function evaluate(script, file) {
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file));
+  return module.exports;
+}
+
+function readOrNothing(file) {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Written beside and renamed: two runs finishing at once never leave half a cache. */
+function writeCache(file, data) {
+  try {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } catch {
+    /* a read-only install: the build's cache serves */
+  }
+}
+
+/**
+ * The bundle's exports. Call `saveCache(reachedHosts)` after the command: it writes the run cache
+ * once (after the first command that reached hosts), or again when V8 refused the one it had.
+ */
+export function loadBundle(file) {
+  const runCache = `${file}.run-cache`;
+  const fromRun = readOrNothing(runCache);
+  let script = compile(file, fromRun ?? readOrNothing(`${file}.cache`));
+  const runCacheTaken = fromRun !== undefined && script.cachedDataRejected === false;
+  if (fromRun && !runCacheTaken) script = compile(file, readOrNothing(`${file}.cache`)); // a stale run cache: the build's
+  const exports = evaluate(script, file);
+  return {
+    exports,
+    saveCache(reachedHosts) {
+      if ((reachedHosts && !runCacheTaken) || script.cachedDataRejected !== false) writeCache(runCache, script.createCachedData());
+    },
+  };
+}
+
+if (process.argv[2] === '--make-cache') {
+  // The bundle is evaluated (every module's top level runs, the CLI's main does not), then cached:
+  // the cache holds every function that evaluation compiled, not only the top-level code. (An eager
+  // compile with --no-lazy would hold all of them, but changes the flags V8 keys its caches by.)
+  const file = path.resolve(process.argv[3]);
+  const script = compile(file);
+  evaluate(script, file);
+  writeFileSync(`${file}.cache`, script.createCachedData());
+} else if (process.argv[2] === '--check-cache') {
+  const file = path.resolve(process.argv[3]);
+  process.exitCode = compile(file, readFileSync(`${file}.cache`)).cachedDataRejected ? 1 : 0;
+}
