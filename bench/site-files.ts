@@ -6,9 +6,9 @@
 //   tsx bench/site-files.ts INVENTORY PLAYBOOK   → {"HOST": {files, paths, units, packages}, …} on stdout
 import path from 'node:path';
 import { ConnectionPool, expandPlay, loadPlaybook } from '../src/executor/index.js';
+import { isBound } from '../src/executor/bind.js';
 import { gatherFacts } from '../src/facts/index.js';
 import { loadInventory, selectHosts } from '../src/inventory/index.js';
-import { getModule } from '../src/modules/index.js';
 import '../src/roles/builtin.js';
 
 const [inventoryName, playbookFile] = process.argv.slice(2);
@@ -24,18 +24,22 @@ const out: Record<string, { files: string[]; paths: string[]; units: string[]; p
 try {
   for (const host of inventory.hosts.values()) {
     const conn = await pool.connect(host);
-    const { facts } = await gatherFacts(conn);
+    const facts = await gatherFacts(conn);
     const mine = { files: new Set<string>(), paths: new Set<string>(), units: new Set<string>(), packages: new Set<string>() };
     for (const play of playbook.plays) {
       if (!selectHosts(inventory, play.hosts).includes(host.name)) continue;
-      for (const task of expandPlay(play, host, facts, inventory, playbook.file).tasks) {
-        if (task.when === false) continue;
-        const p = getModule(task.module)!.schema.parse(task.params) as Record<string, unknown>;
-        if (task.module === 'copy' || task.module === 'template') mine.files.add(String(p.dest));
-        else if (task.module === 'lineinfile') mine.files.add(String(p.path));
-        else if (task.module === 'file') mine.paths.add(String(p.path));
-        else if (task.module === 'service') mine.units.add(String(p.name));
-        else if (task.module === 'apt' && p.state !== 'absent') for (const n of p.packages as string[]) mine.packages.add(n);
+      const expansion = expandPlay(play, host, facts, inventory, playbook.file);
+      if (!expansion.ok) throw expansion.error;
+      for (const task of expansion.play.tasks) {
+        // Unbound: skipped by `when`, or failing on this host; neither is something the site manages.
+        if (!isBound(task)) continue;
+        const p = task.params as Record<string, unknown>;
+        const module = task.meta.module;
+        if (module === 'copy' || module === 'template') mine.files.add(String(p.dest));
+        else if (module === 'lineinfile') mine.files.add(String(p.path));
+        else if (module === 'file') mine.paths.add(String(p.path));
+        else if (module === 'service') mine.units.add(String(p.name));
+        else if (module === 'apt' && p.state !== 'absent') for (const n of p.packages as string[]) mine.packages.add(n);
       }
     }
     out[host.name] = { files: [...mine.files].sort(), paths: [...mine.paths].sort(), units: [...mine.units].sort(), packages: [...mine.packages].sort() };
