@@ -34,9 +34,13 @@ const sh = async (host: string, script: string) => {
   return r.stdout;
 };
 
-/** sshd on 22 and 2222, with `extra` lines; restarted, and waited for on both ports (bounded). */
+/**
+ * sshd on 22 and 2222, with `extra` lines; restarted, and waited for on both ports (bounded). The
+ * tests restart it several times within seconds: systemd's start limit (5 in 10 s) would refuse the
+ * next start ("attempted too often"), so the unit's failure count is reset first.
+ */
 async function configureSshd(extra = ''): Promise<void> {
-  await sh('web-01', `printf 'Port 22\\nPort 2222\\n${extra}' > /etc/ssh/sshd_config.d/60-hostkeys-test.conf && sshd -t && systemctl restart ssh`);
+  await sh('web-01', `printf 'Port 22\\nPort 2222\\n${extra}' > /etc/ssh/sshd_config.d/60-hostkeys-test.conf && sshd -t && { systemctl reset-failed ssh.service; systemctl restart ssh; }`);
   const up = await pollUntil(async () => {
     const r = await onConsole(NAME, 'web-01', 'ss -ltnH');
     return /:2222\b/.test(r.stdout) && /:22\b/.test(r.stdout);
