@@ -15,13 +15,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ProbeResult } from '../../../src/facts/index.js';
 import { userModule, type ModuleContext } from '../../../src/modules/index.js';
 import { authorizedKeyBlobs } from '../../../src/modules/lib/connection-keys.js';
+import { ed25519KeyPair } from '../helpers/ssh-keys.js';
 import { factsFrom, fileProbeResults, moduleContext, predictedFrom, testHost } from './fixtures.js';
 
 const { utils, AgentProtocol } = ssh2;
 const dir = mkdtempSync(path.join(tmpdir(), 'provision-lockout-'));
 
 function keyPair(comment: string, passphrase?: string): { privateFile: string; publicLine: string; fingerprint: string } {
-  const pair = utils.generateKeyPairSync('ed25519', { comment, ...(passphrase ? { passphrase, cipher: 'aes256-ctr' } : {}) });
+  const pair = ed25519KeyPair({ comment, ...(passphrase ? { passphrase, cipher: 'aes256-ctr' } : {}) });
   const privateFile = path.join(dir, comment);
   writeFileSync(privateFile, pair.private, { mode: 0o600 });
   writeFileSync(`${privateFile}.pub`, pair.public);

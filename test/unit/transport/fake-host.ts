@@ -14,8 +14,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Host } from '../../../src/inventory/index.ts';
+import { ed25519KeyPair } from '../helpers/ssh-keys.ts';
 
-const { Server, utils } = ssh2;
+const { Server } = ssh2;
 
 export type SudoAsks = 'always' | 'never' | 'cached';
 
@@ -62,7 +63,7 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
   chmodSync(path.join(binDir, 'sudo'), 0o755);
   writeFileSync(path.join(dir, 'asks'), opts.asks);
   writeFileSync(path.join(dir, 'password'), opts.password);
-  const hostKey = utils.generateKeyPairSync('ed25519').private;
+  const hostKey = ed25519KeyPair().private;
   const server = new Server({ hostKeys: [hostKey] }, (client) => {
     client.on('authentication', (ctx) => ctx.accept());
     client.on('error', () => {});
