@@ -15,6 +15,7 @@ import { forgetPlanKeys, planFromRun, writePlan, type PlanFile } from '../../../
 import { MemoryReporter } from '../../../src/report/renderers.js';
 import { PlanRefused } from '../../../src/util/errors.js';
 import { RecordedConnector, RecordedSession } from '../executor/recorded-connection.js';
+import { captureOutput } from '../helpers/output.ts';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'provision-apply-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -36,20 +37,12 @@ const present: ProbeResult = { stdout: '', code: 0 };
 /** Hosts whose stamp is missing (the plan's view), or per host otherwise. */
 const hosts = (stamp: Record<string, ProbeResult> = {}) => new RecordedConnector((h) => new RecordedSession({ answers: { 'exists:/srv/stamp': stamp[h.name] ?? missing } }));
 
-let stderr: string[];
-let stdout: string[];
+const { stderr, stdout } = captureOutput();
 beforeEach(() => {
   forgetPlanKeys();
   vi.stubEnv('PROVISION_PLAN_KEY_FILE', path.join(tmp, 'plan.key'));
-  stderr = [];
-  stdout = [];
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (stderr.push(String(chunk)), true));
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (stdout.push(String(chunk)), true));
 });
-afterEach(() => {
-  vi.restoreAllMocks();
-  vi.unstubAllEnvs();
-});
+afterEach(() => vi.unstubAllEnvs());
 
 /** A plan made by a check run of the recorded hosts, saved to a file. */
 async function savedPlan(connector = hosts(), edit: (p: PlanFile) => PlanFile = (p) => p): Promise<string> {

@@ -2,21 +2,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/main.js';
+import { captureOutput } from '../helpers/output.ts';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/bad');
 const inventory = path.join(fixtures, 'cli/closed.yml');
 const playbook = path.join(fixtures, 'cli/valid-playbook.yml');
 const badPlaybook = (name: string) => path.join(fixtures, 'playbook', name);
 
-let stderr: string[];
-let stdout: string[];
-beforeEach(() => {
-  stderr = [];
-  stdout = [];
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (stderr.push(String(chunk)), true));
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (stdout.push(String(chunk)), true));
-});
-afterEach(() => vi.restoreAllMocks());
+const { stderr, stdout } = captureOutput();
 
 /** Run the CLI in-process; the lines it wrote to stderr. */
 async function run(argv: string[]): Promise<{ code: number; lines: string[] }> {

@@ -2,7 +2,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { bash, cliLine } from '../cli/terminal-helpers.js';
 import { quote } from '../../../src/util/quote.js';
@@ -10,6 +10,7 @@ import { loadInventory, prepareHosts, type LoadOptions } from '../../../src/inve
 import { decryptVault, parseVaultText, VaultFormatError, VaultPasswordError } from '../../../src/inventory/vault/decrypt.js';
 import { InventoryError } from '../../../src/util/errors.js';
 import { mask, Secret, SECRET_MASK } from '../../../src/util/secrets.js';
+import { captureOutput } from '../helpers/output.ts';
 
 /*
  * The fixtures under test/fixtures/good/ansible/vault were made once with the real tool, ansible-vault
@@ -190,15 +191,7 @@ describe('only what the selected hosts use needs the password', () => {
 });
 
 describe('the CLI: a wrong vault password is bad input (exit 4), before any connection', () => {
-  let stderr: string[];
-  let stdout: string[];
-  beforeEach(() => {
-    stderr = [];
-    stdout = [];
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (stderr.push(String(chunk)), true));
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (stdout.push(String(chunk)), true));
-  });
-  afterEach(() => vi.restoreAllMocks());
+  const { stderr, stdout } = captureOutput();
   const lines = () => stderr.join('').split('\n').filter(Boolean);
 
   it('the guard: with the right password, ping gets as far as connecting (closed port: exit 3)', async () => {

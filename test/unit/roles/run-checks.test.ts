@@ -3,28 +3,21 @@
  * connection (exit 4); a var nothing reads (misspelt) is a warning of the run, once, where it is set.
  */
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.ts';
 import { loadPlaybook, runPlaybook } from '../../../src/executor/index.ts';
 import { loadInventory } from '../../../src/inventory/index.ts';
 import type { RunEvent } from '../../../src/executor/events.ts';
 import '../../../src/roles/builtin.ts';
 import { unreadVarWarnings } from '../../../src/roles/index.ts';
+import { captureOutput } from '../helpers/output.ts';
 
 const root = path.resolve(import.meta.dirname, '../../..');
 const fixtures = path.join(root, 'test/fixtures/bad/roles');
 const at = (file: string, where: string) => `${path.join(fixtures, file)}:${where}`;
 
 describe('bad role vars: every problem at once, where it was set, nothing contacted', () => {
-  let stderr: string[];
-  let stdout: string[];
-  beforeEach(() => {
-    stderr = [];
-    stdout = [];
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (stderr.push(String(chunk)), true));
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (stdout.push(String(chunk)), true));
-  });
-  afterEach(() => vi.restoreAllMocks());
+  const { stderr, stdout } = captureOutput();
 
   it('host, group, top-level and play vars: exit 4 (on a closed port a connection would have made it 3)', async () => {
     const code = await main(['-i', path.join(fixtures, 'inventory.yml'), '-p', path.join(fixtures, 'playbook.yml')]);
