@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadInventory, prepareHosts } from '../../../src/inventory/index.js';
-import { InventoryError } from '../../../src/util/errors.js';
 import { Secret } from '../../../src/util/secrets.js';
+import { thrown } from '../helpers/inventory-error.js';
 
 /*
  * secrets_command with a fake secret manager: a script that logs each call's arguments and prints
@@ -38,16 +38,6 @@ function write(vars: string, command = `${program} show provision/{name}`): stri
   return file;
 }
 const load = (file: string, env: NodeJS.ProcessEnv = {}) => loadInventory(file, { env, sshConfig: false, interactive: false });
-
-function thrown(fn: () => unknown): InventoryError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InventoryError);
-    return err as InventoryError;
-  }
-  throw new Error('no error');
-}
 
 beforeEach(() => rmSync(log, { force: true }));
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadInventory, prepareHosts, type Inventory } from '../../../src/inventory/index.js';
-import { InventoryError } from '../../../src/util/errors.js';
 import { Secret } from '../../../src/util/secrets.js';
+import { thrown } from '../helpers/inventory-error.js';
 
 /*
  * Vars that refer to vars ("{{ … }}"), as Ansible resolves them: per host, when read, with the
@@ -23,16 +23,6 @@ function inventory(files: Record<string, string>, env: NodeJS.ProcessEnv = {}): 
   }
   const file = path.join(dir, Object.keys(files)[0]!);
   return { inv: loadInventory(file, { env, sshConfig: false, interactive: false }), dir, file };
-}
-
-function thrown(fn: () => unknown): InventoryError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InventoryError);
-    return err as InventoryError;
-  }
-  throw new Error('no error');
 }
 
 describe('native inventories', () => {

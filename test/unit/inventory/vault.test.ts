@@ -8,9 +8,9 @@ import { bash, cliLine } from '../cli/terminal-helpers.js';
 import { quote } from '../../../src/util/quote.js';
 import { loadInventory, prepareHosts, type LoadOptions } from '../../../src/inventory/index.js';
 import { decryptVault, parseVaultText, VaultFormatError, VaultPasswordError } from '../../../src/inventory/vault/decrypt.js';
-import { InventoryError } from '../../../src/util/errors.js';
 import { mask, Secret, SECRET_MASK } from '../../../src/util/secrets.js';
 import { captureOutput } from '../helpers/output.ts';
+import { thrown } from '../helpers/inventory-error.js';
 
 /*
  * The fixtures under test/fixtures/good/ansible/vault were made once with the real tool, ansible-vault
@@ -30,16 +30,6 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const load = (opts: LoadOptions = {}) => loadInventory(inventory, { env: {}, sshConfig: false, interactive: false, ...opts });
 const reveal = (v: unknown) => (v instanceof Secret ? v.reveal() : v);
-
-function thrown(fn: () => unknown): InventoryError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InventoryError);
-    return err as InventoryError;
-  }
-  throw new Error('no error');
-}
 
 describe('files and values made by ansible-vault decrypt', () => {
   const inv = load({ vaultPasswordFile: passwordFile });
