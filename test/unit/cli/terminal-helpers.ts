@@ -8,15 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { quote, shellJoin } from '../../../src/util/quote.ts';
+import { runBounded, type RunResult } from '../helpers/run.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../../..');
 const BIN = path.join(ROOT, 'bin/provision.mjs');
 
-export interface ShellResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type ShellResult = RunResult;
 
 /** The CLI as one shell word list. */
 export function cliLine(args: string[]): string {
@@ -33,23 +30,7 @@ function terminalEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** Run a bash script; bounded by `timeoutMs` (then killed, code 124). */
 export function bash(script: string, env: NodeJS.ProcessEnv = terminalEnv(), timeoutMs = 120_000): Promise<ShellResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      process.kill(-child.pid!, 'SIGKILL');
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: timedOut ? 124 : (code ?? 255), stdout, stderr });
-    });
-  });
+  return runBounded('bash', ['-c', script], { cwd: ROOT, env, timeoutMs });
 }
 
 /**

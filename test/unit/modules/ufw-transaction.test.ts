@@ -10,32 +10,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { APPLY_EXIT, applyScript, CONFIRM_EXIT, confirmScript, rollbackNowScript, transactionDir, type TransactionPaths } from '../../../src/modules/ufw/transaction.js';
-
-interface Done {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { runBounded, type RunResult } from '../helpers/run.ts';
 
 let root: string;
 let paths: TransactionPaths;
 
 /** Runs a script with dash (POSIX sh as on Debian hosts), bounded in time. */
-function dash(script: string, timeoutMs = 30_000): Promise<Done> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/dash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: paths.path, ROOT: root } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 255, stdout, stderr });
-    });
-  });
-}
+const dash = (script: string, timeoutMs = 30_000): Promise<RunResult> => runBounded('/bin/dash', ['-c', script], { env: { PATH: paths.path, ROOT: root }, timeoutMs });
 
 const etc = () => path.join(root, 'etc-ufw');
 /** ufw's files as one text: what "byte for byte the same" compares. */
