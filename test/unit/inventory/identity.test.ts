@@ -9,6 +9,7 @@ import { prepareHosts, type Host, type Inventory } from '../../../src/inventory/
 import { SshConnection } from '../../../src/transport/index.js';
 import { InventoryError } from '../../../src/util/errors.js';
 import { Secret } from '../../../src/util/secrets.js';
+import { loopbackHost } from '../helpers/hosts.ts';
 
 /*
  * Passphrase-protected identity files: through the agent (a real ssh-agent holding the key), or the
@@ -70,23 +71,7 @@ function inventoryOf(h: Host): Inventory {
 }
 
 function host(agentSock?: string): Host {
-  return {
-    name: 'web-01',
-    address: '127.0.0.1',
-    groups: ['all'],
-    vars: {},
-    connection: {
-      user: 'deploy',
-      port,
-      identityFile: path.join(dir, 'locked'),
-      agent: agentSock,
-      knownHosts: path.join(dir, 'known_hosts'),
-      acceptNewHostKeys: false,
-      become: false,
-      becomeUser: 'root',
-      connectTimeoutMs: 5000,
-    },
-  };
+  return loopbackHost({ user: 'deploy', port, identityFile: path.join(dir, 'locked'), agent: agentSock, knownHosts: path.join(dir, 'known_hosts') });
 }
 
 describe('a passphrase-protected identity file', () => {

@@ -15,6 +15,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Host } from '../../../src/inventory/index.ts';
 import { ed25519KeyPair } from '../helpers/ssh-keys.ts';
+import { loopbackHost } from '../helpers/hosts.ts';
 
 const { Server } = ssh2;
 
@@ -103,22 +104,10 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
   const lines = (f: string) => (existsSync(path.join(dir, f)) ? readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean) : []);
   return {
     dir,
-    host: {
-      name: 'fake',
-      address: '127.0.0.1',
-      groups: [],
-      vars: {},
-      connection: {
-        user: 'alice',
-        port,
-        knownHosts: path.join(dir, 'known_hosts'),
-        acceptNewHostKeys: true,
-        become: true,
-        becomeUser: 'root',
-        becomePasswordEnv: env,
-        connectTimeoutMs: 5000,
-      },
-    },
+    host: loopbackHost(
+      { user: 'alice', port, knownHosts: path.join(dir, 'known_hosts'), acceptNewHostKeys: true, become: true, becomePasswordEnv: env },
+      { name: 'fake', groups: [] },
+    ),
     calls: () => lines('calls'),
     attempts: () => lines('attempts'),
     setAsks: (asks) => writeFileSync(path.join(dir, 'asks'), asks),

@@ -12,6 +12,7 @@ import { Server } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Host } from '../../../src/inventory/index.ts';
 import { SshConnection } from '../../../src/transport/index.ts';
+import { loopbackHost } from '../helpers/hosts.ts';
 
 const PASSWORD = 'Become-Pa55word-never-on-a-stream';
 let dir: string;
@@ -56,23 +57,18 @@ afterAll(async () => {
 
 function host(become: boolean): Host {
   process.env.PROVISION_TEST_BECOME_PASSWORD = PASSWORD;
-  return {
-    name: 'web-02',
-    address: '127.0.0.1',
-    groups: ['all'],
-    vars: {},
-    connection: {
+  return loopbackHost(
+    {
       user: 'deploy',
       port,
       identityFile: keygen(`client-${commands.length}-${become}`),
       knownHosts: path.join(dir, 'known_hosts'),
       acceptNewHostKeys: true,
       become,
-      becomeUser: 'root',
       becomePasswordEnv: 'PROVISION_TEST_BECOME_PASSWORD',
-      connectTimeoutMs: 5000,
     },
-  };
+    { name: 'web-02' },
+  );
 }
 
 async function echoThrough(become: boolean): Promise<{ out: string; done: { code: number; stderr: string }; command: string }> {

@@ -13,6 +13,7 @@ import type { Host } from '../../../src/inventory/index.ts';
 import { SshConnection } from '../../../src/transport/index.ts';
 import { ConnectionError } from '../../../src/util/errors.ts';
 import { keygen, type TestKey } from './ssh-keygen.ts';
+import { loopbackHost } from '../helpers/hosts.ts';
 
 let dir: string;
 let clientKey: TestKey;
@@ -42,13 +43,7 @@ async function stop(): Promise<void> {
 }
 
 function host(knownHosts: string, acceptNew = false): Host {
-  return {
-    name: 'web-01',
-    address: '127.0.0.1',
-    groups: ['all'],
-    vars: {},
-    connection: { user: 'root', port, identityFile: clientKey.file, knownHosts, acceptNewHostKeys: acceptNew, become: false, becomeUser: 'root', connectTimeoutMs: 5000 },
-  };
+  return loopbackHost({ port, identityFile: clientKey.file, knownHosts, acceptNewHostKeys: acceptNew });
 }
 
 /** Connects and closes; the ConnectionError when refused. */
