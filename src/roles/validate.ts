@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { PlaybookError } from '../util/errors.js';
-import { fieldName } from '../util/yaml.js';
+import { expectedTypeName, fieldName } from '../util/yaml.js';
 import { getRole } from './registry.js';
 import type { BuiltinVars, RoleDef, RoleTarget, VarIssue } from './types.js';
 import { defaultOf, shown } from './vars.js';
@@ -16,21 +16,11 @@ export interface PlayVars {
   varSource?(name: string): string | undefined;
 }
 
-const TYPE_NAMES: Record<string, string> = {
-  object: 'a map',
-  record: 'a map',
-  array: 'a list',
-  string: 'a string',
-  number: 'a number',
-  int: 'a whole number',
-  boolean: 'true or false',
-};
-
 /** Messages for the checks a schema did not word itself (zod's own say "Invalid input: …"). */
 function plainMessage(iss: z.core.$ZodRawIssue): string | undefined {
   switch (iss.code) {
     case 'invalid_type':
-      return iss.input === undefined ? 'required' : `expected ${TYPE_NAMES[iss.expected] ?? iss.expected}, got ${shown(iss.input)}`;
+      return iss.input === undefined ? 'required' : `expected ${expectedTypeName(iss.expected)}, got ${shown(iss.input)}`;
     case 'invalid_value':
       return `one of ${iss.values.map(String).join(', ')}, got ${shown(iss.input)}`;
     case 'too_small':

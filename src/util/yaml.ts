@@ -210,6 +210,11 @@ const TYPE_NAMES: Record<string, string> = {
   boolean: 'true or false',
 };
 
+/** A zod issue's expected type in the words of a YAML file ("a map", "a list", …). */
+export function expectedTypeName(expected: string): string {
+  return TYPE_NAMES[expected] ?? expected;
+}
+
 export function editDistance(a: string, b: string): number {
   const d = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -268,7 +273,7 @@ export function schemaError(src: LocatedYaml, issues: readonly z.core.$ZodIssue[
     message = `invalid name ${JSON.stringify(String(full[full.length - 1]))}: ${issue.issues[0]?.message ?? issue.message}`;
   } else if (issue.code === 'invalid_type') {
     where = whereIs(src, full);
-    const expected = TYPE_NAMES[issue.expected] ?? issue.expected;
+    const expected = expectedTypeName(issue.expected);
     message = present ? `expected ${expected}, got ${describe(value)}` : `required (${expected})`;
   } else {
     where = whereIs(src, full);
