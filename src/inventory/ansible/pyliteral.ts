@@ -195,14 +195,7 @@ class LiteralParser {
         this.skipSpace();
         out[String(key)] = this.value();
         this.skipSpace();
-        if (this.s[this.i] === ',') {
-          this.i++;
-          this.skipSpace();
-        }
-        if (this.s[this.i] === '}') {
-          this.i++;
-          return out;
-        }
+        if (this.closesBraces()) return out;
         key = this.value();
         this.skipSpace();
       }
@@ -210,16 +203,22 @@ class LiteralParser {
     // A set: a list here.
     const out = [first];
     for (;;) {
-      if (this.s[this.i] === ',') {
-        this.i++;
-        this.skipSpace();
-      }
-      if (this.s[this.i] === '}') {
-        this.i++;
-        return out;
-      }
+      if (this.closesBraces()) return out;
       out.push(this.value());
       this.skipSpace();
     }
+  }
+
+  /** After an entry of a dict or set: its comma, and whether the braces close there (a trailing comma is allowed, a missing one is not). */
+  private closesBraces(): boolean {
+    if (this.s[this.i] === ',') {
+      this.i++;
+      this.skipSpace();
+    } else if (this.s[this.i] !== '}') {
+      this.fail();
+    }
+    if (this.s[this.i] !== '}') return false;
+    this.i++;
+    return true;
   }
 }

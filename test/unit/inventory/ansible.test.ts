@@ -158,6 +158,11 @@ describe('INI details', () => {
     ['"one" "two"', 'onetwo'],
     ['1_000', 1000],
     ['1j', '1j'],
+    // Python: "SyntaxError: invalid syntax. Perhaps you forgot a comma?", so the text as written.
+    ["{'a': 1 'b': 2}", "{'a': 1 'b': 2}"],
+    ['{1 2}', '{1 2}'],
+    ["{'a': 1, 'b': 2,}", { a: 1, b: 2 }],
+    ['{1, 2,}', [1, 2]],
   ])('a value %s is read as Python reads it', (text, value) => {
     expect(iniValue(text)).toEqual(value);
   });
