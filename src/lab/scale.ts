@@ -12,7 +12,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
+import { ed25519KeyPair } from '../util/ssh-keys.js';
 import { run, spawnDetached, sleep } from './exec.ts';
 import { LabError } from './errors.ts';
 import { BASE_IMAGE, bridgeName, parseSubnet, validateInstanceName } from './layout.ts';
@@ -135,7 +135,7 @@ export function writeSeed(stateDir: string, spec: ScaleHostSpec, publicKey: stri
   chmodSync(join(d.seed, 'root/.ssh'), 0o700);
   mkdirSync(d.mount, { recursive: true });
   // In-process (no ssh-keygen per host): a fleet of hundreds starts in seconds.
-  const key = ssh2.utils.generateKeyPairSync('ed25519', { comment: `root@${spec.name}` });
+  const key = ed25519KeyPair({ comment: `root@${spec.name}` });
   writeFileSync(join(d.seed, 'etc/ssh/ssh_host_ed25519_key'), key.private, { mode: 0o600 });
   writeFileSync(join(d.seed, 'etc/ssh/ssh_host_ed25519_key.pub'), key.public.trim() + '\n', { mode: 0o644 });
   writeFileSync(join(d.seed, 'etc/hostname'), spec.name + '\n');

@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import ssh2 from 'ssh2';
+import { ed25519KeyPair } from '../../src/util/ssh-keys.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostExec, labDown, labPaths, labUp } from '../../src/lab/index.ts';
 import { provision } from '../e2e/lab-env.ts';
@@ -23,7 +23,7 @@ const HOST = 'web-01';
 let dir: string;
 let agent: ChildProcess | undefined;
 
-const OTHER_KEY = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'someone-else' }).public.trim();
+const OTHER_KEY = ed25519KeyPair({ comment: 'someone-else' }).public.trim();
 
 /** ssh-keygen's own fingerprint of the lab key, so the test does not trust our computation of it. */
 const labFingerprint = () => spawnSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', labPaths(NAME).sshPublicKey], { encoding: 'utf8' }).stdout.split(' ')[1]!;

@@ -14,7 +14,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import ssh2 from 'ssh2';
+import { ed25519KeyPair } from '../../src/util/ssh-keys.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostExec, labDown, labUp } from '../../src/lab/index.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
@@ -41,7 +41,7 @@ const outsideHome = () =>
   mustSh(`find ${CANARY} /etc/sudoers.d -printf '%p %y %m %u %g %s %T@\\n' | sort; find ${CANARY} /etc/sudoers.d -type f -exec sha256sum {} + | sort`);
 
 function newKey(comment: string): string {
-  return ssh2.utils.generateKeyPairSync('ed25519', { comment }).public.trim();
+  return ed25519KeyPair({ comment }).public.trim();
 }
 
 const run = (play: string): Promise<CliResult> => provision(['-i', inventory, '-p', writePlaybook(dir, play), '--limit', HOST, '--json'], { timeoutMs: 240_000 });

@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ProbeResult } from '../../../src/facts/index.js';
 import { userModule, type ModuleContext } from '../../../src/modules/index.js';
 import { authorizedKeyBlobs } from '../../../src/modules/lib/connection-keys.js';
-import { ed25519KeyPair } from '../helpers/ssh-keys.js';
+import { ed25519KeyPair } from '../../../src/util/ssh-keys.js';
 import { factsFrom, fileProbeResults, moduleContext, predictedFrom, testHost } from './fixtures.js';
 
 const { utils, AgentProtocol } = ssh2;

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Host } from '../../../src/inventory/index.ts';
-import { ed25519KeyPair } from '../helpers/ssh-keys.ts';
+import { ed25519KeyPair } from '../../../src/util/ssh-keys.ts';
 import { loopbackHost } from '../helpers/hosts.ts';
 
 const { Server } = ssh2;

@@ -1,11 +1,11 @@
 /**
- * Ed25519 key pairs for tests, made with ssh2's generator.
+ * Ed25519 key pairs made in-process with ssh2's generator (the lab's scale hosts, tests).
  *
  * ssh2 (1.17) strips every leading zero byte of the public key's BIT STRING, meant for the
  * "unused bits" byte only: one key in 256 whose first byte is 0 comes out 31 bytes long. Such a
  * key parses as text, but ssh2 rejects it in wire format, e.g. in an agent's identities answer,
- * so a test using it fails now and then. Drawing again until the key is well-formed keeps the
- * tests deterministic.
+ * so a test using it fails now and then, and sshd may refuse it as a host key. Drawing again until
+ * the key is well-formed makes every key usable.
  */
 import ssh2 from 'ssh2';
 
