@@ -16,7 +16,7 @@ import { ed25519KeyPair } from '../util/ssh-keys.js';
 import { run, spawnDetached, sleep } from './exec.ts';
 import { LabError } from './errors.ts';
 import { BASE_IMAGE, bridgeName, parseSubnet, validateInstanceName } from './layout.ts';
-import { childPids, isAlive, type ProcRecord } from './state.ts';
+import { childPids, isAlive, isStarting, type ProcRecord } from './state.ts';
 
 /**
  * Scale hosts per /24: octets .21–.220. The gateway (.1), the reference hosts (.10–.20) and the client
@@ -233,7 +233,7 @@ export function sshAnswers(address: string, timeoutMs: number): Promise<boolean>
 export async function waitForScaleHost(spec: ScaleHostSpec, rec: ProcRecord, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (!isAlive(rec)) throw new LabError(`${spec.name}: its sshd exited during start; see its log`);
+    if (!isStarting(rec)) throw new LabError(`${spec.name}: its sshd exited during start; see its log`);
     if (await sshAnswers(spec.address, 2000)) return;
     await sleep(200);
   }

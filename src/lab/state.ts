@@ -79,6 +79,17 @@ export function isAlive(rec: ProcRecord | undefined): boolean {
   return exe === rec.exe && argv.join(' ').includes(rec.marker);
 }
 
+/**
+ * While it starts: the process still runs with our marker in its arguments, whatever program it is
+ * yet. A launcher that execs the recorded program (`ip netns exec … unshare …`) is not that program
+ * for a moment after spawn — longer on a loaded machine — and is not dead either.
+ */
+export function isStarting(rec: ProcRecord): boolean {
+  const argv = cmdline(rec.pid);
+  if (!argv || argv.length === 0 || isZombie(rec.pid)) return false;
+  return argv.join(' ').includes(rec.marker);
+}
+
 /** Children of a process (the container's init is the nspawn leader's child). */
 export function childPids(pid: number): number[] {
   try {

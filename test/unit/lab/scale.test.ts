@@ -1,7 +1,8 @@
 /** Numbering of the lab's cheap scale hosts: addresses, subnets, interface names. Pure. */
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { LabError } from '../../../src/lab/errors.ts';
-import { MAX_SCALE_HOSTS, SCALE_HOSTS_PER_SUBNET, scaleHostSpecs, scaleInventory } from '../../../src/lab/scale.ts';
+import { MAX_SCALE_HOSTS, SCALE_HOSTS_PER_SUBNET, scaleHostSpecs, scaleInventory, waitForScaleHost } from '../../../src/lab/scale.ts';
 
 describe('scaleHostSpecs', () => {
   it('numbers hosts from .21 in the first subnet, then the next subnet, gateway .1 in each', () => {
@@ -38,5 +39,29 @@ describe('scaleHostSpecs', () => {
     expect(inv).toContain('  scale-002:\n    address: 10.98.0.22');
     expect(inv).toContain('identity_file: /k');
     expect(inv).toContain('known_hosts: /kh');
+  });
+});
+
+describe('waitForScaleHost', () => {
+  // Right after spawn the recorded pid is still `ip netns exec …`, not yet `unshare`: that is a host
+  // starting, not one whose sshd exited (the lab test "up again …" failed so on a loaded machine).
+  it('a process that is not yet the recorded program, with its marker, is starting, not dead', async () => {
+    const marker = '/var/lib/provision-lab/unit-test/scale/hosts/scale-009/seed';
+    const child = spawn('/bin/sh', ['-c', 'sleep 5', 'launcher', marker], { stdio: 'ignore' });
+    try {
+      const spec = scaleHostSpecs('unit', ['10.99.0.0/24'], 1)[0]!;
+      // Nothing answers SSH on that address from here: the wait ends at its bound, saying so.
+      const err = await waitForScaleHost({ ...spec, address: '192.0.2.1' }, { pid: child.pid!, exe: 'unshare', marker }, 1500).catch((e: Error) => e);
+      expect(String(err)).not.toMatch(/exited during start/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('a process that is gone is reported as exited', async () => {
+    const spec = scaleHostSpecs('unit', ['10.99.0.0/24'], 1)[0]!;
+    const child = spawn('/bin/true', [], { stdio: 'ignore' });
+    await new Promise((r) => child.once('exit', r));
+    await expect(waitForScaleHost({ ...spec, address: '192.0.2.1' }, { pid: child.pid!, exe: 'unshare', marker: 'x' }, 1500)).rejects.toThrow(/exited during start/);
   });
 });
