@@ -3,11 +3,12 @@
  * files' state; it is written 0600 (docs/security.md), whatever the umask and whatever file it
  * replaces.
  */
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { forgetPlanKeys, planFromRun, readPlan, writePlan } from '../../../src/plan/plan.js';
+import { forgetPlanKeys, planFromRun, readPlan, writePlan, type PlanFile } from '../../../src/plan/plan.js';
+import { clearRegisteredSecrets, registerSecret } from '../../../src/util/secrets.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'provision-planfile-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -41,5 +42,28 @@ describe('writePlan', () => {
     writePlan(file, plan());
     expect(modeOf(file)).toBe(0o600);
     expect(readPlan(file).playbook).toBe('site.yml');
+  });
+
+  it('the writer masks a registered secret in a plan however it was built (not only through planFromRun)', () => {
+    const secret = 'plan-writer-Secret-0xC0FFEE';
+    registerSecret(secret);
+    try {
+      const file = path.join(tmp, 'secret-plan.json');
+      const built: PlanFile = {
+        ...plan(),
+        hosts: {
+          'web-01': {
+            tasks: [{ task: 'write', module: 'copy', handler: false, changes: [{ kind: 'file', target: '/etc/app.cnf', action: 'create', before: '', after: `password=${secret}\n` }] }],
+            fingerprints: {},
+          },
+        },
+      };
+      writePlan(file, built);
+      const text = readFileSync(file, 'utf8');
+      expect(text).toContain('/etc/app.cnf');
+      expect(text).not.toContain(secret);
+    } finally {
+      clearRegisteredSecrets();
+    }
   });
 });
