@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { HostOutcome, RunResult } from '../executor/index.js';
@@ -134,9 +134,19 @@ export function planFromRun(res: Pick<RunResult, 'hosts'>, meta: Omit<PlanFile, 
   return planned({ version: PLAN_VERSION, tool: TOOL_VERSION, created: new Date().toISOString(), planKey: planKeyId(), ...meta, hosts });
 }
 
-/** The plan writer: 0600 (it names hosts, paths and changes), and masked whoever built the plan. */
+/**
+ * The plan writer: 0600 (it names hosts, paths and changes), and masked whoever built the plan.
+ * Written beside the target and renamed over it: a file that was there keeps no mode of its own
+ * (writeFileSync's mode applies only to a file it creates), and no reader sees half a plan.
+ */
 export function writePlan(file: string, plan: PlanFile): void {
-  writeFileSync(file, JSON.stringify(planned(plan), null, 2) + '\n', { mode: 0o600 });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, JSON.stringify(planned(plan), null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 export function readPlan(file: string): PlanFile {

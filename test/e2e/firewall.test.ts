@@ -151,14 +151,30 @@ describe('firewall matrix', () => {
     ]);
   });
 
-  test('ufw itself: enabled, deny incoming, exactly the computed rules (nothing left over)', async () => {
-    const r = await onHost('web-01', 'ufw status verbose');
+  test('ufw itself: enabled, deny incoming, exactly the computed rules in their order (nothing left over)', async () => {
+    const r = await onHost('web-01', 'ufw status verbose; ufw status numbered');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Status: active/m);
     expect(r.stdout).toMatch(/^Default: deny \(incoming\), allow \(outgoing\)/m);
     expect(r.stdout).toMatch(/^Logging: on \(low\)/m);
-    const rules = r.stdout.split('\n').filter((l) => /ALLOW IN/.test(l));
-    // IPv4 rules of web-01: ssh, http from the LB, mysql from web-02, three exporters.
-    expect(rules.filter((l) => !/\(v6\)/.test(l))).toHaveLength(6);
+    // Every numbered rule, whatever its action (ALLOW, DENY, LIMIT, REJECT; IN, OUT, FWD) and family:
+    // "to action from # comment", in ufw's order (the first match decides).
+    const rules = r.stdout
+      .split('\n')
+      .filter((l) => /^\[\s*\d+\]/.test(l))
+      .map((l) => l.replace(/^\[\s*\d+\]\s*/, '').replace(/\s+/g, ' ').trim());
+    expect(rules.every((l) => /\b(ALLOW|DENY|LIMIT|REJECT)\b/.test(l)), rules.join('\n')).toBe(true);
+    // web-01 (web server, database primary): ssh from the admin, http from the LB, mysql from web-02,
+    // then the three exporters from monitoring; all from IPv4 sources, so no (v6) twin.
+    const admin = `${address('lb-01').split('.').slice(0, 3).join('.')}.1`;
+    const mon = address('mon-01');
+    expect(rules).toEqual([
+      `${P.ssh_port}/tcp ALLOW IN ${admin} # ssh from admin`,
+      `${P.http_port}/tcp ALLOW IN ${address('lb-01')} # http from load balancer`,
+      `${P.mysql_port}/tcp ALLOW IN ${address('web-02')} # mysql from database/app host`,
+      `${P.node_exporter_port}/tcp ALLOW IN ${mon} # node exporter from monitoring`,
+      `${P.nginx_exporter_port}/tcp ALLOW IN ${mon} # nginx exporter from monitoring`,
+      `${P.mysqld_exporter_port}/tcp ALLOW IN ${mon} # mysqld exporter from monitoring`,
+    ]);
   });
 });

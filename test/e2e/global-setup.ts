@@ -1,21 +1,24 @@
 /**
  * Before the end-to-end tests: the lab is up and the whole site is converged once from fresh hosts
  * (tests that only read share it). The first run's result is kept for site.test.ts to judge.
- * PROVISION_E2E_SKIP_CONVERGE=1 skips the converge (a developer's loop on an already converged lab).
+ * PROVISION_E2E_SKIP_CONVERGE=1 skips the converge (a developer's loop on an already converged lab);
+ * the record is stamped (first-run.ts) so that it is judged only on the same lab boot and code.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { labUp } from '../../src/lab/index.ts';
-import { FIRST_RUN_FILE, FRESH_PLAN_FILE } from './first-run.ts';
+import { currentStamp, FIRST_RUN_FILE } from './first-run.ts';
 import { INSTANCE, provision } from './lab-env.ts';
 
 export default async function setup(): Promise<void> {
-  await labUp({ name: INSTANCE });
+  // PROVISION_E2E_SUBNET: the subnet of an instance that is not up yet and has no default one.
+  await labUp({ name: INSTANCE, subnet: process.env.PROVISION_E2E_SUBNET || undefined });
   if (process.env.PROVISION_E2E_SKIP_CONVERGE === '1') return;
+  // An earlier run's record must not survive a failed converge of this one.
+  rmSync(FIRST_RUN_FILE, { force: true });
+  const stamp = await currentStamp();
   // The plan made on the fresh hosts, for plan.test.ts to compare with the real first run.
   const plan = await provision(['plan', '--json'], { timeoutMs: 20 * 60_000 });
-  mkdirSync(path.dirname(FIRST_RUN_FILE), { recursive: true });
-  writeFileSync(FRESH_PLAN_FILE, plan.stdout);
   const t0 = Date.now();
   const r = await provision(['--json'], { timeoutMs: 40 * 60_000 });
   mkdirSync(path.dirname(FIRST_RUN_FILE), { recursive: true });
@@ -25,6 +28,8 @@ export default async function setup(): Promise<void> {
   writeFileSync(
     FIRST_RUN_FILE,
     JSON.stringify({
+      stamp,
+      freshPlan: plan.stdout,
       code: r.code,
       stderr: r.stderr,
       events: r.events,

@@ -87,38 +87,37 @@ export interface ReplicaStatus {
   gtidPos: string;
 }
 
-const STATUS_COLUMNS: Record<MysqlFlavor, Record<keyof Omit<ReplicaStatus, 'configured'>, string>> = {
-  mariadb: {
-    host: 'Master_Host',
-    port: 'Master_Port',
-    user: 'Master_User',
-    io: 'Slave_IO_Running',
-    sql: 'Slave_SQL_Running',
-    ioState: 'Slave_IO_State',
-    ioErrno: 'Last_IO_Errno',
-    ioError: 'Last_IO_Error',
-    sqlErrno: 'Last_SQL_Errno',
-    sqlError: 'Last_SQL_Error',
-    lag: 'Seconds_Behind_Master',
-    gtid: 'Using_Gtid',
-    gtidPos: 'Gtid_IO_Pos',
-  },
-  mysql: {
-    host: 'Source_Host',
-    port: 'Source_Port',
-    user: 'Source_User',
-    io: 'Replica_IO_Running',
-    sql: 'Replica_SQL_Running',
-    ioState: 'Replica_IO_State',
-    ioErrno: 'Last_IO_Errno',
-    ioError: 'Last_IO_Error',
-    sqlErrno: 'Last_SQL_Errno',
-    sqlError: 'Last_SQL_Error',
-    lag: 'Seconds_Behind_Source',
-    gtid: 'Auto_Position',
-    gtidPos: 'Retrieved_Gtid_Set',
-  },
+/**
+ * MySQL 8 renamed replication's words (MASTER → SOURCE, Slave → Replica); MariaDB and MySQL 5.7
+ * keep the old ones. Every name is written once, in the old spelling, and the new one derived.
+ */
+function mysql8Name(name: string): string {
+  return name.replace(/MASTER/g, 'SOURCE').replace(/Master/g, 'Source').replace(/Slave/g, 'Replica');
+}
+
+/** SHOW SLAVE/REPLICA STATUS columns, by their MariaDB name; where MySQL 8 did not just rename, its own. */
+const STATUS_COLUMN_TABLE: Record<keyof Omit<ReplicaStatus, 'configured'>, string | { mariadb: string; mysql: string }> = {
+  host: 'Master_Host',
+  port: 'Master_Port',
+  user: 'Master_User',
+  io: 'Slave_IO_Running',
+  sql: 'Slave_SQL_Running',
+  ioState: 'Slave_IO_State',
+  ioErrno: 'Last_IO_Errno',
+  ioError: 'Last_IO_Error',
+  sqlErrno: 'Last_SQL_Errno',
+  sqlError: 'Last_SQL_Error',
+  lag: 'Seconds_Behind_Master',
+  gtid: { mariadb: 'Using_Gtid', mysql: 'Auto_Position' },
+  gtidPos: { mariadb: 'Gtid_IO_Pos', mysql: 'Retrieved_Gtid_Set' },
 };
+
+const columnsFor = (f: MysqlFlavor) =>
+  Object.fromEntries(
+    Object.entries(STATUS_COLUMN_TABLE).map(([k, v]) => [k, typeof v === 'string' ? (f === 'mariadb' ? v : mysql8Name(v)) : v[f]]),
+  ) as Record<keyof typeof STATUS_COLUMN_TABLE, string>;
+
+const STATUS_COLUMNS: Record<MysqlFlavor, Record<keyof typeof STATUS_COLUMN_TABLE, string>> = { mariadb: columnsFor('mariadb'), mysql: columnsFor('mysql') };
 
 export function parseReplicaStatus(stdout: string, f: MysqlFlavor): ReplicaStatus {
   const rec = parseRecords(stdout)[0];
@@ -162,34 +161,30 @@ function brokenError(s: ReplicaStatus, f: MysqlFlavor): ModuleError {
   );
 }
 
+/** CHANGE MASTER TO's fields (MariaDB's names; MySQL 8's derived by mysql8Name), in statement order. */
+const CHANGE_FIELDS = ['MASTER_HOST', 'MASTER_PORT', 'MASTER_USER', 'MASTER_PASSWORD', 'MASTER_CONNECT_RETRY'] as const;
+const CREDENTIAL_FIELDS: ReadonlyArray<(typeof CHANGE_FIELDS)[number]> = ['MASTER_USER', 'MASTER_PASSWORD'];
+/** Position by GTID: each flavour its own setting (not a rename); MySQL 8 also fetches the RSA key for caching_sha2_password. */
+const GTID_FIELDS: Record<MysqlFlavor, string[]> = {
+  mariadb: ['MASTER_USE_GTID = slave_pos'],
+  mysql: ['SOURCE_AUTO_POSITION = 1', 'GET_SOURCE_PUBLIC_KEY = 1'],
+};
+
 function changeSourceStmt(p: ReplicationParams, f: MysqlFlavor, credentialsOnly = false): Stmt {
   const pw = reveal(p.password);
-  if (f === 'mariadb') {
-    const fields = credentialsOnly
-      ? [`MASTER_USER = ${sqlString(p.user)}`, `MASTER_PASSWORD = ${sqlString(pw)}`]
-      : [
-          `MASTER_HOST = ${sqlString(p.primary_host)}`,
-          `MASTER_PORT = ${p.primary_port}`,
-          `MASTER_USER = ${sqlString(p.user)}`,
-          `MASTER_PASSWORD = ${sqlString(pw)}`,
-          `MASTER_CONNECT_RETRY = ${p.connect_retry}`,
-          'MASTER_USE_GTID = slave_pos',
-        ];
-    const sql = `CHANGE MASTER TO ${fields.join(', ')}`;
-    return { sql, show: sql.replace(sqlString(pw), "'********'") };
-  }
-  const fields = credentialsOnly
-    ? [`SOURCE_USER = ${sqlString(p.user)}`, `SOURCE_PASSWORD = ${sqlString(pw)}`]
-    : [
-        `SOURCE_HOST = ${sqlString(p.primary_host)}`,
-        `SOURCE_PORT = ${p.primary_port}`,
-        `SOURCE_USER = ${sqlString(p.user)}`,
-        `SOURCE_PASSWORD = ${sqlString(pw)}`,
-        `SOURCE_CONNECT_RETRY = ${p.connect_retry}`,
-        'SOURCE_AUTO_POSITION = 1',
-        'GET_SOURCE_PUBLIC_KEY = 1',
-      ];
-  const sql = `CHANGE REPLICATION SOURCE TO ${fields.join(', ')}`;
+  const values: Record<(typeof CHANGE_FIELDS)[number], string> = {
+    MASTER_HOST: sqlString(p.primary_host),
+    MASTER_PORT: String(p.primary_port),
+    MASTER_USER: sqlString(p.user),
+    MASTER_PASSWORD: sqlString(pw),
+    MASTER_CONNECT_RETRY: String(p.connect_retry),
+  };
+  const name = (field: string) => (f === 'mariadb' ? field : mysql8Name(field));
+  const fields = [
+    ...(credentialsOnly ? CREDENTIAL_FIELDS : CHANGE_FIELDS).map((field) => `${name(field)} = ${values[field]}`),
+    ...(credentialsOnly ? [] : GTID_FIELDS[f]),
+  ];
+  const sql = `${f === 'mariadb' ? 'CHANGE MASTER TO' : 'CHANGE REPLICATION SOURCE TO'} ${fields.join(', ')}`;
   return { sql, show: sql.replace(sqlString(pw), "'********'") };
 }
 

@@ -26,6 +26,8 @@ const cases: Record<string, string> = {
   'unknown-top-key.yml': ':4:1: hostvars: unknown key "hostvars"',
   'unknown-host-key.yml': ':3:5: hosts.web1.adress: unknown key "adress" (did you mean "address"?)',
   'unknown-optional-key.yml': ':4:5: hosts.web1.prot: unknown key "prot"',
+  'unknown-defaults-key.yml': ':2:3: defaults.usr: unknown key "usr"',
+  'unknown-group-key.yml': ':7:5: groups.web.varz: unknown key "varz"',
   'port-string.yml': ':4:11: hosts.web1.port: expected a number, got string "22x"',
   'port-range.yml': ':4:11: hosts.web1.port: Too big: expected number to be <=65535 (got 70000)',
   'become-string.yml': ':4:13: hosts.web1.become: expected true or false, got string "yes"',
