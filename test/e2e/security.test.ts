@@ -30,7 +30,7 @@ function documentedLynisFloor(): number {
 }
 
 function secretValues(): string[] {
-  const file = INVENTORY === 'lab' ? `${ROOT}/inventory/lab.secrets.yml` : `${ROOT}/inventory/lab.secrets.yml`;
+  const file = `${ROOT}/inventory/${INVENTORY}.secrets.yml`;
   return Object.values(parse(readFileSync(file, 'utf8')) as Record<string, string>).map(String);
 }
 
