@@ -17,6 +17,23 @@ const dist = path.resolve(process.argv[2] ?? path.join(root, 'dist'));
 for (const old of ['chunks', 'provision.mjs', 'provision.mjs.map', 'provision.cjs.run-cache']) rmSync(path.join(dist, old), { recursive: true, force: true });
 
 const bundle = path.join(dist, 'provision.cjs');
+
+// A native addon a package requires by a relative path (ssh2: "./crypto/build/Release/sshcrypto.node",
+// its AES-GCM and ChaCha20-Poly1305 in C) would be looked for beside dist/provision.cjs, not found, and
+// ssh2 would fall back to its JavaScript ciphers: every host phase of a run slower (connect, facts and
+// state read each +60-100 ms on 3 lab hosts). Kept external under its package path, which Node
+// resolves from dist/ through node_modules as the sources do.
+const nativeFromPackage = {
+  name: 'native-from-package',
+  setup(b) {
+    b.onResolve({ filter: /\.node$/ }, (args) => {
+      const file = path.resolve(args.resolveDir, args.path);
+      const rel = path.relative(path.join(root, 'node_modules'), file);
+      if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+      return { path: rel.split(path.sep).join('/'), external: true };
+    });
+  },
+};
 await build({
   entryPoints: [path.join(root, 'src/cli/main.ts')],
   outfile: bundle,
@@ -26,6 +43,7 @@ await build({
   target: 'node20',
   // ssh2's optional native parts: loaded with require() inside try/catch, absent unless built.
   external: ['*.node', 'cpu-features'],
+  plugins: [nativeFromPackage],
   // The sources find the package root from their own folder (src/util/paths.ts).
   define: { 'import.meta.dirname': '__dirname' },
   sourcemap: 'linked',

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -75,6 +76,15 @@ process.exitCode = await loadBundle(${JSON.stringify(bundle)}).exports.main(${JS
     const build = spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs'), dir], { encoding: 'utf8', timeout: 120_000 });
     expect(build.status, build.stderr).toBe(0);
     const bundle = path.join(dir, 'provision.cjs');
+    // ssh2's native ciphers are required by a path relative to its own file: kept relative, the bundle
+    // looked for them beside itself, found nothing, and ssh2 ran its JavaScript ciphers (every host
+    // phase slower). They must be required by package path, resolvable from the bundle's folder.
+    const natives = [...readFileSync(bundle, 'utf8').matchAll(/require\("([^"]+\.node)"\)/g)].map((m) => m[1]!);
+    expect(natives).toContain('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node');
+    for (const addon of natives) {
+      expect(addon, 'a native addon required by a relative path').not.toMatch(/^\./);
+      if (existsSync(path.join(root, 'node_modules', addon))) expect(createRequire(bundle).resolve(addon)).toBe(path.join(root, 'node_modules', addon));
+    }
     const refused = runBundled(bundle, ['-i', path.join(fixtures, 'secret.yml'), '-p', path.join(fixtures, 'secret-in-cmd.yml')]);
     expect(refused.stderr).toContain(`secret-in-cmd.yml:7:14: [0].tasks[0].command.cmd: reads the secret var "db_password"`);
     expect(refused.code).toBe(4);
