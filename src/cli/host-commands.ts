@@ -1,6 +1,7 @@
 import { connectHosts, NO_EVENTS, SshConnector } from '../executor/index.js';
 import { factsToJSON } from '../facts/index.js';
 import { prepareHosts, selectHosts } from '../inventory/index.js';
+import { errorMessage } from '../util/errors.js';
 import { EXIT } from './exit-codes.js';
 import { loadInventory } from './load.js';
 import { requireInventory, type CommonOptions } from './options.js';
@@ -30,23 +31,29 @@ export async function factsCommand(o: CommonOptions): Promise<number> {
   });
 }
 
-/** `provision ping`: SSH (with host key verification) and become, per host. */
+/**
+ * `provision ping`: SSH (with host key verification) and become, per host. Every host answers on a
+ * line of its own, in parallel: a host whose become fails or whose check outlives probe_timeout is
+ * its row, it does not end the command and hide the others' answers.
+ */
 export async function pingCommand(o: CommonOptions): Promise<number> {
   return withHosts(o, async ({ up, down }) => {
-    let failed = false;
-    const rows: Record<string, unknown>[] = [];
-    for (const [h, c] of up) {
-      const r = await c.session.exec('id -un', { become: true });
-      const ok = r.code === 0;
-      failed ||= !ok;
-      rows.push({ host: h, ok, user: r.stdout.trim() || undefined, error: ok ? undefined : r.stderr.trim(), os: c.facts.os.pretty });
-      if (!o.json) printOut(`${h}: ${ok ? `pong (become: ${r.stdout.trim()}, ${c.facts.os.pretty})` : `become failed: ${r.stderr.trim()}`}`);
-    }
-    for (const [h, reason] of down) {
-      rows.push({ host: h, ok: false, unreachable: reason });
-      if (!o.json) printOut(`${h}: UNREACHABLE: ${reason}`);
-    }
+    const rows: { host: string; ok: boolean; user?: string; error?: string; os?: string; unreachable?: string }[] = await Promise.all(
+      [...up].map(async ([host, c]) => {
+        const os = c.facts.os.pretty;
+        try {
+          const r = await c.session.exec('id -un', { become: true, timeoutMs: c.session.probeTimeoutMs });
+          return r.code === 0 ? { host, ok: true, user: r.stdout.trim(), os } : { host, ok: false, error: r.stderr.trim() || `exit ${r.code}`, os };
+        } catch (err) {
+          return { host, ok: false, error: errorMessage(err), os };
+        }
+      }),
+    );
+    for (const [host, reason] of down) rows.push({ host, ok: false, unreachable: reason });
     if (o.json) printOut(JSON.stringify(rows));
-    return down.size ? EXIT.UNREACHABLE : failed ? EXIT.FAILED : EXIT.OK;
+    else
+      for (const r of rows)
+        printOut(`${r.host}: ${r.unreachable !== undefined ? `UNREACHABLE: ${r.unreachable}` : r.ok ? `pong (become: ${r.user}, ${r.os})` : `become failed: ${r.error}`}`);
+    return down.size ? EXIT.UNREACHABLE : rows.some((r) => !r.ok) ? EXIT.FAILED : EXIT.OK;
   });
 }

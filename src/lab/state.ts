@@ -72,11 +72,8 @@ function isZombie(pid: number): boolean {
 
 /** True when the recorded process still runs and is still the one we started. */
 export function isAlive(rec: ProcRecord | undefined): boolean {
-  if (!rec) return false;
-  const argv = cmdline(rec.pid);
-  if (!argv || argv.length === 0 || isZombie(rec.pid)) return false;
-  const exe = argv[0]!.split('/').pop();
-  return exe === rec.exe && argv.join(' ').includes(rec.marker);
+  const argv = rec && liveArgv(rec);
+  return !!argv && argv[0]!.split('/').pop() === rec!.exe;
 }
 
 /**
@@ -85,9 +82,14 @@ export function isAlive(rec: ProcRecord | undefined): boolean {
  * for a moment after spawn — longer on a loaded machine — and is not dead either.
  */
 export function isStarting(rec: ProcRecord): boolean {
+  return liveArgv(rec) !== undefined;
+}
+
+/** The arguments of the recorded process while it runs (not a zombie) with our marker in them. */
+function liveArgv(rec: ProcRecord): string[] | undefined {
   const argv = cmdline(rec.pid);
-  if (!argv || argv.length === 0 || isZombie(rec.pid)) return false;
-  return argv.join(' ').includes(rec.marker);
+  if (!argv || argv.length === 0 || isZombie(rec.pid)) return undefined;
+  return argv.join(' ').includes(rec.marker) ? argv : undefined;
 }
 
 /** Children of a process (the container's init is the nspawn leader's child). */

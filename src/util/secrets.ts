@@ -30,11 +30,21 @@ export class Secret {
 }
 
 export function registerSecret(value: string): void {
-  // Very short values would mask ordinary text everywhere; the inventory loader refuses them.
-  if (value.length >= 4 && !registered.has(value)) {
-    registered.set(value, encodedForms(value));
-    forms = undefined;
-  }
+  if (!value || registered.has(value)) return;
+  registered.set(value, encodedForms(value));
+  forms = undefined;
+  // A value under 4 characters (a short sudo password) would mask ordinary text everywhere if it
+  // were looked for anywhere; it is masked where it stands as a token of its own (not inside a word).
+  if (value.length < 4) shortTokens = undefined;
+}
+
+/** Secrets shorter than 4 characters, masked as whole tokens only; rebuilt when a secret is added. */
+let shortTokens: RegExp | null | undefined;
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+function shortTokenPattern(): RegExp | null {
+  const short = [...registered.keys()].filter((v) => v.length < 4).sort((a, b) => b.length - a.length);
+  if (short.length === 0) return null;
+  return new RegExp(`(?<![\\p{L}\\p{N}_])(?:${short.map(escapeRegExp).join('|')})(?![\\p{L}\\p{N}_])`, 'gu');
 }
 
 /** Every registered secret in every form it is looked for, longest first; rebuilt when a secret is added. */
@@ -109,7 +119,8 @@ export function mask(s: string): string {
   for (const v of forms) {
     if (out.includes(v)) out = out.split(v).join(MASK);
   }
-  return out;
+  if (shortTokens === undefined) shortTokens = shortTokenPattern();
+  return shortTokens ? out.replace(shortTokens, MASK) : out;
 }
 
 export function maskDeep<T>(value: T): T {
@@ -134,4 +145,5 @@ export const SECRET_MASK = MASK;
 export function clearRegisteredSecrets(): void {
   registered.clear();
   forms = undefined;
+  shortTokens = undefined;
 }

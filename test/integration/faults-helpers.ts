@@ -61,13 +61,14 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined | false>, 
 
 /**
  * An inventory for the instance's two web hosts, root over the lab key, its known_hosts checked.
- * `extraHosts` lines go under hosts:, `tail` after them (vars:…); another known_hosts can be given.
+ * `hosts` replaces the two web hosts' lines under hosts:, `extraHosts` lines go after them, `tail`
+ * after those (vars:…); another known_hosts can be given.
  */
 export function writeInventory(
   dir: string,
   instance: string,
   prefix: string,
-  opts: { knownHosts?: string; acceptNew?: boolean; extraHosts?: string; tail?: string } = {},
+  opts: { knownHosts?: string; acceptNew?: boolean; hosts?: string; extraHosts?: string; tail?: string } = {},
 ): string {
   const p = labPaths(instance);
   const file = path.join(dir, `inv-${Math.random().toString(36).slice(2, 8)}.yml`);
@@ -80,9 +81,7 @@ export function writeInventory(
   connect_timeout: 5
   accept_new_host_keys: ${opts.acceptNew ?? false}
 hosts:
-  web-01: { address: ${prefix}.11, groups: [web] }
-  web-02: { address: ${prefix}.12, groups: [web] }
-${opts.extraHosts ?? ''}${opts.tail ?? ''}`,
+${opts.hosts ?? `  web-01: { address: ${prefix}.11, groups: [web] }\n  web-02: { address: ${prefix}.12, groups: [web] }\n`}${opts.extraHosts ?? ''}${opts.tail ?? ''}`,
   );
   return file;
 }

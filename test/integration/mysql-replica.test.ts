@@ -16,9 +16,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostExec, labDown, labPaths, labUp, restoreHost, snapshotHost } from '../../src/lab/index.ts';
+import { hostExec, labDown, labUp, restoreHost, snapshotHost } from '../../src/lab/index.ts';
 import { changedTasks, provision, type CliResult } from '../e2e/lab-env.ts';
-import { failures, pollUntil, taskResult } from './faults-helpers.ts';
+import { failures, pollUntil, taskResult, writeInventory } from './faults-helpers.ts';
 
 const NAME = 'my';
 const SUBNET = '10.94.0';
@@ -47,25 +47,15 @@ const PLAYBOOK = `${PRIMARY_PLAY}- name: MySQL replica
 
 /** An inventory of the lab's hosts; `hosts` are the lines under hosts:. */
 function inventory(hosts: string): string {
-  const p = labPaths(NAME);
-  const file = path.join(dir, `inv-${Math.random().toString(36).slice(2, 8)}.yml`);
-  writeFileSync(
-    file,
-    `defaults:
-  user: root
-  identity_file: ${p.sshKey}
-  known_hosts: ${p.knownHosts}
-  connect_timeout: 5
-hosts:
-${hosts}
-vars:
+  return writeInventory(dir, NAME, SUBNET, {
+    hosts,
+    tail: `vars:
   mysql_replication_password: !secret mysql_replication_password
   mysql_app_password: !secret mysql_app_password
   mysql_exporter_password: !secret mysql_exporter_password
   mysql_replication_verify_timeout: 30
 `,
-  );
-  return file;
+  });
 }
 
 const PRIMARY_LINE = `  ${PRIMARY}: { address: ${SUBNET}.11, groups: [webservers, db_primary] }\n`;

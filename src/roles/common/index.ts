@@ -135,6 +135,14 @@ function unique(xs: string[]): string[] {
 }
 
 const PACKAGE = /^[a-z0-9][a-z0-9+.-]*$/;
+/**
+ * One unattended-upgrades Origins-Pattern: `key=value` pairs, comma-separated, with the keys it knows.
+ * A value stays inside the quoted string of an apt.conf file.
+ */
+const ORIGIN_KEY = '(?:origin|o|label|l|archive|a|suite|codename|n|component|c|site)';
+// A value: no quote, backslash, `;`, brace or line break, but unattended-upgrades' own ${distro_codename} / ${distro_id}.
+const ORIGIN_VALUE = '(?:[^",;{}\\\\\\r\\n$]|\\$\\{distro_(?:codename|id)\\}|\\$(?!\\{))+';
+const ORIGIN_PATTERN = new RegExp(`^${ORIGIN_KEY}=${ORIGIN_VALUE}(?:,${ORIGIN_KEY}=${ORIGIN_VALUE})*$`);
 const packages = (description: string, initial: string[] = []) =>
   stringList(PACKAGE, 'a list of Debian package names', 'list of package names').default(initial).describe(description);
 const KEYS = 'a non-empty list of public keys ("ssh-ed25519 AAAA… comment"), one per entry';
@@ -203,9 +211,11 @@ const vars = withRules(
     ssh_max_sessions: wholeNumber(1, 64).default(4).describe('sshd `MaxSessions`: sessions (shells, commands, sftp) one connection may multiplex.'),
     ssh_log_level: oneOf(SSH_LOG_LEVELS).default('VERBOSE').describe('sshd `LogLevel`; VERBOSE logs the key fingerprint of each login.'),
     ...hardeningVars,
-    unattended_upgrades_extra_origins: stringList(PACKAGE, 'a list of Debian package names', 'list of names')
+    unattended_upgrades_extra_origins: stringList(ORIGIN_PATTERN, 'a list of unattended-upgrades origin patterns like "origin=Debian,codename=${distro_codename},label=Debian"', 'list of origin patterns')
       .default([])
-      .describe("More unattended-upgrades origin patterns beyond the release's security archive (each checked like a package name, as before the schemas)."),
+      .describe(
+        "More unattended-upgrades `Origins-Pattern` entries beyond the release's security archive: comma-separated `key=value` with keys origin/o, label/l, archive/a, suite, codename/n, component/c, site (no `\"`, `;`, `{`, `}`, `\\` or line break: each is written inside a quoted string of an apt.conf file).",
+      ),
   }),
   [
     {

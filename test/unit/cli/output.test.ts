@@ -3,8 +3,9 @@
  * output stream fails (silent from then on; EPIPE is not even mentioned).
  */
 import { EventEmitter } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
-import { errorLines, guardOutputStreams } from '../../../src/cli/output.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { errorLines, guardOutputStreams, printErr, printOut } from '../../../src/cli/output.js';
+import { clearRegisteredSecrets, Secret, SECRET_MASK } from '../../../src/util/secrets.js';
 import { ConnectionError, InputError } from '../../../src/util/errors.js';
 
 afterEach(() => {
@@ -77,5 +78,25 @@ describe('guardOutputStreams', () => {
     expect(() => stderr.fail('EIO')).not.toThrow();
     expect(stdout.written).toEqual([]);
     expect(stderr.written).toEqual([]);
+  });
+});
+
+describe('printOut / printErr: what the CLI prints itself is masked', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    clearRegisteredSecrets();
+  });
+  it.each([
+    ['stdout', printOut, process.stdout],
+    ['stderr', printErr, process.stderr],
+  ] as const)('%s: a secret in the text, plain and JSON-escaped, is printed masked', (_name, print, stream) => {
+    new Secret('mysql_app_password', 'Pa55"w0rd-2026');
+    const written: string[] = [];
+    vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    print(`password: Pa55"w0rd-2026 json: ${JSON.stringify('Pa55"w0rd-2026')}`);
+    expect(written.join('')).toBe(`password: ${SECRET_MASK} json: "${SECRET_MASK}"\n`);
   });
 });

@@ -107,4 +107,14 @@ describe('mask(): the encoded forms of a secret', () => {
     expect(forms).toContain(Buffer.from('abcdefgh').toString('hex'));
     expect(forms.every((f) => f.length >= 4)).toBe(true);
   });
+
+  it('a secret under 4 characters (a short sudo password from an Ansible inventory) is masked where it stands as a token', () => {
+    new Secret('ansible_become_password', 'q7!');
+    expect(mask('sudo: password q7! refused')).toBe(`sudo: password ${SECRET_MASK} refused`);
+    expect(mask('{"become":"q7!"}')).toBe(`{"become":"${SECRET_MASK}"}`);
+    expect(mask('q7!')).toBe(SECRET_MASK);
+    // Inside a word it is ordinary text: masking it there would scramble every line.
+    expect(mask('xq7!')).toBe('xq7!');
+    expect(mask('q7!a')).toBe('q7!a');
+  });
 });
