@@ -46,7 +46,8 @@ export function installScript(l: AppLayout, id: string, o: { user: string; build
       'chown -R root:root "$t"',
     );
   }
-  lines.push('chmod -R go-w "$t"', `printf '%s %s\\n' "$id" "$(date +%s)" > "$t/${RELEASE_MARKER}"`, 'mv -T "$t" "$d/$id"', 'trap - EXIT', 'echo installed');
+  // Readable by the app user whatever modes the source had (a 0700 directory would lock it out), writable by root only.
+  lines.push('chmod -R u+rwX,go+rX,go-w "$t"', `printf '%s %s\\n' "$id" "$(date +%s)" > "$t/${RELEASE_MARKER}"`, 'mv -T "$t" "$d/$id"', 'trap - EXIT', 'echo installed');
   return lines.join('\n');
 }
 

@@ -148,6 +148,7 @@ vars:
   app_packages: [nodejs]
   app_source: ${release('v1')}
   app_env: { GREETING: "hello \\"quoted\\" $HOME" }
+  app_build: "id -un > BUILT_BY"
   deploy_health_timeout: 8
   deploy_drain_timeout: 10
   haproxy_check_interval: 1
@@ -177,6 +178,10 @@ describe('deploy on real hosts', () => {
     // systemd reads the value as it was given ($ not expanded, quotes kept); it is not in the unit.
     expect(env.stdout).toContain('GREETING=hello "quoted" $HOME');
     expect(env.stdout).toMatch(/Environment=\s*$/m);
+    // Built on the host as the app user, then given back to root; the build's HOME is gone.
+    const built = await sh('web-01', 'cat /opt/app/current/BUILT_BY; stat -c "%U %a" /opt/app/current/BUILT_BY /opt/app/current; ls -a /opt/app/current');
+    expect(built.stdout).toMatch(/^app\nroot 644\nroot 755\n/);
+    expect(built.stdout).not.toContain('.build-home');
     const again = await provision(['-i', inv, '-p', play, '--json'], { timeoutMs: 600_000 });
     expect(again.code, again.stdout.slice(-2000)).toBe(0);
   }, 700_000);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -183,6 +183,27 @@ describe('host scripts', () => {
     expect(at('chown -R root:root')).toBeGreaterThan(at('systemd-run'));
     expect(at('.provision-release')).toBeLessThan(at('mv -T "$t" "$d/$id"'));
     expect(installScript(l, A, { user: 'app' })).not.toContain('systemd-run');
+  });
+
+  it('run by a real POSIX shell: a 0700 source is readable by the app once installed; again: nothing sent; a cut transfer leaves nothing', () => {
+    const src = tree({ 'server.js': 'ok', 'secret-ish.json': '{}' });
+    chmodSync(src, 0o700);
+    chmodSync(path.join(src, 'secret-ish.json'), 0o600);
+    const rel = localRelease(src);
+    const packed = packRelease(rel);
+    const root = mkdtempSync(path.join(tmpdir(), 'provision-install-'));
+    const lay = appLayout(root);
+    const install = (input: Buffer) => execFileSync('/bin/sh', ['-c', installScript(lay, rel.id, { user: 'app' })], { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    expect(install(packed).trim()).toBe('installed');
+    const mode = (p: string) => (statSync(path.join(lay.releases, rel.id, p)).mode & 0o777).toString(8);
+    expect([mode('.'), mode('server.js'), mode('secret-ish.json')]).toEqual(['755', '644', '644']);
+    expect(readFileSync(path.join(lay.releases, rel.id, '.provision-release'), 'utf8')).toMatch(new RegExp(`^${rel.id} \\d+\\n$`));
+    expect(install(packed).trim()).toBe('present');
+    // Half a transfer: the script fails and leaves neither a release nor its incoming directory.
+    const other = localRelease(tree({ 'server.js': 'other' }));
+    const cut = packRelease(other).subarray(0, 20);
+    expect(() => execFileSync('/bin/sh', ['-c', installScript(lay, other.id, { user: 'app' })], { input: cut, stdio: ['pipe', 'pipe', 'pipe'] })).toThrow();
+    expect(readdirSync(lay.releases)).toEqual([rel.id]);
   });
 
   it('current is switched by renaming a new symlink over it, then the app restarts', () => {
