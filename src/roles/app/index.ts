@@ -41,7 +41,7 @@ const address = () => text(/^[A-Za-z0-9.:-]*$/, 'an address or host name', 'addr
  * A command line systemd and sh both take as it is: no quotes, no $ (systemd would expand it), no %
  * (a systemd specifier), no shell metacharacters. Anything richer belongs in a script in the release.
  */
-const plainCommand = (what: string) => text(/^[A-Za-z0-9 _./=:,+@-]*$/, `${what}: letters, digits, spaces and _ . / = : , + @ - only (put anything richer in a script in the release)`, 'command line');
+const plainCommand = () => text(/^[A-Za-z0-9 _./=:,+@-]*$/, 'letters, digits, spaces and _ . / = : , + @ - only (put anything richer in a script in the release)', 'command line');
 const shellCommand = () => z.string().refine((s) => !/[\0\n]/.test(s), { error: 'one line, no NUL' });
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -57,10 +57,17 @@ const vars = z.object({
     .default(['nodejs', 'node-mysql'])
     .describe('Debian packages the app needs (the runtime).'),
   app_source: z.string().default('').describe('The release to install on a host that has none: a directory or an archive (.tar.gz, .tgz, .tar) on the control machine; `""`: the example app (`examples/app`). `provision deploy` rolls a new one.'),
-  app_start_command: plainCommand('app_start_command').min(1, { error: 'required' }).default('node server.js').describe('Starts a release, in its directory, as the app user.'),
+  app_start_command: plainCommand().min(1, { error: 'required' }).default('node server.js').describe('Starts a release, in its directory, as the app user.'),
   app_health_path: text(/^\/[A-Za-z0-9._~\/-]*$/, 'an absolute URL path like /health', 'URL path').default('/health').describe('Answers 200 when the app is ready (checked through Nginx by a deploy).'),
   app_env: z
-    .record(z.string().regex(envName, 'an environment variable name (letters, digits, _)').refine((k) => !RESERVED_ENV.includes(k), { error: `set by the role: ${RESERVED_ENV.join(', ')}` }), z.union([z.string(), z.instanceof(Secret)]))
+    .record(z.string(), z.union([z.string(), z.instanceof(Secret)]))
+    // Each bad name is reported on its own key (a record's key schema would only say "Invalid key").
+    .superRefine((env, ctx) => {
+      for (const k of Object.keys(env)) {
+        if (!envName.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: 'an environment variable name (letters, digits, _)' });
+        else if (RESERVED_ENV.includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: `set by the role: ${RESERVED_ENV.join(', ')}` });
+      }
+    })
     .default({})
     .describe('More environment for the app (values may be `!secret`s): in the env file (0640 root:app), never in argv or the unit.'),
   app_keep_releases: wholeNumber(2, undefined, 'a whole number ≥ 2 (the current release and the one a rollback goes to)').default(5).describe('Releases kept on a host; older ones are removed after a deploy.'),
