@@ -179,7 +179,7 @@ describe('deploy on real hosts', () => {
     expect(env.stdout).toContain('GREETING=hello "quoted" $HOME');
     expect(env.stdout).toMatch(/Environment=\s*$/m);
     // Built on the host as the app user, then given back to root; the build's HOME is gone.
-    const built = await sh('web-01', 'cat /opt/app/current/BUILT_BY; stat -c "%U %a" /opt/app/current/BUILT_BY /opt/app/current; ls -a /opt/app/current');
+    const built = await sh('web-01', 'cat /opt/app/current/BUILT_BY; stat -c "%U %a" /opt/app/current/BUILT_BY /opt/app/current/; ls -a /opt/app/current/');
     expect(built.stdout).toMatch(/^app\nroot 644\nroot 755\n/);
     expect(built.stdout).not.toContain('.build-home');
     const again = await provision(['-i', inv, '-p', play, '--json'], { timeoutMs: 600_000 });
