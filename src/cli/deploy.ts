@@ -8,7 +8,7 @@ import { GROUPS, privateAddress } from '../roles/shared.js';
 import { appLayout, previousRelease, type HostReleases } from '../deploy/host-state.js';
 import { describePlan, NoPreviousRelease, planDeploy, planRollback, type DeployPlan } from '../deploy/plan.js';
 import { localRelease, packedRelease, type LocalRelease } from '../deploy/release.js';
-import { installRelease, migrate, prune, readReleases, rollOut, type Balancer, type DeployEvent, type WebTarget } from '../deploy/rolling.js';
+import { DeployError, installRelease, migrate, prune, readReleases, rollOut, type Balancer, type DeployEvent, type WebTarget } from '../deploy/rolling.js';
 import { healthScript, healthUrl } from '../deploy/scripts.js';
 import { InputError, errorMessage } from '../util/errors.js';
 import { EXIT } from './exit-codes.js';
@@ -107,7 +107,7 @@ async function withFleet(o: CommonOptions, withBalancers: boolean, fn: (fleet: F
 async function statesOf(fleet: Fleet): Promise<Array<{ host: string; state: HostReleases }>> {
   const out = await Promise.all([...fleet.webs.values()].map(async (w) => ({ host: w.name, state: await readReleases(w) })));
   const bare = out.filter((s) => !s.state.unit).map((s) => s.host);
-  if (bare.length) throw new InputError(`the app role has not run on ${bare.join(', ')} (no app unit): converge them first (provision --inventory …)`);
+  if (bare.length) throw new DeployError(`the app role has not run on ${bare.join(', ')} (no app unit): converge them first (provision --inventory …)`);
   return out;
 }
 

@@ -1,4 +1,5 @@
 import type { HostSession } from '../executor/index.js';
+import { ProvisionError } from '../util/errors.js';
 import { isUp, parseShowStat, runtimeCommand, runtimeError, setStateLine, SHOW_STAT, type ServerState } from './haproxy-runtime.js';
 import { parseState, readStateScript, releasesToPrune, type AppLayout, type HostReleases } from './host-state.js';
 import type { DeployPlan, HostStep } from './plan.js';
@@ -46,7 +47,8 @@ export interface RollResult {
   failure?: string;
 }
 
-export class DeployError extends Error {}
+/** A step of a deploy that failed on a host: said in one line, exit 1 (never called a bug). */
+export class DeployError extends ProvisionError {}
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
