@@ -183,8 +183,8 @@ describe('the application', () => {
     }
   });
 
-  test('the app runs as its own user with the hardened unit, its config readable by it only', async () => {
-    const r = await onHost(PRIMARY, 'systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p CapabilityBoundingSet app.service; stat -c "%a %U %G" /etc/app/config.json');
+  test('the app runs as its own user with the hardened unit, its environment (the database password) readable by it only', async () => {
+    const r = await onHost(PRIMARY, 'systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p CapabilityBoundingSet app.service; stat -c "%a %U %G" /opt/app/shared/env');
     expect(r.stdout).toContain('User=app');
     expect(r.stdout).toContain('NoNewPrivileges=yes');
     expect(r.stdout).toContain('ProtectSystem=strict');

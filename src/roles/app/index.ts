@@ -1,83 +1,140 @@
+import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { appLayout } from '../../deploy/host-state.js';
+import { localRelease, packedRelease } from '../../deploy/release.js';
+import { APP_UNIT, APP_UNIT_PATH, installScript, linkCurrentScript } from '../../deploy/scripts.js';
+import { PACKAGE_ROOT } from '../../util/paths.js';
+import { sh } from '../../util/quote.js';
+import { Secret } from '../../util/secrets.js';
 import { defineRole } from '../define.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
-import { pick, shared, stringList, text } from '../vars.js';
-import { apt, copy, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
+import { pick, shared, stringList, text, wholeNumber } from '../vars.js';
+import { apt, command, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
 
 const RESTART = 'restart app';
-const UNIT = 'app.service';
 const NAME = /^[A-Za-z0-9_]{1,32}$/;
 const TABLES = ['visits', 'notes'];
+/** The example application (the reference site's): what `app_source: ""` deploys. */
+export const EXAMPLE_APP = path.join(PACKAGE_ROOT, 'examples', 'app');
+/** Set by the role from other vars: app_env may not set them too. */
+const RESERVED_ENV = ['PORT', 'HOST', 'NODE_ENV', 'DB_WRITE_HOST', 'DB_READ_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD'];
 
-/** Where the app writes (the primary) and reads (its own database when it is a database host, else the primary). */
-export function databaseHosts(ctx: RoleContext<AppVars>): { write: string; read: string } {
+/**
+ * Where the app writes (the primary) and reads (its own database when it is a database host, else the
+ * primary); undefined when the site has no database (an app that needs none).
+ */
+export function databaseHosts(ctx: RoleContext<AppVars>): { write: string; read: string } | undefined {
   const primaries = ctx.hostsIn(GROUPS.dbPrimary);
   const primary = primaries[0] ? privateAddress(primaries[0]) : '';
   const write = ctx.vars.app_db_write_host || primary;
   const local = inGroup(ctx, GROUPS.dbPrimary) || inGroup(ctx, GROUPS.dbReplica) ? privateAddress(ctx.host) : primary;
   const read = ctx.vars.app_db_read_host || local;
-  if (!write || !read) throw new Error(`app: no database to use: set app_db_write_host/app_db_read_host or put a host in group ${GROUPS.dbPrimary}`);
-  return { write, read };
+  return write && read ? { write, read } : undefined;
 }
 
 const SAFE_PATH = /^\/[A-Za-z0-9_./-]+$/;
 const absolutePath = () => text((s) => SAFE_PATH.test(s) && !s.includes('..'), 'an absolute path', 'absolute path');
 const address = () => text(/^[A-Za-z0-9.:-]*$/, 'an address or host name', 'address or host name');
+/**
+ * A command line systemd and sh both take as it is: no quotes, no $ (systemd would expand it), no %
+ * (a systemd specifier), no shell metacharacters. Anything richer belongs in a script in the release.
+ */
+const plainCommand = () => text(/^[A-Za-z0-9 _./=:,+@-]*$/, 'letters, digits, spaces and _ . / = : , + @ - only (put anything richer in a script in the release)', 'command line');
+const shellCommand = () => z.string().refine((s) => !/[\0\n]/.test(s), { error: 'one line, no NUL' });
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const vars = z.object({
-  app_port: shared('app_port', 'The port the app listens on.'),
-  ...pick('mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password'),
+  app_port: shared('app_port', 'The port the app listens on (its `PORT`).'),
+  ...pick('mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password', 'http_port', 'domain', 'backend_tls'),
   app_user: text(NAME, 'letters, digits and _ only, 1 to 32 characters', 'user name').default('app').describe('System user and group the app runs as.'),
-  app_dir: absolutePath().default('/opt/app').describe('Where the code goes (owned by root).'),
-  app_config_file: absolutePath()
-    .refine((s) => /^\/[^/]+\/.+/.test(s), { error: 'must be inside a directory of its own (e.g. /etc/app/config.json)' })
-    .default('/etc/app/config.json')
-    .describe('The JSON config (in a directory of its own, readable by the app user only).'),
-  app_listen_address: address().min(1, { error: 'required' }).default('127.0.0.1').describe('Listen address: only Nginx in front of it reaches the app.'),
+  app_dir: absolutePath().default('/opt/app').describe('Where releases live: `releases/<id>`, `shared/`, `current` (owned by root).'),
+  app_listen_address: address().min(1, { error: 'required' }).default('127.0.0.1').describe('Listen address (its `HOST`): only Nginx in front of it reaches the app.'),
   app_db_write_host: address().default('').describe("Where the app writes; `\"\"`: the `db_primary` host's private address."),
   app_db_read_host: address().default('').describe("Where the app reads; `\"\"`: the host's own private address when it is a database host, else the primary."),
   app_packages: stringList(() => true, 'a non-empty list of package names', 'list of package names', { nonEmpty: true })
     .default(['nodejs', 'node-mysql'])
-    .describe('Debian packages the app needs (no npm).'),
+    .describe('Debian packages the app needs (the runtime).'),
+  app_source: z.string().default('').describe('The release to install on a host that has none: a directory or an archive (.tar.gz, .tgz, .tar) on the control machine; `""`: the example app (`examples/app`). `provision deploy` rolls a new one.'),
+  app_start_command: plainCommand().min(1, { error: 'required' }).default('node server.js').describe('Starts a release, in its directory, as the app user.'),
+  app_health_path: text(/^\/[A-Za-z0-9._~\/-]*$/, 'an absolute URL path like /health', 'URL path').default('/health').describe('Answers 200 when the app is ready (checked through Nginx by a deploy).'),
+  app_env: z
+    .record(z.string(), z.union([z.string(), z.instanceof(Secret)]))
+    // Each bad name is reported on its own key (a record's key schema would only say "Invalid key").
+    .superRefine((env, ctx) => {
+      for (const k of Object.keys(env)) {
+        if (!envName.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: 'an environment variable name (letters, digits, _)' });
+        else if (RESERVED_ENV.includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: `set by the role: ${RESERVED_ENV.join(', ')}` });
+      }
+    })
+    .default({})
+    .describe('More environment for the app (values may be `!secret`s): in the env file (0640 root:app), never in argv or the unit.'),
+  app_keep_releases: wholeNumber(2, undefined, 'a whole number ≥ 2 (the current release and the one a rollback goes to)').default(5).describe('Releases kept on a host; older ones are removed after a deploy.'),
+  app_build: shellCommand().default('').describe('Run in a new release on the host, as the app user, before it can go live (e.g. `npm ci --omit=dev`); `""`: none.'),
+  app_migrate_command: shellCommand().default('').describe('Run once per deploy, on the first web host, in the new release as the app user with its environment, before any host switches; `""`: none.'),
+  deploy_batch: wholeNumber(1, undefined, 'a whole number ≥ 1').default(1).describe('Web servers switched at once by `provision deploy`.'),
+  deploy_drain_timeout: wholeNumber(1, undefined, 'a whole number of seconds ≥ 1').default(30).describe('Seconds a deploy waits for a drained server to finish its sessions.'),
+  deploy_health_timeout: wholeNumber(1, undefined, 'a whole number of seconds ≥ 1').default(60).describe('Seconds a deploy waits for a restarted app to answer its health check.'),
 });
-type AppVars = z.output<typeof vars>;
+export type AppVars = z.output<typeof vars>;
+
+/** The app's environment as the env file has it, in a fixed order. */
+export function appEnvironment(ctx: RoleContext<AppVars>): Array<[string, string | Secret]> {
+  const v = ctx.vars;
+  const db = databaseHosts(ctx);
+  return [
+    ['NODE_ENV', 'production'],
+    ['HOST', v.app_listen_address],
+    ['PORT', String(v.app_port)],
+    ...(db
+      ? ([
+          ['DB_WRITE_HOST', db.write],
+          ['DB_READ_HOST', db.read],
+          ['DB_PORT', String(v.mysql_port)],
+          ['DB_NAME', v.app_db_name],
+          ['DB_USER', v.mysql_app_user],
+          ['DB_PASSWORD', v.mysql_app_password],
+        ] as Array<[string, string | Secret]>)
+      : []),
+    ...Object.entries(v.app_env).sort(([a], [b]) => a.localeCompare(b)),
+  ];
+}
 
 export const role = defineRole({
   name: 'app',
   description:
-    'The sample application on the web servers: a plain Node.js HTTP server (no framework, `src/roles/app/files/server.js`) ' +
-    "using Debian's `nodejs` and `node-mysql` packages (no npm), run by systemd under its own system user with a hardened unit, " +
-    'listening on `127.0.0.1:app_port` (Nginx in front of it is the only client). It writes to the MySQL primary, reads from the ' +
-    'local database, and creates its schema on the primary.',
+    "The team's application on the web servers, as releases (docs/deploy.md): `app_dir/releases/<id>` (the id is the content " +
+    'hash), `shared/` (the env file, data kept across releases), `current` (a symlink switched by rename). The runtime is ' +
+    "Debian's `nodejs`; the app runs under its own system user with a hardened unit, in `current`, listening on " +
+    '`127.0.0.1:app_port` (Nginx in front of it is the only client), its environment from `shared/env`. A host with no release ' +
+    "gets `app_source` (by default the example app, `examples/app`: it writes to the MySQL primary, reads the local database, " +
+    'and the role creates its schema on the primary); `provision deploy` rolls new releases through the load balancers.',
   vars,
   tasks(ctx) {
     const v = ctx.vars;
     const appUser = v.app_user;
-    const appDir = v.app_dir;
-    const configFile = v.app_config_file;
-    const configDir = configFile.slice(0, configFile.lastIndexOf('/'));
+    const l = appLayout(v.app_dir);
     const db = v.app_db_name;
-    const { write, read } = databaseHosts(ctx);
+    const release = localRelease(v.app_source || EXAMPLE_APP);
     return [
-      apt('install Node.js and node-mysql (Debian packages)', { packages: v.app_packages }),
+      apt('install the runtime (Debian packages)', { packages: v.app_packages }),
       group(`group ${appUser}`, { name: appUser, system: true }),
-      user(`system user ${appUser}`, { name: appUser, group: appUser, system: true, home: appDir, create_home: false, shell: '/usr/sbin/nologin' }),
-      file(`${appDir} (code, owned by root)`, { path: appDir, state: 'directory', owner: 'root', group: 'root', mode: '0755' }),
-      copy('application code', { src: ctx.file('files/server.js'), dest: `${appDir}/server.js`, owner: 'root', group: 'root', mode: '0644', validate: 'node --check %s' }, { notify: RESTART }),
-      file(`${configDir} (readable by ${appUser} only)`, { path: configDir, state: 'directory', owner: 'root', group: appUser, mode: '0750' }),
+      user(`system user ${appUser}`, { name: appUser, group: appUser, system: true, home: l.dir, create_home: false, shell: '/usr/sbin/nologin' }),
+      file(`${l.dir} (releases, owned by root)`, { path: l.dir, state: 'directory', owner: 'root', group: 'root', mode: '0755' }),
+      file(`${l.releases}`, { path: l.releases, state: 'directory', owner: 'root', group: 'root', mode: '0755' }),
+      file(`${l.shared} (readable by ${appUser}, not writable)`, { path: l.shared, state: 'directory', owner: 'root', group: appUser, mode: '0750' }),
+      file(`${l.data} (written by ${appUser})`, { path: l.data, state: 'directory', owner: appUser, group: appUser, mode: '0750' }),
       template(
-        `application config ${configFile}`,
+        `environment ${l.envFile}`,
         {
-          src: ctx.file('templates/config.json.njk'),
-          dest: configFile,
+          src: ctx.file('templates/env.njk'),
+          dest: l.envFile,
           owner: 'root',
           group: appUser,
           mode: '0640',
           sensitive: true,
-          validate: `node -e "JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'))" %s`,
-          vars: { ...v, write_host: write, read_host: read },
+          vars: { env_lines: appEnvironment(ctx) },
         },
         { notify: RESTART },
       ),
@@ -91,20 +148,31 @@ export const role = defineRole({
         },
         { when: inGroup(ctx, GROUPS.dbPrimary) },
       ),
-      template(
-        `systemd unit ${UNIT}`,
+      // The first release only: once a host runs one, releases change by `provision deploy` (rolling), never by a converge.
+      command(
+        `first release ${release.id} (${path.basename(release.source)})`,
         {
-          src: ctx.file('templates/app.service.njk'),
-          dest: `/etc/systemd/system/${UNIT}`,
-          mode: '0644',
-          // systemd-analyze wants the unit under its own name.
-          validate: `d=$(mktemp -d) && cp %s "$d/${UNIT}" && systemd-analyze verify "$d/${UNIT}"; r=$?; rm -rf "$d"; exit $r`,
-          vars: v,
+          cmd: `base64 -d | { ${installScript(l, release.id, { user: appUser, build: v.app_build || undefined })}\n} && ${linkCurrentScript(l, release.id)}`,
+          // The command module's stdin is text: the gzip'd tar travels as base64 (binary-safe).
+          stdin: packedRelease(release).toString('base64'),
+          unless: sh`test -e ${l.current}`,
         },
         { notify: RESTART },
       ),
-      service(`${UNIT} running and enabled`, { name: UNIT, state: 'started', enabled: true, daemon_reload: true }),
+      template(
+        `systemd unit ${APP_UNIT}`,
+        {
+          src: ctx.file('templates/app.service.njk'),
+          dest: APP_UNIT_PATH,
+          mode: '0644',
+          // systemd-analyze wants the unit under its own name.
+          validate: `d=$(mktemp -d) && cp %s "$d/${APP_UNIT}" && systemd-analyze verify "$d/${APP_UNIT}"; r=$?; rm -rf "$d"; exit $r`,
+          vars: { ...v, current: l.current, env_file: l.envFile, data_dir: l.data },
+        },
+        { notify: RESTART },
+      ),
+      service(`${APP_UNIT} running and enabled`, { name: APP_UNIT, state: 'started', enabled: true, daemon_reload: true }),
     ];
   },
-  handlers: () => [service(RESTART, { name: UNIT, state: 'restarted', daemon_reload: true })],
+  handlers: () => [service(RESTART, { name: APP_UNIT, state: 'restarted', daemon_reload: true })],
 });

@@ -15,6 +15,10 @@ export const BACKEND_CA_PATH = '/etc/haproxy/backend-ca.pem';
 /** certbot's standalone server for http-01 challenges, behind HAProxy's port 80. */
 export const ACME_CHALLENGE_ADDRESS = '127.0.0.1';
 export const ACME_CHALLENGE_PORT = 8888;
+/** The runtime API (level admin) as haproxy.cfg.njk declares it: a deploy drains and readies web servers through it (src/deploy). */
+export const HAPROXY_ADMIN_SOCKET = '/run/haproxy/admin.sock';
+/** The backend of the web servers in haproxy.cfg.njk; each server in it is named after its inventory host. */
+export const HAPROXY_WEB_BACKEND = 'web';
 
 /**
  * A self-signed certificate for the domain, made once: HAProxy refuses a TLS bind without one, and

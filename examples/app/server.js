@@ -1,20 +1,39 @@
 'use strict';
 /*
- * The sample application: a plain Node.js HTTP server (no framework) on the web servers.
+ * The example application: a plain Node.js HTTP server (no framework) on the web servers.
  * Writes go to the MySQL primary; reads come from the local database (on the replica's host,
- * the replica), so a page shows replication at work. Installed by provision (role app).
+ * the replica), so a page shows replication at work. Deployed by provision as a release
+ * (docs/deploy.md): replace this directory by your own application's (`app_source`).
+ *
+ * The contract it follows: started as `node server.js` in its release directory, as the app user,
+ * with PORT (and HOST, the listen address) and DB_WRITE_HOST, DB_READ_HOST, DB_PORT, DB_NAME,
+ * DB_USER, DB_PASSWORD in its environment; answers GET /health with 200 when it can serve.
  *
  *   GET  /               which web server answered, a visit recorded on the primary, visits read locally
  *   POST /api/notes      body = note text; stored on the primary; answers {id}
  *   GET  /api/notes/:id  the note as the local database has it (404 until it has replicated)
  *   GET  /health         200 only when the local database answers
  */
-const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const mysql = require('mysql');
 
-const config = JSON.parse(fs.readFileSync(process.argv[2] || '/etc/app/config.json', 'utf8'));
+function required(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`environment variable ${name} is not set (docs/deploy.md: the contract)`);
+  return v;
+}
+
+const config = {
+  listen: { host: process.env.HOST || '127.0.0.1', port: Number(required('PORT')) },
+  db: {
+    database: required('DB_NAME'),
+    user: required('DB_USER'),
+    password: required('DB_PASSWORD'),
+    write: { host: required('DB_WRITE_HOST'), port: Number(process.env.DB_PORT || 3306) },
+    read: { host: required('DB_READ_HOST'), port: Number(process.env.DB_PORT || 3306) },
+  },
+};
 const hostname = os.hostname();
 const MAX_BODY = 64 * 1024;
 
