@@ -47,6 +47,7 @@ export function applyInventoryOptions(o: { vaultPasswordFile?: string }): void {
 export function addCommonOptions(cmd: Command): Command {
   return addInventoryOptions(cmd)
     .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required)')
+    .option('--project <dir>', 'the project folder (inventory/, playbooks/, roles/, modules/); relative paths are read from it (default: the current directory)')
     .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
     .option('--json', 'one JSON event per line on stdout')
