@@ -7,6 +7,7 @@ import { yamlTask } from '../executor/expand.js';
 import { controlPathParams, getModule, type Task } from '../modules/index.js';
 import type { RoleContext, RoleDef } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
+import { shown } from '../roles/vars.js';
 import { Secret } from '../util/secrets.js';
 import { readYamlFile, schemaError, whereIs, type LocatedYaml } from '../util/yaml.js';
 
@@ -48,7 +49,7 @@ function typeOf(type: OptionSpec['type'], elements?: OptionSpec['type']): z.ZodT
   switch (type) {
     case 'str':
     case 'path':
-      return z.union([z.string(), z.instanceof(Secret)]);
+      return z.union([z.string(), z.instanceof(Secret)], { error: (iss) => (iss.input === undefined ? 'required' : `expected a string, got ${shown(iss.input)}`) });
     case 'int':
       return z.number().int();
     case 'float':
