@@ -112,6 +112,13 @@ describe('discovery', () => {
     expect(() => load(dir, 'playbooks/broken.yml')).toThrow(new RegExp(`^${path.join(dir, 'roles/broken/index.ts')}:1:\\d+: `));
   });
 
+  it('a name never leaves the project: "../x" is not looked up outside roles/', async () => {
+    const dir = project({ 'evil/tasks/main.yml': '- name: t\n  file: { path: /tmp/x, state: directory }\n', 'playbooks/site.yml': play(['../evil']) });
+    const r = await cli(dir);
+    expect(r.code).toBe(4);
+    expect(r.error).toMatch(/: unknown role "\.\.\/evil"$/);
+  });
+
   it('--project: -i NAME and -p are read from the project, wherever the command starts', async () => {
     const dir = project({ 'playbooks/site.yml': play([], '    - name: f\n      file: { path: /tmp/x, state: directory }\n') });
     expect(process.cwd()).not.toBe(dir);
