@@ -6,8 +6,10 @@ type AnyModule = ModuleDef<any>;
 
 /** The built-in modules (src/modules/builtin.ts, a table generated at build time). */
 const builtins = new Map<string, AnyModule>();
-/** Modules registered by code (tests, embedders), and a project's modules once loaded. */
-const others = new Map<string, AnyModule>();
+/** Modules registered by code (tests, embedders). */
+const registered = new Map<string, AnyModule>();
+/** A project's modules once loaded (forgotten when the lookup changes: another project). */
+const loaded = new Map<string, AnyModule>();
 
 /**
  * Where modules that are not built in come from: the project's modules/ folder (src/project),
@@ -19,20 +21,20 @@ let lookup: ModuleLookup | undefined;
 
 export function setModuleLookup(fn: ModuleLookup | undefined): void {
   lookup = fn;
-  others.clear();
+  loaded.clear();
 }
 
 export function registerModule<P>(def: ModuleDef<P>): void {
-  others.set(def.name, def);
+  registered.set(def.name, def);
 }
 
 export function getModule(name: string): ModuleDef<unknown> | undefined {
-  const known = others.get(name);
+  const known = registered.get(name) ?? loaded.get(name);
   if (known) return known;
   const builtin = builtins.get(name);
   const found = lookup?.(name, builtin);
   if (found) {
-    others.set(name, found);
+    loaded.set(name, found);
     return found;
   }
   return builtin;
@@ -44,7 +46,7 @@ export function isBuiltinModule(name: string): boolean {
 
 /** The built-in modules and those registered or loaded so far. */
 export function moduleNames(): string[] {
-  return [...new Set([...builtins.keys(), ...others.keys()])].sort();
+  return [...new Set([...builtins.keys(), ...registered.keys(), ...loaded.keys()])].sort();
 }
 
 export interface TaskOptions {

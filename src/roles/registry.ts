@@ -2,8 +2,10 @@ import type { RoleDef } from './types.js';
 
 /** The built-in roles (src/roles/builtin.ts, a table generated at build time registers them). */
 const builtins = new Map<string, RoleDef>();
-/** Roles registered by code (tests, embedders), and a project's roles once loaded. */
-const others = new Map<string, RoleDef>();
+/** Roles registered by code (tests, embedders). */
+const registered = new Map<string, RoleDef>();
+/** A project's roles once loaded (forgotten when the lookup changes: another project). */
+const loaded = new Map<string, RoleDef>();
 
 /**
  * Where roles that are not built in come from: the project's roles/ folder (src/project), asked
@@ -16,7 +18,7 @@ let lookup: RoleLookup | undefined;
 
 export function setRoleLookup(fn: RoleLookup | undefined): void {
   lookup = fn;
-  others.clear();
+  loaded.clear();
 }
 
 export function registerBuiltinRole(role: RoleDef): void {
@@ -24,16 +26,16 @@ export function registerBuiltinRole(role: RoleDef): void {
 }
 
 export function registerRole(role: RoleDef): void {
-  others.set(role.name, role);
+  registered.set(role.name, role);
 }
 
 export function getRole(name: string): RoleDef | undefined {
-  const known = others.get(name);
+  const known = registered.get(name) ?? loaded.get(name);
   if (known) return known;
   const builtin = builtins.get(name);
   const found = lookup?.(name, builtin);
   if (found) {
-    others.set(name, found);
+    loaded.set(name, found);
     return found;
   }
   return builtin;
@@ -45,5 +47,5 @@ export function isBuiltinRole(name: string): boolean {
 
 /** The built-in roles and those registered or loaded so far (a project's roles are loaded when a playbook names them). */
 export function roleNames(): string[] {
-  return [...new Set([...builtins.keys(), ...others.keys()])].sort();
+  return [...new Set([...builtins.keys(), ...registered.keys(), ...loaded.keys()])].sort();
 }
