@@ -13,7 +13,7 @@ import { main } from '../../../src/cli/main.ts';
 import { getModule, moduleNames } from '../../../src/modules/index.ts';
 import { enableProjectDiscovery, projectDir, useProject, withDependencies } from '../../../src/project/index.ts';
 import { renderRoleDoc } from '../../../src/roles/docs.ts';
-import { getRole, parseRoleVars, roleNames } from '../../../src/roles/index.ts';
+import { getRole, parseRoleVars, roleNames, unreadVarWarnings } from '../../../src/roles/index.ts';
 import { Secret } from '../../../src/util/secrets.ts';
 import { captureOutput } from '../helpers/output.ts';
 
@@ -235,6 +235,22 @@ describe('YAML roles (Ansible layout)', () => {
     const doc = renderRoleDoc(web);
     expect(doc).toContain('A web role');
     expect(doc).toContain('the site name');
+  });
+
+  it("a misspelt var of a YAML role is warned as for a TypeScript role's (the schema and the role's templates are what it reads)", () => {
+    const dir = project({
+      ...role('web', {
+        'defaults/main.yml': 'web_port: 8080\n',
+        'templates/page.j2': '{{ web_title }}\n',
+        'tasks/main.yml': '- name: page\n  template: { src: page.j2, dest: /tmp/page }\n',
+      }),
+      'playbooks/site.yml': play(['web']),
+    });
+    writeFileSync(path.join(dir, 'inventory/closed.yml'), `${readFileSync(CLOSED, 'utf8')}vars:\n  web_prot: 80\n  web_title: t\n`);
+    const { inventory, playbook } = load(dir);
+    const warnings = unreadVarWarnings(inventory, playbook);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/: web_prot: no role, template or task reads this var \(did you mean "web_port"\?\)$/);
   });
 
   it('a role var schema checks run before any connection (exit 4, naming the role)', async () => {
