@@ -9,6 +9,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadInputs } from '../../../src/cli/load.ts';
+import { expandPlay } from '../../../src/executor/index.ts';
+import type { Facts } from '../../../src/facts/index.ts';
 import { main } from '../../../src/cli/main.ts';
 import { getModule, moduleNames } from '../../../src/modules/index.ts';
 import { enableProjectDiscovery, projectDir, useProject, withDependencies } from '../../../src/project/index.ts';
@@ -93,10 +95,15 @@ describe('discovery', () => {
       'modules/hello.ts': TS_MODULE('hello'),
       'playbooks/site.yml': play(['web-ts'], '    - name: hello\n      hello: { n: 2 }\n'),
     });
-    const { playbook } = load(dir);
+    const { playbook, inventory } = load(dir);
     expect(playbook.plays[0]!.tasks[0]!.module).toBe('hello');
     const role = getRole('web-ts')!;
     expect(role.dir).toBe(path.join(dir, 'roles/web-ts'));
+    // Expanded for a host: ctx.file() is a file of the role's folder in the project.
+    const expanded = expandPlay(playbook.plays[0]!, inventory.hosts.get('web1')!, {} as Facts, inventory, playbook.file);
+    if (!expanded.ok) throw expanded.error;
+    const task = expanded.play.tasks[0]!;
+    expect('params' in task ? task.params : task).toMatchObject({ content: `hi ${path.join(dir, 'roles/web-ts/templates/x')}` });
     // The same zod and Secret as the engine's: a Secret passes its z.instanceof(Secret).
     expect(getModule('hello')!.schema.safeParse({ token: new Secret('t', 'v') }).success).toBe(true);
   });
