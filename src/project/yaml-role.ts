@@ -67,13 +67,12 @@ function typeOf(type: OptionSpec['type'], elements?: OptionSpec['type']): z.ZodT
 
 /** One var of the role: argument_specs' option (defaults/main.yml gives the default when the spec does not). */
 export function optionToZod(spec: OptionSpec, fallbackDefault: unknown): z.ZodType {
-  let s: z.ZodType = spec.choices ? z.union(spec.choices.map((c) => z.literal(c)) as unknown as [z.ZodLiteral, z.ZodLiteral]) : typeOf(spec.type, spec.elements);
-  if (spec.choices && spec.choices.length === 1) s = z.literal(spec.choices[0]!);
-  const description = Array.isArray(spec.description) ? spec.description.join(' ') : spec.description;
-  if (description) s = s.describe(description);
+  const base: z.ZodType = spec.choices ? z.literal(spec.choices) : typeOf(spec.type, spec.elements);
   const dflt = spec.default !== undefined ? spec.default : fallbackDefault;
-  if (spec.required) return s;
-  return dflt !== undefined ? s.default(dflt as never) : s.optional();
+  const s = spec.required ? base : dflt !== undefined ? base.default(dflt as never) : base.optional();
+  // Described last: the documentation reads the description of the outer schema (as the built-in roles write it).
+  const description = Array.isArray(spec.description) ? spec.description.join(' ') : spec.description;
+  return description ? s.describe(description) : s;
 }
 
 function readOptional(file: string, what: string): LocatedYaml | undefined {
@@ -103,8 +102,9 @@ function loadTaskList(file: string, section: 'tasks' | 'handlers', dir: string, 
     if (!t || typeof t !== 'object') return t;
     const out: Record<string, unknown> = { ...(t as Record<string, unknown>) };
     for (const [key, params] of Object.entries(out)) {
+      if (!params || typeof params !== 'object' || Array.isArray(params)) continue;
       const def = getModule(key);
-      if (!def || !params || typeof params !== 'object') continue;
+      if (!def) continue;
       const resolved: Record<string, unknown> = { ...(params as Record<string, unknown>) };
       for (const p of controlPathParams(def)) {
         const v = resolved[p];

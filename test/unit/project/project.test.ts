@@ -242,6 +242,8 @@ describe('YAML roles (Ansible layout)', () => {
     const doc = renderRoleDoc(web);
     expect(doc).toContain('A web role');
     expect(doc).toContain('the site name');
+    expect(doc).toContain('| `web_port` | number | `8080` | the port |');
+    expect(doc).toContain('| `web_mode` | literal | `safe` |  |');
   });
 
   it("a misspelt var of a YAML role is warned as for a TypeScript role's (the schema and the role's templates are what it reads)", () => {
