@@ -108,6 +108,16 @@ describe('discovery', () => {
     expect(getModule('hello')!.schema.safeParse({ token: new Secret('t', 'v') }).success).toBe(true);
   });
 
+  it('a project whose package.json says "type": "module" loads its TypeScript too', () => {
+    const dir = project({
+      'package.json': '{ "name": "esm-project", "private": true, "type": "module" }',
+      'modules/hello.ts': TS_MODULE('hello'),
+      'playbooks/site.yml': play([], '    - name: hello\n      hello: { n: 2 }\n'),
+    });
+    load(dir);
+    expect(getModule('hello')!.name).toBe('hello');
+  });
+
   it('a playbook of built-ins loads nothing of the project (a broken role or module there is never read)', () => {
     const dir = project({
       'roles/broken/index.ts': 'export const role = ;\n',
