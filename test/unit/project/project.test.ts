@@ -3,7 +3,7 @@
  * loaded at run time (TypeScript through tsx, YAML roles in Ansible's layout), refused when they
  * shadow a built-in without `overrides: true`; bad input in them is exit 4 naming file:line:col.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -304,6 +304,15 @@ describe('provision init', () => {
     stderr.length = 0;
     expect(await main(['init', dir])).toBe(4);
     expect(stderr.join('')).toContain(`init: ${dir} is not empty`);
+  });
+});
+
+describe('provision init, bad input', () => {
+  it('a lab instance that is not up and has no default subnet is exit 4 naming it; nothing is written', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'provision-init-')), 'site');
+    expect(await main(['init', dir, '--lab', 'no-such-instance'])).toBe(4);
+    expect(stderr.join('')).toContain('init: --lab no-such-instance: instance "no-such-instance" is not up');
+    expect(existsSync(dir)).toBe(false);
   });
 });
 
