@@ -7,8 +7,9 @@
 // in src/ (in a git checkout), and runs the TypeScript sources through tsx otherwise.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { TABLES } from './gen-builtins.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
 // node scripts/build.mjs [DIR]: into DIR instead of dist/ (the unit test of the bundle builds one aside).
@@ -17,6 +18,12 @@ const dist = path.resolve(process.argv[2] ?? path.join(root, 'dist'));
 for (const old of ['chunks', 'provision.mjs', 'provision.mjs.map', 'provision.cjs.run-cache']) rmSync(path.join(dist, old), { recursive: true, force: true });
 
 const bundle = path.join(dist, 'provision.cjs');
+
+// The tables of built-in roles and modules (scripts/gen-builtins.mjs), current before bundling.
+for (const t of TABLES) {
+  const want = t.text();
+  if (!existsSync(t.file) || readFileSync(t.file, 'utf8') !== want) writeFileSync(t.file, want);
+}
 
 // A native addon a package requires by a relative path (ssh2: "./crypto/build/Release/sshcrypto.node",
 // its AES-GCM and ChaCha20-Poly1305 in C) would be looked for beside dist/provision.cjs, not found, and
@@ -42,7 +49,8 @@ await build({
   format: 'cjs',
   target: 'node20',
   // ssh2's optional native parts: loaded with require() inside try/catch, absent unless built.
-  external: ['*.node', 'cpu-features'],
+  // tsx: required from node_modules only when a project has TypeScript roles or modules (src/project/load-ts.ts).
+  external: ['*.node', 'cpu-features', 'tsx', 'tsx/*'],
   plugins: [nativeFromPackage],
   // The sources find the package root from their own folder (src/util/paths.ts).
   define: { 'import.meta.dirname': '__dirname' },
@@ -68,3 +76,20 @@ if (node('--make-cache') !== 0 || node('--check-cache') !== 0) {
   for (const made of ['provision.cjs', 'provision.cjs.cache', 'provision.cjs.map']) rmSync(path.join(dist, made), { force: true });
   throw new Error(`build: ${bundle} cannot be evaluated, or V8 refuses its code cache`);
 }
+
+// The public API (package.json "exports"): `import { defineModule, … } from 'provision'` in a
+// project's own code and tests. One CommonJS file with its dependencies, and its types, emitted by tsc.
+await build({
+  entryPoints: [path.join(root, 'src/api.ts')],
+  outfile: path.join(dist, 'api.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  external: ['*.node', 'cpu-features', 'tsx', 'tsx/*'],
+  plugins: [nativeFromPackage],
+  define: { 'import.meta.dirname': '__dirname' },
+  logLevel: 'warning',
+});
+const types = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.api.json'), '--outDir', path.join(dist, 'types')], { stdio: 'inherit' });
+if (types.status !== 0) throw new Error('build: tsc could not emit the API types (tsconfig.api.json)');

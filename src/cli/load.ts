@@ -4,11 +4,13 @@ import { loadInventory, type Inventory } from '../inventory/index.js';
 import { planFromRun, type PlanFile } from '../plan/plan.js';
 import { MemoryReporter } from '../report/renderers.js';
 import '../roles/builtin.js';
+import { expandRoleDependencies } from '../project/index.js';
 
 /** The one place a command loads its inventory (a name or a path) and, when it runs one, its playbook. */
 export function loadInputs(o: { inventory: string; playbook: string }): { inventory: Inventory; playbook: Playbook } {
   const inventory = loadInventory(o.inventory);
   const playbook = loadPlaybook(path.resolve(o.playbook));
+  expandRoleDependencies(playbook);
   return { inventory, playbook };
 }
 

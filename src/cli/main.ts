@@ -9,7 +9,9 @@ import { factsCommand, pingCommand } from './host-commands.js';
 import { registerInventoryCommand } from './inventory-command.js';
 import { addCommonOptions, addInventoryOptions, applyInventoryOptions, list, positiveInt, requireInventory, verbosity } from './options.js';
 import { guardOutputStreams, installLastResortHandlers, makeReporter, printError, surviveTerminalHangup } from './output.js';
+import { registerInitCommand } from './init.js';
 import { planCommand } from './plan.js';
+import { applyProjectOption } from '../project/project.js';
 import { runCommand } from './run.js';
 import { showCommand } from './show.js';
 
@@ -23,7 +25,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`provision: error: ${s.replace(/^error: /, '')}`),
     })
-    .hook('preAction', (_program, command) => applyInventoryOptions(command.opts()));
+    .hook('preAction', (_program, command) => (applyProjectOption(command.opts()), applyInventoryOptions(command.opts())));
 
   addCommonOptions(program)
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
@@ -69,6 +71,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
 
   registerInventoryCommand(program, addCommonOptions);
   registerDeployCommands(program, addCommonOptions, setCode);
+  registerInitCommand(program, setCode);
   program
     .command('lab')
     .description('the built-in lab of real hosts on this machine: lab up | down | status | …')

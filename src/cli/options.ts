@@ -33,7 +33,9 @@ export function verbosity(_v: string, prev: number): number {
 
 /** Options every command that reads an inventory takes. */
 export function addInventoryOptions(cmd: Command): Command {
-  return cmd.option('--vault-password-file <file>', `ansible-vault password: a file, or an executable that prints it (else $${VAULT_PASSWORD_ENV}, else asked on a terminal)`);
+  return cmd
+    .option('--vault-password-file <file>', `ansible-vault password: a file, or an executable that prints it (else $${VAULT_PASSWORD_ENV}, else asked on a terminal)`)
+    .option('--project <dir>', 'the project folder (inventory/, playbooks/, roles/, modules/); relative paths are read from it (default: the current directory)');
 }
 
 /** Called before a command runs: its options and where warnings go apply to every inventory it loads. */

@@ -24,7 +24,7 @@ function roleContext(roleName: string, host: Host, facts: Facts, inventory: Inve
     vars: roleVars(roleName, host, play),
     inventory,
     hostsIn: (group) => (inventory.groups.get(group) ?? []).map((h) => inventory.hosts.get(h)!),
-    file: (relative) => path.join(ROLES_DIR, roleName, relative),
+    file: (relative) => path.join(getRole(roleName)?.dir ?? path.join(ROLES_DIR, roleName), relative),
   };
 }
 
@@ -102,7 +102,8 @@ function renderParams(task: YamlTask, vars: Record<string, unknown>, host: strin
   return Object.fromEntries(Object.entries(params).map(([k, x]) => [k, render(x, k)]));
 }
 
-function yamlTask(t: YamlTask, vars: Record<string, unknown>, where: string, host: string): Task {
+/** A YAML task rendered for a host (also a project's YAML role's tasks, src/project/yaml-role.ts). */
+export function yamlTask(t: YamlTask, vars: Record<string, unknown>, where: string, host: string): Task {
   let when: boolean | undefined;
   if (t.whenVar) {
     const m = /^(not\s+)?([A-Za-z_][A-Za-z0-9_]*)$/.exec(t.whenVar.trim());

@@ -6,7 +6,7 @@ import { analyzeString, isTemplate, secretsRead, TemplateProblem } from '../modu
 import { getRole } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
 import { paramRules, playVars, secretRefusal } from './expand.js';
-import { fieldName, readYamlFile, schemaError, whereAt, whereIs, whereKey } from '../util/yaml.js';
+import { fieldName, readYamlFile, schemaError, whereAt, whereIs, whereKey, type LocatedYaml } from '../util/yaml.js';
 
 const RESERVED = new Set(['name', 'notify', 'tags', 'when', 'ignore_errors']);
 
@@ -78,8 +78,9 @@ export interface Playbook {
   plays: Play[];
 }
 
-export function loadPlaybook(file: string): Playbook {
-  const src = readYamlFile(file, 'playbook', PlaybookError);
+/** `read`: the file already read (a role's tasks file, wrapped as one play by src/project/yaml-role.ts). */
+export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
+  const src = read ?? readYamlFile(file, 'playbook', PlaybookError);
   if (src.data === null || src.data === undefined) {
     throw new PlaybookError(`${whereAt(src, 0)}: (top level): the playbook is empty`, 'a playbook is a list of plays: - name: …, hosts: …, tasks: […]');
   }

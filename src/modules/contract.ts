@@ -226,6 +226,8 @@ export interface ModuleDef<P> {
   shellParams?: readonly string[];
   /** Bound of each of its commands when the inventory sets no command_timeout (default 10 min): apt installs need longer. */
   commandTimeoutMs?: number;
+  /** A project's module named like a built-in replaces it only when it says so (else loading it is an error). */
+  overrides?: boolean;
 }
 
 /** A task: one module invocation with its options. Built by roles (TypeScript) or playbooks (YAML). */

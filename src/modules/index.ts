@@ -1,6 +1,6 @@
 export * from './contract.js';
-export { getModule, moduleNames, registerModule, taskBuilder } from './registry.js';
-export type { TaskOptions } from './registry.js';
+export { getModule, isBuiltinModule, moduleNames, registerModule, setModuleLookup, taskBuilder } from './registry.js';
+export type { ModuleLookup, TaskOptions } from './registry.js';
 export { aptModule, aptPolicy } from './apt.js';
 export { commandModule, commandSucceeds, pathExists } from './command.js';
 export { copyModule, planFileContent } from './copy.js';

@@ -1,29 +1,52 @@
-import { aptModule } from './apt.js';
-import { commandModule } from './command.js';
-import { copyModule } from './copy.js';
-import { fileModule } from './file.js';
-import { groupModule } from './group.js';
-import { lineinfileModule } from './lineinfile.js';
-import { mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule } from './mysql.js';
-import { serviceModule } from './service.js';
-import { templateModule } from './template.js';
-import { ufwModule } from './ufw/index.js';
-import { userModule } from './user.js';
+import { builtinModules } from './builtin.js';
 import type { ModuleDef, Task } from './contract.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const modules = new Map<string, ModuleDef<any>>();
+type AnyModule = ModuleDef<any>;
+
+/** The built-in modules (src/modules/builtin.ts, a table generated at build time). */
+const builtins = new Map<string, AnyModule>();
+/** Modules registered by code (tests, embedders). */
+const registered = new Map<string, AnyModule>();
+/** A project's modules once loaded (forgotten when the lookup changes: another project). */
+const loaded = new Map<string, AnyModule>();
+
+/**
+ * Where modules that are not built in come from: the project's modules/ folder (src/project),
+ * asked only for a name a task uses. `undefined` when the project has no such module. Throws (bad
+ * input, naming the file) for one that cannot be loaded or that shadows a built-in without `overrides: true`.
+ */
+export type ModuleLookup = (name: string, builtin: AnyModule | undefined) => AnyModule | undefined;
+let lookup: ModuleLookup | undefined;
+
+export function setModuleLookup(fn: ModuleLookup | undefined): void {
+  lookup = fn;
+  loaded.clear();
+}
 
 export function registerModule<P>(def: ModuleDef<P>): void {
-  modules.set(def.name, def);
+  registered.set(def.name, def);
 }
 
 export function getModule(name: string): ModuleDef<unknown> | undefined {
-  return modules.get(name);
+  const known = registered.get(name) ?? loaded.get(name);
+  if (known) return known;
+  const builtin = builtins.get(name);
+  const found = lookup?.(name, builtin);
+  if (found) {
+    loaded.set(name, found);
+    return found;
+  }
+  return builtin;
 }
 
+export function isBuiltinModule(name: string): boolean {
+  return builtins.has(name);
+}
+
+/** The built-in modules and those registered or loaded so far. */
 export function moduleNames(): string[] {
-  return [...modules.keys()].sort();
+  return [...new Set([...builtins.keys(), ...registered.keys(), ...loaded.keys()])].sort();
 }
 
 export interface TaskOptions {
@@ -47,22 +70,4 @@ export function taskBuilder<Input>(def: ModuleDef<any>) {
   });
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const builtins: ModuleDef<any>[] = [
-  aptModule,
-  commandModule,
-  copyModule,
-  fileModule,
-  groupModule,
-  lineinfileModule,
-  mysqlAccountsModule,
-  mysqlDbModule,
-  mysqlQueryModule,
-  mysqlReplicationModule,
-  mysqlUserModule,
-  serviceModule,
-  templateModule,
-  ufwModule,
-  userModule,
-];
-builtins.forEach(registerModule);
+for (const def of builtinModules) builtins.set(def.name, def);

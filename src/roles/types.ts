@@ -52,4 +52,10 @@ export interface RoleDef<S extends RoleVarsSchema = RoleVarsSchema> {
   hostRules?: Array<HostRule<z.output<S>>>;
   tasks(ctx: RoleContext<z.output<S>>): Task[];
   handlers?(ctx: RoleContext<z.output<S>>): Task[];
+  /** A project's role named like a built-in replaces it only when it says so (else loading it is an error). */
+  overrides?: boolean;
+  /** The role's folder (its templates/ and files/): set by the loader of a project's roles; built-ins live in src/roles/<name>/. */
+  dir?: string;
+  /** Roles that run before this one on the same hosts (a YAML role's meta/main.yml dependencies). */
+  dependencies?: string[];
 }

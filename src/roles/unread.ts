@@ -23,7 +23,7 @@ interface PlaybookReads {
 const BUILTIN = ['inventory_hostname', 'ansible_host', 'facts'];
 
 function roleTemplates(role: string): string[] {
-  const dir = path.join(ROLES_DIR, role, 'templates');
+  const dir = path.join(getRole(role)?.dir ?? path.join(ROLES_DIR, role), 'templates');
   return existsSync(dir) ? readdirSync(dir).map((f) => path.join(dir, f)) : [];
 }
 
