@@ -58,3 +58,10 @@ export function requireInventory(o: { inventory?: string }): string {
   if (!o.inventory) throw new InputError('--inventory is required', 'e.g. provision --inventory prod (reads inventory/prod.yml)');
   return o.inventory;
 }
+
+/** Options of the commands that show a run: its log file and colour (else from provision.yml). */
+export function addOutputOptions(cmd: Command): Command {
+  return cmd
+    .option('--log <file>', 'also write what the plain view prints to FILE (appended, timestamps, secrets masked, mode 0600)')
+    .option('--no-color', 'no colour (as NO_COLOR=1)');
+}

@@ -57,6 +57,17 @@ function loadedTask(tasks: string): YamlTask {
   return loadPlaybook(writeTasks(`ok-${Math.random().toString(36).slice(2)}.yml`, tasks)).plays[0]!.tasks[0]!;
 }
 
+describe('an unquoted octal mode (YAML 1.2 reads 0644 as the number 644)', () => {
+  // Regression: the number 644 was taken as decimal and became mode 1204 (sticky, -w----r--).
+  it.each([
+    ['file', '      file: { path: /x, state: directory, mode: 0755 }\n', '0755'],
+    ['copy', '      copy: { dest: /x, content: y, mode: 0640 }\n', '0640'],
+    ['ansible.builtin.file', '      ansible.builtin.file: { path: /x, mode: 02775 }\n', '02775'],
+  ])('%s: the mode as written', (_m, line, mode) => {
+    expect((loadedTask(`    - name: t\n${line}`).params as { mode: unknown }).mode).toBe(mode);
+  });
+});
+
 describe('Ansible spellings that are accepted', () => {
   it("a free-form command line takes Ansible's inline creates=/chdir=", () => {
     const t = loadedTask('    - name: t\n      ansible.builtin.shell: make install chdir=/src creates=/usr/bin/app\n');
