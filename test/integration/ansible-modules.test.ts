@@ -3,13 +3,13 @@
  * packages, free-form shell with args:, an unquoted octal mode, community.general.ufw), converge a
  * real lab host; the second run changes nothing.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostExec, labDown, labUp } from '../../src/lab/index.ts';
 import { provision } from '../e2e/lab-env.ts';
-import { failures, recap, writeInventory } from './faults-helpers.ts';
+import { failures, recap, writeInventory, writePlaybook } from './faults-helpers.ts';
 
 const NAME = 'ergoa';
 const SUBNET = '10.85.0';
@@ -53,5 +53,23 @@ describe('an Ansible role with Ansible module names, on a real host', () => {
     const r = await provision(['-i', inventory, '-p', PLAYBOOK, '--limit', 'web-01', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(recap(r)['web-01']).toMatchObject({ changed: 0, failed: 0 });
+  });
+
+  it('-vv shows each command and its output, on screen and in --log, with a secret masked in both', async () => {
+    const SECRET = 'tok-Zr8q-2026';
+    const inv = writeInventory(dir, NAME, SUBNET, { tail: 'vars:\n  api_token: !secret api_token\n' });
+    // Ansible sets environment at the task level, which is not read here: this task is in our spelling.
+    const play = writePlaybook(dir, `- name: token\n  hosts: web\n  tasks:\n    - name: show the token\n      command:\n        cmd: 'printf "token=%s\\n" "$TOKEN"'\n        environment: { TOKEN: "{{ api_token }}" }\n`);
+    const log = path.join(dir, 'run.log');
+    const r = await provision(['-i', inv, '-p', play, '--limit', 'web-01', '-vv', '--log', log], { env: { PROVISION_SECRET_API_TOKEN: SECRET } });
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    const text = readFileSync(log, 'utf8');
+    for (const out of [r.stdout, text]) {
+      expect(out).toMatch(/web-01: \$ .*printf .*\(exit 0, /);
+      expect(out).toMatch(/\| token=\*+$/m);
+      expect(out).not.toContain(SECRET);
+    }
+    expect(text.split('\n').filter(Boolean).every((l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z /.test(l))).toBe(true);
+    expect(statSync(log).mode & 0o777).toBe(0o600);
   });
 });
