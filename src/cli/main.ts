@@ -27,8 +27,6 @@ export function buildProgram(setCode: (c: number) => void): Command {
       outputError: (s, write) => write(`provision: error: ${s.replace(/^error: /, '')}`),
     })
     .helpCommand(false)
-    // A word that is no command reaches the run's action: said as a mistyped command there.
-    .allowExcessArguments()
     .hook('preAction', (_program, command) => {
       // provision.yml in the project gives the defaults; the command line wins.
       applyConfig(command, loadConfig(process.cwd()));
@@ -110,6 +108,9 @@ export function buildProgram(setCode: (c: number) => void): Command {
       const { labMain } = await import('../lab/index.js');
       setCode(await labMain(args));
     });
+  // A word that is no command reaches the run's action: said as a mistyped command there. Set last:
+  // commands made after it would inherit it, and take extra words silently.
+  program.allowExcessArguments();
   return program;
 }
 

@@ -225,6 +225,11 @@ describe('a mistyped command', () => {
       'provision: error: unknown command "pln" (did you mean plan?)\nprovision: hint: commands: facts, ping, plan, show, apply, drift, inventory, completion, help, lab; provision help\n',
     );
   });
+
+  it("a command's own extra words are still refused (the run's leniency is not inherited)", async () => {
+    expect(await main(['plan', '-i', closedInventory, 'extra'])).toBe(4);
+    expect(stderr.join('')).toBe("provision: error: too many arguments for 'plan'. Expected 0 arguments but got 1.\n");
+  });
 });
 
 describe('shell completion', () => {
