@@ -46,7 +46,7 @@ export function applyInventoryOptions(o: { vaultPasswordFile?: string }): void {
 
 export function addCommonOptions(cmd: Command): Command {
   return addInventoryOptions(cmd)
-    .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required)')
+    .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required here or as inventory: in provision.yml)')
     .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
     .option('--json', 'one JSON event per line on stdout')

@@ -3,7 +3,7 @@ import { exitCodeOf, EXIT, withExitCode } from './exit-codes.js';
 import { checkStartAtTask, listHosts, listTasks } from './list.js';
 import { loadInputs } from './load.js';
 import { requireInventory, type CommonOptions } from './options.js';
-import { makeReporter, printOut } from './output.js';
+import { makeReporter, printErr, printOut } from './output.js';
 
 export interface RunCommandOptions extends CommonOptions {
   playbook: string;
@@ -29,7 +29,16 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
     return EXIT.OK;
   }
   if (o.startAtTask !== undefined) checkStartAtTask(playbook, o.startAtTask);
-  const reporter = withExitCode(await makeReporter(o));
+  const shown = withExitCode(await makeReporter(o));
+  // A role's task names are known per host only: a name no host reached ran nothing, and says so.
+  let startReached = false;
+  const reporter: typeof shown = {
+    emit: (e) => {
+      if (e.kind === 'task-result' && e.task === o.startAtTask) startReached = true;
+      shown.emit(e);
+    },
+    close: () => shown.close?.(),
+  };
   try {
     const res = await runPlaybook({
       inventory,
@@ -43,6 +52,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
       startAtTask: o.startAtTask,
       reporter,
     });
+    if (o.startAtTask !== undefined && !startReached) printErr(`provision: warning: --start-at-task: no host reached a task named "${o.startAtTask}"; no task ran`);
     return exitCodeOf(res);
   } finally {
     await reporter.close?.();

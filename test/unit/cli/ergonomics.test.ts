@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { applyConfig, ConfigError, loadConfig } from '../../../src/cli/config.js';
 import { completionScript } from '../../../src/cli/completion.js';
 import { HELP_TOPICS, helpTopicText } from '../../../src/cli/help-topics.js';
@@ -19,6 +20,7 @@ import { makeReporter, useColor } from '../../../src/cli/output.js';
 import { loadPlaybook, runPlaybook, type RunEvent } from '../../../src/executor/index.js';
 import { loadInventory } from '../../../src/inventory/index.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
+import { registerRole } from '../../../src/roles/index.js';
 import { mask, registerSecret } from '../../../src/util/secrets.js';
 import { RecordedConnector, RecordedSession } from '../executor/recorded-connection.js';
 import { captureOutput } from '../helpers/output.ts';
@@ -136,6 +138,14 @@ describe('--start-at-task', () => {
     const reporter = new MemoryReporter();
     await runPlaybook({ inventory: loadInventory(closedInventory), playbook: loadPlaybook(write('site.yml', PLAYBOOK)), limit: 'web1', check: false, startAtTask: 'second', connector, reporter });
     expect(connector.sessions.get('web1')!.ran).toEqual(['do-second', 'do-third', 'do-fourth']);
+  });
+
+  it('with roles, a name is known per host only: when no host reached it, the run says so', async () => {
+    registerRole({ name: 'ergo-role', description: 'a role for --start-at-task', vars: z.object({}), tasks: () => [] });
+    const play = write('roles.yml', '- name: web\n  hosts: web\n  roles: [ergo-role]\n  tasks:\n    - { name: first, command: { cmd: "true" } }\n');
+    // The closed port: every host unreachable, so no host reaches any task.
+    expect(await main(['-i', closedInventory, '-p', play, '--start-at-task', 'a role task'])).toBe(3);
+    expect(stderr.join('')).toContain('provision: warning: --start-at-task: no host reached a task named "a role task"; no task ran\n');
   });
 
   it('a name that is no task: exit 4 with the nearest name, before any connection', async () => {
