@@ -7,11 +7,15 @@ import { registerDeployCommands } from './deploy.js';
 import { EXIT } from './exit-codes.js';
 import { factsCommand, pingCommand } from './host-commands.js';
 import { registerInventoryCommand } from './inventory-command.js';
-import { addCommonOptions, addInventoryOptions, applyInventoryOptions, list, positiveInt, requireInventory, verbosity } from './options.js';
-import { guardOutputStreams, installLastResortHandlers, makeReporter, printError, surviveTerminalHangup } from './output.js';
 import { registerInitCommand } from './init.js';
+import { addCommonOptions, addInventoryOptions, addOutputOptions, applyInventoryOptions, list, positiveInt, requireInventory, verbosity } from './options.js';
+import { guardOutputStreams, installLastResortHandlers, makeReporter, printError, printOut, surviveTerminalHangup } from './output.js';
+import { completionScript, COMPLETION_SHELLS } from './completion.js';
+import { applyConfig, CONFIG_FILE, loadConfig } from './config.js';
+import { helpTopicList, helpTopicText, HELP_TOPICS } from './help-topics.js';
+import { editDistance } from '../util/yaml.js';
 import { planCommand } from './plan.js';
-import { applyProjectOption } from '../project/project.js';
+import { applyProjectOption, projectDir, useProject } from '../project/project.js';
 import { runCommand } from './run.js';
 import { showCommand } from './show.js';
 
@@ -25,9 +29,17 @@ export function buildProgram(setCode: (c: number) => void): Command {
       writeErr: (s) => process.stderr.write(s),
       outputError: (s, write) => write(`provision: error: ${s.replace(/^error: /, '')}`),
     })
-    .hook('preAction', (_program, command) => (applyProjectOption(command.opts()), applyInventoryOptions(command.opts())));
+    .helpCommand(false)
+    .hook('preAction', (_program, command) => {
+      // The project first (--project or the current directory); its provision.yml gives the
+      // defaults, the command line wins; then relative paths resolve from the project.
+      useProject(command.opts().project);
+      applyConfig(command, loadConfig(projectDir()));
+      applyProjectOption(command.opts());
+      applyInventoryOptions(command.opts());
+    });
 
-  addCommonOptions(program)
+  addOutputOptions(addCommonOptions(program))
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
     .option('-t, --tags <tags>', 'run only tasks with these tags (roles are tags too)', list)
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
@@ -35,7 +47,13 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-C, --check', 'dry run: change nothing, report what would change')
     .option('--detailed-exitcode', 'with --check: exit 0 in sync, 2 drift (the default exit codes already say so)')
     .option('-D, --diff', 'show unified diffs of file changes')
-    .action(async (o) => setCode(await runCommand(o)));
+    .option('--list-hosts', "list each play's hosts (after --limit) and stop; nothing is contacted")
+    .option('--list-tasks', "list each play's roles and tasks with their tags and stop; nothing is contacted")
+    .option('--start-at-task <name>', 'leave out every task before the first task of this name')
+    .action(async (o) => {
+      if (program.args.length) throw unknownCommand(program, program.args[0]!);
+      setCode(await runCommand(o));
+    });
 
   addCommonOptions(program.command('facts').description('print the facts gathered from each host (JSON)')).action(async (o) => setCode(await factsCommand(o)));
   addCommonOptions(program.command('ping').description('check SSH, host keys and become on each host')).action(async (o) => setCode(await pingCommand(o)));
@@ -51,7 +69,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .description('print a saved plan')
     .argument('<plan>', 'plan file')
     .action(async (file: string) => setCode(await showCommand(file)));
-  addInventoryOptions(program.command('apply'))
+  addOutputOptions(addInventoryOptions(program.command('apply')))
     .description('apply exactly a saved plan; hosts that drifted since are refused (exit 5)')
     .argument('<plan>', 'plan file')
     .option('--all-or-nothing', 'refuse every host when any host drifted')
@@ -73,6 +91,21 @@ export function buildProgram(setCode: (c: number) => void): Command {
   registerDeployCommands(program, addCommonOptions, setCode);
   registerInitCommand(program, setCode);
   program
+    .command('completion')
+    .description(`print a shell completion script (${COMPLETION_SHELLS.join(', ')}): eval "$(provision completion bash)"`)
+    .argument('<shell>', COMPLETION_SHELLS.join(' or '))
+    .action((shell: string) => printOut(completionScript(program, shell).trimEnd()));
+  program
+    .command('help')
+    .description(`help on a command, or a topic: ${Object.keys(HELP_TOPICS).join(', ')}`)
+    .argument('[topic]', 'a command or a topic')
+    .action((topic?: string) => {
+      if (topic === undefined) return printOut(`${program.helpInformation()}\n${helpTopicList()}\n\nSettings: ${CONFIG_FILE} in the project (provision help config).`);
+      // A topic first (inventory and lab are both): a command's options are also its --help.
+      const command = program.commands.find((c) => c.name() === topic);
+      printOut(topic in HELP_TOPICS || !command ? helpTopicText(topic) : command.helpInformation().trimEnd());
+    });
+  program
     .command('lab')
     .description('the built-in lab of real hosts on this machine: lab up | down | status | …')
     .helpOption(false)
@@ -83,7 +116,18 @@ export function buildProgram(setCode: (c: number) => void): Command {
       const { labMain } = await import('../lab/index.js');
       setCode(await labMain(args));
     });
+  // A word that is no command reaches the run's action: said as a mistyped command there. Set last:
+  // commands made after it would inherit it, and take extra words silently.
+  program.allowExcessArguments();
   return program;
+}
+
+/** A first word that is no command: bad input, with the nearest command when one is near. */
+function unknownCommand(program: Command, word: string): InputError {
+  const names = program.commands.map((c) => c.name());
+  const near = names.map((n) => ({ n, d: editDistance(word, n) })).sort((a, b) => a.d - b.d)[0];
+  const meant = near && (near.d <= 2 || near.n.startsWith(word)) ? ` (did you mean ${near.n}?)` : '';
+  return new InputError(`unknown command "${word}"${meant}`, `commands: ${names.join(', ')}; provision help`);
 }
 
 /** The CLI. Returns the exit code rather than exiting, so it runs in-process in tests. */

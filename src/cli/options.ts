@@ -48,7 +48,7 @@ export function applyInventoryOptions(o: { vaultPasswordFile?: string }): void {
 
 export function addCommonOptions(cmd: Command): Command {
   return addInventoryOptions(cmd)
-    .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required)')
+    .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required here or as inventory: in provision.yml)')
     .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
     .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
     .option('--json', 'one JSON event per line on stdout')
@@ -59,4 +59,11 @@ export function addCommonOptions(cmd: Command): Command {
 export function requireInventory(o: { inventory?: string }): string {
   if (!o.inventory) throw new InputError('--inventory is required', 'e.g. provision --inventory prod (reads inventory/prod.yml)');
   return o.inventory;
+}
+
+/** Options of the commands that show a run: its log file and colour (else from provision.yml). */
+export function addOutputOptions(cmd: Command): Command {
+  return cmd
+    .option('--log <file>', 'also write what the plain view prints to FILE (appended, timestamps, secrets masked, mode 0600)')
+    .option('--no-color', 'no colour (as NO_COLOR=1)');
 }

@@ -4,6 +4,7 @@ import type { EventSink } from '../executor/index.js';
 import { JsonReporter, PlainReporter } from '../report/renderers.js';
 import { ProvisionError, errorMessage } from '../util/errors.js';
 import { mask } from '../util/secrets.js';
+import { openLog, teeSink } from './log.js';
 
 /** The run failed (exit 1): what an error nobody caught ends the process with. */
 const INTERNAL_ERROR_EXIT = 1;
@@ -104,19 +105,33 @@ export function printError(err: unknown): void {
   printErr(errorLines(err).join('\n'));
 }
 
+/** Colour on a terminal, unless NO_COLOR is set (no-color.org) or --no-color / `color: false` said so. */
+export function useColor(o: { color?: boolean }, stream: { isTTY?: boolean } = process.stdout): boolean {
+  return o.color !== false && Boolean(stream.isTTY) && !process.env.NO_COLOR;
+}
+
 /**
  * The renderer of a run's events. The live (listr2) renderer is loaded only on a TTY: the module
  * graph costs start time every other run. A terminal that reports no width (a bare pseudo-terminal,
  * some serial consoles) gets plain lines: the live view would wrap every character onto a line of its own.
  * --json shows -vv's command events only when asked for (-vv): otherwise its lines stay as they were.
+ * --log FILE gets the plain view as well, whatever the terminal shows.
  */
-export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number }): Promise<EventSink> {
+export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number; log?: string; color?: boolean }): Promise<EventSink> {
+  const shown = await screenReporter(o);
+  return o.log ? teeSink(shown, openLog(o.log, { diff: Boolean(o.diff), verbose: o.verbose })) : shown;
+}
+
+async function screenReporter(o: { json?: boolean; diff?: boolean; verbose: number; color?: boolean }): Promise<EventSink> {
   if (o.json) {
     const json = new JsonReporter();
     return o.verbose >= 2 ? json : { emit: (e) => e.kind !== 'command' && json.emit(e) };
   }
-  const fmt = { diff: Boolean(o.diff), verbose: o.verbose, color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
+  const color = useColor(o);
+  const fmt = { diff: Boolean(o.diff), verbose: o.verbose, color };
   if (process.stdout.isTTY && process.stdout.columns > 0 && !process.env.CI) {
+    // listr2 reads NO_COLOR when it is loaded: --no-color reaches its own colours that way.
+    if (o.color === false) process.env.NO_COLOR = '1';
     const { LiveReporter } = await import('../report/live.js');
     return new LiveReporter(fmt);
   }

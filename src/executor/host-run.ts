@@ -41,6 +41,8 @@ export interface RunFlags {
   check: boolean;
   tags?: string[];
   skipTags?: string[];
+  /** --start-at-task: every task before the first one of this name is left out (as by tags). */
+  startAtTask?: string;
   /** `provision apply`: what the saved plan allows this run to do. */
   guard?: ChangeGuard;
 }
@@ -172,7 +174,14 @@ export class HostRun {
     return this.failed || this.unreachable !== undefined || this.refused !== undefined;
   }
 
+  /** --start-at-task: whether that task has been reached on this host. */
+  private startReached = false;
+
   private selected(t: HostTask): boolean {
+    if (this.flags.startAtTask !== undefined && !this.startReached) {
+      if (t.meta.name !== this.flags.startAtTask) return false;
+      this.startReached = true;
+    }
     const tags = new Set([...t.meta.tags, ...(t.meta.role ? [t.meta.role] : [])]);
     if (this.flags.skipTags?.some((tag) => tags.has(tag))) return false;
     if (this.flags.tags?.length && !tags.has('always')) return this.flags.tags.some((tag) => tags.has(tag));

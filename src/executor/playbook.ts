@@ -2,13 +2,14 @@ import path from 'node:path';
 import { z } from 'zod';
 import { selectHosts, type Inventory } from '../inventory/index.js';
 import { controlPathParams, getModule, moduleNames, type Task } from '../modules/index.js';
+import { resolveModuleCall } from '../modules/ansible-names.js';
 import { analyzeString, isTemplate, secretsRead, TemplateProblem } from '../modules/lib/render.js';
 import { getRole } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
 import { paramRules, playVars, secretRefusal } from './expand.js';
 import { fieldName, readYamlFile, schemaError, whereAt, whereIs, whereKey, type LocatedYaml } from '../util/yaml.js';
 
-const RESERVED = new Set(['name', 'notify', 'tags', 'when', 'ignore_errors']);
+const RESERVED = new Set(['name', 'notify', 'tags', 'when', 'ignore_errors', 'args']);
 
 const taskSchema = z
   .object({
@@ -100,21 +101,23 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
           `${at([pi, section, ti])}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`,
         );
       }
-      const module = moduleKeys[0]!;
+      // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
+      const call = resolveModuleCall(t, moduleKeys[0]!, src, [pi, section, ti]);
+      const module = call.module;
       const def = getModule(module);
       if (!def) throw new PlaybookError(`${atKey([pi, section, ti, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
-      let params = t[module];
+      let params = call.params;
       // Paths on the control machine (template sources…) are relative to the playbook's folder.
       const local = controlPathParams(def).filter((k) => params && typeof params === 'object' && typeof (params as Record<string, unknown>)[k] === 'string');
       if (local.length) {
         params = { ...(params as object), ...Object.fromEntries(local.map((k) => [k, path.resolve(path.dirname(file), (params as Record<string, string>)[k]!)])) };
       }
       const check = def.schema.safeParse(params);
-      if (!check.success) throw new PlaybookError(schemaError(src, check.error.issues, [pi, section, ti, module]));
+      if (!check.success) throw new PlaybookError(schemaError(src, check.error.issues.map((i) => ({ ...i, path: call.source(i.path) })), [pi, section, ti]));
       // Templates are parsed now, so a syntax error, or a value placed where a command line cannot
       // escape it, is bad input named by file:line:col rather than a failure on every host.
       const templated = templatedStrings(params).map(({ path: p, text }): TemplatedParam => {
-        const where = at([pi, section, ti, module, ...p]);
+        const where = at([pi, section, ti, ...call.source(p)]);
         try {
           analyzeString(text, { shell: paramRules(module, p[0]).shell });
         } catch (err) {

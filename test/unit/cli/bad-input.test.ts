@@ -138,7 +138,7 @@ describe('CLI bad input: exit 4, one error line, no connection', () => {
   });
 
   it('an unexpected argument', async () => {
-    await expectBadInput([...base, 'extra'], /too many arguments/);
+    await expectBadInput([...base, 'extra'], /^unknown command "extra"$/);
   });
 
   it('commander\'s own errors exit 4 with one prefixed line and no stack trace', async () => {
