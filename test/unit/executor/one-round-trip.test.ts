@@ -4,15 +4,16 @@
  * script it would send. Against the in-process SSH server (commands run in this machine's sh), whose
  * exec requests are counted: one channel and one exec each.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeOf } from '../../../src/cli/exit-codes.js';
 import { loadPlaybook, runPlaybook, SshConnector } from '../../../src/executor/index.js';
-import { runProbes } from '../../../src/facts/index.js';
+import { batchTemplate, gatherFactsRemembering, ProbeTimeoutError, runProbes } from '../../../src/facts/index.js';
 import { loadInventory } from '../../../src/inventory/index.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
+import { SshConnection } from '../../../src/transport/ssh.js';
 import { clearRegisteredSecrets, registerSecret } from '../../../src/util/secrets.js';
 import { fakeHost, type FakeHost } from '../transport/fake-host.js';
 import { LocalConnection } from './local-connection.js';
@@ -132,6 +133,28 @@ describe('what is kept', () => {
       expect(readFileSync(file, 'utf8')).toContain('echo hi');
     } finally {
       clearRegisteredSecrets();
+    }
+  });
+});
+
+describe('a kept read that hangs', () => {
+  it('is bounded with the facts: the facts stand, and the read fails naming the probe, with no round trip of its own', async () => {
+    const hang = { key: 'cmd:hangs', script: 'sleep 600' };
+    const file = path.join(tmp, 'hang', 'state-read');
+    mkdirSync(path.dirname(file), { mode: 0o700 });
+    writeFileSync(file, `${batchTemplate([{ key: 'before', script: 'echo before' }, hang])}\n`, { mode: 0o600 });
+    const conn = await SshConnection.connect({ ...fake.host, connection: { ...fake.host.connection, probeTimeoutMs: 3000 } });
+    try {
+      const { facts, remembered } = await gatherFactsRemembering(conn, file);
+      expect(facts.os.id).not.toBe('');
+      expect(remembered?.timeout).toBeDefined();
+      const err = await runProbes(conn, [{ key: 'before', script: 'echo before' }, hang], true, { remembered }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProbeTimeoutError);
+      expect((err as Error).message).toContain('probe "cmd:hangs" did not finish within 3s (probe_timeout)');
+      expect((err as ProbeTimeoutError).done.get('before')).toEqual({ stdout: 'before\n', code: 0 });
+      expect(conn.roundTrips).toBe(1);
+    } finally {
+      conn.close();
     }
   });
 });
