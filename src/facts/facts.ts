@@ -165,8 +165,8 @@ export async function gatherFacts(conn: Connection): Promise<Facts> {
 /**
  * Every fact and, in the same round trip, the state read the host kept from the last run
  * (remembered.ts; `file`), for the run's first read to use when it is the same script. The kept
- * read runs after the facts: when it hangs, the facts stand and the read's cut-off answer says which
- * probe hung (as a read of its own would).
+ * read runs after the facts: when the bound runs out in it, the facts stand and the run's first read
+ * is made again under a bound of its own (runProbes).
  */
 export async function gatherFactsRemembering(conn: Connection, file: string): Promise<{ facts: Facts; remembered?: RememberedRead }> {
   const nonce = randomBytes(8).toString('hex');
@@ -185,8 +185,7 @@ export async function gatherFactsRemembering(conn: Connection, file: string): Pr
   const facts = parseBatchOutput(FACT_PROBES, nonce, split.facts, stderr);
   // Cut off in the facts themselves: what a fact read of its own says (the probe that hung).
   if (timeout && !split.remembered) throw cutOff(timeout, FACT_PROBES, nonce, new Map());
-  const remembered = split.remembered && { ...split.remembered, timeout: timeout && new CommandTimeoutError(timeout.what, timeout.boundMs, timeout.setting, timeout.stuck, split.remembered.stdout, stderr) };
-  return { facts: factsFromResults(facts), remembered };
+  return { facts: factsFromResults(facts), remembered: split.remembered };
 }
 
 /** Plain-object form of the facts, for `provision facts` and plan fingerprints. */

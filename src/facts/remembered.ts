@@ -21,7 +21,7 @@ export interface RememberedRead {
   /** The output of the kept script only (the facts' frames cut off before it). */
   stdout: string;
   stderr: string;
-  /** The kept read ran out of probe_timeout: its stdout is what it printed before. */
+  /** The kept read ran out of the probe_timeout it shared with the facts: its answers are not used. */
   timeout?: CommandTimeoutError;
 }
 

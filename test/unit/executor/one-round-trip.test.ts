@@ -138,21 +138,22 @@ describe('what is kept', () => {
 });
 
 describe('a kept read that hangs', () => {
-  it('is bounded with the facts: the facts stand, and the read fails naming the probe, with no round trip of its own', async () => {
+  it('is bounded with the facts: the facts stand, the read is made again under its own bound and fails naming the probe', async () => {
     const hang = { key: 'cmd:hangs', script: 'sleep 600' };
+    const probes = [{ key: 'before', script: 'echo before' }, hang];
     const file = path.join(tmp, 'hang', 'state-read');
     mkdirSync(path.dirname(file), { mode: 0o700 });
-    writeFileSync(file, `${batchTemplate([{ key: 'before', script: 'echo before' }, hang])}\n`, { mode: 0o600 });
+    writeFileSync(file, `${batchTemplate(probes)}\n`, { mode: 0o600 });
     const conn = await SshConnection.connect({ ...fake.host, connection: { ...fake.host.connection, probeTimeoutMs: 3000 } });
     try {
       const { facts, remembered } = await gatherFactsRemembering(conn, file);
       expect(facts.os.id).not.toBe('');
       expect(remembered?.timeout).toBeDefined();
-      const err = await runProbes(conn, [{ key: 'before', script: 'echo before' }, hang], true, { remembered }).catch((e: unknown) => e);
+      const err = await runProbes(conn, probes, true, { remembered }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ProbeTimeoutError);
       expect((err as Error).message).toContain('probe "cmd:hangs" did not finish within 3s (probe_timeout)');
       expect((err as ProbeTimeoutError).done.get('before')).toEqual({ stdout: 'before\n', code: 0 });
-      expect(conn.roundTrips).toBe(1);
+      expect(conn.roundTrips).toBe(2);
     } finally {
       conn.close();
     }
