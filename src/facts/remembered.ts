@@ -45,16 +45,20 @@ export function rememberedReadSection(file: string): string {
   const f = quote(file);
   const dir = quote(file.replace(/\/[^/]*$/, '') || '/');
   return (
-    `if [ -f ${f} ] && [ ! -L ${f} ] && [ -O ${f} ] && [ -O ${dir} ] && [ -z "$(find ${f} ${dir} -prune -perm /022 2>/dev/null)" ]; then ` +
+    // A failing find (none, or another one) counts as "writable by others": the check fails closed.
+    `if [ -f ${f} ] && [ ! -L ${f} ] && [ -O ${f} ] && [ -O ${dir} ] && w=$(find ${f} ${dir} -prune -perm /022 2>/dev/null) && [ -z "$w" ]; then ` +
     `h=$(sha256sum < ${f}) && printf '\\n@@%s remembered %s\\n' "$N" "\${h%% *}" && N=$N sh ${f} </dev/null; fi`
   );
 }
 
-/** Shell that keeps `template` as the host's state read (written aside, then moved: never half a script). */
+/**
+ * Shell that keeps `template` as the host's state read: written aside under a name of this shell's
+ * own (two runs at once never write into one file), then moved: never half a script, never two mixed.
+ */
 export function storeSection(file: string, template: string, nonce: string): string {
   const end = `PROVISION_STATE_READ_${nonce}`;
   const f = quote(file);
-  const tmp = quote(`${file}.new`);
+  const tmp = `${quote(`${file}.new.`)}$$`;
   const dir = quote(file.replace(/\/[^/]*$/, '') || '/');
   return `(umask 077 && mkdir -p ${dir} && cat > ${tmp} <<'${end}'\n${template}\n${end}\nmv -f ${tmp} ${f}) >/dev/null 2>&1 || rm -f ${tmp} 2>/dev/null`;
 }
