@@ -3,7 +3,7 @@
 // start, see bin/bundle.mjs), or the TypeScript sources through tsx when the bundle is missing or,
 // in a git checkout, older than a file in src/ (always correct). `npm ci` builds the bundle (prepare).
 // An installed package has no .git and no edited sources: it never walks src/.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -25,7 +25,11 @@ function bundleUpToDate() {
 }
 
 const args = process.argv.slice(2);
-if (bundleUpToDate()) {
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  // What commander prints for it, without compiling and evaluating the 2.8 MB bundle (ssh2, yaml,
+  // zod, nunjucks…) nor walking src/: nothing of them is needed to say the version.
+  process.stdout.write(`${JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version}\n`);
+} else if (bundleUpToDate()) {
   const { loadBundle } = await import('./bundle.mjs');
   const loaded = loadBundle(bundle);
   // runCli: a closed pipe or terminal never ends a run early, no error ends it with a stack trace.

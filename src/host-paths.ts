@@ -17,3 +17,9 @@ export const ufwLockFile = (stateDir: string = STATE_DIR) => `${stateDir}/ufw.lo
 
 /** The ufw transaction's directory: the backup of ufw's files, its record, the rollback's scripts. */
 export const ufwTransactionDir = (stateDir: string = STATE_DIR) => `${stateDir}/ufw-txn`;
+
+/**
+ * The last run's state read of this host, as the script that reads it (root-only, 0600): run again in
+ * the facts' round trip, its answers count only when the script is the one this run would send.
+ */
+export const STATE_READ_FILE = `${STATE_DIR}/state-read`;

@@ -145,7 +145,8 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const unread = unreadVarWarnings(inventory, playbook);
   for (const msg of unread) first.emit({ kind: 'warning', msg });
 
-  const connector = opts.connector ?? new SshConnector(inventory);
+  // The state read kept on each host makes a converged host one round trip; --check only uses it.
+  const connector = opts.connector ?? new SshConnector(inventory, { stateRead: opts.check ? 'use' : 'keep' });
   const hosts: Record<string, HostOutcome> = {};
   let checks: Record<string, HostOutcome> | undefined;
   const roundTrips: Record<string, number> = {};

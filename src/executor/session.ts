@@ -1,4 +1,5 @@
-import { gatherFacts, runProbes, type Facts, type ProbeResult, type RawProbe } from '../facts/index.js';
+import { gatherFacts, gatherFactsRemembering, runProbes, type Facts, type ProbeResult, type RawProbe, type ReadMemory, type RememberOptions } from '../facts/index.js';
+import { STATE_READ_FILE } from '../host-paths.js';
 import type { Host, Inventory } from '../inventory/index.js';
 import type { Connection, ExecOptions, ExecResult, RemoteProcess } from '../transport/index.js';
 import { ConnectionPool } from './connect.js';
@@ -35,11 +36,32 @@ export interface Connector {
   close(): Promise<void>;
 }
 
-/** A session over a connection: probes through the batch script (facts/batch.ts). */
-export function sessionOf(conn: Connection, freshLogin?: () => Promise<void>, peer?: (hostName: string) => Promise<Connection>): HostSession {
+/**
+ * A session over a connection: probes through the batch script (facts/batch.ts). With `remember`,
+ * the facts' round trip also runs the state read the host kept from the last run, and the first
+ * read of the session (every play's state, HostRun.prepare) takes its answers when it is the same
+ * script, else it reads and keeps its own script (facts/remembered.ts): a converged host costs one
+ * round trip after connecting.
+ */
+export function sessionOf(
+  conn: Connection,
+  freshLogin?: () => Promise<void>,
+  peer?: (hostName: string) => Promise<Connection>,
+  remember?: RememberOptions,
+): HostSession {
+  let firstRead: ReadMemory | undefined = remember && { keepIn: remember.store ? remember.file : undefined };
   return {
-    facts: () => gatherFacts(conn),
-    read: (probes) => runProbes(conn, probes, true),
+    facts: async () => {
+      if (!remember || !firstRead) return gatherFacts(conn);
+      const { facts, remembered } = await gatherFactsRemembering(conn, remember.file);
+      firstRead.remembered = remembered;
+      return facts;
+    },
+    read: (probes) => {
+      const memory = firstRead;
+      firstRead = undefined;
+      return runProbes(conn, probes, true, memory);
+    },
     exec: (command, opts) => conn.exec(command, opts),
     spawn: conn.spawn ? (command, opts) => conn.spawn!(command, opts) : undefined,
     freshLogin,
@@ -53,12 +75,24 @@ export function sessionOf(conn: Connection, freshLogin?: () => Promise<void>, pe
   };
 }
 
+/** How an SshConnector's sessions use the state read kept on each host (facts/remembered.ts). */
+export interface SshConnectorOptions {
+  /** 'keep': use and write it (a real run); 'use': use it, write nothing (--check); 'off': neither. */
+  stateRead?: 'keep' | 'use' | 'off';
+  /** The file on each host (tests: a scratch path). */
+  stateReadFile?: string;
+}
+
 /** SSH to every host (jump hosts shared), one connection per host for the whole run. */
 export class SshConnector implements Connector {
   private readonly pool: ConnectionPool;
 
-  constructor(inventory: Inventory) {
+  private readonly remember: RememberOptions | undefined;
+
+  constructor(inventory: Inventory, opts: SshConnectorOptions = {}) {
     this.pool = new ConnectionPool(inventory);
+    const mode = opts.stateRead ?? 'off';
+    this.remember = mode === 'off' ? undefined : { file: opts.stateReadFile ?? STATE_READ_FILE, store: mode === 'keep' };
   }
 
   async open(host: Host): Promise<HostSession> {
@@ -67,6 +101,7 @@ export class SshConnector implements Connector {
       conn,
       () => this.pool.checkFreshLogin(host),
       (name) => this.pool.connectByName(name),
+      this.remember,
     );
   }
 

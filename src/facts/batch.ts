@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CommandTimeoutError, type Connection } from '../transport/index.js';
+import { keepable, storeSection, templateHash, type RememberedRead } from './remembered.js';
 
 export interface ProbeResult {
   stdout: string;
@@ -48,11 +49,20 @@ function sections(probes: readonly RawProbe[]): { groups: Map<string, { read: Sh
   return { groups, all };
 }
 
+/**
+ * The batch script with its nonce left to the shell variable N: the same text for every run, so a
+ * host can keep it and run it again with a new nonce (remembered.ts). Probes run in subshells: none
+ * can change N.
+ */
+export function batchTemplate(probes: readonly RawProbe[]): string {
+  return sections(probes)
+    .all.map((s) => `printf '\\n@@%s ${s.id}\\n' "$N"\n( ${s.script}\n) 2>&1\nprintf '\\n@@%s ${s.id} end %s\\n' "$N" "$?"`)
+    .join('\n');
+}
+
 /** The one shell script that runs every probe and shared read, each framed by markers carrying the nonce. */
 export function batchScript(probes: readonly RawProbe[], nonce: string): string {
-  return sections(probes)
-    .all.map((s) => `printf '\\n@@${nonce} ${s.id}\\n'\n( ${s.script}\n) 2>&1\nprintf '\\n@@${nonce} ${s.id} end %s\\n' "$?"`)
-    .join('\n');
+  return `N=${nonce}\n${batchTemplate(probes)}`;
 }
 
 /**
@@ -114,26 +124,50 @@ export class ProbeTimeoutError extends CommandTimeoutError {
   }
 }
 
+/** A batch cut off at its bound: what finished stands (with `earlier` results), the probe it was in is named. */
+export function cutOff(err: CommandTimeoutError, batch: readonly RawProbe[], nonce: string, earlier: ReadonlyMap<string, ProbeResult>): ProbeTimeoutError {
+  const done = completedResults(batch, nonce, err.stdout);
+  for (const [k, v] of earlier) if (!done.has(k)) done.set(k, v);
+  const open = unfinishedSection(batch, nonce, err.stdout);
+  const hung = open?.keys ?? batch.map((p) => p.key).filter((k) => !done.has(k));
+  return new ProbeTimeoutError(err, `reading the host's state: ${open?.what ?? `${hung.length} probes`}`, hung, done);
+}
+
+/** The host's kept state read (remembered.ts): its answer from the facts' round trip, and where to keep this read. */
+export interface ReadMemory {
+  remembered?: RememberedRead;
+  /** Keep this read's script on the host (in its own round trip) unless the kept one answered. */
+  keepIn?: string;
+}
+
 /**
  * Run many probes in one round trip; stderr of each probe is folded into its stdout. The batch is
  * bounded by the host's probe_timeout: a probe that hangs (a dead NFS mount, a hung database) makes
- * it fail with a ProbeTimeoutError naming that probe, and the host stops it.
+ * it fail with a ProbeTimeoutError naming that probe, and the host stops it. With `memory`, the
+ * first attempt is answered by the host's kept read when that is exactly this batch's script (no
+ * round trip), else it is run and its script kept.
  */
-export async function runProbes(conn: Connection, probes: readonly RawProbe[], become?: boolean): Promise<Map<string, ProbeResult>> {
+export async function runProbes(conn: Connection, probes: readonly RawProbe[], become?: boolean, memory?: ReadMemory): Promise<Map<string, ProbeResult>> {
   const results = new Map<string, ProbeResult>();
   let todo = [...new Map(probes.map((p) => [p.key, p])).values()];
   for (let attempt = 1; todo.length > 0; attempt++) {
-    const nonce = randomBytes(8).toString('hex');
     const batch = todo;
-    const res = await conn.exec('sh -s', { stdin: batchScript(batch, nonce) + '\n', become, timeoutMs: conn.probeTimeoutMs }).catch((err: unknown) => {
-      if (!(err instanceof CommandTimeoutError)) throw err;
-      const done = completedResults(batch, nonce, err.stdout);
-      for (const [k, v] of results) if (!done.has(k)) done.set(k, v);
-      const open = unfinishedSection(batch, nonce, err.stdout);
-      const hung = open?.keys ?? batch.map((p) => p.key).filter((k) => !done.has(k));
-      throw new ProbeTimeoutError(err, `reading the host's state: ${open?.what ?? `${hung.length} probes`}`, hung, done);
-    });
-    for (const [k, v] of parseBatchOutput(todo, nonce, res.stdout, res.stderr)) results.set(k, v);
+    const template = batchTemplate(batch);
+    // A kept read cut off by the bound it shared with the facts is read again under a bound of its own
+    // (a slow host is not failed for it; a probe that really hangs fails this read, naming it).
+    const kept = attempt === 1 && !memory?.remembered?.timeout ? memory?.remembered : undefined;
+    let out: { stdout: string; stderr: string; nonce: string };
+    if (kept && kept.hash === templateHash(template)) {
+      out = kept;
+    } else {
+      const nonce = randomBytes(8).toString('hex');
+      const keep = attempt === 1 && memory?.keepIn && keepable(template) ? `${storeSection(memory.keepIn, template, nonce)}\n` : '';
+      const res = await conn.exec('sh -s', { stdin: `N=${nonce}\n${template}\n${keep}`, become, timeoutMs: conn.probeTimeoutMs }).catch((err: unknown) => {
+        throw err instanceof CommandTimeoutError ? cutOff(err, batch, nonce, results) : err;
+      });
+      out = { ...res, nonce };
+    }
+    for (const [k, v] of parseBatchOutput(todo, out.nonce, out.stdout, out.stderr)) results.set(k, v);
     todo = attempt < READ_ATTEMPTS ? todo.filter((p) => results.get(p.key)?.code === PROBE_RETRY) : [];
   }
   return results;

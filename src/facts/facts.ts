@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { PENDING_HANDLERS_FILE } from '../host-paths.js';
 import { ModuleError } from '../util/errors.js';
-import type { Connection } from '../transport/index.js';
-import { runProbes, type ProbeResult, type RawProbe } from './batch.js';
+import { CommandTimeoutError, type Connection } from '../transport/index.js';
+import { batchScript, cutOff, parseBatchOutput, runProbes, type ProbeResult, type RawProbe } from './batch.js';
+import { rememberedReadSection, splitRemembered, type RememberedRead } from './remembered.js';
 
 export interface PackageFact {
   version: string;
@@ -159,6 +160,32 @@ export function factsFromResults(raw: ReadonlyMap<string, ProbeResult>): Facts {
 /** Every fact in one round trip. */
 export async function gatherFacts(conn: Connection): Promise<Facts> {
   return factsFromResults(await runProbes(conn, FACT_PROBES, true));
+}
+
+/**
+ * Every fact and, in the same round trip, the state read the host kept from the last run
+ * (remembered.ts; `file`), for the run's first read to use when it is the same script. The kept
+ * read runs after the facts: when the bound runs out in it, the facts stand and the run's first read
+ * is made again under a bound of its own (runProbes).
+ */
+export async function gatherFactsRemembering(conn: Connection, file: string): Promise<{ facts: Facts; remembered?: RememberedRead }> {
+  const nonce = randomBytes(8).toString('hex');
+  const script = `${batchScript(FACT_PROBES, nonce)}\n${rememberedReadSection(file)}\n`;
+  let stdout: string;
+  let stderr: string;
+  let timeout: CommandTimeoutError | undefined;
+  try {
+    ({ stdout, stderr } = await conn.exec('sh -s', { stdin: script, become: true, timeoutMs: conn.probeTimeoutMs }));
+  } catch (err) {
+    if (!(err instanceof CommandTimeoutError)) throw err;
+    ({ stdout, stderr } = err);
+    timeout = err;
+  }
+  const split = splitRemembered(stdout, stderr, nonce, timeout);
+  const facts = parseBatchOutput(FACT_PROBES, nonce, split.facts, stderr);
+  // Cut off in the facts themselves: what a fact read of its own says (the probe that hung).
+  if (timeout && !split.remembered) throw cutOff(timeout, FACT_PROBES, nonce, new Map());
+  return { facts: factsFromResults(facts), remembered: split.remembered };
 }
 
 /** Plain-object form of the facts, for `provision facts` and plan fingerprints. */

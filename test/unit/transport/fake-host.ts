@@ -47,6 +47,8 @@ export interface FakeHost {
   dir: string;
   /** Modes of each sudo call, in order: "-n" or "-S". */
   calls(): string[];
+  /** Exec requests so far (each a channel of its own), in order: their command lines. */
+  execs(): string[];
   /** Every password sudo was given, in order. */
   attempts(): string[];
   setAsks(asks: SudoAsks): void;
@@ -65,6 +67,7 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
   writeFileSync(path.join(dir, 'asks'), opts.asks);
   writeFileSync(path.join(dir, 'password'), opts.password);
   const hostKey = ed25519KeyPair().private;
+  const execs: string[] = [];
   const server = new Server({ hostKeys: [hostKey] }, (client) => {
     client.on('authentication', (ctx) => ctx.accept());
     client.on('error', () => {});
@@ -72,6 +75,7 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
       const session = accept();
       session.on('exec', (acceptExec, _reject, info) => {
         const stream = acceptExec();
+        execs.push(info.command);
         if (opts.stuckOn && info.command.includes(opts.stuckOn)) return;
         const child = spawn('sh', ['-c', info.command], {
           env: { PATH: `${binDir}:${process.env.PATH}`, FAKE_SUDO_DIR: dir, LC_ALL: 'C' },
@@ -109,6 +113,7 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
       { name: 'fake', groups: [] },
     ),
     calls: () => lines('calls'),
+    execs: () => [...execs],
     attempts: () => lines('attempts'),
     setAsks: (asks) => writeFileSync(path.join(dir, 'asks'), asks),
     forgetTimestamp: () => rmSync(path.join(dir, 'timestamp'), { force: true }),
