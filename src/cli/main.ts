@@ -32,6 +32,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-C, --check', 'dry run: change nothing, report what would change')
     .option('--detailed-exitcode', 'with --check: exit 0 in sync, 2 drift (the default exit codes already say so)')
     .option('-D, --diff', 'show unified diffs of file changes')
+    .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
     .action(async (o) => setCode(await runCommand(o)));
 
   addCommonOptions(program.command('facts').description('print the facts gathered from each host (JSON)')).action(async (o) => setCode(await factsCommand(o)));
@@ -42,6 +43,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-t, --tags <tags>', 'only tasks with these tags', list)
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
     .option('-o, --out <file>', 'write the plan (JSON) to this file')
+    .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
     .action(async (o) => setCode(await planCommand({ ...o, inventory: requireInventory(o) })));
   program
     .command('show')
@@ -64,6 +66,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
     .option('-t, --tags <tags>', 'only tasks with these tags', list)
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
+    .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
     .action(async (o) => setCode(await driftCommand({ ...o, inventory: requireInventory(o) })));
 
   registerInventoryCommand(program, addCommonOptions);

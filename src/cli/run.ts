@@ -11,6 +11,7 @@ export interface RunCommandOptions extends CommonOptions {
   serial?: number;
   check?: boolean;
   diff?: boolean;
+  strict?: boolean;
 }
 
 /** `provision -i INV [-p PLAYBOOK]`: converge (or, with --check, dry-run) the hosts. */
@@ -27,6 +28,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
       check: Boolean(o.check),
       tags: o.tags,
       skipTags: o.skipTags,
+      strict: o.strict,
       reporter,
     });
     return exitCodeOf(res);

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { selectHosts, type Inventory } from '../inventory/index.js';
+import type { Inventory } from '../inventory/index.js';
+import { playTargets } from './targets.js';
 import { controlPathParams, getModule, moduleNames, type Task } from '../modules/index.js';
 import { analyzeExpression, analyzeString, isTemplate, secretsRead, TemplateProblem } from '../modules/lib/render.js';
 import { getRole } from '../roles/index.js';
@@ -456,7 +457,7 @@ export function loadPlaybook(file: string): Playbook {
  */
 export function checkSecretsInParams(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
   for (const play of playbook.plays) {
-    const targets = selectHosts(inventory, play.hosts).filter((h) => hosts.includes(h));
+    const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
     for (const task of [...play.tasks, ...play.handlers]) {
       for (const t of task.templated) {
         const param = String(t.path[0]);
