@@ -39,7 +39,8 @@ export interface TaskResult {
   stderr_lines?: string[];
 }
 
-const lines = (text: string): string[] => (text === '' ? [] : text.replace(/\n$/, '').split('\n'));
+const chomp = (text: string): string => text.replace(/[\r\n]+$/, '');
+const lines = (text: string): string[] => (chomp(text) === '' ? [] : chomp(text).split('\n'));
 
 /** The YAML task a bound task comes from, and the vars its changed_when / failed_when see. */
 interface TaskLanguage {
@@ -348,7 +349,8 @@ export class HostRun {
       failed: status === 'failed' || status === 'ignored',
       skipped: status === 'skipped',
       ...(msg !== undefined ? { msg } : {}),
-      ...(exec ? { rc: exec.code, stdout: exec.stdout, stderr: exec.stderr, stdout_lines: lines(exec.stdout), stderr_lines: lines(exec.stderr) } : {}),
+      // As Ansible's command module: the output without its trailing newline.
+      ...(exec ? { rc: exec.code, stdout: chomp(exec.stdout), stderr: chomp(exec.stderr), stdout_lines: lines(exec.stdout), stderr_lines: lines(exec.stderr) } : {}),
     };
   }
 

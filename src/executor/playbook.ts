@@ -120,6 +120,8 @@ export interface YamlTask extends Task {
   notifyAt?: string;
   /** The registered results its conditions, loop, vars or params read: it is evaluated when it runs, not ahead. */
   registersRead: string[];
+  /** Every top-level var its expressions, loop, label and vars read (params: see `templated`). */
+  varsRead: string[];
 }
 
 /**
@@ -371,6 +373,7 @@ class Loader {
       runOnce: t.run_once ?? inherited.runOnce ?? false,
       vars: { ...inherited.vars, ...(t.vars ?? {}) },
       registersRead: [],
+      varsRead: [],
     };
     this.tasks.push(task);
     return task;
@@ -381,8 +384,11 @@ class Loader {
     for (const task of this.tasks) {
       const roots = new Set<string>();
       for (const e of [...task.conditions, ...(task.loop && 'expr' in task.loop ? [task.loop.expr] : [])]) e.roots.forEach((r) => roots.add(r));
-      const strings = [...task.templated.map((t) => t.text), ...templatedStrings(task.vars).map((s) => s.text), ...(task.loop && 'items' in task.loop ? templatedStrings(task.loop.items).map((s) => s.text) : []), ...(task.loopLabel ? [task.loopLabel] : [])];
-      for (const s of strings) for (const r of analyzeString(s).paths) if (typeof r[0] === 'string') roots.add(r[0]);
+      const own = [...templatedStrings(task.vars).map((s) => s.text), ...(task.loop && 'items' in task.loop ? templatedStrings(task.loop.items).map((s) => s.text) : []), ...(task.loopLabel ? [task.loopLabel] : [])];
+      for (const s of own) for (const r of analyzeString(s).paths) if (typeof r[0] === 'string') roots.add(r[0]);
+      const exprRoots = new Set([...roots, ...[...task.changedWhen, ...task.failedWhen].flatMap((e) => e.roots)]);
+      task.varsRead = [...exprRoots].filter((r) => r !== task.loopVar && r !== task.register);
+      for (const s of task.templated) for (const r of analyzeString(s.text).paths) if (typeof r[0] === 'string') roots.add(r[0]);
       task.registersRead = [...roots].filter((r) => this.registers.has(r) && r !== task.loopVar);
     }
   }

@@ -451,7 +451,10 @@ function compileExpression(expr: string): { template: nunjucks.Template; reads: 
     ast = parse(env, `${EXPRESSION_OPEN}${expr}\n) }}`);
   } catch (err) {
     const p = err as TemplateProblem;
-    throw new TemplateProblem(p.message.replace(/\[Line \d+, Column \d+\]\s*/g, ''), p.line, shift(p.line, p.col));
+    const message = p.message.replace(/\[Line \d+, Column \d+\]\s*/g, '').replace(/^parse\w+: /, '');
+    // Past its last line: the parser reached the closing parenthesis put around it.
+    if ((p.line ?? 0) > expr.split('\n').length) throw new TemplateProblem(`the expression ends too early (${message.replace(/unexpected token: \)/, 'nothing after the last operator')})`);
+    throw new TemplateProblem(message, p.line, shift(p.line, p.col));
   }
   // Exactly one output holding one expression: `x }}{{ y` or a `{% … %}` tag inside is not an expression.
   const outputs = (ast.children ?? []).filter((c) => !(c.typename === 'Output' && (c.children ?? []).every((x) => x.typename === 'TemplateData' && String(x.value).trim() === '')));
