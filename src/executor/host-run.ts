@@ -213,6 +213,8 @@ export class HostRun {
   private readonly registered: Record<string, unknown> = {};
   /** In a dry run: registered results that are not known (the task would change), and what each depends on. */
   private readonly unknownRegisters = new Map<string, string>();
+  /** In a dry run, inside a block with a rescue: the first task whose success cannot be known (a command that would run). */
+  private uncertain: string | undefined;
   failed = false;
   unreachable: string | undefined;
   refused: string | undefined;
@@ -401,9 +403,12 @@ export class HostRun {
       const failedWhen = lang?.task.failedWhen ?? [];
       let exec: ExecResult | undefined;
       if (this.flags.check) {
+        // A command that would run may fail: whether a block's rescue runs is then not known.
+        if (meta.module === 'command') this.uncertain ??= register ?? meta.name;
         // The commands do not run: a condition on their result cannot be known, and is not guessed.
         const own = [...changedWhen, ...failedWhen].some((e) => register !== undefined && e.roots.includes(register));
         if (own) {
+          this.uncertain ??= register;
           report('unknown', plan.changes, `depends on ${register}`);
           return { flow: 'go', result: HostRun.result('unknown'), unknown: register, reported: true };
         }
@@ -486,14 +491,37 @@ export class HostRun {
     if (step.kind === 'task') return (await this.runTask(play.tasks, step.index, false, undefined, rescuable)).flow;
     if (step.kind === 'yaml') return this.runYaml(play, step, rescuable, shared);
     // A block: its tasks; on a failure its rescue (the failure is then taken over); always its always.
+    const outer = this.uncertain;
+    this.uncertain = undefined;
     let flow = await this.runSteps(play, step.block, rescuable || step.rescue.length > 0, shared);
+    const uncertain = this.uncertain;
+    this.uncertain = outer ?? uncertain;
     if (flow === 'caught' && step.rescue.length) flow = await this.runSteps(play, step.rescue, rescuable, shared);
+    // A dry run cannot know whether a command of the block would fail: its rescue is not guessed either way.
+    else if (flow === 'go' && this.flags.check && uncertain !== undefined) this.unknownSteps(play, step.rescue, uncertain);
     // Unreachable or refused: nothing more runs on the host. A failure still runs `always`.
     if (step.always.length && !this.unreachable && !this.refused) {
       const after = await this.runSteps(play, step.always, rescuable, shared);
       if (after !== 'go') flow = flow === 'stop' ? 'stop' : after;
     }
     return flow;
+  }
+
+  /** Report every task of these steps as unknown in a dry run (a rescue that may or may not run); what they register is unknown too. */
+  private unknownSteps(play: HostPlay, steps: readonly Step[], dependsOn: string): void {
+    for (const step of steps) {
+      if (step.kind === 'block') {
+        for (const part of [step.block, step.rescue, step.always]) this.unknownSteps(play, part, dependsOn);
+        continue;
+      }
+      const meta = step.kind === 'task' ? play.tasks[step.index]!.meta : { name: step.task.name, module: step.task.module, role: step.task.role, tags: step.task.tags ?? [] };
+      if (!this.selectedTags(meta.tags, meta.role)) continue;
+      if (step.kind === 'yaml' && step.task.register) this.register(step.task.register, HostRun.result('skipped'), dependsOn);
+      const msg = `depends on ${dependsOn} (the block's rescue runs if it fails)`;
+      this.counts.unknown = (this.counts.unknown ?? 0) + 1;
+      this.outcomes.push({ task: meta.name, role: meta.role, module: meta.module, handler: false, status: 'unknown', changes: [], msg });
+      this.sink.emit({ kind: 'task-result', host: this.host.name, task: meta.name, role: meta.role, module: meta.module, status: 'unknown', changes: [], msg, ms: 0 });
+    }
   }
 
   /** A YAML task: evaluated now when it reads a registered result, else as expanded ahead; its result registered. */

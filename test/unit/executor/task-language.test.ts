@@ -438,6 +438,31 @@ describe('check mode is honest about what it cannot know', () => {
     );
   });
 
+  it('--check: a block whose command would run may fail: its rescue is unknown, not guessed either way', async () => {
+    const { statuses, ran } = await run(
+      `
+- name: p
+  hosts: all
+  tasks:
+    - block:
+        - { name: try, command: { cmd: try-it }, changed_when: false }
+      rescue:
+        - { name: fallback, command: { cmd: fallback }, register: fb }
+      always:
+        - { name: stamp, command: { cmd: stamp } }
+    - { name: after fallback, command: { cmd: after }, when: fb is defined and not fb.skipped }
+`,
+      { check: true },
+    );
+    expect(ran()).toEqual([]);
+    expect(statuses()).toEqual([
+      'try: ok',
+      "fallback: unknown (depends on try (the block's rescue runs if it fails))",
+      'stamp: changed',
+      'after fallback: unknown (depends on fb)',
+    ]);
+  });
+
   it('a result that is known in a dry run (the task would not change) is used, not marked unknown', async () => {
     const { statuses } = await run(
       `
