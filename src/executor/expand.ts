@@ -108,9 +108,17 @@ function taskVars(t: YamlTask, vars: Record<string, unknown>): Record<string, un
   return { ...vars, ...(renderDeep(t.vars, vars) as Record<string, unknown>) };
 }
 
-/** Render "{{ … }}" in every string of a value (loop items, task vars): no command line, no secrets rule beyond the params'. */
+/**
+ * Render "{{ … }}" in every string of a value (loop items, task vars). A string that reads a secret
+ * stays a Secret, so the params it later goes into keep it out of command lines as any secret.
+ */
 function renderDeep(v: unknown, vars: Record<string, unknown>): unknown {
-  if (typeof v === 'string') return isTemplate(v) ? renderString(v, vars) : v;
+  if (typeof v === 'string') {
+    if (!isTemplate(v)) return v;
+    const rendered = renderString(v, vars);
+    const secrets = secretsRead(analyzeString(v), vars);
+    return secrets.length ? new Secret(secrets.join(', '), rendered) : rendered;
+  }
   if (Array.isArray(v)) return v.map((x) => renderDeep(x, vars));
   if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, renderDeep(x, vars)]));
   return v;
@@ -124,6 +132,28 @@ export function evaluate(t: YamlTask, e: Expr, vars: Record<string, unknown>): u
     const msg = err instanceof TemplateProblem ? err.message : (err as Error).message;
     throw new PlaybookError(`${e.at}: task "${t.name}": ${msg}`);
   }
+}
+
+/**
+ * A loop's items from its expression. A var (`users`, `db.users`) is taken as it is, secrets in it
+ * staying secrets; a computed list is plain values, so it may not read a secret (the items would
+ * then reach params as plain text, a command line among them).
+ */
+function loopItems(t: YamlTask, e: Expr, vars: Record<string, unknown>): unknown {
+  const path = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(e.text.trim()) ? e.text.trim().split('.') : undefined;
+  if (path) {
+    let cur: unknown = vars;
+    for (const k of path) {
+      if (!cur || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, k)) return evaluate(t, e, vars);
+      cur = (cur as Record<string, unknown>)[k];
+    }
+    return cur;
+  }
+  const secrets = secretsRead({ paths: e.roots.map((r) => [r]), anything: false }, vars);
+  if (secrets.length) {
+    throw new PlaybookError(`${e.at}: task "${t.name}": loop: this expression reads the secret var${secrets.length > 1 ? 's' : ''} ${secrets.map((x) => `"${x}"`).join(', ')}: loop over the var itself (loop: "{{ ${secrets[0]} }}"), so its secrets stay secrets`);
+  }
+  return evaluate(t, e, vars);
 }
 
 /** What a loop item is called in the output: its label, the item when short, else a summary. */
@@ -150,7 +180,7 @@ export function evaluateYamlTask(t: YamlTask, hostVars: Record<string, unknown>,
   if (!t.loop) return [{ task: yamlTask(t, vars, t.name, host), vars }];
   let items: unknown;
   if ('items' in t.loop) items = renderDeep(t.loop.items, vars);
-  else items = evaluate(t, t.loop.expr, vars);
+  else items = loopItems(t, t.loop.expr, vars);
   if (!Array.isArray(items)) {
     const where = 'items' in t.loop ? t.loop.at : t.loop.expr.at;
     throw new PlaybookError(`${where}: task "${t.name}": loop: expected a list, got ${items === null || items === undefined ? String(items) : typeof items}`);
