@@ -195,7 +195,8 @@ function expressionText(text: string): string {
 let nextTaskId = 0;
 
 class Loader {
-  private readonly registers = new Set<string>();
+  /** Every `register:` name of the playbook. */
+  readonly registers = new Set<string>();
   readonly tasks: YamlTask[] = [];
 
   constructor(private readonly playbookFile: string) {}
@@ -438,6 +439,22 @@ export function loadPlaybook(file: string): Playbook {
     };
   });
   loader.resolveRegisters();
+  // Imported roles and handlers are expanded before the play runs: their conditions cannot wait for a result.
+  const early = (conditions: readonly Expr[], what: string) => {
+    for (const c of conditions) {
+      const read = c.roots.find((r) => loader.registers.has(r));
+      if (read !== undefined) throw new PlaybookError(`${c.at}: ${what} cannot read the registered result "${read}" (not supported yet): put the condition on the role's or handler's tasks, or on a task that notifies it`);
+    }
+  };
+  const roleNodes = (nodes: TaskNode[]): Array<Extract<TaskNode, { kind: 'role' }>> =>
+    nodes.flatMap((n) => (n.kind === 'role' ? [n] : n.kind === 'block' ? [n.block, n.rescue, n.always].flatMap(roleNodes) : []));
+  for (const play of plays) {
+    for (const r of roleNodes(play.body)) early(r.conditions, `the when of import_role "${r.name}"`);
+    for (const h of play.handlers) {
+      early(h.conditions, `a handler's when`);
+      if (h.registersRead.length) throw new PlaybookError(`${h.at}: a handler cannot read the registered result "${h.registersRead[0]}" (not supported yet)`);
+    }
+  }
   // A misspelt notify would silently never run its handler (and stay owed on the host forever).
   // Roles bring handlers of their own, built per host, so plays with roles are not checked.
   const known = new Set(plays.flatMap((p) => p.handlers.map((h) => h.name)));

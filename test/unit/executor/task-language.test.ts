@@ -98,6 +98,8 @@ describe('task language: bad input is exit 4 with file:line:col, before any conn
     'loop-control-without-loop.yml': '/loop-control-without-loop.yml:6:7: [0].tasks[0].loop_control: loop_control without loop',
     'import-role-unknown.yml': '/import-role-unknown.yml:4:28: [0].tasks[0].import_role.name: unknown role "ngnix"',
     'handler-loop.yml': '/handler-loop.yml:8:7: [0].handlers[0].loop: not supported on a handler',
+    'import-role-when-register.yml':
+      '/import-role-when-register.yml:6:13: [0].tasks[1].when: the when of import_role "common" cannot read the registered result "probed" (not supported yet): put the condition on the role\'s or handler\'s tasks, or on a task that notifies it',
   };
 
   it('every fixture has its message (and every message a fixture)', () => {
