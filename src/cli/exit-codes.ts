@@ -14,7 +14,8 @@ export const EXIT = {
  * The run's exit code from every host's counts. Precedence, highest first: a failed task (1), an
  * unreachable host (3), a host `provision apply` refused (5), a change (2), nothing (0). A failure
  * that `ignore_errors` let pass is counted as `ignored` and never raises the code: the run did what
- * the playbook asked.
+ * the playbook asked. A dry run's `unknown` task (it depends on the result of a task that would
+ * change) counts as a change: the dry run cannot promise that nothing changes.
  */
 export function exitCodeFor(counts: Iterable<HostCounts>): number {
   let failed = false;
@@ -25,7 +26,7 @@ export function exitCodeFor(counts: Iterable<HostCounts>): number {
     failed ||= c.failed > 0;
     unreachable ||= c.unreachable > 0;
     refused ||= c.refused > 0;
-    changed ||= c.changed > 0;
+    changed ||= c.changed > 0 || (c.unknown ?? 0) > 0;
   }
   if (failed) return EXIT.FAILED;
   if (unreachable) return EXIT.UNREACHABLE;

@@ -23,12 +23,13 @@ export interface CheckRunOptions {
   tags?: string[];
   skipTags?: string[];
   forks?: number;
+  strict?: boolean;
 }
 
 /** A silent check run and the plan it makes (plan, drift). */
 export async function checkRun(o: CheckRunOptions): Promise<{ res: RunResult; plan: PlanFile }> {
   const { inventory, playbook } = loadInputs(o);
-  const res = await runPlaybook({ inventory, playbook, limit: o.limit, tags: o.tags, skipTags: o.skipTags, forks: o.forks, check: true, reporter: new MemoryReporter() });
+  const res = await runPlaybook({ inventory, playbook, limit: o.limit, tags: o.tags, skipTags: o.skipTags, forks: o.forks, strict: o.strict, check: true, reporter: new MemoryReporter() });
   const plan = planFromRun(res, { inventory: inventory.file, playbook: playbook.file, limit: o.limit, tags: o.tags, skipTags: o.skipTags });
   return { res, plan };
 }

@@ -50,6 +50,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('--list-hosts', "list each play's hosts (after --limit) and stop; nothing is contacted")
     .option('--list-tasks', "list each play's roles and tasks with their tags and stop; nothing is contacted")
     .option('--start-at-task <name>', 'leave out every task before the first task of this name')
+    .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
     .action(async (o) => {
       if (program.args.length) throw unknownCommand(program, program.args[0]!);
       setCode(await runCommand(o));
@@ -63,6 +64,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-t, --tags <tags>', 'only tasks with these tags', list)
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
     .option('-o, --out <file>', 'write the plan (JSON) to this file')
+    .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
     .action(async (o) => setCode(await planCommand({ ...o, inventory: requireInventory(o) })));
   program
     .command('show')
@@ -85,6 +87,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
     .option('-t, --tags <tags>', 'only tasks with these tags', list)
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
+    .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
     .action(async (o) => setCode(await driftCommand({ ...o, inventory: requireInventory(o) })));
 
   registerInventoryCommand(program, addCommonOptions);

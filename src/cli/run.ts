@@ -17,6 +17,7 @@ export interface RunCommandOptions extends CommonOptions {
   listHosts?: boolean;
   listTasks?: boolean;
   startAtTask?: string;
+  strict?: boolean;
 }
 
 /** `provision -i INV [-p PLAYBOOK]`: converge (or, with --check, dry-run) the hosts. */
@@ -50,6 +51,7 @@ export async function runCommand(o: RunCommandOptions): Promise<number> {
       tags: o.tags,
       skipTags: o.skipTags,
       startAtTask: o.startAtTask,
+      strict: o.strict,
       reporter,
     });
     if (o.startAtTask !== undefined && !startReached) printErr(`provision: warning: --start-at-task: no host reached a task named "${o.startAtTask}"; no task ran`);

@@ -14,7 +14,7 @@ export function renderPlan(plan: PlanFile, color = false): string[] {
     else if (h.tasks.length === 0) lines.push(c.green(`${host}: no change`));
     else lines.push(c.yellow(`${host}: ${h.tasks.length} task(s) would change`));
     for (const t of h.tasks) {
-      lines.push(`  ${t.handler ? 'handler ' : ''}${t.role ? t.role + ' : ' : ''}${t.task}`);
+      lines.push(`  ${t.handler ? 'handler ' : ''}${t.role ? t.role + ' : ' : ''}${t.task}${t.unknown ? c.magenta(` (unknown: ${t.unknown}; apply refuses it)`) : ''}`);
       for (const ch of t.changes) lines.push(...renderChange(ch).split('\n').map((l) => '    ' + l));
     }
   }

@@ -8,8 +8,10 @@ import { maskDeep } from '../util/secrets.js';
 /**
  * `ignored`: the task failed and its `ignore_errors` let the host go on (Ansible's "...ignoring").
  * `refused`: `provision apply` stopped the host before this task did something its plan did not show.
+ * `unknown`: a dry run cannot know what the task does: it depends on the result of a task that
+ * would change (or on its own command's output); `msg` says "depends on NAME". Never guessed.
  */
-export type TaskStatus = 'ok' | 'changed' | 'failed' | 'ignored' | 'refused' | 'skipped';
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'ignored' | 'refused' | 'skipped' | 'unknown';
 
 export interface HostCounts {
   ok: number;
@@ -21,12 +23,16 @@ export interface HostCounts {
   refused: number;
   skipped: number;
   unreachable: number;
+  /** Dry run: tasks whose outcome cannot be known before the tasks they depend on have run (absent: 0). */
+  unknown?: number;
 }
 
 /** Everything the engine tells the outside world. Renderers turn these into text, TTY views or JSON. */
 export type RunEvent =
   | { kind: 'run-start'; inventory: string; playbook: string; hosts: string[]; check: boolean; time: string }
   | { kind: 'play-start'; play: string; hosts: string[] }
+  /** A play whose hosts pattern selects no host of this run: skipped, said in one line. */
+  | { kind: 'play-skipped'; play: string; reason: string }
   | { kind: 'host-connected'; host: string; ms: number }
   | { kind: 'host-unreachable'; host: string; reason: string; hint?: string }
   | { kind: 'task-start'; host: string; task: string; role?: string; handler?: boolean }
@@ -95,5 +101,5 @@ export function maskedSink(sink: EventSink): EventSink {
 export const NO_EVENTS: EventSink = { emit: () => undefined };
 
 export function emptyCounts(): HostCounts {
-  return { ok: 0, changed: 0, failed: 0, ignored: 0, refused: 0, skipped: 0, unreachable: 0 };
+  return { ok: 0, changed: 0, failed: 0, ignored: 0, refused: 0, skipped: 0, unreachable: 0, unknown: 0 };
 }

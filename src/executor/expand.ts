@@ -3,12 +3,12 @@ import { ROLES_DIR } from '../util/paths.js';
 import type { Facts } from '../facts/index.js';
 import type { Host, Inventory } from '../inventory/index.js';
 import { getModule, moduleNames, secretParams, type Task } from '../modules/index.js';
-import { analyzeString, isTemplate, renderString, secretsRead, TemplateProblem } from '../modules/lib/render.js';
+import { analyzeString, evaluateExpression, isTemplate, renderString, secretsRead, TemplateProblem, truthy } from '../modules/lib/render.js';
 import { getRole, roleVars as parsedRoleVars, type RoleContext } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
 import { Secret } from '../util/secrets.js';
 import { bindTask, type HostTask } from './bind.js';
-import type { Play, YamlTask } from './playbook.js';
+import type { Expr, Play, TaskNode, YamlTask } from './playbook.js';
 
 export { ROLES_DIR };
 
@@ -102,60 +102,194 @@ function renderParams(task: YamlTask, vars: Record<string, unknown>, host: strin
   return Object.fromEntries(Object.entries(params).map(([k, x]) => [k, render(x, k)]));
 }
 
-/** A YAML task rendered for a host (also a project's YAML role's tasks, src/project/yaml-role.ts). */
-export function yamlTask(t: YamlTask, vars: Record<string, unknown>, where: string, host: string): Task {
-  let when: boolean | undefined;
-  if (t.whenVar) {
-    const m = /^(not\s+)?([A-Za-z_][A-Za-z0-9_]*)$/.exec(t.whenVar.trim());
-    if (!m) throw new PlaybookError(`${where}: task "${t.name}": when: takes a var name or "not NAME"`);
-    if (!(m[2]! in vars)) throw new PlaybookError(`${where}: task "${t.name}": when: var "${m[2]}" is not defined`);
-    when = Boolean(vars[m[2]!]) !== Boolean(m[1]);
+/** A task's own vars (task, block and include vars) rendered over the vars it sees. */
+function taskVars(t: YamlTask, vars: Record<string, unknown>): Record<string, unknown> {
+  if (Object.keys(t.vars).length === 0) return vars;
+  return { ...vars, ...(renderDeep(t.vars, vars) as Record<string, unknown>) };
+}
+
+/**
+ * Render "{{ … }}" in every string of a value (loop items, task vars). A string that reads a secret
+ * stays a Secret, so the params it later goes into keep it out of command lines as any secret.
+ */
+function renderDeep(v: unknown, vars: Record<string, unknown>): unknown {
+  if (typeof v === 'string') {
+    if (!isTemplate(v)) return v;
+    const rendered = renderString(v, vars);
+    const secrets = secretsRead(analyzeString(v), vars);
+    return secrets.length ? new Secret(secrets.join(', '), rendered) : rendered;
   }
+  if (Array.isArray(v)) return v.map((x) => renderDeep(x, vars));
+  if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, renderDeep(x, vars)]));
+  return v;
+}
+
+/** An expression's value, or a PlaybookError naming it and the task. */
+export function evaluate(t: YamlTask, e: Expr, vars: Record<string, unknown>): unknown {
   try {
-    return { ...t, params: renderParams(t, vars, host), when };
+    return evaluateExpression(e.text, vars);
   } catch (err) {
-    const msg = err instanceof TemplateProblem ? err.described : (err as Error).message;
-    throw new PlaybookError(`${where}: task "${t.name}": ${msg.replace(/\s+/g, ' ')}`, err instanceof PlaybookError ? err.hint : undefined);
+    const msg = err instanceof TemplateProblem ? err.message : (err as Error).message;
+    throw new PlaybookError(`${e.at}: task "${t.name}": ${msg}`);
   }
 }
 
-/** A play's tasks for one host: role tasks (from TypeScript), then the play's own, each bound. */
+/**
+ * A loop's items from its expression. A var (`users`, `db.users`) is taken as it is, secrets in it
+ * staying secrets; a computed list is plain values, so it may not read a secret (the items would
+ * then reach params as plain text, a command line among them).
+ */
+function loopItems(t: YamlTask, e: Expr, vars: Record<string, unknown>): unknown {
+  const path = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(e.text.trim()) ? e.text.trim().split('.') : undefined;
+  if (path) {
+    let cur: unknown = vars;
+    for (const k of path) {
+      if (!cur || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, k)) return evaluate(t, e, vars);
+      cur = (cur as Record<string, unknown>)[k];
+    }
+    return cur;
+  }
+  const secrets = secretsRead({ paths: e.roots.map((r) => [r]), anything: false }, vars);
+  if (secrets.length) {
+    throw new PlaybookError(`${e.at}: task "${t.name}": loop: this expression reads the secret var${secrets.length > 1 ? 's' : ''} ${secrets.map((x) => `"${x}"`).join(', ')}: loop over the var itself (loop: "{{ ${secrets[0]} }}"), so its secrets stay secrets`);
+  }
+  return evaluate(t, e, vars);
+}
+
+/** What a loop item is called in the output: its label, the item when short, else a summary. */
+function itemLabel(t: YamlTask, item: unknown, vars: Record<string, unknown>): string {
+  if (t.loopLabel !== undefined) return isTemplate(t.loopLabel) ? renderString(t.loopLabel, vars) : t.loopLabel;
+  const text = typeof item === 'string' ? item : JSON.stringify(item) ?? String(item);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** One run of a YAML task on a host: once, or once per loop item. */
+export interface Iteration {
+  task: Task;
+  /** The vars its changed_when / failed_when see (the loop var among them). */
+  vars: Record<string, unknown>;
+  label?: string;
+}
+
+/**
+ * A YAML task over the vars a host gives it: its loop's items, and for each its condition and
+ * params. Throws PlaybookError (an expression that fails, a loop that is not a list).
+ */
+export function evaluateYamlTask(t: YamlTask, hostVars: Record<string, unknown>, host: string): Iteration[] {
+  const vars = taskVars(t, hostVars);
+  if (!t.loop) return [{ task: yamlTask(t, vars, t.name, host), vars }];
+  let items: unknown;
+  if ('items' in t.loop) items = renderDeep(t.loop.items, vars);
+  else items = loopItems(t, t.loop.expr, vars);
+  if (!Array.isArray(items)) {
+    const where = 'items' in t.loop ? t.loop.at : t.loop.expr.at;
+    throw new PlaybookError(`${where}: task "${t.name}": loop: expected a list, got ${items === null || items === undefined ? String(items) : typeof items}`);
+  }
+  return items.map((item) => {
+    const itemVars = { ...vars, [t.loopVar]: item };
+    const label = itemLabel(t, item, itemVars);
+    return { task: yamlTask(t, itemVars, `${t.name} (${label})`, host), vars: itemVars, label };
+  });
+}
+
+/** A YAML task for one host (and one loop item): its conditions evaluated, its params rendered when they hold. */
+function yamlTask(t: YamlTask, vars: Record<string, unknown>, name: string, host: string): Task {
+  const when = t.conditions.every((c) => truthy(evaluate(t, c, vars)));
+  const task: Task = { name, module: t.module, params: t.params, notify: t.notify, tags: t.tags, ignoreErrors: t.ignoreErrors, role: t.role, when };
+  if (!when) return task;
+  try {
+    return { ...task, params: renderParams(t, vars, host) };
+  } catch (err) {
+    const msg = err instanceof TemplateProblem ? err.described : (err as Error).message;
+    throw new PlaybookError(`${t.at}: task "${t.name}": ${msg.replace(/\s+/g, ' ')}`, err instanceof PlaybookError ? err.hint : undefined);
+  }
+}
+
+/**
+ * What runs on a host, in order: a task bound ahead (its state read in the play's one round
+ * trip), a YAML task (bound ahead unless it reads a registered result: then when it runs), or a
+ * block with its rescue and always.
+ */
+export type Step =
+  | { kind: 'task'; index: number }
+  | { kind: 'yaml'; task: YamlTask; ahead?: Array<{ index: number; vars: Record<string, unknown> }> }
+  | { kind: 'block'; block: Step[]; rescue: Step[]; always: Step[] };
+
+/** A play's tasks for one host: the tasks bound ahead, and the steps that run them. */
 export interface HostPlay {
   name: string;
+  /** Every task bound before the play runs (its state is read in one round trip). */
   tasks: HostTask[];
   handlers: HostTask[];
+  /** What runs, in order (absent: `tasks`, in order). */
+  steps?: Step[];
+  /** The vars YAML tasks see on this host, before any result is registered. */
+  vars?: Record<string, unknown>;
 }
 
 /** A play expanded for one host, or why it cannot be (reported when the play runs on that host). */
 export type PlayExpansion = { ok: true; play: HostPlay } | { ok: false; error: unknown };
 
 /** Role tasks and the play's YAML tasks with "{{ … }}" rendered for this host, not yet bound. Throws on bad input. */
-function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory, playbookFile: string): { tasks: Task[]; handlers: Task[] } {
+function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory): { tasks: Task[]; handlers: Task[]; steps: Step[]; vars: Record<string, unknown> } {
   const tasks: Task[] = [];
   const handlers: Task[] = [];
-  for (const name of play.roles) {
+  const steps: Step[] = [];
+  const roleTasks = (name: string, extra?: { when: boolean; tags: string[] }): Step[] => {
     const role = getRole(name)!;
     const ctx = roleContext(name, host, facts, inventory, play);
-    tasks.push(...role.tasks(ctx).map((t) => ({ ...t, role: name })));
+    const out: Step[] = [];
+    for (const t of role.tasks(ctx)) {
+      out.push({ kind: 'task', index: tasks.length });
+      tasks.push({ ...t, role: name, ...(extra ? { when: t.when !== false && extra.when, tags: [...(t.tags ?? []), ...extra.tags] } : {}) });
+    }
     handlers.push(...(role.handlers?.(ctx) ?? []).map((t) => ({ ...t, role: name })));
-  }
+    return out;
+  };
+  for (const name of play.roles) steps.push(...roleTasks(name));
   const vars = playVars(host, play, facts);
-  tasks.push(...play.tasks.map((t) => yamlTask(t, vars, playbookFile, host.name)));
-  handlers.push(...play.handlers.map((t) => yamlTask(t, vars, playbookFile, host.name)));
-  return { tasks, handlers };
+  const walk = (nodes: TaskNode[]): Step[] =>
+    nodes.flatMap((n): Step[] => {
+      if (n.kind === 'block') return [{ kind: 'block', block: walk(n.block), rescue: walk(n.rescue), always: walk(n.always) }];
+      if (n.kind === 'role') {
+        const when = n.conditions.every((c) => truthy(evaluateExpression(c.text, vars)));
+        return roleTasks(n.name, { when, tags: n.tags });
+      }
+      const t = n.task;
+      if (t.registersRead.length) return [{ kind: 'yaml', task: t }];
+      const ahead = evaluateYamlTask(t, vars, host.name).map((it) => {
+        tasks.push(it.task);
+        return { index: tasks.length - 1, vars: it.vars };
+      });
+      return [{ kind: 'yaml', task: t, ahead }];
+    });
+  steps.push(...walk(play.body));
+  handlers.push(
+    ...play.handlers.map((t) => {
+      const [only] = evaluateYamlTask(t, vars, host.name);
+      return only!.task;
+    }),
+  );
+  return { tasks, handlers, steps, vars };
 }
 
 /**
  * Expand a play for one host, once: render its tasks, then bind each (params parsed, probes built).
  * A play that cannot be expanded (a role's tasks, a template, a `when:` var) is data, not a throw.
  */
-export function expandPlay(play: Play, host: Host, facts: Facts, inventory: Inventory, playbookFile: string): PlayExpansion {
+export function expandPlay(play: Play, host: Host, facts: Facts, inventory: Inventory, _playbookFile?: string): PlayExpansion {
   try {
-    const rendered = renderPlay(play, host, facts, inventory, playbookFile);
+    const rendered = renderPlay(play, host, facts, inventory);
     const target = { host, facts };
     return {
       ok: true,
-      play: { name: play.name, tasks: rendered.tasks.map((t) => bindTask(t, target)), handlers: rendered.handlers.map((t) => bindTask(t, target)) },
+      play: {
+        name: play.name,
+        tasks: rendered.tasks.map((t) => bindTask(t, target)),
+        handlers: rendered.handlers.map((t) => bindTask(t, target)),
+        steps: rendered.steps,
+        vars: rendered.vars,
+      },
     };
   } catch (error) {
     return { ok: false, error };

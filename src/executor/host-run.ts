@@ -3,11 +3,13 @@ import { factsFingerprint, ProbeTimeoutError, type Facts, type ProbeResult } fro
 import { PENDING_HANDLERS_FILE, STATE_DIR } from '../host-paths.js';
 import type { Host } from '../inventory/index.js';
 import { emptyPredictedState, type Change, type Command, type ModuleContext, type PredictedState, type Probe, type Task } from '../modules/index.js';
-import { CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS } from '../transport/index.js';
+import { CommandTimeoutError, DEFAULT_COMMAND_TIMEOUT_MS, type ExecResult } from '../transport/index.js';
 import { ConnectionError, errorMessage, ModuleError, ValidationError } from '../util/errors.js';
 import { bindTask, isBound, type BoundTask, type HostTask } from './bind.js';
 import { emptyCounts, maskedSink, NO_EVENTS, type EventSink, type HostCounts, type TaskStatus } from './events.js';
-import type { HostPlay, PlayExpansion } from './expand.js';
+import { evaluate, evaluateYamlTask, type HostPlay, type PlayExpansion, type Step } from './expand.js';
+import type { Expr, YamlTask } from './playbook.js';
+import { truthy } from '../modules/lib/render.js';
 import type { HostSession } from './session.js';
 
 /** What one task did (or would do) on a host. Plain data, NOT masked: it goes out through an output that masks. */
@@ -19,6 +21,62 @@ export interface TaskOutcome {
   status: TaskStatus;
   changes: Change[];
   msg?: string;
+}
+
+/** How a host goes on after a task or a block: on, stopped, or with a failure a block's rescue takes over. */
+type Flow = 'go' | 'stop' | 'caught';
+
+/** What `register` keeps of a task (Ansible's names). */
+export interface TaskResult {
+  changed: boolean;
+  failed: boolean;
+  skipped: boolean;
+  msg?: string;
+  rc?: number;
+  stdout?: string;
+  stderr?: string;
+  stdout_lines?: string[];
+  stderr_lines?: string[];
+}
+
+const chomp = (text: string): string => text.replace(/[\r\n]+$/, '');
+const lines = (text: string): string[] => (chomp(text) === '' ? [] : chomp(text).split('\n'));
+
+/** The YAML task a bound task comes from, and the vars its changed_when / failed_when see. */
+interface TaskLanguage {
+  task: YamlTask;
+  vars: Record<string, unknown>;
+}
+
+interface TaskRun {
+  flow: Flow;
+  result: TaskResult;
+  /** In a dry run: the result is not known (the task would change); names what it depends on. */
+  unknown?: string;
+  reported: boolean;
+}
+
+/**
+ * What the hosts of one play share: run_once tasks, run by the first host that reaches them, their
+ * result then registered on every host of the play.
+ */
+export class PlayShared {
+  private readonly slots = new Map<number, Promise<RunOnceDone>>();
+
+  claim(taskId: number, host: string): { owner: true; settle: (d: RunOnceDone) => void } | { owner: false; done: Promise<RunOnceDone> } {
+    const taken = this.slots.get(taskId);
+    if (taken) return { owner: false, done: taken };
+    let settle!: (d: RunOnceDone) => void;
+    this.slots.set(taskId, new Promise<RunOnceDone>((resolve) => (settle = resolve)));
+    void host;
+    return { owner: true, settle };
+  }
+}
+
+interface RunOnceDone {
+  value: unknown;
+  unknown?: string;
+  host: string;
 }
 
 /** One host's run, as data. */
@@ -153,6 +211,12 @@ export class HostRun {
   private readonly predicted: PredictedState = emptyPredictedState();
   private readonly cache: StateCache;
   private readonly notified = new Set<string>();
+  /** Results registered so far (`register: NAME`), for later conditions and templates; they last the whole run. */
+  private readonly registered: Record<string, unknown> = {};
+  /** In a dry run: registered results that are not known (the task would change), and what each depends on. */
+  private readonly unknownRegisters = new Map<string, string>();
+  /** In a dry run, inside a block with a rescue: the first task whose success cannot be known (a command that would run). */
+  private uncertain: string | undefined;
   failed = false;
   unreachable: string | undefined;
   refused: string | undefined;
@@ -214,14 +278,14 @@ export class HostRun {
     this.sink.emit({ kind: 'host-unreachable', host: this.host.name, reason });
   }
 
-  private async runCommand(c: Command, task: BoundTask, handler: boolean): Promise<void> {
+  private async runCommand(c: Command, task: BoundTask, handler: boolean): Promise<ExecResult | undefined> {
     if (c.kind === 'call') {
       const started = Date.now();
       const session = this.session;
       await c.run({ hostName: this.host.name, spawn: session.spawn ? (command, opts) => session.spawn!(command, opts) : undefined });
       const { meta } = task;
       this.sink.emit({ kind: 'command', host: this.host.name, task: meta.name, role: meta.role, handler, command: c.describe, code: 0, output: '', ms: Date.now() - started });
-      return;
+      return undefined;
     }
     // The task's own bound, else the inventory's, else the module's, else the transport's default.
     const timeoutMs = c.timeoutMs ?? this.host.connection.commandTimeoutMs ?? task.def.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
@@ -253,6 +317,7 @@ export class HostRun {
         command: c.describe ?? c.cmd,
       });
     }
+    return res;
   }
 
   private async recordPendingHandlers(names: string[]): Promise<void> {
@@ -288,25 +353,42 @@ export class HostRun {
     };
   }
 
+  /** What a task did, as `register` keeps it (and as changed_when / failed_when see it). */
+  private static result(status: TaskStatus, msg?: string, exec?: ExecResult): TaskResult {
+    return {
+      changed: status === 'changed',
+      failed: status === 'failed' || status === 'ignored',
+      skipped: status === 'skipped',
+      ...(msg !== undefined ? { msg } : {}),
+      // As Ansible's command module: the output without its trailing newline.
+      ...(exec ? { rc: exec.code, stdout: chomp(exec.stdout), stderr: chomp(exec.stderr), stdout_lines: lines(exec.stdout), stderr_lines: lines(exec.stderr) } : {}),
+    };
+  }
+
   /**
    * Run list[at]: read state, plan, apply when needed, report. The rest of the list is read in the
-   * same round trip when its state is not read yet. Returns false when the host must stop.
+   * same round trip when its state is not read yet. `lang`: the YAML task it comes from (register,
+   * changed_when, failed_when). `rescuable`: a block's rescue takes a failure over.
    */
-  private async runTask(list: readonly HostTask[], at: number, handler: boolean): Promise<boolean> {
+  private async runTask(list: readonly HostTask[], at: number, handler: boolean, lang?: TaskLanguage, rescuable = false): Promise<TaskRun> {
     const task = list[at]!;
     const { meta } = task;
-    if (!this.selected(task) && !handler) return true;
+    if (!this.selected(task) && !handler) return { flow: 'go', result: HostRun.result('skipped'), reported: false };
     const started = Date.now();
     const report = (status: TaskStatus, changes: Change[], msg?: string, note?: string) => {
-      this.counts[status]++;
+      this.counts[status] = (this.counts[status] ?? 0) + 1;
       this.outcomes.push({ task: meta.name, role: meta.role, module: meta.module, handler, status, changes, msg });
       this.sink.emit({ kind: 'task-result', host: this.host.name, task: meta.name, role: meta.role, module: meta.module, handler, status, changes, msg, note, ms: Date.now() - started });
     };
     if (!meta.when) {
       report('skipped', []);
-      return true;
+      return { flow: 'go', result: HostRun.result('skipped'), reported: true };
     }
     this.sink.emit({ kind: 'task-start', host: this.host.name, task: meta.name, role: meta.role, handler });
+    const register = lang?.task.register;
+    /** The vars changed_when / failed_when see: the item's, and the task's own result under its register name. */
+    const withResult = (r: TaskResult) => ({ ...(lang?.vars ?? {}), ...this.registered, ...(register ? { [register]: r } : {}) });
+    const holds = (exprs: readonly Expr[], r: TaskResult) => exprs.length > 0 && exprs.every((e) => truthy(evaluate(lang!.task, e, withResult(r))));
     try {
       if (!isBound(task)) throw new ModuleError(task.error!);
       await this.cache.fill([list], at);
@@ -316,55 +398,236 @@ export class HostRun {
       const plan = await task.def.plan(task.params, ctx);
       if (plan.changes.length === 0) {
         report('ok', [], undefined, plan.note);
-        return true;
+        return { flow: 'go', result: HostRun.result('ok'), reported: true };
       }
       if (!this.flags.check && this.flags.guard) {
         const why = this.flags.guard.checkChange(this.host.name, { task: meta.name, role: meta.role, module: meta.module, handler, changes: plan.changes });
         if (why) {
           this.refused = why;
           report('refused', [], why);
-          return false;
+          return { flow: 'stop', result: HostRun.result('failed', why), reported: true };
         }
       }
-      const toNotify = meta.notify.filter((h) => !this.notified.has(h));
-      if (!this.flags.check) {
+      const changedWhen = lang?.task.changedWhen ?? [];
+      const failedWhen = lang?.task.failedWhen ?? [];
+      let exec: ExecResult | undefined;
+      if (this.flags.check) {
+        // A command that would run may fail: whether a block's rescue runs is then not known.
+        if (meta.module === 'command') this.uncertain ??= register ?? meta.name;
+        // The commands do not run: a condition on their result cannot be known, and is not guessed.
+        const own = [...changedWhen, ...failedWhen].some((e) => register !== undefined && e.roots.includes(register));
+        if (own) {
+          this.uncertain ??= register;
+          report('unknown', plan.changes, `depends on ${register}`);
+          return { flow: 'go', result: HostRun.result('unknown'), unknown: register, reported: true };
+        }
+        if (failedWhen.length && holds(failedWhen, HostRun.result('changed'))) throw new ModuleError(`failed_when holds: ${failedWhen.map((e) => e.text).join(' and ')}`);
+        if (changedWhen.length && !holds(changedWhen, HostRun.result('changed'))) {
+          report('ok', [], undefined, 'changed_when does not hold: the command would run without changing anything');
+          return { flow: 'go', result: HostRun.result('ok'), unknown: register, reported: true };
+        }
+      } else {
+        const toNotify = meta.notify.filter((h) => !this.notified.has(h));
         // Record the notification on the host first: if this run dies before the handler runs, the next run owes it.
-        await this.recordPendingHandlers(toNotify);
-        for (const c of plan.commands) await this.runCommand(c, task, handler);
-        // Every later read must see the host as it is now.
-        this.cache.invalidate();
+        // (With changed_when, it is recorded once the task turns out to have changed.)
+        if (!changedWhen.length) await this.recordPendingHandlers(toNotify);
+        try {
+          for (const c of plan.commands) exec = (await this.runCommand(c, task, handler)) ?? exec;
+        } catch (err) {
+          // failed_when decides whether a command that exited non-zero failed.
+          if (!(failedWhen.length && err instanceof ModuleError && err.detail?.exitCode !== undefined)) throw err;
+          exec = { code: err.detail.exitCode!, stdout: err.detail.stdout ?? '', stderr: err.detail.stderr ?? '' };
+        } finally {
+          // Every later read must see the host as it is now.
+          this.cache.invalidate();
+        }
+        const ran = HostRun.result('changed', undefined, exec);
+        if (failedWhen.length ? holds(failedWhen, ran) : false) {
+          throw new ModuleError(`failed_when holds: ${failedWhen.map((e) => e.text).join(' and ')}${exec ? ` (exit ${exec.code})` : ''}`, exec ? { exitCode: exec.code, stdout: exec.stdout, stderr: exec.stderr } : undefined);
+        }
+        if (changedWhen.length && !holds(changedWhen, ran)) {
+          report('ok', [], undefined, plan.note);
+          return { flow: 'go', result: { ...ran, changed: false }, reported: true };
+        }
+        if (changedWhen.length) await this.recordPendingHandlers(toNotify);
         if (plan.verify) await plan.verify(ctx);
       }
       plan.predict?.(this.predicted);
       this.predicted.anyChange = true;
       for (const h of meta.notify) this.notified.add(h);
       report('changed', plan.changes, undefined, plan.note);
-      return true;
+      // In a dry run nothing ran: what the task registers (its output, its exit code) is not known.
+      return { flow: 'go', result: HostRun.result('changed', undefined, exec), unknown: this.flags.check ? (register ?? meta.name) : undefined, reported: true };
     } catch (err) {
       if (err instanceof ConnectionError) {
         // Unreachable is a result of its own, not a task failure: the recap counts it once and the
         // exit code says "unreachable". The reason names the task the connection was lost in.
         this.unreachable = `${err.message} (during task "${meta.name}")`;
-        return false;
+        return { flow: 'stop', result: HostRun.result('failed', err.message), reported: true };
       }
+      const msg = errorMessage(err);
+      const detail = err instanceof ModuleError && err.detail?.exitCode !== undefined ? { code: err.detail.exitCode, stdout: err.detail.stdout ?? '', stderr: err.detail.stderr ?? '' } : undefined;
       // An ignored failure is still reported (status "ignored", counted apart): it does not fail the host or the run.
-      report(meta.ignoreErrors ? 'ignored' : 'failed', [], errorMessage(err));
-      if (meta.ignoreErrors) return true;
+      // A failure a block's rescue takes over is reported the same way, and the rescue runs.
+      if (meta.ignoreErrors || rescuable) {
+        report('ignored', [], msg, meta.ignoreErrors ? undefined : "rescued: the block's rescue runs");
+        return { flow: meta.ignoreErrors ? 'go' : 'caught', result: HostRun.result('failed', msg, detail), reported: true };
+      }
+      report('failed', [], msg);
       this.failed = true;
-      return false;
+      return { flow: 'stop', result: HostRun.result('failed', msg, detail), reported: true };
     }
   }
 
-  /** Run a play on this host: its tasks in order, then the handlers that were notified, once each. */
-  private async runTasks(play: HostPlay): Promise<void> {
-    if (this.refused) return;
-    for (let i = 0; i < play.tasks.length; i++) {
-      if (!(await this.runTask(play.tasks, i, false))) return; // notified handlers stay recorded on the host for the next run
+  /** --tags / --skip-tags over a YAML task's tags, before it is evaluated. */
+  private selectedTags(tags: readonly string[], role?: string): boolean {
+    const all = new Set([...tags, ...(role ? [role] : [])]);
+    if (this.flags.skipTags?.some((tag) => all.has(tag))) return false;
+    if (this.flags.tags?.length && !all.has('always')) return this.flags.tags.some((tag) => all.has(tag));
+    return true;
+  }
+
+  /** Steps in order; stops at the first that does not let the host go on. */
+  private async runSteps(play: HostPlay, steps: readonly Step[], rescuable: boolean, shared?: PlayShared): Promise<Flow> {
+    for (const step of steps) {
+      const flow = await this.runStep(play, step, rescuable, shared);
+      if (flow !== 'go') return flow;
     }
+    return 'go';
+  }
+
+  private async runStep(play: HostPlay, step: Step, rescuable: boolean, shared?: PlayShared): Promise<Flow> {
+    if (step.kind === 'task') return (await this.runTask(play.tasks, step.index, false, undefined, rescuable)).flow;
+    if (step.kind === 'yaml') return this.runYaml(play, step, rescuable, shared);
+    // A block: its tasks; on a failure its rescue (the failure is then taken over); always its always.
+    const outer = this.uncertain;
+    this.uncertain = undefined;
+    let flow = await this.runSteps(play, step.block, rescuable || step.rescue.length > 0, shared);
+    const uncertain = this.uncertain;
+    this.uncertain = outer ?? uncertain;
+    if (flow === 'caught' && step.rescue.length) flow = await this.runSteps(play, step.rescue, rescuable, shared);
+    // A dry run cannot know whether a command of the block would fail: its rescue is not guessed either way.
+    else if (flow === 'go' && this.flags.check && uncertain !== undefined) this.unknownSteps(play, step.rescue, uncertain);
+    // Unreachable or refused: nothing more runs on the host. A failure still runs `always`.
+    if (step.always.length && !this.unreachable && !this.refused) {
+      const after = await this.runSteps(play, step.always, rescuable, shared);
+      if (after !== 'go') flow = flow === 'stop' ? 'stop' : after;
+    }
+    return flow;
+  }
+
+  /** Report every task of these steps as unknown in a dry run (a rescue that may or may not run); what they register is unknown too. */
+  private unknownSteps(play: HostPlay, steps: readonly Step[], dependsOn: string): void {
+    for (const step of steps) {
+      if (step.kind === 'block') {
+        for (const part of [step.block, step.rescue, step.always]) this.unknownSteps(play, part, dependsOn);
+        continue;
+      }
+      const meta = step.kind === 'task' ? play.tasks[step.index]!.meta : { name: step.task.name, module: step.task.module, role: step.task.role, tags: step.task.tags ?? [] };
+      if (!this.selectedTags(meta.tags, meta.role)) continue;
+      if (step.kind === 'yaml' && step.task.register) this.register(step.task.register, HostRun.result('skipped'), dependsOn);
+      const msg = `depends on ${dependsOn} (the block's rescue runs if it fails)`;
+      this.counts.unknown = (this.counts.unknown ?? 0) + 1;
+      this.outcomes.push({ task: meta.name, role: meta.role, module: meta.module, handler: false, status: 'unknown', changes: [], msg });
+      this.sink.emit({ kind: 'task-result', host: this.host.name, task: meta.name, role: meta.role, module: meta.module, status: 'unknown', changes: [], msg, ms: 0 });
+    }
+  }
+
+  /** A YAML task: evaluated now when it reads a registered result, else as expanded ahead; its result registered. */
+  private async runYaml(play: HostPlay, step: Extract<Step, { kind: 'yaml' }>, rescuable: boolean, shared?: PlayShared): Promise<Flow> {
+    const t = step.task;
+    if (!this.selectedTags(t.tags ?? [], t.role)) return 'go';
+    if (t.runOnce && shared) {
+      const slot = shared.claim(t.id, this.host.name);
+      if (!slot.owner) {
+        // Ran on another host of the play: its result is this host's too (Ansible registers it on every host).
+        const done = await slot.done;
+        if (t.register) this.register(t.register, done.value, done.unknown);
+        const started = Date.now();
+        this.counts.skipped++;
+        this.outcomes.push({ task: t.name, module: t.module, handler: false, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}` });
+        this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, module: t.module, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}`, ms: Date.now() - started });
+        return 'go';
+      }
+      let outcome: { value: unknown; unknown?: string } = { value: HostRun.result('skipped') };
+      try {
+        const r = await this.runYamlHere(play, step, rescuable);
+        outcome = r.registered;
+        return r.flow;
+      } finally {
+        slot.settle({ ...outcome, host: this.host.name });
+      }
+    }
+    return (await this.runYamlHere(play, step, rescuable)).flow;
+  }
+
+  private async runYamlHere(play: HostPlay, step: Extract<Step, { kind: 'yaml' }>, rescuable: boolean): Promise<{ flow: Flow; registered: { value: unknown; unknown?: string } }> {
+    const t = step.task;
+    const started = Date.now();
+    const reportOnce = (status: TaskStatus, msg: string) => {
+      this.counts[status] = (this.counts[status] ?? 0) + 1;
+      this.outcomes.push({ task: t.name, module: t.module, handler: false, status, changes: [], msg });
+      this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, module: t.module, status, changes: [], msg, ms: Date.now() - started });
+    };
+    const done = (flow: Flow, value: unknown, unknown?: string) => {
+      if (t.register) this.register(t.register, value, unknown);
+      return { flow, registered: { value, unknown } };
+    };
+    // A dry run does not know what a task that would change registers: what depends on it is not guessed.
+    const dependsOn = t.registersRead.find((r) => this.unknownRegisters.has(r));
+    if (dependsOn !== undefined) {
+      reportOnce('unknown', `depends on ${dependsOn}`);
+      return done('go', HostRun.result('unknown'), dependsOn);
+    }
+    let runs: Array<{ list: readonly HostTask[]; at: number; vars: Record<string, unknown> }>;
+    if (step.ahead) runs = step.ahead.map((a) => ({ list: play.tasks, at: a.index, vars: a.vars }));
+    else {
+      try {
+        const target = { host: this.host, facts: this.facts };
+        runs = evaluateYamlTask(t, { ...(play.vars ?? {}), ...this.registered }, this.host.name).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
+      } catch (err) {
+        const msg = errorMessage(err);
+        if (t.ignoreErrors || rescuable) {
+          reportOnce('ignored', msg);
+          return done(t.ignoreErrors ? 'go' : 'caught', HostRun.result('failed', msg));
+        }
+        reportOnce('failed', msg);
+        this.failed = true;
+        return done('stop', HostRun.result('failed', msg));
+      }
+    }
+    const results: TaskResult[] = [];
+    let flow: Flow = 'go';
+    let unknown: string | undefined;
+    for (const r of runs) {
+      const ran = await this.runTask(r.list, r.at, false, { task: t, vars: r.vars }, rescuable);
+      results.push(ran.result);
+      unknown ??= ran.unknown;
+      flow = ran.flow;
+      if (flow !== 'go') break;
+    }
+    if (!t.loop) return done(flow, results[0] ?? HostRun.result('skipped'), unknown);
+    // A loop registers every item's result (Ansible's `results`), and what they add up to.
+    return done(flow, { changed: results.some((r) => r.changed), failed: results.some((r) => r.failed), skipped: results.length > 0 && results.every((r) => r.skipped), results }, unknown);
+  }
+
+  /** Keep a task's result for later conditions and templates; in a dry run, what is not known is marked so. */
+  private register(name: string, value: unknown, unknown: string | undefined): void {
+    this.registered[name] = value;
+    if (unknown !== undefined && this.flags.check) this.unknownRegisters.set(name, unknown);
+    else this.unknownRegisters.delete(name);
+  }
+
+  /** Run a play on this host: its tasks in order, then the handlers that were notified, once each. */
+  private async runTasks(play: HostPlay, shared?: PlayShared): Promise<void> {
+    if (this.refused) return;
+    const steps: Step[] = play.steps ?? play.tasks.map((_, index) => ({ kind: 'task', index }));
+    // notified handlers stay recorded on the host for the next run
+    if ((await this.runSteps(play, steps, false, shared)) !== 'go') return;
     const due = play.handlers.filter((h) => this.notified.has(h.meta.name));
     const ran: string[] = [];
     for (let i = 0; i < due.length; i++) {
-      if (!(await this.runTask(due, i, true))) break;
+      if ((await this.runTask(due, i, true)).flow !== 'go') break;
       ran.push(due[i]!.meta.name);
       this.notified.delete(due[i]!.meta.name);
     }
@@ -380,10 +643,10 @@ export class HostRun {
    * Run one play's expansion on this host. A play that could not be expanded for it, or that
    * fails outside any task, fails the host (reported as the task `expand play "NAME"`).
    */
-  async runPlay(name: string, expansion: PlayExpansion): Promise<void> {
+  async runPlay(name: string, expansion: PlayExpansion, shared?: PlayShared): Promise<void> {
     try {
       if (!expansion.ok) throw expansion.error;
-      await this.runTasks(expansion.play);
+      await this.runTasks(expansion.play, shared);
     } catch (err) {
       if (err instanceof ConnectionError) this.unreachable = err.message;
       else {

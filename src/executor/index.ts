@@ -3,6 +3,7 @@
  * owns its event contract (events.ts); exit codes, printing and plans are the CLI's and plan/'s.
  */
 export { connectHosts, runPlaybook, validateRoleVars } from './run.js';
+export { playTargets, unknownPlayHosts } from './targets.js';
 export type { Connected, Gate, Phases, RunOptions, RunResult } from './run.js';
 export { runHost } from './host-run.js';
 export type { ChangeGuard, GuardedChange, HostOutcome, HostRunOptions, RunFlags, StateRead, TaskOutcome } from './host-run.js';

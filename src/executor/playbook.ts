@@ -1,34 +1,71 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { selectHosts, type Inventory } from '../inventory/index.js';
+import type { Inventory } from '../inventory/index.js';
+import { playTargets } from './targets.js';
 import { controlPathParams, getModule, moduleNames, type Task } from '../modules/index.js';
 import { resolveModuleCall } from '../modules/ansible-names.js';
-import { analyzeString, isTemplate, secretsRead, TemplateProblem } from '../modules/lib/render.js';
+import { analyzeExpression, analyzeString, isTemplate, secretsRead, TemplateProblem } from '../modules/lib/render.js';
 import { getRole } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
 import { paramRules, playVars, secretRefusal } from './expand.js';
 import { fieldName, readYamlFile, schemaError, whereAt, whereIs, whereKey, type LocatedYaml } from '../util/yaml.js';
 
-const RESERVED = new Set(['name', 'notify', 'tags', 'when', 'ignore_errors', 'args']);
+/** Keys of a task that are not its module. */
+const TASK_KEYS = [
+  'name', 'notify', 'tags', 'when', 'ignore_errors', 'loop', 'loop_control', 'register', 'changed_when', 'failed_when',
+  'run_once', 'delegate_to', 'vars', 'args',
+] as const;
+/** Keys that make a task something else than a module call. */
+const STRUCTURE_KEYS = ['block', 'rescue', 'always', 'include_tasks', 'import_tasks', 'import_role', 'include_role'] as const;
+const RESERVED = new Set<string>([...TASK_KEYS, ...STRUCTURE_KEYS]);
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const condition = z.union([z.string().min(1), z.boolean(), z.array(z.union([z.string().min(1), z.boolean()]))]);
 
 const taskSchema = z
   .object({
     name: z.string().min(1),
     notify: z.union([z.string(), z.array(z.string())]).optional(),
     tags: z.array(z.string()).optional(),
-    /** A var name: the task runs when that var is truthy ("not NAME" for the opposite). */
-    when: z.string().optional(),
+    /** A Nunjucks expression (or a list of them: all must hold) over vars, facts and registered results. */
+    when: condition.optional(),
     ignore_errors: z.boolean().optional(),
+    loop: z.union([z.array(z.unknown()), z.string().min(1)]).optional(),
+    loop_control: z.strictObject({ label: z.string().min(1).optional(), loop_var: z.string().regex(NAME, 'a var name').optional() }).optional(),
+    register: z.string().regex(NAME, 'a var name (letters, digits, _)').optional(),
+    changed_when: condition.optional(),
+    failed_when: condition.optional(),
+    run_once: z.boolean().optional(),
+    delegate_to: z.string().optional(),
+    vars: z.record(z.string().regex(NAME, 'a var name'), z.unknown()).optional(),
   })
   .catchall(z.unknown());
+
+/** A block, an include or a role import: everything a task can be but a module call. */
+const structureSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  tags: z.array(z.string()).optional(),
+  when: condition.optional(),
+  ignore_errors: z.boolean().optional(),
+  run_once: z.boolean().optional(),
+  delegate_to: z.string().optional(),
+  vars: z.record(z.string().regex(NAME, 'a var name'), z.unknown()).optional(),
+  block: z.array(z.unknown()).min(1, 'a block holds at least one task').optional(),
+  rescue: z.array(z.unknown()).optional(),
+  always: z.array(z.unknown()).optional(),
+  include_tasks: z.string().min(1).optional(),
+  import_tasks: z.string().min(1).optional(),
+  import_role: z.strictObject({ name: z.string().min(1) }).optional(),
+  include_role: z.strictObject({ name: z.string().min(1) }).optional(),
+});
 
 const playSchema = z.strictObject({
   name: z.string().min(1),
   hosts: z.string().min(1),
   vars: z.record(z.string(), z.unknown()).optional(),
   roles: z.array(z.string()).optional(),
-  tasks: z.array(taskSchema).optional(),
-  handlers: z.array(taskSchema).optional(),
+  tasks: z.array(z.unknown()).optional(),
+  handlers: z.array(z.unknown()).optional(),
   /** Rolling batches for this play (overridden by --serial). */
   serial: z.number().int().positive().optional(),
   /** Stop the whole play when this fraction of hosts failed (0 = any failure stops the play). */
@@ -46,11 +83,56 @@ export interface TemplatedParam {
   at: string;
 }
 
-/** A task from YAML, before vars are applied: `when` is a var name evaluated per host. */
+/** An expression of the task language (when, loop, changed_when, failed_when), parsed at load time. */
+export interface Expr {
+  text: string;
+  /** "file:line:col: [0].tasks[1].when" */
+  at: string;
+  /** Top-level var names it reads. */
+  roots: readonly string[];
+}
+
+/** A task's `loop`: a list written in the playbook (its strings may be templates), or an expression giving one. */
+export type Loop = { items: unknown[]; at: string } | { expr: Expr };
+
+/** A task from YAML, before vars are applied: its conditions, loop and templates are evaluated per host. */
 export interface YamlTask extends Task {
+  /** The `when:` as written when it is a bare var name or "not NAME" (what the unread-vars check reads). */
   whenVar?: string;
   templated: TemplatedParam[];
+  /** Unique in the playbook: names the task for run_once. */
+  id: number;
+  /** "file:line:col: [0].tasks[1]" */
+  at: string;
+  /** Conditions of the enclosing blocks, then its own: all must hold. */
+  conditions: Expr[];
+  loop?: Loop;
+  /** The name each item has (loop_control.loop_var; "item"). */
+  loopVar: string;
+  /** loop_control.label: a template shown for each item instead of the item. */
+  loopLabel?: string;
+  register?: string;
+  changedWhen: Expr[];
+  failedWhen: Expr[];
+  runOnce: boolean;
+  /** Vars of the task, of its blocks and of the include that brought it (values may be templates). */
+  vars: Record<string, unknown>;
+  /** "file:line:col: [0].tasks[1].notify" */
+  notifyAt?: string;
+  /** The registered results its conditions, loop, vars or params read: it is evaluated when it runs, not ahead. */
+  registersRead: string[];
+  /** Every top-level var its expressions, loop, label and vars read (params: see `templated`). */
+  varsRead: string[];
 }
+
+/**
+ * A play's tasks as written: module tasks, blocks (block/rescue/always) and imported roles.
+ * Blocks hand their when/tags/vars/ignore_errors/run_once down to their tasks at load time.
+ */
+export type TaskNode =
+  | { kind: 'task'; task: YamlTask }
+  | { kind: 'block'; name?: string; block: TaskNode[]; rescue: TaskNode[]; always: TaskNode[] }
+  | { kind: 'role'; name: string; conditions: Expr[]; tags: string[]; at: string };
 
 /** Every template string in params, by path. */
 function templatedStrings(v: unknown, path: Array<string | number> = []): Array<{ path: Array<string | number>; text: string }> {
@@ -67,16 +149,257 @@ export interface Play {
   /** "file:line:col" of a var set in the play's vars (for errors about role vars). */
   varSource?(name: string): string | undefined;
   roles: string[];
+  /** Every module task of the play, blocks and includes flattened (what checks before connecting look at). */
   tasks: YamlTask[];
+  /** The play's tasks as written (blocks, imported roles): what runs. */
+  body: TaskNode[];
+  /** Roles the play imports with import_role (their vars are checked as those of `roles:`). */
+  importedRoles: string[];
   handlers: YamlTask[];
   serial?: number;
   maxFailPercentage?: number;
+  /** "file:line:col" of the play's hosts. */
+  hostsAt: string;
 }
 
 export interface Playbook {
   file: string;
   dir: string;
   plays: Play[];
+}
+
+/** What a task inherits from the blocks and includes around it. */
+interface Inherited {
+  conditions: Expr[];
+  tags: string[];
+  vars: Record<string, unknown>;
+  ignoreErrors?: boolean;
+  runOnce?: boolean;
+}
+
+/** A YAML file being read, and how its positions are named. */
+interface Located {
+  src: LocatedYaml;
+  file: string;
+  /** Included files, outermost first: an include of one of them is a cycle. */
+  including: string[];
+}
+
+const whenVarOf = (when: unknown): string | undefined => (typeof when === 'string' && /^(not\s+)?[A-Za-z_][A-Za-z0-9_]*$/.test(when.trim()) ? when : undefined);
+
+/** `"{{ expr }}"` (a whole string that is one output) is the expression `expr`; any other string is an expression itself. */
+function expressionText(text: string): string {
+  const m = /^\s*\{\{([\s\S]*)\}\}\s*$/.exec(text);
+  return m && !m[1]!.includes('}}') && !m[1]!.includes('{{') ? m[1]!.trim() : text;
+}
+
+let nextTaskId = 0;
+
+class Loader {
+  /** Every `register:` name of the playbook. */
+  readonly registers = new Set<string>();
+  readonly tasks: YamlTask[] = [];
+
+  constructor(private readonly playbookFile: string) {}
+
+  private at(l: Located, p: Array<string | number>): string {
+    return `${whereIs(l.src, p)}: ${fieldName(p)}`;
+  }
+
+  /** Parse one expression now: a bad one is bad input, named by file:line:col. */
+  expr(l: Located, p: Array<string | number>, value: string | boolean): Expr {
+    const text = typeof value === 'boolean' ? String(value) : expressionText(value);
+    const at = this.at(l, p);
+    try {
+      return { text, at, roots: analyzeExpression(text).roots };
+    } catch (err) {
+      if (err instanceof TemplateProblem) {
+        const where = err.col ? ` (line ${err.line ?? 1}, column ${err.col} of the expression)` : '';
+        throw new PlaybookError(`${at}: bad expression ${JSON.stringify(text)}: ${err.message}${where}`);
+      }
+      throw err;
+    }
+  }
+
+  conditions(l: Located, p: Array<string | number>, value: string | boolean | Array<string | boolean> | undefined): Expr[] {
+    if (value === undefined) return [];
+    return Array.isArray(value) ? value.map((v, i) => this.expr(l, [...p, i], v)) : [this.expr(l, p, value)];
+  }
+
+  /** A list of tasks (a play's, a block's, an included file's), with what its container hands down. */
+  list(l: Located, items: unknown[], p: Array<string | number>, inherited: Inherited, handlers: boolean): TaskNode[] {
+    return items.map((raw, i) => this.node(l, raw, [...p, i], inherited, handlers));
+  }
+
+  private node(l: Located, raw: unknown, p: Array<string | number>, inherited: Inherited, handlers: boolean): TaskNode {
+    const isStructure = !!raw && typeof raw === 'object' && !Array.isArray(raw) && STRUCTURE_KEYS.some((k) => k in raw);
+    if (!isStructure) return { kind: 'task', task: this.task(l, raw, p, inherited, handlers) };
+    if (handlers) throw new PlaybookError(`${this.at(l, p)}: a handler is one module task (no block, include or role import)`);
+    const parsed = structureSchema.safeParse(raw);
+    if (!parsed.success) throw new PlaybookError(schemaError(l.src, parsed.error.issues, p));
+    const s = parsed.data;
+    if (s.delegate_to !== undefined) throw this.delegateTo(l, p);
+    const kinds = (['block', 'include_tasks', 'import_tasks', 'import_role', 'include_role'] as const).filter((k) => s[k] !== undefined);
+    if (kinds.length !== 1) throw new PlaybookError(`${this.at(l, p)}: one of block, include_tasks, import_tasks, import_role (found ${kinds.join(', ') || 'rescue/always without block'})`);
+    const inner: Inherited = {
+      conditions: [...inherited.conditions, ...this.conditions(l, [...p, 'when'], s.when)],
+      tags: [...inherited.tags, ...(s.tags ?? [])],
+      vars: { ...inherited.vars, ...(s.vars ?? {}) },
+      ignoreErrors: s.ignore_errors ?? inherited.ignoreErrors,
+      runOnce: s.run_once ?? inherited.runOnce,
+    };
+    const kind = kinds[0]!;
+    if (kind !== 'block' && (s.rescue || s.always)) throw new PlaybookError(`${this.at(l, [...p, s.rescue ? 'rescue' : 'always'])}: rescue and always belong to a block`);
+    if (kind === 'block') {
+      return {
+        kind: 'block',
+        name: s.name,
+        block: this.list(l, s.block!, [...p, 'block'], inner, false),
+        rescue: this.list(l, s.rescue ?? [], [...p, 'rescue'], inner, false),
+        always: this.list(l, s.always ?? [], [...p, 'always'], inner, false),
+      };
+    }
+    if (kind === 'import_role' || kind === 'include_role') {
+      const name = s[kind]!.name;
+      if (!getRole(name)) throw new PlaybookError(`${this.at(l, [...p, kind, 'name'])}: unknown role "${name}"`);
+      if (Object.keys(s.vars ?? {}).length) throw new PlaybookError(`${this.at(l, [...p, 'vars'])}: vars on a role import are not supported yet: set them in the play's vars`);
+      return { kind: 'role', name, conditions: inner.conditions, tags: inner.tags, at: this.at(l, p) };
+    }
+    // include_tasks / import_tasks: read now, relative to the file that names it.
+    const file = path.resolve(path.dirname(l.file), s[kind]!);
+    if (isTemplate(file)) throw new PlaybookError(`${this.at(l, [...p, kind])}: the file to include is read when the playbook loads: it cannot be a template`);
+    if ([...l.including, l.file].includes(file)) throw new PlaybookError(`${this.at(l, [...p, kind])}: ${s[kind]} includes itself (${[...l.including, l.file, file].map((f) => path.basename(f)).join(' → ')})`);
+    let src: LocatedYaml;
+    try {
+      src = readYamlFile(file, 'included tasks', PlaybookError);
+    } catch (err) {
+      if (err instanceof PlaybookError && !err.message.startsWith(file)) throw new PlaybookError(`${this.at(l, [...p, kind])}: ${err.message}`);
+      throw err;
+    }
+    const included: Located = { src, file, including: [...l.including, l.file] };
+    if (!Array.isArray(src.data)) throw new PlaybookError(`${whereAt(src, 0)}: (top level): an included file is a list of tasks`);
+    return { kind: 'block', name: s.name, block: this.list(included, src.data, [], inner, false), rescue: [], always: [] };
+  }
+
+  private delegateTo(l: Located, p: Array<string | number>): PlaybookError {
+    return new PlaybookError(`${this.at(l, [...p, 'delegate_to'])}: delegate_to is not supported yet`, 'run the task in a play on that host, or use run_once for a task that must run on one host only');
+  }
+
+  private task(l: Located, raw: unknown, p: Array<string | number>, inherited: Inherited, handlers: boolean): YamlTask {
+    const parsed = taskSchema.safeParse(raw);
+    if (!parsed.success) throw new PlaybookError(schemaError(l.src, parsed.error.issues, p));
+    const t = parsed.data;
+    const moduleKeys = Object.keys(t).filter((k) => !RESERVED.has(k));
+    if (moduleKeys.length !== 1) {
+      throw new PlaybookError(`${this.at(l, p)}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`);
+    }
+    if (t.delegate_to !== undefined) throw this.delegateTo(l, p);
+    if (handlers) {
+      const loopKey = (['loop', 'register', 'run_once'] as const).find((k) => t[k] !== undefined);
+      if (loopKey) throw new PlaybookError(`${whereKey(l.src, [...p, loopKey])}: ${fieldName([...p, loopKey])}: not supported on a handler`);
+    }
+    // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
+    const call = resolveModuleCall(t, moduleKeys[0]!, l.src, p);
+    const module = call.module;
+    const def = getModule(module);
+    if (!def) throw new PlaybookError(`${whereKey(l.src, [...p, module])}: ${fieldName([...p, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
+    let params = call.params;
+    // Paths on the control machine (template sources…) are relative to the file the task is in.
+    const local = controlPathParams(def).filter((k) => params && typeof params === 'object' && typeof (params as Record<string, unknown>)[k] === 'string');
+    if (local.length) {
+      params = { ...(params as object), ...Object.fromEntries(local.map((k) => [k, path.resolve(path.dirname(l.file), (params as Record<string, string>)[k]!)])) };
+    }
+    const check = def.schema.safeParse(params);
+    if (!check.success) {
+      throw new PlaybookError(schemaError(l.src, check.error.issues.map((i) => ({ ...i, path: call.source(i.path) })), p));
+    }
+    // Templates are parsed now, so a syntax error, or a value placed where a command line cannot
+    // escape it, is bad input named by file:line:col rather than a failure on every host.
+    const templated = templatedStrings(params).map(({ path: pp, text }): TemplatedParam => {
+      const where = this.at(l, [...p, ...call.source(pp)]);
+      try {
+        analyzeString(text, { shell: paramRules(module, pp[0]).shell });
+      } catch (err) {
+        if (err instanceof TemplateProblem) throw new PlaybookError(`${where}: ${err.described}`);
+        throw err;
+      }
+      return { path: pp, text, at: where };
+    });
+    let loop: Loop | undefined;
+    if (Array.isArray(t.loop)) {
+      for (const s of templatedStrings(t.loop)) {
+        try {
+          analyzeString(s.text);
+        } catch (err) {
+          if (err instanceof TemplateProblem) throw new PlaybookError(`${this.at(l, [...p, 'loop', ...s.path])}: ${err.described}`);
+          throw err;
+        }
+      }
+      loop = { items: t.loop, at: this.at(l, [...p, 'loop']) };
+    } else if (t.loop !== undefined) loop = { expr: this.expr(l, [...p, 'loop'], t.loop) };
+    if (t.loop_control && !loop) throw new PlaybookError(`${whereKey(l.src, [...p, 'loop_control'])}: ${fieldName([...p, 'loop_control'])}: loop_control without loop`);
+    const label = t.loop_control?.label;
+    if (label !== undefined && isTemplate(label)) {
+      try {
+        analyzeString(label);
+      } catch (err) {
+        if (err instanceof TemplateProblem) throw new PlaybookError(`${this.at(l, [...p, 'loop_control', 'label'])}: ${err.described}`);
+        throw err;
+      }
+    }
+    const changedWhen = this.conditions(l, [...p, 'changed_when'], t.changed_when);
+    const failedWhen = this.conditions(l, [...p, 'failed_when'], t.failed_when);
+    const commandResult = module === 'command';
+    if ((changedWhen.length || failedWhen.length) && !commandResult) {
+      throw new PlaybookError(`${this.at(l, [...p, changedWhen.length ? 'changed_when' : 'failed_when'])}: changed_when and failed_when are for command tasks (their result is the command's exit code and output)`);
+    }
+    if (t.register) this.registers.add(t.register);
+    const conditions = [...inherited.conditions, ...this.conditions(l, [...p, 'when'], t.when)];
+    const task: YamlTask = {
+      name: t.name,
+      module,
+      params,
+      notify: t.notify === undefined ? undefined : Array.isArray(t.notify) ? t.notify : [t.notify],
+      tags: [...new Set([...inherited.tags, ...(t.tags ?? [])])],
+      whenVar: inherited.conditions.length === 0 ? whenVarOf(t.when) : undefined,
+      ignoreErrors: t.ignore_errors ?? inherited.ignoreErrors,
+      templated,
+      notifyAt: t.notify === undefined ? undefined : this.at(l, [...p, 'notify']),
+      id: nextTaskId++,
+      at: this.at(l, p),
+      conditions,
+      loop,
+      loopVar: t.loop_control?.loop_var ?? 'item',
+      loopLabel: label,
+      register: t.register,
+      changedWhen,
+      failedWhen,
+      runOnce: t.run_once ?? inherited.runOnce ?? false,
+      vars: { ...inherited.vars, ...(t.vars ?? {}) },
+      registersRead: [],
+      varsRead: [],
+    };
+    this.tasks.push(task);
+    return task;
+  }
+
+  /** Once every task is read: which registered results each task reads (a register may come from a later play of the host). */
+  resolveRegisters(): void {
+    for (const task of this.tasks) {
+      const roots = new Set<string>();
+      for (const e of [...task.conditions, ...(task.loop && 'expr' in task.loop ? [task.loop.expr] : [])]) e.roots.forEach((r) => roots.add(r));
+      const own = [...templatedStrings(task.vars).map((s) => s.text), ...(task.loop && 'items' in task.loop ? templatedStrings(task.loop.items).map((s) => s.text) : []), ...(task.loopLabel ? [task.loopLabel] : [])];
+      for (const s of own) for (const r of analyzeString(s).paths) if (typeof r[0] === 'string') roots.add(r[0]);
+      const exprRoots = new Set([...roots, ...[...task.changedWhen, ...task.failedWhen].flatMap((e) => e.roots)]);
+      task.varsRead = [...exprRoots].filter((r) => r !== task.loopVar && r !== task.register);
+      for (const s of task.templated) for (const r of analyzeString(s.text).paths) if (typeof r[0] === 'string') roots.add(r[0]);
+      task.registersRead = [...roots].filter((r) => this.registers.has(r) && r !== task.loopVar);
+    }
+  }
+
+  get file(): string {
+    return this.playbookFile;
+  }
 }
 
 /** `read`: the file already read (a role's tasks file, wrapped as one play by src/project/yaml-role.ts). */
@@ -87,84 +410,69 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
   }
   const parsed = playbookSchema.safeParse(src.data);
   if (!parsed.success) throw new PlaybookError(schemaError(src, parsed.error.issues));
-  /** "file:line:col: field" of a path: of its value, or (atKey) of its key. */
+  /** "file:line:col: field" of a path: of its value. */
   const at = (p: Array<string | number>) => `${whereIs(src, p)}: ${fieldName(p)}`;
-  const atKey = (p: Array<string | number>) => `${whereKey(src, p)}: ${fieldName(p)}`;
+  const loader = new Loader(file);
+  const located: Located = { src, file, including: [] };
+  const none: Inherited = { conditions: [], tags: [], vars: {} };
   const plays = parsed.data.map((p, pi): Play => {
     (p.roles ?? []).forEach((r, ri) => {
       if (!getRole(r)) throw new PlaybookError(`${at([pi, 'roles', ri])}: unknown role "${r}"`);
     });
-    const toTask = (t: z.infer<typeof taskSchema>, ti: number, section: 'tasks' | 'handlers'): YamlTask => {
-      const moduleKeys = Object.keys(t).filter((k) => !RESERVED.has(k));
-      if (moduleKeys.length !== 1) {
-        throw new PlaybookError(
-          `${at([pi, section, ti])}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`,
-        );
-      }
-      // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
-      const call = resolveModuleCall(t, moduleKeys[0]!, src, [pi, section, ti]);
-      const module = call.module;
-      const def = getModule(module);
-      if (!def) throw new PlaybookError(`${atKey([pi, section, ti, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
-      let params = call.params;
-      // Paths on the control machine (template sources…) are relative to the playbook's folder.
-      const local = controlPathParams(def).filter((k) => params && typeof params === 'object' && typeof (params as Record<string, unknown>)[k] === 'string');
-      if (local.length) {
-        params = { ...(params as object), ...Object.fromEntries(local.map((k) => [k, path.resolve(path.dirname(file), (params as Record<string, string>)[k]!)])) };
-      }
-      const check = def.schema.safeParse(params);
-      if (!check.success) throw new PlaybookError(schemaError(src, check.error.issues.map((i) => ({ ...i, path: call.source(i.path) })), [pi, section, ti]));
-      // Templates are parsed now, so a syntax error, or a value placed where a command line cannot
-      // escape it, is bad input named by file:line:col rather than a failure on every host.
-      const templated = templatedStrings(params).map(({ path: p, text }): TemplatedParam => {
-        const where = at([pi, section, ti, ...call.source(p)]);
-        try {
-          analyzeString(text, { shell: paramRules(module, p[0]).shell });
-        } catch (err) {
-          if (err instanceof TemplateProblem) throw new PlaybookError(`${where}: ${err.described}`);
-          throw err;
-        }
-        return { path: p, text, at: where };
-      });
-      return {
-        name: t.name,
-        module,
-        params,
-        notify: t.notify === undefined ? undefined : Array.isArray(t.notify) ? t.notify : [t.notify],
-        tags: t.tags,
-        whenVar: t.when,
-        ignoreErrors: t.ignore_errors,
-        templated,
-      };
-    };
+    const before = loader.tasks.length;
+    const body = loader.list(located, p.tasks ?? [], [pi, 'tasks'], none, false);
+    const tasks = loader.tasks.slice(before);
+    const handlers = loader.list(located, p.handlers ?? [], [pi, 'handlers'], none, true).map((n) => (n as Extract<TaskNode, { kind: 'task' }>).task);
+    const importedRoles: string[] = [];
+    const findRoles = (nodes: TaskNode[]): void =>
+      nodes.forEach((n) => (n.kind === 'role' ? importedRoles.push(n.name) : n.kind === 'block' ? [n.block, n.rescue, n.always].forEach(findRoles) : undefined));
+    findRoles(body);
     return {
       name: p.name,
       hosts: p.hosts,
+      hostsAt: whereIs(src, [pi, 'hosts']),
       vars: p.vars ?? {},
       varSource: (name: string) => (p.vars && name in p.vars ? whereIs(src, [pi, 'vars', name]) : undefined),
       roles: p.roles ?? [],
-      tasks: (p.tasks ?? []).map((t, i) => toTask(t, i, 'tasks')),
-      handlers: (p.handlers ?? []).map((t, i) => toTask(t, i, 'handlers')),
+      tasks,
+      body,
+      importedRoles: [...new Set(importedRoles)],
+      handlers,
       serial: p.serial,
       maxFailPercentage: p.max_fail_percentage,
     };
   });
+  loader.resolveRegisters();
+  // Imported roles and handlers are expanded before the play runs: their conditions cannot wait for a result.
+  const early = (conditions: readonly Expr[], what: string) => {
+    for (const c of conditions) {
+      const read = c.roots.find((r) => loader.registers.has(r));
+      if (read !== undefined) throw new PlaybookError(`${c.at}: ${what} cannot read the registered result "${read}" (not supported yet): put the condition on the role's or handler's tasks, or on a task that notifies it`);
+    }
+  };
+  const roleNodes = (nodes: TaskNode[]): Array<Extract<TaskNode, { kind: 'role' }>> =>
+    nodes.flatMap((n) => (n.kind === 'role' ? [n] : n.kind === 'block' ? [n.block, n.rescue, n.always].flatMap(roleNodes) : []));
+  for (const play of plays) {
+    for (const r of roleNodes(play.body)) early(r.conditions, `the when of import_role "${r.name}"`);
+    for (const h of play.handlers) {
+      early(h.conditions, `a handler's when`);
+      if (h.registersRead.length) throw new PlaybookError(`${h.at}: a handler cannot read the registered result "${h.registersRead[0]}" (not supported yet)`);
+    }
+  }
   // A misspelt notify would silently never run its handler (and stay owed on the host forever).
   // Roles bring handlers of their own, built per host, so plays with roles are not checked.
   const known = new Set(plays.flatMap((p) => p.handlers.map((h) => h.name)));
-  plays.forEach((play, pi) => {
-    if (play.roles.length) return;
-    for (const section of ['tasks', 'handlers'] as const) {
-      play[section].forEach((t, ti) => {
-        const unknown = (t.notify ?? []).find((n) => !known.has(n));
-        if (unknown === undefined) return;
-        throw new PlaybookError(
-          `${at([pi, section, ti, 'notify'])}: no handler named "${unknown}"`,
-          known.size ? `handlers: ${[...known].join(', ')}` : 'the playbook defines no handlers',
-        );
-      });
+  for (const play of plays) {
+    if (play.roles.length || play.importedRoles.length) continue;
+    for (const t of [...play.tasks, ...play.handlers]) {
+      const unknown = (t.notify ?? []).find((n) => !known.has(n));
+      if (unknown === undefined) continue;
+      throw new PlaybookError(
+        `${t.notifyAt}: no handler named "${unknown}"`,
+        known.size ? `handlers: ${[...known].join(', ')}` : 'the playbook defines no handlers',
+      );
     }
-  });
+  }
   return { file, dir: path.dirname(file), plays };
 }
 
@@ -176,7 +484,7 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
  */
 export function checkSecretsInParams(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
   for (const play of playbook.plays) {
-    const targets = selectHosts(inventory, play.hosts).filter((h) => hosts.includes(h));
+    const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
     for (const task of [...play.tasks, ...play.handlers]) {
       for (const t of task.templated) {
         const param = String(t.path[0]);

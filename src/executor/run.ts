@@ -5,8 +5,9 @@ import { mapLimit } from '../util/concurrency.js';
 import { errorMessage, PlaybookError, ProvisionError } from '../util/errors.js';
 import { maskedSink, NO_EVENTS, type EventSink, type RunEvent } from './events.js';
 import { expandPlay, type HostPlay, type PlayExpansion } from './expand.js';
-import { HostRun, unreachableOutcome, type HostOutcome, type RunFlags } from './host-run.js';
+import { HostRun, PlayShared, unreachableOutcome, type HostOutcome, type RunFlags } from './host-run.js';
 import { checkSecretsInParams, type Playbook } from './playbook.js';
+import { playTargets, unknownPlayHosts } from './targets.js';
 import { SshConnector, type Connector, type HostSession } from './session.js';
 
 /**
@@ -29,6 +30,8 @@ export interface RunOptions extends RunFlags {
   connector?: Connector;
   /** Check first, then run for real on the hosts the gate lets through (see Gate). Needs check: false. */
   gate?: Gate;
+  /** A play naming a host or group the inventory does not have is an error (exit 4), not a warning. */
+  strict?: boolean;
 }
 
 export type Phases = NonNullable<Extract<RunEvent, { kind: 'recap' }>['phases']>;
@@ -47,7 +50,12 @@ export interface RunResult {
 
 /** Roles' checks of their vars (src/roles/validate.ts), before any connection: bad input never half-applies a host. */
 export function validateRoleVars(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
-  checkRoleVars(inventory, playbook, hosts);
+  // Each play as the hosts it selects (a play that selects none checks nothing), its imported roles among its roles.
+  const plays = playbook.plays.flatMap((play) => {
+    const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
+    return targets.length ? [{ ...play, hosts: targets.join(','), roles: [...new Set([...play.roles, ...play.importedRoles])] }] : [];
+  });
+  checkRoleVars(inventory, { ...playbook, plays }, hosts);
 }
 
 export interface Connected {
@@ -102,17 +110,25 @@ interface Prepared {
  * Every play in order over the hosts it selects that are still going (serial batches, forks,
  * max_fail_percentage): play 1 on every host before play 2 on any.
  */
-async function runPlays(opts: RunOptions, ready: Map<string, Prepared>, forks: number, sink: EventSink): Promise<void> {
+async function runPlays(opts: RunOptions, ready: Map<string, Prepared>, forks: number, sink: EventSink, names: string[]): Promise<void> {
   for (const [pi, play] of opts.playbook.plays.entries()) {
-    const targets = selectHosts(opts.inventory, play.hosts).filter((h) => ready.has(h) && !ready.get(h)!.run.stopped);
-    if (targets.length === 0) continue;
+    const selected = playTargets(opts.inventory, play.hosts);
+    const targets = selected.hosts.filter((h) => ready.has(h) && !ready.get(h)!.run.stopped);
+    if (targets.length === 0) {
+      // One line, as Ansible's "skipping: no hosts matched"; a play no host reached is no play skipped.
+      const inRun = selected.hosts.filter((h) => names.includes(h));
+      if (inRun.length === 0) sink.emit({ kind: 'play-skipped', play: play.name, reason: selected.hosts.length ? `none of its hosts (${play.hosts}) is selected by --limit` : `no host matches "${play.hosts}"` });
+      continue;
+    }
     sink.emit({ kind: 'play-start', play: play.name, hosts: targets });
+    // run_once tasks are shared by the play's hosts.
+    const shared = new PlayShared();
     const serial = opts.serial ?? play.serial ?? targets.length;
     for (let i = 0; i < targets.length; i += serial) {
       const batch = targets.slice(i, i + serial);
       await mapLimit(batch, forks, async (h) => {
         const { run, plays } = ready.get(h)!;
-        await run.runPlay(play.name, plays.get(pi)!);
+        await run.runPlay(play.name, plays.get(pi)!, shared);
       });
       const failedInBatch = batch.filter((h) => ready.get(h)!.run.failed || ready.get(h)!.run.unreachable).length;
       if (play.maxFailPercentage !== undefined && (failedInBatch / batch.length) * 100 > play.maxFailPercentage) {
@@ -132,6 +148,8 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const { inventory, playbook, gate } = opts;
   if (gate && opts.check) throw new Error('runPlaybook: a gate leads to a real run (check: false)');
   const names = selectHosts(inventory, opts.limit);
+  const misspelt = unknownPlayHosts(inventory, playbook);
+  if (opts.strict && misspelt.length) throw new PlaybookError(misspelt.join('\n'), 'fix the play\'s hosts, or run without --strict to skip such plays with a warning');
   prepareHosts(inventory, names);
   validateRoleVars(inventory, playbook, names);
   checkSecretsInParams(inventory, playbook, names);
@@ -142,7 +160,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const runStart = (hosts: string[], check: boolean): RunEvent => ({ kind: 'run-start', inventory: inventory.file, playbook: playbook.file, hosts, check, time: new Date().toISOString() });
   first.emit(runStart(names, opts.check));
   // Vars nothing reads: warnings of the run that is shown (under a gate, of the real run).
-  const unread = unreadVarWarnings(inventory, playbook);
+  const unread = [...misspelt, ...unreadVarWarnings(inventory, playbook)];
   for (const msg of unread) first.emit({ kind: 'warning', msg });
 
   // The state read kept on each host makes a converged host one round trip; --check only uses it.
@@ -161,7 +179,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
       const h = c.host.name;
       const run = new HostRun(c.host, c.session, c.facts, flags, sink);
       plays ??= new Map(
-        playbook.plays.flatMap((play, pi) => (selectHosts(inventory, play.hosts).includes(h) ? [[pi, expandPlay(play, c.host, c.facts, inventory, playbook.file)] as const] : [])),
+        playbook.plays.flatMap((play, pi) => (playTargets(inventory, play.hosts).hosts.includes(h) ? [[pi, expandPlay(play, c.host, c.facts, inventory, playbook.file)] as const] : [])),
       );
       ready.set(h, { run, plays });
       const t = Date.now();
@@ -173,7 +191,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
       phases.hosts[c.host.name] = { connectMs: c.connectMs, factsMs: c.factsMs };
       await prepare(c, gate ? { ...opts, check: true, guard: undefined } : opts, first);
     });
-    await runPlays(opts, ready, forks, first);
+    await runPlays(opts, ready, forks, first, names);
     const outcomes = (): Record<string, HostOutcome> =>
       Object.fromEntries(names.map((h) => [h, ready.get(h)?.run.outcome() ?? unreachableOutcome(down.get(h) ?? 'not connected')]));
 
@@ -194,7 +212,7 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
           // The same session, facts and expansions; a fresh read of the state, which the guard checks.
           await prepare(c, opts, sink, checked.get(h)!.plays);
         });
-        await runPlays(opts, ready, forks, sink);
+        await runPlays(opts, ready, forks, sink, through);
       }
       for (const h of through) hosts[h] = ready.get(h)!.run.outcome();
     } else {

@@ -42,6 +42,8 @@ export class PlanGuard implements ChangeGuard {
     const wanted = lines(change);
     if (at < 0) return `the run would make a change the plan does not have: ${wanted.join('; ')}`;
     const plannedTask = tasks[at]!;
+    // The plan could not show what this task does: doing it would be doing what nobody saw.
+    if (plannedTask.unknown) return `the plan could not know what this task does (${plannedTask.unknown}): it computed ${wanted.join('; ')}`;
     const plannedTaskLines = lines(plannedTask);
     if (wanted.join('\n') !== plannedTaskLines.join('\n')) {
       return `the run computed ${wanted.join('; ')}, the plan has ${plannedTaskLines.join('; ')}`;

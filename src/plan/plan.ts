@@ -19,6 +19,8 @@ export interface PlannedTask {
   module: string;
   handler: boolean;
   changes: Change[];
+  /** A dry run could not know what this task does ("depends on NAME"): `apply` refuses to do it. */
+  unknown?: string;
 }
 
 export interface HostPlan {
@@ -118,8 +120,8 @@ export function hostPlanOf(o: HostOutcome): HostPlan {
     unreachable: o.unreachable,
     failed: failed ? `${failed.task}: ${failed.msg ?? ''}` : undefined,
     tasks: o.outcomes
-      .filter((t) => t.status === 'changed')
-      .map((t): PlannedTask => ({ task: t.task, role: t.role, module: t.module, handler: t.handler, changes: t.changes })),
+      .filter((t) => t.status === 'changed' || t.status === 'unknown')
+      .map((t): PlannedTask => ({ task: t.task, role: t.role, module: t.module, handler: t.handler, changes: t.changes, ...(t.status === 'unknown' ? { unknown: t.msg ?? 'unknown' } : {}) })),
     // Keyed: the probes' own hashes cover file contents (secret files too); see planKey.
     fingerprints: {
       facts: keyed(o.factsFingerprint),

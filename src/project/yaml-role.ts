@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Document, Pair, Scalar, YAMLMap, YAMLSeq, type Node } from 'yaml';
 import { z } from 'zod';
-import { loadPlaybook, type YamlTask } from '../executor/playbook.js';
-import { yamlTask } from '../executor/expand.js';
+import { loadPlaybook, type TaskNode, type YamlTask } from '../executor/playbook.js';
+import { evaluateYamlTask } from '../executor/expand.js';
 import { controlPathParams, getModule, type Task } from '../modules/index.js';
 import type { RoleContext, RoleDef } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
@@ -129,11 +129,40 @@ function loadTaskList(file: string, section: 'tasks' | 'handlers', dir: string, 
   const asPlay = { name: path.basename(dir), hosts: 'all', [section]: tasks, ...(section === 'tasks' ? { handlers } : {}) };
   try {
     const book = loadPlaybook(file, { file, lines: src.lines, doc: wrapped, data: [asPlay] });
-    return { tasks: book.plays[0]![section], data: tasks };
+    const play = book.plays[0]!;
+    refuseRunTimeConstructs(play.body, section === 'tasks' ? play.tasks : play.handlers);
+    return { tasks: play[section], data: tasks };
   } catch (err) {
     // "[0].tasks[2].apt" of the wrapping play → "[2].apt" of this file.
     if (err instanceof PlaybookError) throw new PlaybookError(err.message.replace(/\[0\]\.(tasks|handlers)(?=\[)/g, ''), err.hint);
     throw err;
+  }
+}
+
+/**
+ * A role's tasks are made for each host before the play runs (a role is a list of tasks), so what
+ * the task language decides while a play runs — a registered result read later, changed_when /
+ * failed_when, run_once, rescue/always, a role imported from a role — is refused in a role's files,
+ * naming where, rather than flattened into something else. (A plain block with when/tags/vars, loop
+ * and when over vars and facts work as in a playbook.)
+ */
+function refuseRunTimeConstructs(body: TaskNode[], tasks: YamlTask[]): void {
+  const notYet = (at: string, what: string) =>
+    new PlaybookError(`${at}: ${what} in a role's tasks is not supported yet (it is in a playbook's tasks)`, 'use it in a play, or split the role');
+  const walk = (nodes: TaskNode[]): void => {
+    for (const n of nodes) {
+      if (n.kind === 'role') throw notYet(n.at.replace(/\[0\]\.(tasks|handlers)(?=\[)/g, ''), 'import_role');
+      if (n.kind === 'block') {
+        const handling = [...n.rescue, ...n.always][0];
+        if (handling) throw notYet(handling.kind === 'task' ? handling.task.at : 'a block', 'rescue/always');
+        walk(n.block);
+      }
+    }
+  };
+  walk(body);
+  for (const t of tasks) {
+    const what = t.register ? 'register' : t.changedWhen.length ? 'changed_when' : t.failedWhen.length ? 'failed_when' : t.runOnce ? 'run_once' : undefined;
+    if (what) throw notYet(t.at, what);
   }
 }
 
@@ -144,8 +173,7 @@ function renderVars(ctx: RoleContext): Record<string, unknown> {
 
 function rendered(tasks: YamlTask[], ctx: RoleContext, file: string): Task[] {
   const vars = renderVars(ctx);
-  return tasks.map((t) => {
-    const task = yamlTask(t, vars, file, ctx.host.name);
+  return tasks.flatMap((t) => evaluateYamlTask(t, vars, ctx.host.name).map((it) => it.task)).map((task) => {
     // A template in a role reads the role's vars (its defaults too), as in Ansible.
     if (task.module === 'template' && task.params && typeof task.params === 'object') {
       const p = task.params as Record<string, unknown>;

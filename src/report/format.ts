@@ -25,6 +25,8 @@ export function formatEvent(e: RunEvent, o: FormatOptions): string[] {
       return [c.bold(`${e.check ? 'CHECK (dry run) ' : ''}${e.playbook} on ${e.hosts.length} host(s) of ${e.inventory}`)];
     case 'play-start':
       return [c.bold(`PLAY ${e.play} [${e.hosts.join(', ')}]`)];
+    case 'play-skipped':
+      return [c.cyan(`PLAY ${e.play}: skipped: ${e.reason}`)];
     case 'host-connected':
       return o.verbose ? [c.dim(`${e.host}: connected, facts read (${fmtMs(e.ms)})`)] : [];
     case 'host-unreachable':
@@ -44,6 +46,9 @@ export function formatEvent(e: RunEvent, o: FormatOptions): string[] {
           if (o.diff) lines.push(...renderChange(ch).split('\n').map((l) => '    ' + colorDiffLine(l, c)));
           else lines.push(c.dim(`    ${ch.kind} ${ch.target}: ${ch.action}`));
         }
+      } else if (e.status === 'unknown') {
+        lines.push(c.magenta(`${e.host}: unknown: ${label}: ${e.msg ?? ''} (a dry run cannot know it)`));
+        for (const ch of e.changes) lines.push(c.dim(`    ${ch.kind} ${ch.target}: ${ch.action}`));
       } else if (e.status === 'refused') {
         lines.push(c.red(`${e.host}: REFUSED (not in the plan): ${label}: ${e.msg ?? ''}`));
       } else if (e.status === 'ignored') {
@@ -83,7 +88,7 @@ export function formatRecap(hosts: Record<string, HostCounts>, wallMs: number, c
     const h = hosts[n]!;
     const status = h.unreachable || h.failed || h.refused ? c.red : h.changed ? c.yellow : c.green;
     lines.push(
-      `${status(n.padEnd(w))}  ok=${h.ok}  changed=${h.changed}  failed=${h.failed}  unreachable=${h.unreachable}  skipped=${h.skipped}  ignored=${h.ignored}${h.refused ? `  refused=${h.refused}` : ''}`,
+      `${status(n.padEnd(w))}  ok=${h.ok}  changed=${h.changed}  failed=${h.failed}  unreachable=${h.unreachable}  skipped=${h.skipped}  ignored=${h.ignored}${h.refused ? `  refused=${h.refused}` : ''}${h.unknown ? `  unknown=${h.unknown}` : ''}`,
     );
   }
   lines.push(c.dim(`wall time ${fmtMs(wallMs)}`));

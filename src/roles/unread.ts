@@ -14,6 +14,8 @@ interface TaskReads {
   whenVar?: string;
   /** The "{{ … }}" strings of its params. */
   templated: ReadonlyArray<{ text: string }>;
+  /** Top-level vars its when/loop/changed_when/failed_when expressions and its vars read. */
+  varsRead?: readonly string[];
 }
 interface PlaybookReads {
   plays: ReadonlyArray<{ roles: string[]; tasks: readonly TaskReads[]; handlers: readonly TaskReads[] }>;
@@ -42,6 +44,7 @@ function varsRead(playbook: PlaybookReads): Set<string> | undefined {
     for (const t of task.templated) if (!add(analyzeString(t.text))) return undefined;
     const when = task.whenVar && /^(?:not\s+)?([A-Za-z_][A-Za-z0-9_]*)$/.exec(task.whenVar.trim());
     if (when) read.add(when[1]!);
+    for (const name of task.varsRead ?? []) read.add(name);
     // A playbook's template file reads the host's vars as well as its params' vars.
     const src = task.module === 'template' ? (task.params as { src?: unknown } | undefined)?.src : undefined;
     if (typeof src === 'string' && !isTemplate(src) && existsSync(src) && !add(templateFileReads(src))) return undefined;

@@ -120,6 +120,7 @@ function environment(dir: string): nunjucks.Environment {
     env.addFilter('quote', quoteFilter);
     env.addFilter('safe', safeFilter);
     env.addFilter('__shell', shellFilter);
+    addExpressionFilters(env);
     environments.set(dir, env);
   }
   return env;
@@ -397,4 +398,138 @@ export function secretsRead(reads: TemplateReads, vars: Record<string, unknown>)
     }
   }
   return [...hits].sort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expressions (the task language: when, loop, changed_when, failed_when)
+
+/** An expression as a template: `{{ (EXPR) }}`; positions inside it are shifted back by this prefix. */
+const EXPRESSION_OPEN = '{{ (';
+
+/** Names an expression reads as vars: every root of a var path, but not test names (`is defined`) nor functions' names. */
+function expressionRoots(root: AstNode): Set<string> {
+  const roots = new Set<string>();
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(visit);
+    if (!v || typeof v !== 'object' || !('typename' in v)) return;
+    const node = v as AstNode;
+    if (node.typename === 'Symbol') return void roots.add(String(node.value));
+    for (const field of node.fields) {
+      if ((node.typename === 'Filter' || node.typename === 'FilterAsync') && field === 'name') continue;
+      if (node.typename === 'Is' && field === 'right') {
+        // `x is divisibleby(3)`: the test's arguments are read, its name is not.
+        const test = node.right as AstNode;
+        if (test.typename === 'FunCall') visit(test.args);
+        continue;
+      }
+      visit(node[field]);
+    }
+  };
+  visit(root);
+  return roots;
+}
+
+/** What a parsed expression reads. */
+export interface ExpressionReads {
+  /** Top-level var names it reads (registered results, loop vars, inventory vars, facts). */
+  roots: string[];
+  /** It tests definedness or gives a default: an undefined var is then its business, not an error. */
+  guarded: boolean;
+}
+
+const compiledExpressions = new Map<string, { template: nunjucks.Template; reads: ExpressionReads }>();
+/** Where the expression being evaluated puts its value (rendering is synchronous: one at a time). */
+let expressionValue: { value: unknown } | undefined;
+
+function compileExpression(expr: string): { template: nunjucks.Template; reads: ExpressionReads } {
+  const cached = compiledExpressions.get(expr);
+  if (cached) return cached;
+  const env = environment(process.cwd());
+  const shift = (line?: number, col?: number) => (line === 1 && col !== undefined ? Math.max(1, col - EXPRESSION_OPEN.length) : col);
+  let ast: AstNode;
+  try {
+    ast = parse(env, `${EXPRESSION_OPEN}${expr}\n) }}`);
+  } catch (err) {
+    const p = err as TemplateProblem;
+    const message = p.message.replace(/\[Line \d+, Column \d+\]\s*/g, '').replace(/^parse\w+: /, '');
+    // Past its last line: the parser reached the closing parenthesis put around it.
+    if ((p.line ?? 0) > expr.split('\n').length) throw new TemplateProblem(`the expression ends too early (${message.replace(/unexpected token: \)/, 'nothing after the last operator')})`);
+    throw new TemplateProblem(message, p.line, shift(p.line, p.col));
+  }
+  // Exactly one output holding one expression: `x }}{{ y` or a `{% … %}` tag inside is not an expression.
+  const outputs = (ast.children ?? []).filter((c) => !(c.typename === 'Output' && (c.children ?? []).every((x) => x.typename === 'TemplateData' && String(x.value).trim() === '')));
+  const only = outputs[0];
+  if (outputs.length !== 1 || only!.typename !== 'Output' || only!.children?.length !== 1 || only!.children[0]!.typename === 'TemplateData') {
+    throw new TemplateProblem('not one expression (write it without {{ }} or {% %})');
+  }
+  refuseMovedOutput(ast);
+  const roots = expressionRoots(only!.children[0]!);
+  const guarded = /\b(defined|undefined|default|d)\b/.test(expr);
+  const { Filter, Symbol: Sym, NodeList } = nj.nodes;
+  const value = only!.children[0]!;
+  only!.children = [new Filter(value.lineno, value.colno, new Sym(value.lineno, value.colno, '__value'), new NodeList(value.lineno, value.colno, [value]))];
+  const env_ = internals(env);
+  const compiler = new nj.compiler.Compiler(undefined as unknown as string, Boolean(env_.opts.throwOnUndefined));
+  compiler.compile(transformer.transform(ast, env_.asyncFilters));
+  const props = new Function(compiler.getCode())() as object;
+  const template = new nunjucks.Template({ type: 'code', obj: props } as unknown as string, env);
+  const out = { template, reads: { roots: [...roots], guarded } };
+  compiledExpressions.set(expr, out);
+  return out;
+}
+
+/** Parse an expression (a `when:`, a `loop:`…) once; throws TemplateProblem (position inside the expression) when it is not one. */
+export function analyzeExpression(expr: string): ExpressionReads {
+  return compileExpression(expr).reads;
+}
+
+/** Names nunjucks does not know that YAML writers use as constants (Python's spelling). */
+const PYTHON_CONSTANTS = { True: true, False: false, None: null };
+
+/**
+ * An expression's value over these vars. A var it reads that is not defined is an error (as in
+ * Ansible), unless the expression tests definedness or gives a default.
+ */
+export function evaluateExpression(expr: string, vars: Record<string, unknown>): unknown {
+  const { template, reads } = compileExpression(expr);
+  if (!reads.guarded) {
+    const missing = reads.roots.find((r) => !(r in vars) && !(r in PYTHON_CONSTANTS));
+    if (missing !== undefined) throw new TemplateProblem(`var "${missing}" is not defined`);
+  }
+  const slot = { value: undefined as unknown };
+  expressionValue = slot;
+  try {
+    template.render({ ...PYTHON_CONSTANTS, ...(revealAll(vars) as object) });
+  } catch (err) {
+    throw new TemplateProblem((err as Error).message.replace(/\(unknown path\)/g, '').replace(/\[Line \d+, Column \d+\]/g, '').replace(/\s+/g, ' ').trim());
+  } finally {
+    expressionValue = undefined;
+  }
+  return slot.value;
+}
+
+/** Truth as Jinja (Python) has it: empty lists, maps and strings are false, as are 0, none and undefined. */
+export function truthy(v: unknown): boolean {
+  if (Array.isArray(v)) return v.length > 0;
+  if (isPlain(v)) return Object.keys(v).length > 0;
+  if (v instanceof Secret) return truthy(v.reveal());
+  return Boolean(v);
+}
+
+/** `x | bool`: Ansible's filter ("yes", "on", "1", "true" are true; anything else by truth). */
+function boolFilter(v: unknown): boolean {
+  if (typeof v === 'string') return ['yes', 'on', '1', 'true', 'y', 't'].includes(v.trim().toLowerCase());
+  return truthy(v);
+}
+
+/** Called by the compiled expression with its value. */
+function valueFilter(v: unknown): string {
+  if (expressionValue) expressionValue.value = v;
+  return '';
+}
+
+/** The filters expressions need, on the environment every string is compiled with. */
+function addExpressionFilters(env: nunjucks.Environment): void {
+  env.addFilter('__value', valueFilter);
+  env.addFilter('bool', boolFilter);
 }

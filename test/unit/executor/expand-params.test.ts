@@ -115,3 +115,24 @@ describe('expansion of YAML params', () => {
     expect(() => checkSecretsInParams(inventory, pb, [])).not.toThrow();
   });
 });
+
+describe('secrets through the task language (loop items, task vars)', () => {
+  it('a loop over a var that holds secrets keeps them secrets: an item in a command line is refused, in stdin it is a Secret', () => {
+    expect(expansionError(playbook(`    - { name: each, command: { cmd: "useradd {{ item.password }}" }, loop: "{{ users }}" }\n`))).toMatch(
+      /task "each": cmd: reads the secret var "item.password" \(host web1\): a secret never goes into a command line/,
+    );
+    const [t] = expand(`    - { name: each, command: { cmd: "chpasswd", stdin: "{{ item.name }}:{{ item.password }}" }, loop: "{{ users }}" }\n`);
+    expect((t!.params as { stdin: unknown }).stdin).toBeInstanceOf(Secret);
+  });
+
+  it('a loop over a computed list that reads a secret is refused (its items would be plain text)', () => {
+    expect(expansionError(playbook(`    - { name: each, command: { cmd: "echo {{ item }}" }, loop: "{{ [db_password, 'x'] }}" }\n`))).toMatch(
+      /loop: this expression reads the secret var "db_password": loop over the var itself/,
+    );
+  });
+
+  it('a task var (or a loop item) that reads a secret stays a secret', () => {
+    expect(expansionError(playbook(`    - { name: v, command: { cmd: "echo {{ pw }}" }, vars: { pw: "{{ db_password }}" } }\n`))).toMatch(/reads the secret var "pw"/);
+    expect(expansionError(playbook(`    - { name: l, command: { cmd: "echo {{ item }}" }, loop: ["{{ db_password }}"] }\n`))).toMatch(/reads the secret var "item"/);
+  });
+});
