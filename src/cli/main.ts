@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { InputError, PlanRefused } from '../util/errors.js';
 import { TOOL_VERSION } from '../util/version.js';
 import { applyCommand, parseMaxAge } from './apply.js';
+import { registerDbCommand } from './db.js';
 import { driftCommand } from './drift.js';
 import { EXIT } from './exit-codes.js';
 import { factsCommand, pingCommand } from './host-commands.js';
@@ -67,6 +68,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .action(async (o) => setCode(await driftCommand({ ...o, inventory: requireInventory(o) })));
 
   registerInventoryCommand(program, addCommonOptions);
+  registerDbCommand(program, addCommonOptions, setCode);
   program
     .command('lab')
     .description('the built-in lab of real hosts on this machine: lab up | down | status | …')

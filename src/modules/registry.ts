@@ -4,7 +4,7 @@ import { copyModule } from './copy.js';
 import { fileModule } from './file.js';
 import { groupModule } from './group.js';
 import { lineinfileModule } from './lineinfile.js';
-import { mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule } from './mysql.js';
+import { mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlTopologyModule, mysqlUserModule } from './mysql.js';
 import { serviceModule } from './service.js';
 import { templateModule } from './template.js';
 import { ufwModule } from './ufw/index.js';
@@ -59,6 +59,7 @@ const builtins: ModuleDef<any>[] = [
   mysqlDbModule,
   mysqlQueryModule,
   mysqlReplicationModule,
+  mysqlTopologyModule,
   mysqlUserModule,
   serviceModule,
   templateModule,
