@@ -14,7 +14,8 @@
  *   5. the target promoted: replication stopped and cleared, read_only off;
  *      any failure up to here rolls back: the target replicates from the old primary again, the old
  *      primary is writable again (said so);
- *   6. the new primary recorded on every database host (PRIMARY_RECORD), which the mysql role reads;
+ *   6. the new primary recorded on every database host (PRIMARY_RECORD), which the mysql role reads, and
+ *      each server's read_only in a config file of its own (a restart keeps the roles);
  *   7. the old primary replicates from the new one by GTID, verified (both threads, caught up); the
  *      other replicas are pointed at the new primary.
  */
@@ -164,7 +165,7 @@ export async function switchover(servers: DbServer[], o: SwitchoverOptions): Pro
       warnings.push(`${s.name}: the new primary could not be recorded: ${errorMessage(err)}`);
     }
   }
-  log(`recorded ${target.name} as the primary in ${PRIMARY_RECORD} on ${servers.map((s) => s.name).join(', ')} (the mysql role refuses an inventory that disagrees)`);
+  log(`recorded ${target.name} as the primary in ${PRIMARY_RECORD} on ${servers.map((s) => s.name).join(', ')} (the mysql role refuses an inventory that disagrees), and read_only in 61-provision-primary.cnf (a restart keeps each server's role)`);
 
   try {
     await follow(primary, target, o, { formerPrimary: true });
@@ -261,9 +262,30 @@ async function follow(replica: DbServer, source: DbServer, o: SwitchoverOptions,
   if (!(await replica.waitForGtids(position, o.catchUpTimeoutSeconds))) throw new Error(`${replica.name} did not reach ${source.name}'s position ${position} within ${o.catchUpTimeoutSeconds} s`);
 }
 
-/** The record written whole (a temporary file renamed over the old one). */
+/**
+ * The server's role in its config too, read after the role's own 60-provision.cnf: a restart before
+ * the inventory is updated keeps the old primary read-only (the role's config still calls it the
+ * primary) and the new one writable. The role's config agrees with it once the inventory does.
+ */
+export function roleConfig(flavor: DbServer['flavor'], primary: boolean): { path: string; content: string } {
+  const dir = flavor === 'mariadb' ? '/etc/mysql/mariadb.conf.d' : '/etc/mysql/mysql.conf.d';
+  const lines = [`read_only = ${primary ? 'OFF' : 'ON'}`, ...(flavor === 'mysql' ? [`super_read_only = ${primary ? 'OFF' : 'ON'}`] : [])];
+  return {
+    path: `${dir}/61-provision-primary.cnf`,
+    content: `# Written by provision db switchover: this server is ${primary ? 'the primary' : 'a replica'} (see ${PRIMARY_RECORD}).\n[mysqld]\n${lines.join('\n')}\n`,
+  };
+}
+
+/** A file written whole (a temporary file renamed over the old one). */
+async function writeWhole(s: DbServer, file: string, content: string): Promise<void> {
+  const dir = file.replace(/\/[^/]*$/, '');
+  const tmp = `${file}.tmp`;
+  await s.shell(`mkdir -p ${quote(dir)} && umask 022 && cat > ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(file)}`, content);
+}
+
+/** The record, and the server's role in its config. */
 async function writeRecord(s: DbServer, record: PrimaryRecord): Promise<void> {
-  const dir = PRIMARY_RECORD.replace(/\/[^/]*$/, '');
-  const tmp = `${PRIMARY_RECORD}.tmp`;
-  await s.shell(`mkdir -p ${quote(dir)} && umask 022 && cat > ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(PRIMARY_RECORD)}`, JSON.stringify(record) + '\n');
+  await writeWhole(s, PRIMARY_RECORD, JSON.stringify(record) + '\n');
+  const config = roleConfig(s.flavor, s.name === record.primary);
+  await writeWhole(s, config.path, config.content);
 }

@@ -163,10 +163,10 @@ async function expectAllAcknowledged(host: string, acked: Ack[], primary: string
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'provision-dbsw-'));
-  original = inventory(WEB1);
-  swapped = inventory(WEB2);
   await labDown(NAME);
   await labUp({ name: NAME, subnet: `${SUBNET}.0/24`, only: [WEB1, WEB2], pebble: false });
+  original = inventory(WEB1);
+  swapped = inventory(WEB2);
   expectSuccess(await converge(original));
   await sql(WEB1, 'CREATE TABLE app.writes (id INT PRIMARY KEY, via VARCHAR(20) NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
   // The writer's login, in a 0600 option file (never in argv).
@@ -205,6 +205,15 @@ describe('db switchover: the writer moves, no acknowledged write is lost', () =>
     expect(await sql(WEB1, 'SELECT @@read_only')).toBe('1');
     expect(await sql(WEB2, 'SELECT @@read_only')).toBe('0');
     for (const h of [WEB1, WEB2]) expect(JSON.parse(await sh(h, 'cat /var/lib/provision/db-primary.json'))).toMatchObject({ primary: WEB2, address: ADDRESS[WEB2] });
+
+    // The old primary restarted before the inventory is updated (its role config still says primary): read-only, replicating.
+    await sh(WEB1, 'systemctl restart mariadb && mysqladmin --wait=30 ping >/dev/null');
+    expect(await sql(WEB1, 'SELECT @@read_only')).toBe('1');
+    const healthy = await pollUntil(async () => {
+      const r = await db('status', '-i', original, '--json');
+      return r.code === 0 && (JSON.parse(r.stdout) as Status).primary === WEB2;
+    }, 60_000, 1000);
+    expect(healthy, 'web-02 the primary, web-01 replicating again after its restart').toBe(true);
   });
 
   it('(3) a converge from the old inventory is refused on both hosts, nothing changed; the updated inventory converges and keeps web-02 the primary', async () => {
