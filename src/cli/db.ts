@@ -45,7 +45,8 @@ async function withServers<T>(o: CommonOptions, fn: (servers: DbServer[], unreac
 export async function dbStatusCommand(o: CommonOptions): Promise<number> {
   return withServers(o, async (servers, unreachable) => {
     const s = summarize(await Promise.all(servers.map((x) => x.readState())), unreachable);
-    printOut(o.json ? JSON.stringify(s, null, 2) : renderStatus(s));
+    // --json: one JSON document on one line, as every --json output of the CLI.
+    printOut(o.json ? JSON.stringify(s) : renderStatus(s));
     const onlyUnreachable = s.problems.length === Object.keys(unreachable).length;
     return s.problems.length === 0 ? EXIT.OK : onlyUnreachable ? EXIT.UNREACHABLE : EXIT.FAILED;
   });
@@ -82,7 +83,7 @@ export async function dbSwitchoverCommand(o: SwitchoverCliOptions): Promise<numb
         login: loginOf(inv),
         log: (line) => (o.json ? undefined : printOut(line)),
       });
-      if (o.json) printOut(JSON.stringify(r, null, 2));
+      if (o.json) printOut(JSON.stringify(r));
       else if (!r.ok) printOut(r.rolledBack ? `switchover FAILED and rolled back: ${r.from} is the primary, writable` : `switchover FAILED after the promotion: ${r.to} is the primary; see the steps above`);
       else if (r.promoted) printOut(`switched over: ${r.to} is the primary, ${r.from} replicates from it. Update the inventory: ${r.to} in db_primary, ${r.from} in db_replica (until then the mysql role refuses to converge the database hosts)`);
       return !r.ok ? EXIT.FAILED : r.promoted ? EXIT.CHANGED : EXIT.OK;

@@ -194,6 +194,10 @@ describe('db switchover: the writer moves, no acknowledged write is lost', () =>
       expect(result.stdout).toMatch(step);
     }
     expect(result.stdout).toContain('Update the inventory: web-02 in db_primary, web-01 in db_replica');
+    // The replication password: not in the output, not in either server's binary log (the account was made by its hash).
+    const password = env.PROVISION_SECRET_MYSQL_REPLICATION_PASSWORD;
+    expect(result.stdout + result.stderr).not.toContain(password);
+    for (const h of [WEB1, WEB2]) expect(await sh(h, `grep -a -c ${password} /var/lib/mysql/mysql-bin.0* | grep -v ':0$' || true`)).toBe('');
     const refused = /writes were refused for (\d+) ms/.exec(result.stdout)![1];
     console.log(`FIGURE switchover web-01 → web-02 under writes: ${acked.length} ids acknowledged (${acked.filter((a) => a.via === ADDRESS[WEB1]).length} by web-01, ${acked.filter((a) => a.via === ADDRESS[WEB2]).length} by web-02), longest gap between acknowledgements ${pauseMs} ms, read-only window (tool) ${refused} ms, ${failedAttempts} refused attempts retried`);
     expect(acked.filter((a) => a.via === ADDRESS[WEB1]).length).toBeGreaterThanOrEqual(30);
