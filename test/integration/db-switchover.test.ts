@@ -10,7 +10,9 @@
  *   3. a converge from the inventory that still names web-01 is refused on both database hosts, nothing
  *      changed, web-02 still the writer; the inventory updated as the switchover said converges and keeps
  *      web-02 the primary, and a second run changes nothing;
- *   4. switching back to web-01 (writer running again) works, and the original inventory converges.
+ *   4. switching back to web-01 (writer running again) works, and the original inventory converges;
+ *   5. a target that cannot catch up within the bound: the switchover rolls back (old primary writable,
+ *      target replicating from it), and the write it was waiting for arrives.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -249,6 +251,23 @@ describe('db switchover: the writer moves, no acknowledged write is lost', () =>
     await expectAllAcknowledged(WEB2, acked, WEB1);
     expectPrimary(await status(swapped), WEB1, WEB2);
     expectSuccess(await converge(original));
+    expectPrimary(await status(original), WEB1, WEB2);
+  });
+
+  it('(5) a target that cannot catch up in time: rolled back, the old primary writable again, the target following it', async () => {
+    // The target's SQL thread blocked behind a global read lock (held 20 s) while the primary takes a write.
+    await sh(WEB2, `nohup mysql -e "FLUSH TABLES WITH READ LOCK; SELECT SLEEP(20)" >/dev/null 2>&1 &`);
+    await sql(WEB1, "INSERT INTO app.writes (id, via) VALUES (900001, 'before the failed switchover')");
+    const r = await db('switchover', '-i', original, '--to', WEB2, '--catch-up-timeout', '3');
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/FAILED before the promotion: web-02 did not apply web-01's GTIDs 0-11-\d+ within 3 s/);
+    expect(r.stdout).toContain('rolled back: web-01 is writable again, still the primary');
+    expect(r.stdout).toContain('switchover FAILED and rolled back: web-01 is the primary, writable');
+    expect(await sql(WEB1, 'SELECT @@read_only')).toBe('0');
+    expect(await sql(WEB2, 'SELECT @@read_only')).toBe('1');
+    expect(JSON.parse(await sh(WEB2, 'cat /var/lib/provision/db-primary.json'))).toMatchObject({ primary: WEB1 });
+    // Once the lock is gone the replica applies the write: nothing lost, web-01 still the primary.
+    expect(await pollUntil(async () => (await sql(WEB2, 'SELECT COUNT(*) FROM app.writes WHERE id = 900001')) === '1', 60_000, 500)).toBe(true);
     expectPrimary(await status(original), WEB1, WEB2);
   });
 });
