@@ -27,9 +27,14 @@ export function databaseHosts(inv: Inventory): Host[] {
 }
 
 /** Connect to every database host; unreachable ones are reported, the others given to fn. */
-async function withServers<T>(o: CommonOptions, fn: (servers: DbServer[], unreachable: Record<string, string>, inv: Inventory) => Promise<T>): Promise<T> {
+async function withServers<T>(
+  o: CommonOptions,
+  fn: (servers: DbServer[], unreachable: Record<string, string>, inv: Inventory) => Promise<T>,
+  checkInput: (hosts: Host[]) => void = () => undefined,
+): Promise<T> {
   const inv = loadInventory(requireInventory(o));
   const hosts = databaseHosts(inv);
+  checkInput(hosts);
   prepareHosts(inv, hosts.map((h) => h.name));
   const connector = new SshConnector(inv);
   try {
@@ -69,8 +74,10 @@ export interface SwitchoverCliOptions extends CommonOptions {
 
 /** `provision db switchover --to HOST`: exit 2 switched over, 0 already the primary, 1 failed (rolled back or not: said so), 3 a host unreachable, 4 bad input. */
 export async function dbSwitchoverCommand(o: SwitchoverCliOptions): Promise<number> {
+  const checkTarget = (hosts: Host[]) => {
+    if (!hosts.some((h) => h.name === o.to)) throw new InputError(`--to ${o.to}: not a database host of the inventory (${GROUPS.dbPrimary}, ${GROUPS.dbReplica}: ${hosts.map((h) => h.name).join(', ')})`);
+  };
   return withServers(o, async (servers, unreachable, inv) => {
-    if (!inv.hosts.has(o.to)) throw new InputError(`--to ${o.to}: no such host in the inventory`);
     if (Object.keys(unreachable).length > 0) {
       printErr(`provision: db switchover refused, nothing changed: ${Object.entries(unreachable).map(([h, why]) => `${h} unreachable (${why})`).join('; ')}`);
       return EXIT.UNREACHABLE;
@@ -94,7 +101,7 @@ export async function dbSwitchoverCommand(o: SwitchoverCliOptions): Promise<numb
       }
       throw err;
     }
-  });
+  }, checkTarget);
 }
 
 export function registerDbCommand(program: Command, addCommon: (cmd: Command) => Command, setCode: (c: number) => void): void {
