@@ -46,14 +46,16 @@ async function withServers<T>(
   }
 }
 
-/** `provision db status`: exit 0 healthy, 1 a problem (two writers, none, replication stopped), 3 a host unreachable. */
+/** `provision db status`: exit 0 healthy, 1 a problem (two writers, none, replication stopped), 3 a host unreachable (unless two writers answered). */
 export async function dbStatusCommand(o: CommonOptions): Promise<number> {
   return withServers(o, async (servers, unreachable) => {
     const s = summarize(await Promise.all(servers.map((x) => x.readState())), unreachable);
     // --json: one JSON document on one line, as every --json output of the CLI.
     printOut(o.json ? JSON.stringify(s) : renderStatus(s));
-    const onlyUnreachable = s.problems.length === Object.keys(unreachable).length;
-    return s.problems.length === 0 ? EXIT.OK : onlyUnreachable ? EXIT.UNREACHABLE : EXIT.FAILED;
+    // Two writers is known whatever else could not be read; anything else with a host unreachable is unknown (3).
+    if (s.twoWriters) return EXIT.FAILED;
+    if (Object.keys(unreachable).length > 0) return EXIT.UNREACHABLE;
+    return s.problems.length === 0 ? EXIT.OK : EXIT.FAILED;
   });
 }
 

@@ -31,6 +31,8 @@ export interface DbStatus {
   unreachable: Record<string, string>;
   /** What is wrong with the topology (two writers, none, a replica stopped): empty when healthy. */
   problems: string[];
+  /** Two writable servers: a fact whatever else could not be read. */
+  twoWriters: boolean;
 }
 
 const isWritable = (s: ServerState) => !s.readOnly && !s.superReadOnly;
@@ -41,6 +43,7 @@ export function summarize(states: ServerState[], unreachable: Record<string, str
   const writers = writable.filter((s) => !s.replica);
   const problems: string[] = [];
   if (writable.length > 1) problems.push(`${writable.length} writable servers: ${writable.map((s) => s.name).join(', ')} (exactly one must be)`);
+  else if (writable.length === 0 && Object.keys(unreachable).length > 0) problems.push('no writable server among those that answered');
   else if (writable.length === 0) problems.push('no writable server: no primary (every server is read-only)');
   else if (writers.length === 0) problems.push(`the only writable server, ${writable[0]!.name}, replicates from ${writable[0]!.replica!.host}: no primary`);
   const primary = writable.length === 1 && writers.length === 1 ? writers[0]! : undefined;
@@ -67,7 +70,7 @@ export function summarize(states: ServerState[], unreachable: Record<string, str
     }
   }
   for (const [h, why] of Object.entries(unreachable)) problems.push(`${h} unreachable: ${why}`);
-  return { primary: primary?.name ?? null, primaryExecuted: primary?.executed ?? null, replicas, unreachable, problems };
+  return { primary: primary?.name ?? null, primaryExecuted: primary?.executed ?? null, replicas, unreachable, problems, twoWriters: writable.length > 1 };
 }
 
 /** The report for a terminal: the primary, one line per replica, then the problems. */

@@ -42,6 +42,7 @@ describe('db status', () => {
       },
       unreachable: {},
       problems: [],
+      twoWriters: false,
     });
     expect(renderStatus(s)).toBe(
       'primary: web-01 (writable, not replicating; executed 0-11-42)\n' +
