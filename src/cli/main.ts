@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { InputError, PlanRefused } from '../util/errors.js';
 import { TOOL_VERSION } from '../util/version.js';
 import { applyCommand, parseMaxAge } from './apply.js';
+import { registerDbCommand } from './db.js';
 import { driftCommand } from './drift.js';
 import { registerDeployCommands } from './deploy.js';
 import { EXIT } from './exit-codes.js';
@@ -93,6 +94,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
   registerInventoryCommand(program, addCommonOptions);
   registerDeployCommands(program, addCommonOptions, setCode);
   registerInitCommand(program, setCode);
+  registerDbCommand(program, addCommonOptions, setCode);
   program
     .command('completion')
     .description(`print a shell completion script (${COMPLETION_SHELLS.join(', ')}): eval "$(provision completion bash)"`)

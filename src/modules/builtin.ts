@@ -11,6 +11,7 @@ import { mysqlAccountsModule } from './mysql/accounts.js';
 import { mysqlDbModule } from './mysql/db.js';
 import { mysqlQueryModule } from './mysql/query.js';
 import { mysqlReplicationModule } from './mysql/replication.js';
+import { mysqlTopologyModule } from './mysql/topology.js';
 import { mysqlUserModule } from './mysql/user.js';
 import { serviceModule } from './service.js';
 import { templateModule } from './template.js';
@@ -18,4 +19,4 @@ import { ufwModule } from './ufw/index.js';
 import { userModule } from './user.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const builtinModules: ModuleDef<any>[] = [aptModule, commandModule, copyModule, fileModule, groupModule, lineinfileModule, mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlUserModule, serviceModule, templateModule, ufwModule, userModule];
+export const builtinModules: ModuleDef<any>[] = [aptModule, commandModule, copyModule, fileModule, groupModule, lineinfileModule, mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlTopologyModule, mysqlUserModule, serviceModule, templateModule, ufwModule, userModule];

@@ -8,3 +8,4 @@ export { mysqlUserModule, type MysqlUserParams } from './mysql/user.js';
 export { mysqlQueryModule, type MysqlQueryParams } from './mysql/query.js';
 export { mysqlReplicationModule, parseReplicaStatus, type MysqlReplicationParams, type ReplicaStatus } from './mysql/replication.js';
 export { mysqlAccountsModule, BOOKKEEPING_TABLE, type MysqlAccountsParams } from './mysql/accounts.js';
+export { mysqlTopologyModule, parseRecord, PRIMARY_RECORD, primaryRecord, type MysqlTopologyParams, type PrimaryRecord } from './mysql/topology.js';

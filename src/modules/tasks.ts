@@ -11,11 +11,13 @@ import {
   mysqlDbModule,
   mysqlQueryModule,
   mysqlReplicationModule,
+  mysqlTopologyModule,
   mysqlUserModule,
   type MysqlAccountsParams,
   type MysqlDbParams,
   type MysqlQueryParams,
   type MysqlReplicationParams,
+  type MysqlTopologyParams,
   type MysqlUserParams,
 } from './mysql.js';
 import { taskBuilder } from './registry.js';
@@ -38,4 +40,5 @@ export const mysqlAccounts = taskBuilder<MysqlAccountsParams>(mysqlAccountsModul
 export const mysqlDb = taskBuilder<MysqlDbParams>(mysqlDbModule);
 export const mysqlQuery = taskBuilder<MysqlQueryParams>(mysqlQueryModule);
 export const mysqlReplication = taskBuilder<MysqlReplicationParams>(mysqlReplicationModule);
+export const mysqlTopology = taskBuilder<MysqlTopologyParams>(mysqlTopologyModule);
 export const mysqlUser = taskBuilder<MysqlUserParams>(mysqlUserModule);

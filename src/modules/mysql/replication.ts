@@ -48,6 +48,7 @@ import {
   type ServerContents,
 } from './seed.js';
 import { quote } from '../../util/quote.js';
+import type { Secret } from '../../util/secrets.js';
 
 const replicationParams = z.strictObject({
   primary_host: hostName,
@@ -186,6 +187,15 @@ function changeSourceStmt(p: ReplicationParams, f: MysqlFlavor, credentialsOnly 
   ];
   const sql = `${f === 'mariadb' ? 'CHANGE MASTER TO' : 'CHANGE REPLICATION SOURCE TO'} ${fields.join(', ')}`;
   return { sql, show: sql.replace(sqlString(pw), "'********'") };
+}
+
+/**
+ * CHANGE MASTER TO (CHANGE REPLICATION SOURCE TO) exactly as this module writes it, for `provision db`
+ * to point a server at a new primary such that the next converge finds the same source (no change).
+ */
+export function changeSourceSql(source: { host: string; port: number; user: string; password: string | Secret }, f: MysqlFlavor): Stmt {
+  const p = replicationParams.parse({ primary_host: source.host, primary_port: source.port, user: source.user, password: source.password, seed_from: 'x', flavor: f });
+  return changeSourceStmt(p, f);
 }
 
 /** The replica's status, server variables, databases and seed marker, in one read. */

@@ -117,7 +117,8 @@ function privilegeLines(m: Map<string, Set<string>>): string {
     .join('');
 }
 
-function identifiedClause(hash: string, f: MysqlFlavor): string {
+/** How an account's password is set: by its hash, so the clear password never reaches the binary log. */
+export function identifiedClause(hash: string, f: MysqlFlavor): string {
   return f === 'mariadb' ? `IDENTIFIED BY PASSWORD ${sqlString(hash)}` : `IDENTIFIED WITH mysql_native_password AS ${sqlString(hash)}`;
 }
 

@@ -6,7 +6,7 @@ import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import { defineRole, problemIf, withRules } from '../define.js';
 import type { RoleContext, VarIssue } from '../types.js';
 import { bool, doc, mysqlName, pick, secret, shared, stringList, text, wholeNumber } from '../vars.js';
-import { apt, command, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlUser, service, template } from '../../modules/tasks.js';
+import { apt, command, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlTopology, mysqlUser, service, template } from '../../modules/tasks.js';
 
 /** What differs between MariaDB (Debian) and MySQL 8 (Ubuntu). */
 function flavorSettings(ctx: RoleContext<MysqlVars>) {
@@ -125,6 +125,16 @@ export const role = defineRole({
     const db = v.app_db_name;
 
     const tasks: Task[] = [
+      // First of all: a primary recorded on this host by `provision db switchover` that is not the inventory's
+      // stops the role before it changes anything (it would turn the servers back).
+      ...(primaries.length === 1 && (isPrimary || isReplica)
+        ? [
+            mysqlTopology(`the recorded database primary is the inventory's (${primaries[0]!.name})`, {
+              primary: primaries[0]!.name,
+              replicas: ctx.hostsIn(GROUPS.dbReplica).map((h) => h.name),
+            }),
+          ]
+        : []),
       apt(`install ${s.packages.join(', ')}`, { packages: s.packages }),
       template(`configure ${s.flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} (${s.configFile})`, {
         src: ctx.file('templates/provision.cnf.njk'),

@@ -13,6 +13,7 @@ const MINIMAL: Record<string, Record<string, unknown>> = {
   mysql_db: { name: 'app' },
   mysql_query: { sql: 'SELECT 1' },
   mysql_replication: { primary_host: '10.77.0.11', user: 'replicator', password: 'replication-pw', seed_from: 'web-01' },
+  mysql_topology: { primary: 'web-01' },
   mysql_user: { user: 'app', host: 'localhost' },
   service: { name: 'nginx', state: 'started' },
   template: { dest: '/etc/motd', src: '/dev/null' },
