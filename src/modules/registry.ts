@@ -1,52 +1,39 @@
 import { builtinModules } from './builtin.js';
 import type { ModuleDef, Task } from './contract.js';
+import { NamedRegistry, type NameLookup } from '../util/named-registry.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyModule = ModuleDef<any>;
 
-/** The built-in modules (src/modules/builtin.ts, a table generated at build time). */
-const builtins = new Map<string, AnyModule>();
-/** Modules registered by code (tests, embedders). */
-const registered = new Map<string, AnyModule>();
-/** A project's modules once loaded (forgotten when the lookup changes: another project). */
-const loaded = new Map<string, AnyModule>();
+/** Modules by name: built in (src/modules/builtin.ts, generated at build time), registered by code, or a project's (src/project). */
+const modules = new NamedRegistry<AnyModule>();
 
 /**
  * Where modules that are not built in come from: the project's modules/ folder (src/project),
  * asked only for a name a task uses. `undefined` when the project has no such module. Throws (bad
  * input, naming the file) for one that cannot be loaded or that shadows a built-in without `overrides: true`.
  */
-export type ModuleLookup = (name: string, builtin: AnyModule | undefined) => AnyModule | undefined;
-let lookup: ModuleLookup | undefined;
+export type ModuleLookup = NameLookup<AnyModule>;
 
 export function setModuleLookup(fn: ModuleLookup | undefined): void {
-  lookup = fn;
-  loaded.clear();
+  modules.setLookup(fn);
 }
 
 export function registerModule<P>(def: ModuleDef<P>): void {
-  registered.set(def.name, def);
+  modules.register(def);
 }
 
 export function getModule(name: string): ModuleDef<unknown> | undefined {
-  const known = registered.get(name) ?? loaded.get(name);
-  if (known) return known;
-  const builtin = builtins.get(name);
-  const found = lookup?.(name, builtin);
-  if (found) {
-    loaded.set(name, found);
-    return found;
-  }
-  return builtin;
+  return modules.get(name);
 }
 
 export function isBuiltinModule(name: string): boolean {
-  return builtins.has(name);
+  return modules.isBuiltin(name);
 }
 
 /** The built-in modules and those registered or loaded so far. */
 export function moduleNames(): string[] {
-  return [...new Set([...builtins.keys(), ...registered.keys(), ...loaded.keys()])].sort();
+  return modules.names();
 }
 
 export interface TaskOptions {
@@ -70,4 +57,4 @@ export function taskBuilder<Input>(def: ModuleDef<any>) {
   });
 }
 
-for (const def of builtinModules) builtins.set(def.name, def);
+for (const def of builtinModules) modules.addBuiltin(def);

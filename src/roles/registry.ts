@@ -1,11 +1,8 @@
 import type { RoleDef } from './types.js';
+import { NamedRegistry, type NameLookup } from '../util/named-registry.js';
 
-/** The built-in roles (src/roles/builtin.ts, a table generated at build time registers them). */
-const builtins = new Map<string, RoleDef>();
-/** Roles registered by code (tests, embedders). */
-const registered = new Map<string, RoleDef>();
-/** A project's roles once loaded (forgotten when the lookup changes: another project). */
-const loaded = new Map<string, RoleDef>();
+/** Roles by name: built in (src/roles/builtin.ts, a table generated at build time registers them), registered by code, or a project's (src/project). */
+const roles = new NamedRegistry<RoleDef>();
 
 /**
  * Where roles that are not built in come from: the project's roles/ folder (src/project), asked
@@ -13,39 +10,29 @@ const loaded = new Map<string, RoleDef>();
  * input, naming the file) for a role that cannot be loaded or that shadows a built-in without
  * `overrides: true`.
  */
-export type RoleLookup = (name: string, builtin: RoleDef | undefined) => RoleDef | undefined;
-let lookup: RoleLookup | undefined;
+export type RoleLookup = NameLookup<RoleDef>;
 
 export function setRoleLookup(fn: RoleLookup | undefined): void {
-  lookup = fn;
-  loaded.clear();
+  roles.setLookup(fn);
 }
 
 export function registerBuiltinRole(role: RoleDef): void {
-  builtins.set(role.name, role);
+  roles.addBuiltin(role);
 }
 
 export function registerRole(role: RoleDef): void {
-  registered.set(role.name, role);
+  roles.register(role);
 }
 
 export function getRole(name: string): RoleDef | undefined {
-  const known = registered.get(name) ?? loaded.get(name);
-  if (known) return known;
-  const builtin = builtins.get(name);
-  const found = lookup?.(name, builtin);
-  if (found) {
-    loaded.set(name, found);
-    return found;
-  }
-  return builtin;
+  return roles.get(name);
 }
 
 export function isBuiltinRole(name: string): boolean {
-  return builtins.has(name);
+  return roles.isBuiltin(name);
 }
 
 /** The built-in roles and those registered or loaded so far (a project's roles are loaded when a playbook names them). */
 export function roleNames(): string[] {
-  return [...new Set([...builtins.keys(), ...registered.keys(), ...loaded.keys()])].sort();
+  return roles.names();
 }
