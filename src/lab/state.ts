@@ -70,26 +70,33 @@ function isZombie(pid: number): boolean {
   }
 }
 
+/** How a process is read from /proc (a parameter so tests can give the moments a real process shows rarely). */
+export interface ProcReader {
+  /** Its arguments; undefined when it is gone; empty for a moment while it execs another program. */
+  cmdline(pid: number): string[] | undefined;
+  isZombie(pid: number): boolean;
+}
+const procfs: ProcReader = { cmdline, isZombie };
+
 /** True when the recorded process still runs and is still the one we started. */
-export function isAlive(rec: ProcRecord | undefined): boolean {
-  const argv = rec && liveArgv(rec);
-  return !!argv && argv[0]!.split('/').pop() === rec!.exe;
+export function isAlive(rec: ProcRecord | undefined, proc: ProcReader = procfs): boolean {
+  if (!rec) return false;
+  const argv = proc.cmdline(rec.pid);
+  if (!argv || argv.length === 0 || proc.isZombie(rec.pid)) return false;
+  return argv[0]!.split('/').pop() === rec.exe && argv.join(' ').includes(rec.marker);
 }
 
 /**
  * While it starts: the process still runs with our marker in its arguments, whatever program it is
  * yet. A launcher that execs the recorded program (`ip netns exec … unshare …`) is not that program
- * for a moment after spawn — longer on a loaded machine — and is not dead either.
+ * for a moment after spawn — longer on a loaded machine — and is not dead either; and while the
+ * kernel replaces one program by the next, its /proc cmdline reads empty (a scale host's sshd was
+ * taken for dead that way: "its sshd exited during start" while it was listening).
  */
-export function isStarting(rec: ProcRecord): boolean {
-  return liveArgv(rec) !== undefined;
-}
-
-/** The arguments of the recorded process while it runs (not a zombie) with our marker in them. */
-function liveArgv(rec: ProcRecord): string[] | undefined {
-  const argv = cmdline(rec.pid);
-  if (!argv || argv.length === 0 || isZombie(rec.pid)) return undefined;
-  return argv.join(' ').includes(rec.marker) ? argv : undefined;
+export function isStarting(rec: ProcRecord, proc: ProcReader = procfs): boolean {
+  const argv = proc.cmdline(rec.pid);
+  if (argv === undefined || proc.isZombie(rec.pid)) return false;
+  return argv.length === 0 || argv.join(' ').includes(rec.marker);
 }
 
 /** Children of a process (the container's init is the nspawn leader's child). */
