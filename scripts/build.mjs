@@ -41,9 +41,8 @@ const nativeFromPackage = {
     });
   },
 };
-await build({
-  entryPoints: [path.join(root, 'src/cli/main.ts')],
-  outfile: bundle,
+/** What the CLI bundle and the public API's file share: one CommonJS file with its dependencies. */
+const commonJsBundle = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -54,9 +53,9 @@ await build({
   plugins: [nativeFromPackage],
   // The sources find the package root from their own folder (src/util/paths.ts).
   define: { 'import.meta.dirname': '__dirname' },
-  sourcemap: 'linked',
   logLevel: 'warning',
-});
+};
+await build({ ...commonJsBundle, entryPoints: [path.join(root, 'src/cli/main.ts')], outfile: bundle, sourcemap: 'linked' });
 
 // The bundle runs as a vm.Script (bin/bundle.mjs), where an import() that esbuild did not resolve
 // (a built-in such as node:net, a path it could not see) throws "A dynamic import callback was not
@@ -79,17 +78,6 @@ if (node('--make-cache') !== 0 || node('--check-cache') !== 0) {
 
 // The public API (package.json "exports"): `import { defineModule, … } from 'provision'` in a
 // project's own code and tests. One CommonJS file with its dependencies, and its types, emitted by tsc.
-await build({
-  entryPoints: [path.join(root, 'src/api.ts')],
-  outfile: path.join(dist, 'api.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  external: ['*.node', 'cpu-features', 'tsx', 'tsx/*'],
-  plugins: [nativeFromPackage],
-  define: { 'import.meta.dirname': '__dirname' },
-  logLevel: 'warning',
-});
+await build({ ...commonJsBundle, entryPoints: [path.join(root, 'src/api.ts')], outfile: path.join(dist, 'api.cjs') });
 const types = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.api.json'), '--outDir', path.join(dist, 'types')], { stdio: 'inherit' });
 if (types.status !== 0) throw new Error('build: tsc could not emit the API types (tsconfig.api.json)');
