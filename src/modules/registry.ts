@@ -9,6 +9,7 @@ import { serviceModule } from './service.js';
 import { templateModule } from './template.js';
 import { ufwModule } from './ufw/index.js';
 import { userModule } from './user.js';
+import { internalTlsModule } from '../pki/module.js';
 import type { ModuleDef, Task } from './contract.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -64,5 +65,6 @@ const builtins: ModuleDef<any>[] = [
   templateModule,
   ufwModule,
   userModule,
+  internalTlsModule,
 ];
 builtins.forEach(registerModule);

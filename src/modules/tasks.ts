@@ -23,6 +23,7 @@ import { serviceModule, type ServiceParams } from './service.js';
 import { templateModule, type TemplateParams } from './template.js';
 import { ufwModule, type UfwParams } from './ufw/index.js';
 import { userModule, type UserParams } from './user.js';
+import { internalTlsModule, type InternalTlsParams } from '../pki/module.js';
 
 export const apt = taskBuilder<AptParams>(aptModule);
 export const command = taskBuilder<CommandParams>(commandModule);
@@ -39,3 +40,4 @@ export const mysqlDb = taskBuilder<MysqlDbParams>(mysqlDbModule);
 export const mysqlQuery = taskBuilder<MysqlQueryParams>(mysqlQueryModule);
 export const mysqlReplication = taskBuilder<MysqlReplicationParams>(mysqlReplicationModule);
 export const mysqlUser = taskBuilder<MysqlUserParams>(mysqlUserModule);
+export const internalTls = taskBuilder<InternalTlsParams>(internalTlsModule);

@@ -156,8 +156,11 @@ export const SHARED = {
   mysql_app_user: mysqlName().default('app').describe("The application's MySQL user."),
   mysql_app_password: secret('mysql_app_password').describe("The application's MySQL password."),
   backend_tls: bool()
-    .default(false)
-    .describe('Re-encrypt from the load balancers to the web servers: Nginx serves TLS on `http_port`, HAProxy verifies it (set it for both roles).'),
+    .default(true)
+    .describe(
+      'Re-encrypt from the load balancers to the web servers (the default): Nginx serves only TLS on `http_port`, HAProxy verifies it against ' +
+        "the inventory's internal CA (`<inventory>.pki/` on the control machine), or against `backend_tls_ca` with your own files. `false`: plain HTTP between them.",
+    ),
 };
 
 export type SharedVar = keyof typeof SHARED;

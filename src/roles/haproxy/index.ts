@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, privateAddress } from '../shared.js';
 import { oneOf, pick, shared, text, wholeNumber } from '../vars.js';
-import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
+import { pkiDirFor } from '../../pki/index.js';
+import { apt, command, copy, file, internalTls, service, template } from '../../modules/tasks.js';
 
 const RELOAD = 'reload haproxy';
 
@@ -41,7 +42,7 @@ const vars = withRules(
     domain: shared('domain', "The site's name: the certificate file, the health check's `Host`."),
     ...pick('http_port', 'https_port', 'haproxy_exporter_port'),
     private_address: shared('private_address', 'Where the exporter listens.'),
-    backend_tls: shared('backend_tls', 'Re-encrypt to the web servers (set it for the nginx role too); needs `backend_tls_ca`.'),
+    backend_tls: shared('backend_tls', 'Re-encrypt to the web servers and verify them (the default; set the same for the nginx role): against the internal CA, or `backend_tls_ca`.'),
     haproxy_backend_group: z.string().default(GROUPS.webservers).describe('The group whose hosts are the backends, each at its private address and `http_port` (a run fails if it is empty).'),
     haproxy_balance: oneOf(['roundrobin', 'leastconn', 'source', 'first']).default('roundrobin').describe('Balancing algorithm.'),
     haproxy_health_path: text(/^\/[A-Za-z0-9._~\/-]*$/, 'an absolute URL path like /health', 'URL path').default('/health').describe('Path of the health check.'),
@@ -66,19 +67,10 @@ const vars = withRules(
     backend_tls_ca: z
       .string()
       .default('')
-      .describe("With `backend_tls`: the CA certificate (a file on the control machine) the web servers' certificates chain to."),
+      .describe("With `backend_tls` and your own certificates on the web servers (`backend_tls_cert`): the CA certificate (a file on the control machine) they chain to, verified for `domain`. `\"\"` (default): the inventory's internal CA, each server verified for its inventory name."),
   }),
   [
     { says: '`https_port` differs from `http_port`.', check: (v) => problemIf(v.http_port === v.https_port, 'https_port', 'must differ from http_port') },
-    {
-      says: '`backend_tls` needs `backend_tls_ca`.',
-      check: (v) =>
-        problemIf(
-          v.backend_tls === true && (typeof v.backend_tls_ca !== 'string' || v.backend_tls_ca === ''),
-          'backend_tls_ca',
-          "needed with backend_tls: the CA file (on the control machine) the web servers' certificates chain to",
-        ),
-    },
   ],
 );
 
@@ -106,9 +98,11 @@ export const role = defineRole({
         cmd: placeholderCommand(domain, v.haproxy_placeholder_days),
         creates: haproxyCertPath(domain),
       }),
-      ...(backendTls
-        ? [copy('backend CA certificate (from the control machine)', { src: v.backend_tls_ca, dest: BACKEND_CA_PATH, mode: '0644' }, { notify: RELOAD })]
-        : [file('no backend CA without backend_tls', { path: BACKEND_CA_PATH, state: 'absent' }, { notify: RELOAD })]),
+      ...(!backendTls
+        ? [file('no backend CA without backend_tls', { path: BACKEND_CA_PATH, state: 'absent' }, { notify: RELOAD })]
+        : v.backend_tls_ca
+          ? [copy('backend CA certificate (from the control machine)', { src: v.backend_tls_ca, dest: BACKEND_CA_PATH, mode: '0644' }, { notify: RELOAD })]
+          : [internalTls('backend CA: the internal CA the web servers\' certificates come from', { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, ca_file: BACKEND_CA_PATH }, { notify: RELOAD })]),
       template(
         'haproxy.cfg',
         {
@@ -120,6 +114,8 @@ export const role = defineRole({
             backends,
             backend_tls: backendTls,
             backend_ca: BACKEND_CA_PATH,
+            // Your own certificates name the domain; the internal CA's name each host.
+            backend_verify_domain: backendTls && v.backend_tls_ca !== '',
             cert_path: haproxyCertPath(domain),
             private_ip: privateAddress(ctx.host),
             acme_address: ACME_CHALLENGE_ADDRESS,

@@ -22,7 +22,7 @@ function expand(role: RoleDef, h: Host, vars: Record<string, unknown> = {}): Tas
     host: h,
     facts: {} as Facts,
     vars: roleVarsFor<RoleContext['vars']>(role, h, { ...site, ...h.vars, ...vars }),
-    inventory: {} as Inventory,
+    inventory: { name: 'site', file: '/srv/provision/inventory/site.yml' } as Inventory,
     hostsIn: (g) => groups[g] ?? [],
     file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles', role.name, rel),
   });
@@ -36,7 +36,7 @@ function rendered(tasks: Task[]): string {
 
 describe('nginx role', () => {
   it('listens on the private address, trusts only the load balancers for the client address', () => {
-    const conf = rendered(expand(nginx, webs[1]!));
+    const conf = rendered(expand(nginx, webs[1]!, { backend_tls: false }));
     expect(conf).toContain('listen 192.168.5.12:80 default_server;');
     expect(conf.match(/set_real_ip_from (\S+);/g)).toEqual(['set_real_ip_from 10.9.0.10;']);
     expect(conf).toContain('add_header X-Served-By web-02 always;');
@@ -53,17 +53,43 @@ describe('nginx role', () => {
   });
 
   it('refuses bad vars before any connection', () => {
-    const problems = problemsOf(nginx, webs[0]!, { ...site, http_port: 70000, nginx_served_by_header: 'X Bad', backend_tls: true });
+    const problems = problemsOf(nginx, webs[0]!, { ...site, http_port: 70000, nginx_served_by_header: 'X Bad', backend_tls: true, backend_tls_key: '/dev/null' });
     expect(problems.join('\n')).toMatch(/http_port/);
     expect(problems.join('\n')).toMatch(/nginx_served_by_header/);
-    expect(problems.join('\n')).toMatch(/backend_tls_cert: needed/);
+    expect(problems.join('\n')).toMatch(/backend_tls_cert: needed with backend_tls_key/);
     expect(problemsOf(nginx, webs[0]!, site)).toEqual([]);
+  });
+});
+
+describe('nginx role, TLS from the load balancers by default', () => {
+  it('serves only TLS on the private address with a certificate from the internal CA for its name and address', () => {
+    const tasks = expand(nginx, webs[1]!);
+    const conf = rendered(tasks);
+    expect(conf).toContain('listen 192.168.5.12:80 ssl default_server;');
+    expect(conf).toContain('ssl_certificate /etc/nginx/tls/backend.pem;');
+    expect(conf).toContain('ssl_certificate_key /etc/nginx/tls/backend.pem;');
+    const leaf = tasks.find((t) => t.module === 'internal_tls')!;
+    expect(leaf.params).toEqual({
+      pki_dir: '/srv/provision/inventory/site.pki',
+      ca_label: 'site',
+      cert_file: '/etc/nginx/tls/backend.pem',
+      names: ['web-02', '192.168.5.12'],
+      renew_before_days: 30,
+    });
+    expect(leaf.notify).toEqual(['reload nginx']);
+    expect(tasks.some((t) => t.module === 'copy')).toBe(false);
+  });
+
+  it('uses your own certificate and key when both are given', () => {
+    const tasks = expand(nginx, webs[0]!, { backend_tls_cert: '/dev/null', backend_tls_key: '/dev/null' });
+    expect(rendered(tasks)).toContain('ssl_certificate /etc/nginx/tls/backend.crt;');
+    expect(tasks.some((t) => t.module === 'internal_tls')).toBe(false);
   });
 });
 
 describe('haproxy role', () => {
   it('balances to every web server with health checks, terminates TLS with the domain certificate', () => {
-    const tasks = expand(haproxy, lb);
+    const tasks = expand(haproxy, lb, { backend_tls: false });
     const cfg = rendered(tasks);
     expect(cfg).toContain('server web-01 10.9.0.11:80');
     expect(cfg).toContain('server web-02 192.168.5.12:80');
@@ -85,11 +111,22 @@ describe('haproxy role', () => {
     expect(cfg).toMatch(/default-server check .* ssl verify required ca-file \/etc\/haproxy\/backend-ca\.pem verifyhost www\.foobar\.com/);
   });
 
+  it('re-encrypts by default, each web server verified for its own name against the internal CA', () => {
+    const tasks = expand(haproxy, lb);
+    const cfg = rendered(tasks);
+    expect(cfg).toMatch(/default-server check inter 2s fall 3 rise 2 ssl verify required ca-file \/etc\/haproxy\/backend-ca\.pem\n/);
+    expect(cfg).toContain('server web-01 10.9.0.11:80 verifyhost web-01\n');
+    expect(cfg).toContain('server web-02 192.168.5.12:80 verifyhost web-02\n');
+    const ca = tasks.find((t) => t.module === 'internal_tls')!;
+    expect(ca.params).toEqual({ pki_dir: '/srv/provision/inventory/site.pki', ca_label: 'site', ca_file: '/etc/haproxy/backend-ca.pem' });
+    expect(ca.notify).toEqual(['reload haproxy']);
+  });
+
   it('refuses bad vars', () => {
     const problems = problemsOf(haproxy, lb, { ...site, haproxy_hsts: 'forever', https_port: 80, backend_tls: true }).join('\n');
     expect(problems).toMatch(/haproxy_hsts/);
     expect(problems).toMatch(/https_port: must differ/);
-    expect(problems).toMatch(/backend_tls_ca/);
+    expect(problemsOf(haproxy, lb, { ...site, backend_tls: true })).toEqual([]);
   });
 });
 
