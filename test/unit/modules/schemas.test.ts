@@ -18,6 +18,7 @@ const MINIMAL: Record<string, Record<string, unknown>> = {
   template: { dest: '/etc/motd', src: '/dev/null' },
   ufw: { state: 'enabled' },
   user: { name: 'app' },
+  internal_tls: { pki_dir: '/srv/inventory/site.pki', ca_file: '/etc/haproxy/backend-ca.pem' },
 };
 
 describe('module schemas', () => {
