@@ -10,6 +10,7 @@ import { templateModule } from './template.js';
 import { ufwModule } from './ufw/index.js';
 import { userModule } from './user.js';
 import { internalTlsModule } from '../pki/module.js';
+import { peerFileModule } from './peer-file.js';
 import type { ModuleDef, Task } from './contract.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -66,5 +67,6 @@ const builtins: ModuleDef<any>[] = [
   ufwModule,
   userModule,
   internalTlsModule,
+  peerFileModule,
 ];
 builtins.forEach(registerModule);

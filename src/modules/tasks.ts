@@ -24,6 +24,7 @@ import { templateModule, type TemplateParams } from './template.js';
 import { ufwModule, type UfwParams } from './ufw/index.js';
 import { userModule, type UserParams } from './user.js';
 import { internalTlsModule, type InternalTlsParams } from '../pki/module.js';
+import { peerFileModule, type PeerFileParams } from './peer-file.js';
 
 export const apt = taskBuilder<AptParams>(aptModule);
 export const command = taskBuilder<CommandParams>(commandModule);
@@ -41,3 +42,4 @@ export const mysqlQuery = taskBuilder<MysqlQueryParams>(mysqlQueryModule);
 export const mysqlReplication = taskBuilder<MysqlReplicationParams>(mysqlReplicationModule);
 export const mysqlUser = taskBuilder<MysqlUserParams>(mysqlUserModule);
 export const internalTls = taskBuilder<InternalTlsParams>(internalTlsModule);
+export const peerFile = taskBuilder<PeerFileParams>(peerFileModule);

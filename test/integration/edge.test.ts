@@ -12,19 +12,19 @@
  * The web server's app is a stand-in (a small HTTP server on 127.0.0.1:3000, answering 200): the app
  * role needs the database tier, which is not what this file is about.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inClient, labDown, labPaths, labUp, linkDown, linkUp, startHost, stopHost } from '../../src/lab/index.ts';
-import { bridgeName } from '../../src/lab/layout.ts';
+import { bridgeName, VIRTUAL_IP_OCTET } from '../../src/lab/layout.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
 import { onConsole, pollUntil, recap, writePlaybook } from './faults-helpers.ts';
 
 const NAME = 'edgep';
 const PREFIX = '10.87.0';
-const VIP = `${PREFIX}.100`;
+const VIP = `${PREFIX}.${VIRTUAL_IP_OCTET}`;
 const DOMAIN = 'www.foobar.com';
 const LBS = ['lb-01', 'lb-02'] as const;
 const ADDRESS: Record<string, string> = { 'lb-01': `${PREFIX}.10`, 'lb-02': `${PREFIX}.13`, 'web-01': `${PREFIX}.11` };
@@ -118,7 +118,8 @@ h.ThreadingHTTPServer(('127.0.0.1', 3000), H).serve_forever()
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'provision-edge-'));
-  await labUp({ name: NAME, subnet: `${PREFIX}.0/24`, only: ['lb-01', 'lb-02', 'web-01'], pebble: false });
+  // Pebble's DNS answers with the floating address: the http-01 challenge reaches whichever load balancer holds it.
+  await labUp({ name: NAME, subnet: `${PREFIX}.0/24`, only: ['lb-01', 'lb-02', 'web-01'], pebble: true, acmeOctet: VIRTUAL_IP_OCTET });
   const p = labPaths(NAME);
   inv = path.join(dir, 'edge.yml');
   writeFileSync(
@@ -136,7 +137,9 @@ vars:
   domain: ${DOMAIN}
   admin_cidrs: [${PREFIX}.1/32]
   monitoring_cidrs: [${PREFIX}.1/32]
-  certificate_mode: selfsigned
+  acme_directory_url: https://${PREFIX}.1:14000/dir
+  acme_ca_bundle: ${p.pebbleCa}
+  acme_email: ops@foobar.com
   lb_virtual_ip: ${VIP}/24
   keepalived_auth_pass: !secret keepalived_auth_pass
 `,
@@ -158,15 +161,11 @@ vars:
   expect(app.code, app.stderr).toBe(0);
   const r = await run();
   expect(r.code, r.stdout.slice(-3000) + r.stderr).toBe(2);
-  // The client trusts exactly the two load balancers' certificates (self-signed here: no ACME in this file).
-  const pems: string[] = [];
-  for (const lb of LBS) {
-    const c = await sh(lb, `openssl x509 -in /etc/haproxy/certs/${DOMAIN}.pem`);
-    expect(c.code, c.stderr).toBe(0);
-    pems.push(c.stdout);
-  }
-  trust = path.join(dir, 'lbs.pem');
-  writeFileSync(trust, pems.join(''));
+  // Pebble makes a new root at every start: the site must chain to the one it serves now.
+  const root = execFileSync('curl', ['-sS', '--max-time', '10', '--cacert', p.pebbleCa, p.pebbleRootsUrl], { encoding: 'utf8' });
+  expect(root).toContain('BEGIN CERTIFICATE');
+  trust = path.join(dir, 'pebble-root.pem');
+  writeFileSync(trust, root);
 }, RUN_BOUND_MS + 120_000);
 
 afterAll(async () => {
@@ -177,6 +176,39 @@ afterAll(async () => {
   await labDown(NAME);
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 180_000);
+
+/** The serial of the certificate a load balancer presents at its own address (not the floating one). */
+async function servedSerial(lb: string): Promise<string> {
+  const r = await inClient(['sh', '-c', `echo | openssl s_client -connect ${ADDRESS[lb]}:443 -servername ${DOMAIN} -CAfile ${trust} 2>/dev/null | openssl x509 -noout -serial -issuer`], NAME, { timeoutMs: 20_000 });
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout).toMatch(/issuer=CN ?= ?Pebble Intermediate CA/);
+  return r.stdout.split('\n')[0]!.trim();
+}
+
+describe('the ACME certificate: obtained once, served by both load balancers', () => {
+  it('both serve the same certificate from the ACME CA, obtained by lb-01 only', async () => {
+    const [one, two] = [await servedSerial('lb-01'), await servedSerial('lb-02')];
+    expect(one).toBe(two);
+    expect((await sh('lb-02', 'ls /etc/letsencrypt/live 2>/dev/null | wc -l')).stdout.trim()).toBe('0');
+    expect((await sh('lb-02', `stat -c '%a %U' /etc/haproxy/certs/${DOMAIN}.pem`)).stdout.trim()).toBe('600 root');
+    expect((await request()).ok).toBe(true);
+  });
+
+  it('a renewal on lb-01 (through the floating address) reaches lb-02 at the next converge; both serve the new certificate', async () => {
+    const before = await servedSerial('lb-01');
+    // What the certbot timer runs, with the environment its drop-in gives it.
+    const renew = await sh('lb-01', 'env $(systemctl show -p Environment --value certbot.service) certbot renew --force-renewal --no-random-sleep-on-renew -q', 300_000);
+    expect(renew.code, renew.stderr).toBe(0);
+    const renewed = await servedSerial('lb-01');
+    expect(renewed).not.toBe(before);
+    expect(await servedSerial('lb-02')).toBe(before);
+    const r = await run();
+    expect(r.code, r.stdout.slice(-3000) + r.stderr).toBe(2);
+    expect(recap(r)['lb-02']!.changed).toBeGreaterThan(0);
+    expect(recap(r)['lb-01']!.changed).toBe(0);
+    expect(await servedSerial('lb-02')).toBe(renewed);
+  }, RUN_BOUND_MS);
+});
 
 describe('TLS from the load balancers to the web server, from the internal CA', () => {
   it('a second converge changes nothing (no certificate issued again)', async () => {
@@ -203,7 +235,8 @@ describe('TLS from the load balancers to the web server, from the internal CA', 
   async function capture(during: () => Promise<void>): Promise<{ text: string; handshakes: number }> {
     const file = path.join(dir, `cap-${Date.now()}.pcap`);
     const filter = `tcp port 80 and host ${ADDRESS['web-01']}`;
-    const dump = spawn('timeout', ['60', 'tcpdump', '-i', bridgeName(NAME), '-U', '-n', '-s', '0', '-c', '2000', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // -Z root: Debian's tcpdump otherwise drops to its own user, which cannot write into this 0700 folder.
+    const dump = spawn('timeout', ['60', 'tcpdump', '-Z', 'root', '-i', bridgeName(NAME), '-U', '-n', '-s', '0', '-c', '2000', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     dump.stderr.on('data', (d) => (err += d));
     const exited = new Promise<void>((r) => dump.on('close', () => r()));

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { normaliseAddress } from '../../modules/lib/cidr.js';
 import type { UfwParams } from '../../modules/ufw/index.js';
 import { GROUPS } from '../shared.js';
+import { ACME_CHALLENGE_PORT } from '../haproxy/index.js';
 import { isAddress, oneOf, text, wholeNumber } from '../vars.js';
 
 export type FirewallRule = NonNullable<UfwParams['rules']>[number];
@@ -52,6 +53,9 @@ export function firewallRules(input: FirewallInput): FirewallRule[] {
   // keepalived's adverts (VRRP, unicast) between the load-balancer pair only: nobody else can claim the floating address.
   if (member(GROUPS.loadbalancers) && v.lb_virtual_ip) {
     for (const from of peers(GROUPS.loadbalancers)) rules.push({ rule: 'allow', proto: 'vrrp', from: normaliseAddress(from), comment: 'vrrp from load-balancer peer' });
+    // The pair's first load balancer asks for the ACME certificate: http-01 challenges reach it from whichever holds the address.
+    const pair = input.groupAddresses(GROUPS.loadbalancers);
+    if (pair.length > 1 && pair[0] === input.self) allow(ACME_CHALLENGE_PORT, peers(GROUPS.loadbalancers), 'acme http-01 from load-balancer peer');
   }
   if (member(GROUPS.webservers)) allow(port('http_port'), peers(GROUPS.loadbalancers), 'http from load balancer');
   if (member(GROUPS.databases)) allow(port('mysql_port'), peers(GROUPS.databases, GROUPS.webservers), 'mysql from database/app host');

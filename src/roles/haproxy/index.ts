@@ -1,7 +1,7 @@
 import { sh } from '../../util/quote.js';
 import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
-import { GROUPS, privateAddress } from '../shared.js';
+import { acmeIssuer, GROUPS, privateAddress } from '../shared.js';
 import { oneOf, pick, shared, text, wholeNumber } from '../vars.js';
 import { pkiDirFor } from '../../pki/index.js';
 import { apt, command, copy, file, internalTls, service, template } from '../../modules/tasks.js';
@@ -35,12 +35,18 @@ function placeholderCommand(domain: string, days: number): string {
   ].join('\n');
 }
 
+/** Where certbot's standalone server answers http-01 challenges: loopback, or the pair's issuer's private address. */
+export function acmeChallengeAddress(ctx: Parameters<typeof acmeIssuer>[0], virtualIp: string): string {
+  const issuer = acmeIssuer(ctx, virtualIp);
+  return issuer ? privateAddress(issuer) : ACME_CHALLENGE_ADDRESS;
+}
+
 const wholeNumber1 = () => wholeNumber(1, undefined, 'a whole number ≥ 1');
 
 const vars = withRules(
   z.object({
     domain: shared('domain', "The site's name: the certificate file, the health check's `Host`."),
-    ...pick('http_port', 'https_port', 'haproxy_exporter_port'),
+    ...pick('http_port', 'https_port', 'haproxy_exporter_port', 'lb_virtual_ip'),
     private_address: shared('private_address', 'Where the exporter listens.'),
     backend_tls: shared('backend_tls', 'Re-encrypt to the web servers and verify them (the default; set the same for the nginx role): against the internal CA, or `backend_tls_ca`.'),
     haproxy_backend_group: z.string().default(GROUPS.webservers).describe('The group whose hosts are the backends, each at its private address and `http_port` (a run fails if it is empty).'),
@@ -118,7 +124,9 @@ export const role = defineRole({
             backend_verify_domain: backendTls && v.backend_tls_ca !== '',
             cert_path: haproxyCertPath(domain),
             private_ip: privateAddress(ctx.host),
-            acme_address: ACME_CHALLENGE_ADDRESS,
+            // A pair: http-01 challenges reach whichever holds the address; both send them to the one
+            // load balancer that asks for the certificate (its certbot listens on its private address).
+            acme_address: acmeChallengeAddress(ctx, v.lb_virtual_ip),
             acme_port: ACME_CHALLENGE_PORT,
           },
           validate: 'haproxy -c -q -f %s',

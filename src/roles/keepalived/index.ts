@@ -3,12 +3,18 @@ import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, privateAddress } from '../shared.js';
 import { pick, text, wholeNumber } from '../vars.js';
 import { Secret } from '../../util/secrets.js';
-import { apt, service, template } from '../../modules/tasks.js';
+import { apt, command, service, template } from '../../modules/tasks.js';
+import { sh } from '../../util/quote.js';
 
 const RELOAD = 'reload keepalived';
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 /** VRRPv2's simple password: keepalived uses only its first 8 characters. */
 const AUTH_PASS_MAX = 8;
+
+/** True when something accepts TCP on address:port (bash's /dev/tcp: no client tool needed on the host). */
+function answers(address: string, port: number): string {
+  return sh`timeout 2 bash -c ${`exec 3<>/dev/tcp/${address}/${port}`}`;
+}
 
 /** Priorities by place in the group: the first load balancer is preferred when both start at once. */
 export function vrrpPriority(index: number): number {
@@ -17,7 +23,7 @@ export function vrrpPriority(index: number): number {
 
 const vars = withRules(
   z.object({
-    ...pick('lb_virtual_ip'),
+    ...pick('lb_virtual_ip', 'http_port'),
     keepalived_auth_pass: z
       .custom<Secret>((v) => v instanceof Secret, { error: 'must be a !secret (keepalived_auth_pass: !secret keepalived_auth_pass), not a value in clear' })
       .optional()
@@ -60,6 +66,7 @@ export const role = defineRole({
     const pair = ctx.hostsIn(GROUPS.loadbalancers);
     const index = pair.findIndex((h) => h.name === ctx.host.name);
     const selfIp = privateAddress(ctx.host);
+    const address = v.lb_virtual_ip.split('/')[0]!;
     return [
       apt('install keepalived', { packages: ['keepalived'] }),
       template(
@@ -83,6 +90,8 @@ export const role = defineRole({
         { notify: RELOAD },
       ),
       service('keepalived running and enabled', { name: 'keepalived', state: 'started', enabled: true }),
+      // The first election takes a few adverts: the ACME challenge (certificates role, next) must find the address held.
+      command(`the floating address ${address} answers`, { cmd: `for i in $(seq 1 40); do ${answers(address, v.http_port)} && exit 0; sleep 0.5; done; exit 1`, unless: answers(address, v.http_port) }),
     ];
   },
 

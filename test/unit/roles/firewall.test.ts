@@ -148,6 +148,9 @@ describe('the load-balancer pair (lb_virtual_ip)', () => {
   test('VRRP passes between the pair only, from the peer, and the firewall installs netbase for the protocol name', () => {
     const lb1 = rulesFor('lb-01', { lb_virtual_ip: '10.77.0.100/24' }, PAIR);
     expect(lb1.filter((r) => r.proto === 'vrrp')).toEqual([{ rule: 'allow', proto: 'vrrp', from: '10.77.0.13', comment: 'vrrp from load-balancer peer' }]);
+    // lb-01 obtains the pair's ACME certificate: the challenge comes from lb-02 when it holds the address.
+    expect(lb1.filter((r) => r.port === 8888)).toEqual([{ rule: 'allow', port: 8888, proto: 'tcp', from: '10.77.0.13', comment: 'acme http-01 from load-balancer peer' }]);
+    expect(rulesFor('lb-02', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).some((r) => r.port === 8888)).toBe(false);
     expect(rulesFor('lb-02', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).filter((r) => r.proto === 'vrrp').map((r) => r.from)).toEqual(['10.77.0.10']);
     expect(rulesFor('web-01', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).some((r) => r.proto === 'vrrp')).toBe(false);
     // No floating address: no VRRP rule at all (one load balancer stays the reference site).

@@ -154,3 +154,43 @@ describe('certificates role', () => {
     expect(problemsOf(certificates, lb, site)).toEqual([]);
   });
 });
+
+describe('a load-balancer pair (lb_virtual_ip): one ACME certificate, served by both', () => {
+  const lb2 = host('lb-02', '10.9.0.13', ['loadbalancers']);
+  const pairGroups: Record<string, Host[]> = { loadbalancers: [lb, lb2], webservers: webs };
+  const pair = { lb_virtual_ip: '203.0.113.100/24', acme_directory_url: 'https://acme.test/dir' };
+  function expandPair(role: RoleDef, h: Host): Task[] {
+    return role.tasks({
+      host: h,
+      facts: {} as Facts,
+      vars: roleVarsFor<RoleContext['vars']>(role, h, { ...site, ...pair }),
+      inventory: { name: 'site', file: '/srv/provision/inventory/site.yml' } as Inventory,
+      hostsIn: (g) => pairGroups[g] ?? [],
+      file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles', role.name, rel),
+    });
+  }
+
+  it('lb-01 asks the ACME CA, its certbot on its private address; both HAProxies send challenges there', () => {
+    const issue = expandPair(certificates, lb).find((t) => t.name.startsWith('certificate for'))!;
+    expect((issue.params as { cmd: string }).cmd).toContain('--http-01-address 10.9.0.10 --http-01-port 8888');
+    for (const h of [lb, lb2]) expect(rendered(expandPair(haproxy, h))).toMatch(/backend acme\n\s+server certbot 10\.9\.0\.10:8888/);
+  });
+
+  it('lb-02 asks nothing: it copies lb-01\'s certificate and key through the control machine and reloads HAProxy', () => {
+    const tasks = expandPair(certificates, lb2);
+    expect(tasks.map((t) => t.module)).toEqual(['peer_file']);
+    expect(tasks[0]!.params).toEqual({
+      from_host: 'lb-01',
+      sources: ['/etc/letsencrypt/live/www.foobar.com/fullchain.pem', '/etc/letsencrypt/live/www.foobar.com/privkey.pem'],
+      dest: '/etc/haproxy/certs/www.foobar.com.pem',
+      mode: '0600',
+      wait_seconds: 600,
+    });
+    expect(tasks[0]!.notify).toEqual(['reload haproxy (certificate from the pair)']);
+  });
+
+  it('one load balancer: certbot on loopback as before', () => {
+    const issue = expand(certificates, lb, { ...pair }).find((t) => t.name.startsWith('certificate for'))!;
+    expect((issue.params as { cmd: string }).cmd).toContain('--http-01-address 127.0.0.1 --http-01-port 8888');
+  });
+});
