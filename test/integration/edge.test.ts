@@ -3,6 +3,9 @@
  * keepalived, TLS from them to the web server with a certificate from the internal CA. Instance
  * `edgep` (10.87.0.0/24): lb-01, lb-02, web-01, converged once by the real CLI.
  *
+ * - The ACME certificate (Pebble's DNS answers with the floating address) obtained by lb-01 only and
+ *   served by both; a renewal on lb-01 reaches lb-02 at the next converge; a failed renewal shows in
+ *   `provision drift` and the next converge renews.
  * - A bounded capture on the lab bridge while requests go through: TLS between load balancer and
  *   web server, never plaintext HTTP (and the same check does catch a plain request: it can fail).
  * - A bounded loop of HTTPS requests to the floating address from the client namespace while
@@ -207,6 +210,31 @@ describe('the ACME certificate: obtained once, served by both load balancers', (
     expect(recap(r)['lb-02']!.changed).toBeGreaterThan(0);
     expect(recap(r)['lb-01']!.changed).toBe(0);
     expect(await servedSerial('lb-02')).toBe(renewed);
+  }, RUN_BOUND_MS);
+
+  it('a failed renewal is reported by provision drift; the next converge renews and clears it', async () => {
+    // The renewal service fails once (a runtime drop-in, removed right after: the unit stays "failed").
+    const dropin = '/run/systemd/system/certbot.service.d/zz-edge-test.conf';
+    const fail = await sh(
+      'lb-01',
+      `mkdir -p ${path.dirname(dropin)} && printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > ${dropin} && systemctl daemon-reload && ` +
+        `{ systemctl start certbot.service || true; } && rm -f ${dropin} && systemctl daemon-reload && systemctl is-failed certbot.service`,
+    );
+    expect(fail.stdout.trim()).toBe('failed');
+    const drift = async () => {
+      const d = await provision(['drift', '-i', inv, '-p', playbook, '--json'], { timeoutMs: RUN_BOUND_MS, env: ENV });
+      const e = d.events.find((x) => x.kind === 'drift') as { hosts: Record<string, { drifted: boolean; changes: string[] }> } | undefined;
+      expect(e, d.stdout.slice(-2000) + d.stderr).toBeDefined();
+      return { code: d.code, hosts: e!.hosts };
+    };
+    const before = await drift();
+    expect(before.code).toBe(2);
+    expect(before.hosts['lb-01']!.changes.join('\n')).toContain('certificate for www.foobar.com ends in more than 14 days and its renewal is not failing');
+    expect(before.hosts['lb-02']!.drifted).toBe(false);
+    const r = await run();
+    expect(r.code, r.stdout.slice(-3000) + r.stderr).toBe(2);
+    expect((await sh('lb-01', 'systemctl is-failed certbot.service')).stdout.trim()).not.toBe('failed');
+    expect((await drift()).code).toBe(0);
   }, RUN_BOUND_MS);
 });
 

@@ -3,7 +3,7 @@ import { quote, sh } from '../../util/quote.js';
 import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { acmeIssuer, SHARED_DEFAULTS } from '../shared.js';
-import { oneOf, pick, shared, shown, text } from '../vars.js';
+import { oneOf, pick, shared, shown, text, wholeNumber } from '../vars.js';
 import { acmeChallengeAddress, ACME_CHALLENGE_PORT, haproxyCertPath, HAPROXY_CERT_DIR } from '../haproxy/index.js';
 import { apt, command, copy, file, peerFile, service, template } from '../../modules/tasks.js';
 
@@ -39,6 +39,12 @@ const vars = withRules(
       .default('')
       .describe("A CA bundle file **on the control machine** for an ACME server the system does not trust (the lab's Pebble); `\"\"`: the system trust store."),
     acme_email: z.string().default('').describe("The ACME account's contact address (expiry notices). Required with `certificate_mode: acme`."),
+    certificate_alert_days: wholeNumber(1, 60, 'a whole number of days from 1 to 60')
+      .default(14)
+      .describe(
+        'A converge (and `provision drift`, which reports it) checks that the served certificate ends in more than this many days and that the last renewal did not fail; ' +
+          'when not, the converge runs the renewal now.',
+      ),
     acme_key_type: oneOf(['ecdsa', 'rsa']).default('ecdsa').describe('Key type of the certificate: `ecdsa` (P-256, smaller and faster) or `rsa` (2048).'),
   }),
   [
@@ -63,6 +69,27 @@ const vars = withRules(
     },
   ],
 );
+
+/**
+ * The certificate watched: ok while the served certificate ends in more than `days` days and the
+ * renewal service's last run did not fail. Otherwise a converge renews now (what the timer runs, with
+ * its unit's environment), and `provision drift` reports the task by its name: the alert without a
+ * monitoring server.
+ */
+export function watchTask(domain: string, pem: string, days: number) {
+  const seconds = days * 86_400;
+  const fresh = sh`openssl x509 -checkend ${seconds} -noout -in ${pem}` + ' >/dev/null';
+  return command(`certificate for ${domain} ends in more than ${days} days and its renewal is not failing`, {
+    cmd: [
+      'set -e',
+      'env $(systemctl show -p Environment --value certbot.service) certbot renew --no-random-sleep-on-renew -q',
+      'systemctl reset-failed certbot.service 2>/dev/null || true',
+      `${fresh} || { echo ${quote(`the certificate for ${domain} still ends within ${days} days after certbot renew`)} >&2; exit 1; }`,
+    ].join('\n'),
+    unless: `${fresh} && ! systemctl is-failed --quiet certbot.service`,
+    timeout: 300,
+  });
+}
 
 export const role = defineRole({
   name: 'certificates',
@@ -141,6 +168,7 @@ export const role = defineRole({
           )
         : file('no ACME CA drop-in for renewals', { path: CERTBOT_DROPIN, state: 'absent' }, { notify: DAEMON_RELOAD }),
       service('certbot renewal timer', { name: 'certbot.timer', state: 'started', enabled: true }),
+      watchTask(domain, pem, v.certificate_alert_days),
     ];
   },
 

@@ -1,10 +1,13 @@
 /** The nginx, haproxy and certificates roles without a host: var checks and what they render. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../../src/facts/index.ts';
 import type { Host, Inventory } from '../../../src/inventory/index.ts';
 import { renderTemplate, type Task } from '../../../src/modules/index.ts';
-import { role as certificates } from '../../../src/roles/certificates/index.ts';
+import { role as certificates, watchTask } from '../../../src/roles/certificates/index.ts';
 import { role as haproxy } from '../../../src/roles/haproxy/index.ts';
 import { role as nginx } from '../../../src/roles/nginx/index.ts';
 import type { RoleContext, RoleDef } from '../../../src/roles/types.ts';
@@ -192,5 +195,38 @@ describe('a load-balancer pair (lb_virtual_ip): one ACME certificate, served by 
   it('one load balancer: certbot on loopback as before', () => {
     const issue = expand(certificates, lb, { ...pair }).find((t) => t.name.startsWith('certificate for'))!;
     expect((issue.params as { cmd: string }).cmd).toContain('--http-01-address 127.0.0.1 --http-01-port 8888');
+  });
+});
+
+describe('the public certificate watched (certificates role)', () => {
+  it('a converge renews, and drift reports, a certificate ending within 14 days or a failed renewal', () => {
+    const t = expand(certificates, lb, { acme_directory_url: 'https://acme.test/dir' }).find((x) => x.name.startsWith('certificate for www.foobar.com ends in more than'))!;
+    const p = t.params as { cmd: string; unless: string };
+    expect(t.name).toBe('certificate for www.foobar.com ends in more than 14 days and its renewal is not failing');
+    expect(p.unless).toBe("openssl x509 -checkend 1209600 -noout -in /etc/haproxy/certs/www.foobar.com.pem >/dev/null && ! systemctl is-failed --quiet certbot.service");
+    expect(p.cmd).toContain('certbot renew --no-random-sleep-on-renew -q');
+    expect(p.cmd).toContain('systemctl reset-failed certbot.service');
+  });
+
+  it('its expiry guard, run by the real openssl: 10 days left fails it, 30 days pass it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-watch-'));
+    try {
+      const guard = (days: number) => {
+        const pem = path.join(dir, `${days}.pem`);
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', String(days), '-subj', '/CN=www.foobar.com', '-keyout', path.join(dir, 'k.pem'), '-out', pem], { stdio: 'ignore' });
+        const unless = (watchTask('www.foobar.com', pem, 14).params as { unless: string }).unless;
+        const expiryPart = unless.slice(0, unless.indexOf(' && '));
+        try {
+          execFileSync('sh', ['-c', expiryPart], { stdio: 'ignore' });
+          return 0;
+        } catch (err) {
+          return (err as { status: number }).status;
+        }
+      };
+      expect(guard(10)).toBe(1);
+      expect(guard(30)).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
