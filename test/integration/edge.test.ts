@@ -157,7 +157,7 @@ vars:
   roles: [nginx]
 - name: edge
   hosts: loadbalancers
-  roles: [haproxy, certificates, keepalived]
+  roles: [haproxy, keepalived, certificates]
 `,
   );
   const app = await sh('web-01', `cat > /root/edge-app.py <<'EOF'\n${APP}EOF\nsystemd-run --unit=edge-app -p Restart=always /usr/bin/python3 /root/edge-app.py`);

@@ -26,6 +26,8 @@ const vars = withRules(
     ...pick('lb_virtual_ip', 'http_port'),
     keepalived_auth_pass: z
       .custom<Secret>((v) => v instanceof Secret, { error: 'must be a !secret (keepalived_auth_pass: !secret keepalived_auth_pass), not a value in clear' })
+      // null: "none" written out (the documented example inventory lists every var, with one load balancer).
+      .nullable()
       .optional()
       .describe('The pair\'s VRRP password (a `!secret`, 1-8 characters of letters, digits, `.`, `_` or `-`): required with `lb_virtual_ip`.'),
     keepalived_interface: text(/^[A-Za-z0-9_.:-]{1,15}$/, 'a network interface name like eth0', 'interface name')
