@@ -4,16 +4,20 @@ import { GROUPS, privateAddress } from '../shared.js';
 import { pick, text, wholeNumber } from '../vars.js';
 import { Secret } from '../../util/secrets.js';
 import { apt, command, service, template } from '../../modules/tasks.js';
-import { sh } from '../../util/quote.js';
+import { quote } from '../../util/quote.js';
 
 const RELOAD = 'reload keepalived';
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 /** VRRPv2's simple password: keepalived uses only its first 8 characters. */
 const AUTH_PASS_MAX = 8;
 
-/** True when something accepts TCP on address:port (bash's /dev/tcp: no client tool needed on the host). */
-function answers(address: string, port: number): string {
-  return sh`timeout 2 bash -c ${`exec 3<>/dev/tcp/${address}/${port}`}`;
+/**
+ * True when some host holds address (bash's /dev/tcp: no client tool needed): a connection to the
+ * port, or a refusal, is an answer from the holder; silence or "no route" means nobody holds it yet.
+ * (HAProxy may not listen yet: its new config is loaded by a handler at the end of the play.)
+ */
+function held(address: string, port: number): string {
+  return `out=$(timeout 2 bash -c ${quote(`exec 3<>/dev/tcp/${address}/${port}`)} 2>&1) || case "$out" in *refused*) true ;; *) false ;; esac`;
 }
 
 /** Priorities by place in the group: the first load balancer is preferred when both start at once. */
@@ -93,7 +97,7 @@ export const role = defineRole({
       ),
       service('keepalived running and enabled', { name: 'keepalived', state: 'started', enabled: true }),
       // The first election takes a few adverts: the ACME challenge (certificates role, next) must find the address held.
-      command(`the floating address ${address} answers`, { cmd: `for i in $(seq 1 40); do ${answers(address, v.http_port)} && exit 0; sleep 0.5; done; exit 1`, unless: answers(address, v.http_port) }),
+      command(`the floating address ${address} is held`, { cmd: `for i in $(seq 1 40); do { ${held(address, v.http_port)}; } && exit 0; sleep 0.5; done; exit 1`, unless: held(address, v.http_port) }),
     ];
   },
 
