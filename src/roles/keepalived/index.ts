@@ -4,7 +4,7 @@ import { GROUPS, privateAddress } from '../shared.js';
 import { pick, text, wholeNumber } from '../vars.js';
 import { Secret } from '../../util/secrets.js';
 import { apt, command, service, template } from '../../modules/tasks.js';
-import { quote } from '../../util/quote.js';
+import { quote, sh } from '../../util/quote.js';
 
 const RELOAD = 'reload keepalived';
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
@@ -27,7 +27,7 @@ export function vrrpPriority(index: number): number {
 
 const vars = withRules(
   z.object({
-    ...pick('lb_virtual_ip', 'http_port'),
+    ...pick('lb_virtual_ip', 'http_port', 'https_port'),
     keepalived_auth_pass: z
       .custom<Secret>((v) => v instanceof Secret, { error: 'must be a !secret (keepalived_auth_pass: !secret keepalived_auth_pass), not a value in clear' })
       // null: "none" written out (the documented example inventory lists every var, with one load balancer).
@@ -95,6 +95,12 @@ export const role = defineRole({
         },
         { notify: RELOAD },
       ),
+      // The address must only come to a load balancer that serves: HAProxy's new config is otherwise
+      // loaded by its handler at the end of the play, after the ACME challenge came in through the address.
+      command('HAProxy serves its configuration before the address can come here', {
+        cmd: 'systemctl reload-or-restart haproxy',
+        unless: sh`ss -Hltn ${`sport = :${v.https_port}`} | grep -q .`,
+      }),
       service('keepalived running and enabled', { name: 'keepalived', state: 'started', enabled: true }),
       // The first election takes a few adverts: the ACME challenge (certificates role, next) must find the address held.
       command(`the floating address ${address} is held`, { cmd: `for i in $(seq 1 40); do { ${held(address, v.http_port)}; } && exit 0; sleep 0.5; done; exit 1`, unless: held(address, v.http_port) }),
