@@ -72,7 +72,7 @@ const vars = withRules(
 
 /**
  * The certificate watched: ok while the served certificate ends in more than `days` days and the
- * renewal service's last run did not fail. Otherwise a converge renews now (what the timer runs, with
+ * renewal service's last run did not fail (or while there is none yet: the task before obtains it). Otherwise a converge renews now (what the timer runs, with
  * its unit's environment), and `provision drift` reports the task by its name: the alert without a
  * monitoring server.
  */
@@ -86,7 +86,9 @@ export function watchTask(domain: string, pem: string, days: number) {
       'systemctl reset-failed certbot.service 2>/dev/null || true',
       `${fresh} || { echo ${quote(`the certificate for ${domain} still ends within ${days} days after certbot renew`)} >&2; exit 1; }`,
     ].join('\n'),
-    unless: `${fresh} && ! systemctl is-failed --quiet certbot.service`,
+    // No certificate yet: the task before this one obtains it (a plan made before the first run must
+    // not predict a renewal that the run, once the certificate exists, does not make).
+    unless: `[ ! -e ${quote(pem)} ] || { ${fresh} && ! systemctl is-failed --quiet certbot.service; }`,
     timeout: 300,
   });
 }

@@ -1,6 +1,6 @@
 /** The nginx, haproxy and certificates roles without a host: var checks and what they render. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -203,21 +203,27 @@ describe('the public certificate watched (certificates role)', () => {
     const t = expand(certificates, lb, { acme_directory_url: 'https://acme.test/dir' }).find((x) => x.name.startsWith('certificate for www.foobar.com ends in more than'))!;
     const p = t.params as { cmd: string; unless: string };
     expect(t.name).toBe('certificate for www.foobar.com ends in more than 14 days and its renewal is not failing');
-    expect(p.unless).toBe("openssl x509 -checkend 1209600 -noout -in /etc/haproxy/certs/www.foobar.com.pem >/dev/null && ! systemctl is-failed --quiet certbot.service");
+    expect(p.unless).toBe(
+      "[ ! -e /etc/haproxy/certs/www.foobar.com.pem ] || { openssl x509 -checkend 1209600 -noout -in /etc/haproxy/certs/www.foobar.com.pem >/dev/null && ! systemctl is-failed --quiet certbot.service; }",
+    );
     expect(p.cmd).toContain('certbot renew --no-random-sleep-on-renew -q');
     expect(p.cmd).toContain('systemctl reset-failed certbot.service');
   });
 
-  it('its expiry guard, run by the real openssl: 10 days left fails it, 30 days pass it', () => {
+  it('its guard, run by the real openssl (a renewal service that has not failed): 10 days left fails it, 30 days pass it, no certificate yet passes it', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'provision-watch-'));
     try {
-      const guard = (days: number) => {
-        const pem = path.join(dir, `${days}.pem`);
-        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', String(days), '-subj', '/CN=www.foobar.com', '-keyout', path.join(dir, 'k.pem'), '-out', pem], { stdio: 'ignore' });
+      // `systemctl is-failed --quiet` exits 1 for a unit that has not failed.
+      mkdirSync(path.join(dir, 'bin'));
+      writeFileSync(path.join(dir, 'bin', 'systemctl'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+      const guard = (days: number | undefined) => {
+        const pem = path.join(dir, `${days ?? 'none'}.pem`);
+        if (days !== undefined) {
+          execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', String(days), '-subj', '/CN=www.foobar.com', '-keyout', path.join(dir, 'k.pem'), '-out', pem], { stdio: 'ignore' });
+        }
         const unless = (watchTask('www.foobar.com', pem, 14).params as { unless: string }).unless;
-        const expiryPart = unless.slice(0, unless.indexOf(' && '));
         try {
-          execFileSync('sh', ['-c', expiryPart], { stdio: 'ignore' });
+          execFileSync('sh', ['-c', unless], { stdio: 'ignore', env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` } });
           return 0;
         } catch (err) {
           return (err as { status: number }).status;
@@ -225,6 +231,8 @@ describe('the public certificate watched (certificates role)', () => {
       };
       expect(guard(10)).toBe(1);
       expect(guard(30)).toBe(0);
+      // The task before obtains it: a plan made before the first run predicts no renewal (the run makes none).
+      expect(guard(undefined)).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
