@@ -17,6 +17,8 @@ const REQUIRED: ReadonlyArray<readonly [string, string]> = [
   ['openssl', 'openssl'],
   // Not used by the lab itself: tests scan the hosts from the client namespace with it.
   ['nmap', 'nmap'],
+  // The edge test's bounded capture on the lab bridge (no plaintext between load balancer and web server).
+  ['tcpdump', 'tcpdump'],
 ];
 
 const SEARCH_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];

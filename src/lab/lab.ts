@@ -35,6 +35,11 @@ export interface UpOptions {
   only?: string[];
   /** Run Pebble (ACME CA) and its fake DNS; default true. */
   pebble?: boolean;
+  /**
+   * The last octet the fake DNS answers every name with (the site's address during http-01):
+   * default lb-01's; a load-balancer pair's floating address (VIRTUAL_IP_OCTET) for the edge tests.
+   */
+  acmeOctet?: number;
   log?: (msg: string) => void;
   /** Bound for each host to answer SSH after boot. */
   sshTimeoutMs?: number;
@@ -327,7 +332,7 @@ export async function labUp(opts: UpOptions = {}): Promise<UpResult> {
     startedNow.push('proxy');
   }
   if (pebble) {
-    const lb = `${layout.prefix}.${REFERENCE_HOSTS.find(([n]) => n === 'lb-01')![1]}`;
+    const lb = `${layout.prefix}.${opts.acmeOctet ?? REFERENCE_HOSTS.find(([n]) => n === 'lb-01')![1]}`;
     if (!isAlive(state.services.challtestsrv)) {
       await startChalltestsrv(layout, lb, (rec) => {
         state.services.challtestsrv = rec;

@@ -22,6 +22,13 @@ export const REFERENCE_HOSTS: ReadonlyArray<readonly [string, number]> = [
   ['web-02', 12],
   ['mon-01', 20],
 ];
+/**
+ * Hosts a test asks for by name (`only`) that the reference design does not have, so a plain `lab up`
+ * starts exactly the reference hosts: the second load balancer of the edge pair.
+ */
+export const OPTIONAL_HOSTS: ReadonlyArray<readonly [string, number]> = [['lb-02', 13]];
+/** A floating address a test may give the load-balancer pair (keepalived): on the bridge, never a host's. */
+export const VIRTUAL_IP_OCTET = 100;
 const GATEWAY_OCTET = 1;
 const CLIENT_OCTET = 250;
 const NODE_FIRST_OCTET = 100; // node-001 is .101
@@ -104,13 +111,13 @@ export function nodeName(i: number): string {
 }
 
 export function selectHosts(sel: HostSelection): Array<[string, number]> {
-  const known = new Map(REFERENCE_HOSTS.map(([n, o]) => [n, o]));
+  const known = new Map([...REFERENCE_HOSTS, ...OPTIONAL_HOSTS].map(([n, o]) => [n, o]));
   const chosen: Array<[string, number]> = [];
   const only = sel.only ?? REFERENCE_HOSTS.map(([n]) => n);
   for (const n of only) {
     const octet = known.get(n);
     if (octet === undefined) {
-      throw new LabError(`unknown host "${n}" in --only (reference hosts: ${REFERENCE_HOSTS.map(([h]) => h).join(', ')})`);
+      throw new LabError(`unknown host "${n}" in --only (reference hosts: ${REFERENCE_HOSTS.map(([h]) => h).join(', ')}; also: ${OPTIONAL_HOSTS.map(([h]) => h).join(', ')})`);
     }
     if (!chosen.some(([c]) => c === n)) chosen.push([n, octet]);
   }

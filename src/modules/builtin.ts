@@ -6,6 +6,7 @@ import { commandModule } from './command.js';
 import { copyModule } from './copy.js';
 import { fileModule } from './file.js';
 import { groupModule } from './group.js';
+import { internalTlsModule } from './internal-tls.js';
 import { lineinfileModule } from './lineinfile.js';
 import { mysqlAccountsModule } from './mysql/accounts.js';
 import { mysqlDbModule } from './mysql/db.js';
@@ -13,10 +14,11 @@ import { mysqlQueryModule } from './mysql/query.js';
 import { mysqlReplicationModule } from './mysql/replication.js';
 import { mysqlTopologyModule } from './mysql/topology.js';
 import { mysqlUserModule } from './mysql/user.js';
+import { peerFileModule } from './peer-file.js';
 import { serviceModule } from './service.js';
 import { templateModule } from './template.js';
 import { ufwModule } from './ufw/index.js';
 import { userModule } from './user.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const builtinModules: ModuleDef<any>[] = [aptModule, commandModule, copyModule, fileModule, groupModule, lineinfileModule, mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlTopologyModule, mysqlUserModule, serviceModule, templateModule, ufwModule, userModule];
+export const builtinModules: ModuleDef<any>[] = [aptModule, commandModule, copyModule, fileModule, groupModule, internalTlsModule, lineinfileModule, mysqlAccountsModule, mysqlDbModule, mysqlQueryModule, mysqlReplicationModule, mysqlTopologyModule, mysqlUserModule, peerFileModule, serviceModule, templateModule, ufwModule, userModule];

@@ -25,6 +25,8 @@ import { serviceModule, type ServiceParams } from './service.js';
 import { templateModule, type TemplateParams } from './template.js';
 import { ufwModule, type UfwParams } from './ufw/index.js';
 import { userModule, type UserParams } from './user.js';
+import { internalTlsModule, type InternalTlsParams } from './internal-tls.js';
+import { peerFileModule, type PeerFileParams } from './peer-file.js';
 
 export const apt = taskBuilder<AptParams>(aptModule);
 export const command = taskBuilder<CommandParams>(commandModule);
@@ -42,3 +44,5 @@ export const mysqlQuery = taskBuilder<MysqlQueryParams>(mysqlQueryModule);
 export const mysqlReplication = taskBuilder<MysqlReplicationParams>(mysqlReplicationModule);
 export const mysqlTopology = taskBuilder<MysqlTopologyParams>(mysqlTopologyModule);
 export const mysqlUser = taskBuilder<MysqlUserParams>(mysqlUserModule);
+export const internalTls = taskBuilder<InternalTlsParams>(internalTlsModule);
+export const peerFile = taskBuilder<PeerFileParams>(peerFileModule);

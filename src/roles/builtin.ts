@@ -5,11 +5,12 @@ import { role as certificates } from './certificates/index.js';
 import { role as common } from './common/index.js';
 import { role as firewall } from './firewall/index.js';
 import { role as haproxy } from './haproxy/index.js';
+import { role as keepalived } from './keepalived/index.js';
 import { role as monitoring } from './monitoring/index.js';
 import { role as mysql } from './mysql/index.js';
 import { role as nginx } from './nginx/index.js';
 import { role as prometheus } from './prometheus/index.js';
 import { registerBuiltinRole } from './registry.js';
 
-export const builtinRoles = [app, certificates, common, firewall, haproxy, monitoring, mysql, nginx, prometheus];
+export const builtinRoles = [app, certificates, common, firewall, haproxy, keepalived, monitoring, mysql, nginx, prometheus];
 for (const role of builtinRoles) registerBuiltinRole(role);

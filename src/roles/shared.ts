@@ -37,3 +37,13 @@ export function privateAddress(host: Host): string {
 export function groupAddresses(ctx: RoleContext, group: string): string[] {
   return ctx.hostsIn(group).map(privateAddress);
 }
+
+/**
+ * With a load-balancer pair (`lb_virtual_ip` set, two or more load balancers), the one that obtains
+ * the ACME certificate: the first of the group. The others copy it through the control machine.
+ */
+export function acmeIssuer(ctx: RoleContext, virtualIp: string): Host | undefined {
+  if (!virtualIp) return undefined;
+  const lbs = ctx.hostsIn(GROUPS.loadbalancers);
+  return lbs.length > 1 ? lbs[0] : undefined;
+}

@@ -155,9 +155,22 @@ export const SHARED = {
   app_db_name: mysqlName().default('app').describe("The application's database."),
   mysql_app_user: mysqlName().default('app').describe("The application's MySQL user."),
   mysql_app_password: secret('mysql_app_password').describe("The application's MySQL password."),
+  lb_virtual_ip: text(
+    (s) => s === '' || (/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(s) && isAddress(s) && Number(s.split('/')[1]) >= 8 && Number(s.split('/')[1]) <= 32),
+    (v) => `an IPv4 address with its prefix length like 203.0.113.100/24, or "" for none, got ${shown(v)}`,
+    'address/prefix',
+  )
+    .default('')
+    .describe(
+      'The floating address of the load-balancer pair (DNS points at it), with its prefix length: keepalived holds it on one load balancer at a time, ' +
+        'and the firewalls let VRRP pass between the pair only. `""`: no floating address (one load balancer, DNS points at it).',
+    ),
   backend_tls: bool()
-    .default(false)
-    .describe('Re-encrypt from the load balancers to the web servers: Nginx serves TLS on `http_port`, HAProxy verifies it (set it for both roles).'),
+    .default(true)
+    .describe(
+      'Re-encrypt from the load balancers to the web servers (the default): Nginx serves only TLS on `http_port`, HAProxy verifies it against ' +
+        "the inventory's internal CA (`<inventory>.pki/` on the control machine), or against `backend_tls_ca` with your own files. `false`: plain HTTP between them.",
+    ),
 };
 
 export type SharedVar = keyof typeof SHARED;

@@ -22,13 +22,15 @@ const ruleSchema = z
     rule: z.enum(['allow', 'deny', 'reject', 'limit']),
     /** 22, "8000:8100" (a range) or "80,443" (a list). */
     port: z.union([z.number().int().min(1).max(65535), z.string().regex(PORT_SPEC, 'a port, a range like 8000:8100 or a list like 80,443')]).optional(),
-    proto: z.enum(['tcp', 'udp', 'any']).optional(),
+    /** vrrp (IP protocol 112, keepalived's adverts; ufw ≥ 0.36.2, /etc/protocols from netbase) takes no port. */
+    proto: z.enum(['tcp', 'udp', 'any', 'vrrp']).optional(),
     from: address.optional(),
     to: address.optional(),
     /** Never starting with "-": ufw reads options such as --dry-run anywhere among its arguments. */
     comment: z.string().regex(/^(?!-)/, 'a comment that does not start with "-" (ufw would read it as an option)').optional(),
   })
-  .refine((r) => !(typeof r.port === 'string' && /[:,]/.test(r.port) && (r.proto ?? 'any') === 'any'), 'a port range or list needs proto tcp or udp');
+  .refine((r) => !(typeof r.port === 'string' && /[:,]/.test(r.port) && (r.proto ?? 'any') === 'any'), 'a port range or list needs proto tcp or udp')
+  .refine((r) => !(r.proto === 'vrrp' && r.port !== undefined), 'proto vrrp takes no port');
 
 const params = z.strictObject({
   state: z.enum(['enabled', 'disabled', 'reset']).optional(),

@@ -10,7 +10,7 @@ import type { Policy, RunConnection, UfwRule } from './state.js';
 export interface RuleParams {
   rule: 'allow' | 'deny' | 'reject' | 'limit';
   port?: number | string;
-  proto?: 'tcp' | 'udp' | 'any';
+  proto?: 'tcp' | 'udp' | 'any' | 'vrrp';
   from?: string;
   to?: string;
   comment?: string;

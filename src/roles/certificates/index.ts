@@ -2,10 +2,10 @@ import { existsSync } from 'node:fs';
 import { quote, sh } from '../../util/quote.js';
 import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
-import { SHARED_DEFAULTS } from '../shared.js';
-import { oneOf, shared, shown, text } from '../vars.js';
-import { ACME_CHALLENGE_ADDRESS, ACME_CHALLENGE_PORT, haproxyCertPath, HAPROXY_CERT_DIR } from '../haproxy/index.js';
-import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
+import { acmeIssuer, SHARED_DEFAULTS } from '../shared.js';
+import { oneOf, pick, shared, shown, text, wholeNumber } from '../vars.js';
+import { acmeChallengeAddress, ACME_CHALLENGE_PORT, haproxyCertPath, HAPROXY_CERT_DIR } from '../haproxy/index.js';
+import { apt, command, copy, file, peerFile, service, template } from '../../modules/tasks.js';
 
 export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
@@ -14,6 +14,9 @@ export const ACME_CA_PATH = '/etc/provision/acme-ca.pem';
 export const DEPLOY_HOOK = '/usr/local/sbin/provision-haproxy-cert';
 const CERTBOT_DROPIN = '/etc/systemd/system/certbot.service.d/provision-acme-ca.conf';
 const DAEMON_RELOAD = 'systemd daemon-reload';
+const RELOAD_HAPROXY = 'reload haproxy (certificate from the pair)';
+/** How long a load balancer waits for the pair's issuer to obtain the certificate in the same run. */
+const PEER_WAIT_SECONDS = 600;
 
 /** The line certbot keeps in a lineage's renewal file naming the ACME server it came from. */
 const serverLine = (url: string) => `server = ${url}`;
@@ -24,6 +27,7 @@ const inAcmeMode = (v: { certificate_mode?: unknown }) => v.certificate_mode ===
 const vars = withRules(
   z.object({
     domain: shared('domain', "The certificate's name."),
+    ...pick('lb_virtual_ip'),
     certificate_mode: oneOf(['acme', 'selfsigned'])
       .default('acme')
       .describe('`acme`: issued by the ACME CA; `selfsigned`: no task, HAProxy keeps the placeholder the haproxy role made (no public DNS, e.g. Vagrant).'),
@@ -35,6 +39,12 @@ const vars = withRules(
       .default('')
       .describe("A CA bundle file **on the control machine** for an ACME server the system does not trust (the lab's Pebble); `\"\"`: the system trust store."),
     acme_email: z.string().default('').describe("The ACME account's contact address (expiry notices). Required with `certificate_mode: acme`."),
+    certificate_alert_days: wholeNumber(1, 60, 'a whole number of days from 1 to 60')
+      .default(14)
+      .describe(
+        'A converge (and `provision drift`, which reports it) checks that the served certificate ends in more than this many days and that the last renewal did not fail; ' +
+          'when not, the converge runs the renewal now.',
+      ),
     acme_key_type: oneOf(['ecdsa', 'rsa']).default('ecdsa').describe('Key type of the certificate: `ecdsa` (P-256, smaller and faster) or `rsa` (2048).'),
   }),
   [
@@ -60,6 +70,29 @@ const vars = withRules(
   ],
 );
 
+/**
+ * The certificate watched: ok while the served certificate ends in more than `days` days and the
+ * renewal service's last run did not fail (or while there is none yet: the task before obtains it). Otherwise a converge renews now (what the timer runs, with
+ * its unit's environment), and `provision drift` reports the task by its name: the alert without a
+ * monitoring server.
+ */
+export function watchTask(domain: string, pem: string, days: number) {
+  const seconds = days * 86_400;
+  const fresh = sh`openssl x509 -checkend ${seconds} -noout -in ${pem}` + ' >/dev/null';
+  return command(`certificate for ${domain} ends in more than ${days} days and its renewal is not failing`, {
+    cmd: [
+      'set -e',
+      'env $(systemctl show -p Environment --value certbot.service) certbot renew --no-random-sleep-on-renew -q',
+      'systemctl reset-failed certbot.service 2>/dev/null || true',
+      `${fresh} || { echo ${quote(`the certificate for ${domain} still ends within ${days} days after certbot renew`)} >&2; exit 1; }`,
+    ].join('\n'),
+    // No certificate yet: the task before this one obtains it (a plan made before the first run must
+    // not predict a renewal that the run, once the certificate exists, does not make).
+    unless: `[ ! -e ${quote(pem)} ] || { ${fresh} && ! systemctl is-failed --quiet certbot.service; }`,
+    timeout: 300,
+  });
+}
+
 export const role = defineRole({
   name: 'certificates',
   description:
@@ -73,6 +106,20 @@ export const role = defineRole({
     const v = ctx.vars;
     const domain = v.domain;
     if (v.certificate_mode !== 'acme') return []; // the haproxy role's self-signed placeholder is the certificate
+    const issuer = acmeIssuer(ctx, v.lb_virtual_ip);
+    if (issuer && issuer.name !== ctx.host.name) {
+      // The pair's other load balancers serve the certificate the issuer obtained (one ACME order,
+      // one renewal), copied through the control machine; a converge after a renewal brings the new one.
+      const issuerLive = `/etc/letsencrypt/live/${domain}`;
+      return [
+        peerFile(
+          `certificate for ${domain} from ${issuer.name} (obtained once for the pair)`,
+          { from_host: issuer.name, sources: [`${issuerLive}/fullchain.pem`, `${issuerLive}/privkey.pem`], dest: haproxyCertPath(domain), mode: '0600', wait_seconds: PEER_WAIT_SECONDS },
+          { notify: RELOAD_HAPROXY },
+        ),
+      ];
+    }
+    const challengeAddress = acmeChallengeAddress(ctx, v.lb_virtual_ip);
     const url = v.acme_directory_url;
     const bundle = v.acme_ca_bundle;
     const env = bundle ? `REQUESTS_CA_BUNDLE=${ACME_CA_PATH} ` : '';
@@ -86,7 +133,7 @@ export const role = defineRole({
       'systemctl reload-or-restart haproxy',
       `for i in $(seq 1 20); do ss -Hltn 'sport = :80' | grep -q . && break; sleep 0.5; done`,
       env +
-        sh`certbot certonly --standalone --http-01-address ${ACME_CHALLENGE_ADDRESS} --http-01-port ${ACME_CHALLENGE_PORT}` +
+        sh`certbot certonly --standalone --http-01-address ${challengeAddress} --http-01-port ${ACME_CHALLENGE_PORT}` +
         sh` --server ${url} --cert-name ${domain} -d ${domain} --agree-tos -m ${v.acme_email} --non-interactive` +
         sh` --key-type ${keyType} --force-renewal --deploy-hook ${DEPLOY_HOOK}`,
     ].join('\n');
@@ -123,10 +170,11 @@ export const role = defineRole({
           )
         : file('no ACME CA drop-in for renewals', { path: CERTBOT_DROPIN, state: 'absent' }, { notify: DAEMON_RELOAD }),
       service('certbot renewal timer', { name: 'certbot.timer', state: 'started', enabled: true }),
+      watchTask(domain, pem, v.certificate_alert_days),
     ];
   },
 
   handlers() {
-    return [command(DAEMON_RELOAD, { cmd: 'systemctl daemon-reload' })];
+    return [command(DAEMON_RELOAD, { cmd: 'systemctl daemon-reload' }), service(RELOAD_HAPROXY, { name: 'haproxy', state: 'reloaded' })];
   },
 });

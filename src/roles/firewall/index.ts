@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineRole } from '../define.js';
 import { groupAddresses, privateAddress } from '../shared.js';
 import { bool, oneOf, pick, shared, wholeNumber } from '../vars.js';
-import { extraRules, firewallRules } from './rules.js';
+import { extraRules, firewallRules, needsProtocolNames } from './rules.js';
 import { apt, ufw } from '../../modules/tasks.js';
 
 const vars = z.object({
@@ -18,6 +18,7 @@ const vars = z.object({
     'nginx_exporter_port',
     'mysqld_exporter_port',
     'prometheus_port',
+    'lb_virtual_ip',
   ),
   private_address: shared('private_address', 'The address peers use (their rules name it).'),
   firewall_extra_rules: extraRules()
@@ -55,7 +56,7 @@ export const role = defineRole({
       groupAddresses: (g) => groupAddresses(ctx, g),
     });
     return [
-      apt('install ufw', { packages: ['ufw'] }),
+      apt('install ufw', { packages: needsProtocolNames(rules) ? ['ufw', 'netbase'] : ['ufw'] }),
       // Exactly these rules (others purged); ufw adds them before it enables or changes defaults,
       // and the module refuses a rule set without SSH from the admin source or from this run's own address.
       ufw('firewall rules and policy', {

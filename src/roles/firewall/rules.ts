@@ -2,13 +2,14 @@ import { z } from 'zod';
 import { normaliseAddress } from '../../modules/lib/cidr.js';
 import type { UfwParams } from '../../modules/ufw/index.js';
 import { GROUPS } from '../shared.js';
+import { ACME_CHALLENGE_PORT } from '../haproxy/index.js';
 import { isAddress, oneOf, text, wholeNumber } from '../vars.js';
 
 export type FirewallRule = NonNullable<UfwParams['rules']>[number];
 
 type PortVar = 'ssh_port' | 'http_port' | 'https_port' | 'mysql_port' | 'node_exporter_port' | 'haproxy_exporter_port' | 'nginx_exporter_port' | 'mysqld_exporter_port' | 'prometheus_port';
 /** The firewall role's vars the rules are computed from. */
-export type FirewallVars = Record<PortVar, number> & { admin_cidrs: string[]; monitoring_cidrs: string[]; firewall_extra_rules: FirewallRule[] };
+export type FirewallVars = Record<PortVar, number> & { admin_cidrs: string[]; monitoring_cidrs: string[]; firewall_extra_rules: FirewallRule[]; lb_virtual_ip?: string };
 
 /** What the rules depend on: the host's groups, its vars, and the private addresses of the other groups' hosts. */
 export interface FirewallInput {
@@ -49,6 +50,13 @@ export function firewallRules(input: FirewallInput): FirewallRule[] {
     allow(port('http_port'), ['any'], 'http');
     allow(port('https_port'), ['any'], 'https');
   }
+  // keepalived's adverts (VRRP, unicast) between the load-balancer pair only: nobody else can claim the floating address.
+  if (member(GROUPS.loadbalancers) && v.lb_virtual_ip) {
+    for (const from of peers(GROUPS.loadbalancers)) rules.push({ rule: 'allow', proto: 'vrrp', from: normaliseAddress(from), comment: 'vrrp from load-balancer peer' });
+    // The pair's first load balancer asks for the ACME certificate: http-01 challenges reach it from whichever holds the address.
+    const pair = input.groupAddresses(GROUPS.loadbalancers);
+    if (pair.length > 1 && pair[0] === input.self) allow(ACME_CHALLENGE_PORT, peers(GROUPS.loadbalancers), 'acme http-01 from load-balancer peer');
+  }
   if (member(GROUPS.webservers)) allow(port('http_port'), peers(GROUPS.loadbalancers), 'http from load balancer');
   if (member(GROUPS.databases)) allow(port('mysql_port'), peers(GROUPS.databases, GROUPS.webservers), 'mysql from database/app host');
 
@@ -82,4 +90,9 @@ export function extraRules() {
     { error: (iss) => (iss.code === 'invalid_type' ? `must be ${RULE}` : undefined) },
   );
   return z.array(rule, { error: `must be a list of ${RULE}` }).meta({ type: `list of ${RULE}` });
+}
+
+/** A VRRP rule needs /etc/protocols (Debian's netbase) on the host: iptables knows "vrrp" only from it. */
+export function needsProtocolNames(rules: FirewallRule[]): boolean {
+  return rules.some((r) => r.proto === 'vrrp');
 }

@@ -1,9 +1,10 @@
 import { sh } from '../../util/quote.js';
 import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
-import { GROUPS, privateAddress } from '../shared.js';
+import { acmeIssuer, GROUPS, privateAddress } from '../shared.js';
 import { oneOf, pick, shared, text, wholeNumber } from '../vars.js';
-import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
+import { pkiDirFor } from '../../pki/index.js';
+import { apt, command, copy, file, internalTls, service, template } from '../../modules/tasks.js';
 
 const RELOAD = 'reload haproxy';
 
@@ -38,14 +39,20 @@ function placeholderCommand(domain: string, days: number): string {
   ].join('\n');
 }
 
+/** Where certbot's standalone server answers http-01 challenges: loopback, or the pair's issuer's private address. */
+export function acmeChallengeAddress(ctx: Parameters<typeof acmeIssuer>[0], virtualIp: string): string {
+  const issuer = acmeIssuer(ctx, virtualIp);
+  return issuer ? privateAddress(issuer) : ACME_CHALLENGE_ADDRESS;
+}
+
 const wholeNumber1 = () => wholeNumber(1, undefined, 'a whole number ≥ 1');
 
 const vars = withRules(
   z.object({
     domain: shared('domain', "The site's name: the certificate file, the health check's `Host`."),
-    ...pick('http_port', 'https_port', 'haproxy_exporter_port'),
+    ...pick('http_port', 'https_port', 'haproxy_exporter_port', 'lb_virtual_ip'),
     private_address: shared('private_address', 'Where the exporter listens.'),
-    backend_tls: shared('backend_tls', 'Re-encrypt to the web servers (set it for the nginx role too); needs `backend_tls_ca`.'),
+    backend_tls: shared('backend_tls', 'Re-encrypt to the web servers and verify them (the default; set the same for the nginx role): against the internal CA, or `backend_tls_ca`.'),
     haproxy_backend_group: z.string().default(GROUPS.webservers).describe('The group whose hosts are the backends, each at its private address and `http_port` (a run fails if it is empty).'),
     haproxy_balance: oneOf(['roundrobin', 'leastconn', 'source', 'first']).default('roundrobin').describe('Balancing algorithm.'),
     haproxy_health_path: text(/^\/[A-Za-z0-9._~\/-]*$/, 'an absolute URL path like /health', 'URL path').default('/health').describe('Path of the health check.'),
@@ -70,19 +77,10 @@ const vars = withRules(
     backend_tls_ca: z
       .string()
       .default('')
-      .describe("With `backend_tls`: the CA certificate (a file on the control machine) the web servers' certificates chain to."),
+      .describe("With `backend_tls` and your own certificates on the web servers (`backend_tls_cert`): the CA certificate (a file on the control machine) they chain to, verified for `domain`. `\"\"` (default): the inventory's internal CA, each server verified for its inventory name."),
   }),
   [
     { says: '`https_port` differs from `http_port`.', check: (v) => problemIf(v.http_port === v.https_port, 'https_port', 'must differ from http_port') },
-    {
-      says: '`backend_tls` needs `backend_tls_ca`.',
-      check: (v) =>
-        problemIf(
-          v.backend_tls === true && (typeof v.backend_tls_ca !== 'string' || v.backend_tls_ca === ''),
-          'backend_tls_ca',
-          "needed with backend_tls: the CA file (on the control machine) the web servers' certificates chain to",
-        ),
-    },
   ],
 );
 
@@ -110,9 +108,11 @@ export const role = defineRole({
         cmd: placeholderCommand(domain, v.haproxy_placeholder_days),
         creates: haproxyCertPath(domain),
       }),
-      ...(backendTls
-        ? [copy('backend CA certificate (from the control machine)', { src: v.backend_tls_ca, dest: BACKEND_CA_PATH, mode: '0644' }, { notify: RELOAD })]
-        : [file('no backend CA without backend_tls', { path: BACKEND_CA_PATH, state: 'absent' }, { notify: RELOAD })]),
+      ...(!backendTls
+        ? [file('no backend CA without backend_tls', { path: BACKEND_CA_PATH, state: 'absent' }, { notify: RELOAD })]
+        : v.backend_tls_ca
+          ? [copy('backend CA certificate (from the control machine)', { src: v.backend_tls_ca, dest: BACKEND_CA_PATH, mode: '0644' }, { notify: RELOAD })]
+          : [internalTls('backend CA: the internal CA the web servers\' certificates come from', { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, ca_file: BACKEND_CA_PATH }, { notify: RELOAD })]),
       template(
         'haproxy.cfg',
         {
@@ -124,9 +124,13 @@ export const role = defineRole({
             backends,
             backend_tls: backendTls,
             backend_ca: BACKEND_CA_PATH,
+            // Your own certificates name the domain; the internal CA's name each host.
+            backend_verify_domain: backendTls && v.backend_tls_ca !== '',
             cert_path: haproxyCertPath(domain),
             private_ip: privateAddress(ctx.host),
-            acme_address: ACME_CHALLENGE_ADDRESS,
+            // A pair: http-01 challenges reach whichever holds the address; both send them to the one
+            // load balancer that asks for the certificate (its certbot listens on its private address).
+            acme_address: acmeChallengeAddress(ctx, v.lb_virtual_ip),
             acme_port: ACME_CHALLENGE_PORT,
           },
           validate: 'haproxy -c -q -f %s',

@@ -3,9 +3,12 @@ import { quote } from '../../util/quote.js';
 import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, groupAddresses, privateAddress } from '../shared.js';
-import type { VarIssue } from '../types.js';
+import type { RoleContext, VarIssue } from '../types.js';
+import type { Task } from '../../modules/index.js';
 import { shared, text, wholeNumber } from '../vars.js';
-import { apt, command, copy, file, service, template } from '../../modules/tasks.js';
+import type { Host } from '../../inventory/index.js';
+import { pkiDirFor } from '../../pki/index.js';
+import { apt, command, copy, file, internalTls, service, template } from '../../modules/tasks.js';
 
 const RELOAD = 'reload nginx';
 const SITES_AVAILABLE = '/etc/nginx/sites-available';
@@ -52,13 +55,27 @@ export function reloadCommand(sockets: string[]): string {
   ].join('\n');
 }
 
-/** backend_tls_cert / backend_tls_key with backend_tls: set, and a file on the control machine. */
+/** backend_tls_cert / backend_tls_key, when given: a file on the control machine, and both or neither. */
 function tlsFileProblems(v: Record<string, unknown>, name: 'backend_tls_cert' | 'backend_tls_key'): VarIssue[] {
   if (v.backend_tls !== true) return [];
+  const other = name === 'backend_tls_cert' ? 'backend_tls_key' : 'backend_tls_cert';
   const f = v[name];
-  if (typeof f !== 'string' || f === '') return problemIf(true, name, 'needed with backend_tls (a file on the control machine)');
+  const given = typeof f === 'string' && f !== '';
+  const otherGiven = typeof v[other] === 'string' && v[other] !== '';
+  if (!given) return problemIf(otherGiven, name, `needed with ${other} (or leave both empty: the internal CA issues this host's certificate)`);
   return problemIf(!existsSync(f), name, `${f} does not exist on the control machine`);
 }
+
+/**
+ * The names of a web server's certificate from the internal CA: its inventory name (what HAProxy
+ * verifies, `verifyhost`) and its private address (what it connects to).
+ */
+export function backendCertNames(host: Host): string[] {
+  return [host.name, privateAddress(host)];
+}
+
+/** Where the internal CA's certificate for this host lives on it: certificate then key, one 0600 file. */
+export const INTERNAL_CERT_FILE = `${TLS_DIR}/backend.pem`;
 
 const vars = withRules(
   z.object({
@@ -77,8 +94,11 @@ const vars = withRules(
     backend_tls_cert: z
       .string()
       .default('')
-      .describe('With `backend_tls`: this host\'s certificate (chain), a file on the control machine; it must name `domain`.'),
-    backend_tls_key: z.string().default('').describe('With `backend_tls`: its key, a file on the control machine.'),
+      .describe('With `backend_tls`: your own certificate (chain) for this host, a file on the control machine; it must name `domain`. `""` (default): the internal CA issues one for the host\'s name and private address.'),
+    backend_tls_key: z.string().default('').describe('With `backend_tls_cert`: its key, a file on the control machine.'),
+    backend_tls_renew_days: wholeNumber(1, 365, 'a whole number of days from 1 to 365')
+      .default(30)
+      .describe('With the internal CA: a converge re-issues the host\'s certificate when it ends within this many days.'),
   }),
   [
     { says: '`nginx_status_port` differs from `http_port`.', check: (v) => problemIf(v.http_port === v.nginx_status_port, 'nginx_status_port', 'must differ from http_port') },
@@ -87,11 +107,39 @@ const vars = withRules(
       check: (v) => problemIf(v.app_port === v.http_port || v.app_port === v.nginx_status_port, 'app_port', 'must differ from http_port and nginx_status_port'),
     },
     {
-      says: '`backend_tls` needs `backend_tls_cert` and `backend_tls_key`, files that exist on the control machine.',
+      says: '`backend_tls_cert` and `backend_tls_key` are both set or both empty (internal CA), and name files that exist on the control machine.',
       check: (v) => [...tlsFileProblems(v, 'backend_tls_cert'), ...tlsFileProblems(v, 'backend_tls_key')],
     },
   ],
 );
+
+type NginxVars = z.output<typeof vars>;
+const ownFiles = (v: NginxVars) => v.backend_tls_cert !== '';
+
+/** The certificate and key nginx reads: your own files, or the internal CA's combined file. */
+function tlsFiles(v: NginxVars): { tls_cert: string; tls_key: string } {
+  return ownFiles(v) ? { tls_cert: `${TLS_DIR}/backend.crt`, tls_key: `${TLS_DIR}/backend.key` } : { tls_cert: INTERNAL_CERT_FILE, tls_key: INTERNAL_CERT_FILE };
+}
+
+function tlsTasks(ctx: RoleContext<NginxVars>): Task[] {
+  const v = ctx.vars;
+  const folder = file('backend TLS folder', { path: TLS_DIR, state: 'directory', mode: '0750', owner: 'root', group: 'root' });
+  if (ownFiles(v)) {
+    return [
+      folder,
+      copy('backend TLS certificate', { src: v.backend_tls_cert, dest: `${TLS_DIR}/backend.crt`, mode: '0644' }, { notify: RELOAD }),
+      copy('backend TLS key', { src: v.backend_tls_key, dest: `${TLS_DIR}/backend.key`, mode: '0600', sensitive: true }, { notify: RELOAD }),
+    ];
+  }
+  return [
+    folder,
+    internalTls(
+      'backend TLS certificate from the internal CA',
+      { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, cert_file: INTERNAL_CERT_FILE, names: backendCertNames(ctx.host), renew_before_days: v.backend_tls_renew_days },
+      { notify: RELOAD },
+    ),
+  ];
+}
 
 export const role = defineRole({
   name: 'nginx',
@@ -111,13 +159,7 @@ export const role = defineRole({
       apt('install nginx', { packages: ['nginx'] }),
       // Debian's default site listens on every address and answers for any name: never part of the site.
       file('remove the default site', { path: `${SITES_ENABLED}/default`, state: 'absent', created_by_package: 'nginx' }, { notify: RELOAD }),
-      ...(backendTls
-        ? [
-            file('backend TLS folder', { path: TLS_DIR, state: 'directory', mode: '0750', owner: 'root', group: 'root' }),
-            copy('backend TLS certificate', { src: v.backend_tls_cert, dest: `${TLS_DIR}/backend.crt`, mode: '0644' }, { notify: RELOAD }),
-            copy('backend TLS key', { src: v.backend_tls_key, dest: `${TLS_DIR}/backend.key`, mode: '0600', sensitive: true }, { notify: RELOAD }),
-          ]
-        : []),
+      ...(backendTls ? tlsTasks(ctx) : []),
       template(
         `site ${site}`,
         {
@@ -131,7 +173,7 @@ export const role = defineRole({
             http_port: v.http_port,
             app_port: v.app_port,
             backend_tls: backendTls,
-            tls_dir: TLS_DIR,
+            ...tlsFiles(v),
           },
           validate: siteValidateCommand(site),
         },

@@ -19,6 +19,8 @@ const MINIMAL: Record<string, Record<string, unknown>> = {
   template: { dest: '/etc/motd', src: '/dev/null' },
   ufw: { state: 'enabled' },
   user: { name: 'app' },
+  internal_tls: { pki_dir: '/srv/inventory/site.pki', ca_file: '/etc/haproxy/backend-ca.pem' },
+  peer_file: { from_host: 'lb-01', sources: ['/etc/letsencrypt/live/x/fullchain.pem'], dest: '/etc/haproxy/certs/x.pem' },
 };
 
 describe('module schemas', () => {

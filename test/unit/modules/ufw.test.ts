@@ -5,6 +5,8 @@ import { ufwModule, type ModuleContext } from '../../../src/modules/index.js';
 import { parseRunConnection, parseTuple, parseUfwState, PROBE_SCRIPT, runConnectionVerdict, sshAllowed } from '../../../src/modules/ufw/index.js';
 import { debianFacts, moduleContext, testHost } from './fixtures.js';
 import { emptyPredictedState } from '../../../src/modules/contract.js';
+import { ruleArgs, wantedRule } from '../../../src/modules/ufw/rules.js';
+import { ruleKey } from '../../../src/modules/ufw/state.js';
 
 /** POSIX sh (dash where it exists) must parse the command without running it. */
 function shellParses(cmd: string): void {
@@ -227,5 +229,21 @@ describe('ufw apply: one transaction', () => {
     const id = (cmd: string) => /\nID=([0-9a-f]{12})\n/.exec(cmd)?.[1];
     expect(id(a)).toBeDefined();
     expect(id(a)).not.toBe(id(b));
+  });
+});
+
+describe('VRRP rules (keepalived between a load-balancer pair)', () => {
+  test('a rule with proto vrrp is the one ufw lists: same key, so a second run changes nothing', () => {
+    const want = wantedRule({ rule: 'allow', proto: 'vrrp', from: '10.87.0.13', comment: 'vrrp from load-balancer peer' });
+    expect(ruleArgs(want, 'add')).toEqual(['ufw', 'allow', 'proto', 'vrrp', 'from', '10.87.0.13', 'to', 'any', 'comment', 'vrrp from load-balancer peer']);
+    // The tuple line ufw 0.36.2 writes for it (user.rules).
+    const listed = parseTuple(`allow vrrp any 0.0.0.0/0 any 10.87.0.13 in comment=${Buffer.from('vrrp from load-balancer peer').toString('hex')}`)!;
+    expect(ruleKey(listed)).toBe(ruleKey(want));
+  });
+
+  test('proto vrrp takes no port', () => {
+    const r = ufwModule.schema.safeParse({ rules: [{ rule: 'allow', proto: 'vrrp', port: 112, from: '10.0.0.2' }] });
+    expect(r.success).toBe(false);
+    expect(r.error!.message).toContain('proto vrrp takes no port');
   });
 });

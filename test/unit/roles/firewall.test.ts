@@ -141,3 +141,32 @@ describe('firewall role vars', () => {
     ]);
   });
 });
+
+describe('the load-balancer pair (lb_virtual_ip)', () => {
+  const PAIR: typeof SITE = { ...SITE, 'lb-02': { address: '10.77.0.13', groups: ['loadbalancers'] } };
+
+  test('VRRP passes between the pair only, from the peer, and the firewall installs netbase for the protocol name', () => {
+    const lb1 = rulesFor('lb-01', { lb_virtual_ip: '10.77.0.100/24' }, PAIR);
+    expect(lb1.filter((r) => r.proto === 'vrrp')).toEqual([{ rule: 'allow', proto: 'vrrp', from: '10.77.0.13', comment: 'vrrp from load-balancer peer' }]);
+    // lb-01 obtains the pair's ACME certificate: the challenge comes from lb-02 when it holds the address.
+    expect(lb1.filter((r) => r.port === 8888)).toEqual([{ rule: 'allow', port: 8888, proto: 'tcp', from: '10.77.0.13', comment: 'acme http-01 from load-balancer peer' }]);
+    expect(rulesFor('lb-02', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).some((r) => r.port === 8888)).toBe(false);
+    expect(rulesFor('lb-02', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).filter((r) => r.proto === 'vrrp').map((r) => r.from)).toEqual(['10.77.0.10']);
+    expect(rulesFor('web-01', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).some((r) => r.proto === 'vrrp')).toBe(false);
+    // No floating address: no VRRP rule at all (one load balancer stays the reference site).
+    expect(rulesFor('lb-01', {}, PAIR).some((r) => r.proto === 'vrrp')).toBe(false);
+    const h = host('lb-01', PAIR);
+    const ctx = {
+      host: h,
+      vars: roleVarsFor(role, h, { ...SITE_VARS, lb_virtual_ip: '10.77.0.100/24' }),
+      hostsIn: (g: string) => Object.keys(PAIR).filter((n) => PAIR[n]!.groups.includes(g)).map((n) => host(n, PAIR)),
+    } as unknown as Parameters<typeof role.tasks>[0];
+    const apt = role.tasks(ctx).find((t) => t.module === 'apt')!;
+    expect((apt.params as { packages: string[] }).packages).toEqual(['ufw', 'netbase']);
+  });
+
+  test('lb_virtual_ip is an IPv4 address with its prefix length', () => {
+    expect(problemsOf(role, host('lb-01'), { ...SITE_VARS, lb_virtual_ip: '10.77.0.100' }).join('\n')).toMatch(/lb_virtual_ip: an IPv4 address with its prefix length/);
+    expect(problemsOf(role, host('lb-01'), { ...SITE_VARS, lb_virtual_ip: '10.77.0.100/24' })).toEqual([]);
+  });
+});

@@ -1,10 +1,13 @@
 /** The nginx, haproxy and certificates roles without a host: var checks and what they render. */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Facts } from '../../../src/facts/index.ts';
 import type { Host, Inventory } from '../../../src/inventory/index.ts';
 import { renderTemplate, type Task } from '../../../src/modules/index.ts';
-import { role as certificates } from '../../../src/roles/certificates/index.ts';
+import { role as certificates, watchTask } from '../../../src/roles/certificates/index.ts';
 import { role as haproxy } from '../../../src/roles/haproxy/index.ts';
 import { role as nginx } from '../../../src/roles/nginx/index.ts';
 import type { RoleContext, RoleDef } from '../../../src/roles/types.ts';
@@ -22,7 +25,7 @@ function expand(role: RoleDef, h: Host, vars: Record<string, unknown> = {}): Tas
     host: h,
     facts: {} as Facts,
     vars: roleVarsFor<RoleContext['vars']>(role, h, { ...site, ...h.vars, ...vars }),
-    inventory: {} as Inventory,
+    inventory: { name: 'site', file: '/srv/provision/inventory/site.yml' } as Inventory,
     hostsIn: (g) => groups[g] ?? [],
     file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles', role.name, rel),
   });
@@ -36,7 +39,7 @@ function rendered(tasks: Task[]): string {
 
 describe('nginx role', () => {
   it('listens on the private address, trusts only the load balancers for the client address', () => {
-    const conf = rendered(expand(nginx, webs[1]!));
+    const conf = rendered(expand(nginx, webs[1]!, { backend_tls: false }));
     expect(conf).toContain('listen 192.168.5.12:80 default_server;');
     expect(conf.match(/set_real_ip_from (\S+);/g)).toEqual(['set_real_ip_from 10.9.0.10;']);
     expect(conf).toContain('add_header X-Served-By web-02 always;');
@@ -53,17 +56,43 @@ describe('nginx role', () => {
   });
 
   it('refuses bad vars before any connection', () => {
-    const problems = problemsOf(nginx, webs[0]!, { ...site, http_port: 70000, nginx_served_by_header: 'X Bad', backend_tls: true });
+    const problems = problemsOf(nginx, webs[0]!, { ...site, http_port: 70000, nginx_served_by_header: 'X Bad', backend_tls: true, backend_tls_key: '/dev/null' });
     expect(problems.join('\n')).toMatch(/http_port/);
     expect(problems.join('\n')).toMatch(/nginx_served_by_header/);
-    expect(problems.join('\n')).toMatch(/backend_tls_cert: needed/);
+    expect(problems.join('\n')).toMatch(/backend_tls_cert: needed with backend_tls_key/);
     expect(problemsOf(nginx, webs[0]!, site)).toEqual([]);
+  });
+});
+
+describe('nginx role, TLS from the load balancers by default', () => {
+  it('serves only TLS on the private address with a certificate from the internal CA for its name and address', () => {
+    const tasks = expand(nginx, webs[1]!);
+    const conf = rendered(tasks);
+    expect(conf).toContain('listen 192.168.5.12:80 ssl default_server;');
+    expect(conf).toContain('ssl_certificate /etc/nginx/tls/backend.pem;');
+    expect(conf).toContain('ssl_certificate_key /etc/nginx/tls/backend.pem;');
+    const leaf = tasks.find((t) => t.module === 'internal_tls')!;
+    expect(leaf.params).toEqual({
+      pki_dir: '/srv/provision/inventory/site.pki',
+      ca_label: 'site',
+      cert_file: '/etc/nginx/tls/backend.pem',
+      names: ['web-02', '192.168.5.12'],
+      renew_before_days: 30,
+    });
+    expect(leaf.notify).toEqual(['reload nginx']);
+    expect(tasks.some((t) => t.module === 'copy')).toBe(false);
+  });
+
+  it('uses your own certificate and key when both are given', () => {
+    const tasks = expand(nginx, webs[0]!, { backend_tls_cert: '/dev/null', backend_tls_key: '/dev/null' });
+    expect(rendered(tasks)).toContain('ssl_certificate /etc/nginx/tls/backend.crt;');
+    expect(tasks.some((t) => t.module === 'internal_tls')).toBe(false);
   });
 });
 
 describe('haproxy role', () => {
   it('balances to every web server with health checks, terminates TLS with the domain certificate', () => {
-    const tasks = expand(haproxy, lb);
+    const tasks = expand(haproxy, lb, { backend_tls: false });
     const cfg = rendered(tasks);
     expect(cfg).toContain('server web-01 10.9.0.11:80');
     expect(cfg).toContain('server web-02 192.168.5.12:80');
@@ -85,11 +114,22 @@ describe('haproxy role', () => {
     expect(cfg).toMatch(/default-server check .* ssl verify required ca-file \/etc\/haproxy\/backend-ca\.pem verifyhost www\.foobar\.com/);
   });
 
+  it('re-encrypts by default, each web server verified for its own name against the internal CA', () => {
+    const tasks = expand(haproxy, lb);
+    const cfg = rendered(tasks);
+    expect(cfg).toMatch(/default-server check inter 2s fall 3 rise 2 ssl verify required ca-file \/etc\/haproxy\/backend-ca\.pem\n/);
+    expect(cfg).toContain('server web-01 10.9.0.11:80 verifyhost web-01\n');
+    expect(cfg).toContain('server web-02 192.168.5.12:80 verifyhost web-02\n');
+    const ca = tasks.find((t) => t.module === 'internal_tls')!;
+    expect(ca.params).toEqual({ pki_dir: '/srv/provision/inventory/site.pki', ca_label: 'site', ca_file: '/etc/haproxy/backend-ca.pem' });
+    expect(ca.notify).toEqual(['reload haproxy']);
+  });
+
   it('refuses bad vars', () => {
     const problems = problemsOf(haproxy, lb, { ...site, haproxy_hsts: 'forever', https_port: 80, backend_tls: true }).join('\n');
     expect(problems).toMatch(/haproxy_hsts/);
     expect(problems).toMatch(/https_port: must differ/);
-    expect(problems).toMatch(/backend_tls_ca/);
+    expect(problemsOf(haproxy, lb, { ...site, backend_tls: true })).toEqual([]);
   });
 });
 
@@ -115,5 +155,86 @@ describe('certificates role', () => {
     expect(problems).toMatch(/domain: still the placeholder/);
     expect(problems).toMatch(/acme_ca_bundle: \/nonexistent\/ca.pem does not exist/);
     expect(problemsOf(certificates, lb, site)).toEqual([]);
+  });
+});
+
+describe('a load-balancer pair (lb_virtual_ip): one ACME certificate, served by both', () => {
+  const lb2 = host('lb-02', '10.9.0.13', ['loadbalancers']);
+  const pairGroups: Record<string, Host[]> = { loadbalancers: [lb, lb2], webservers: webs };
+  const pair = { lb_virtual_ip: '203.0.113.100/24', acme_directory_url: 'https://acme.test/dir' };
+  function expandPair(role: RoleDef, h: Host): Task[] {
+    return role.tasks({
+      host: h,
+      facts: {} as Facts,
+      vars: roleVarsFor<RoleContext['vars']>(role, h, { ...site, ...pair }),
+      inventory: { name: 'site', file: '/srv/provision/inventory/site.yml' } as Inventory,
+      hostsIn: (g) => pairGroups[g] ?? [],
+      file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles', role.name, rel),
+    });
+  }
+
+  it('lb-01 asks the ACME CA, its certbot on its private address; both HAProxies send challenges there', () => {
+    const issue = expandPair(certificates, lb).find((t) => t.name.startsWith('certificate for'))!;
+    expect((issue.params as { cmd: string }).cmd).toContain('--http-01-address 10.9.0.10 --http-01-port 8888');
+    for (const h of [lb, lb2]) expect(rendered(expandPair(haproxy, h))).toMatch(/backend acme\n\s+server certbot 10\.9\.0\.10:8888/);
+  });
+
+  it('lb-02 asks nothing: it copies lb-01\'s certificate and key through the control machine and reloads HAProxy', () => {
+    const tasks = expandPair(certificates, lb2);
+    expect(tasks.map((t) => t.module)).toEqual(['peer_file']);
+    expect(tasks[0]!.params).toEqual({
+      from_host: 'lb-01',
+      sources: ['/etc/letsencrypt/live/www.foobar.com/fullchain.pem', '/etc/letsencrypt/live/www.foobar.com/privkey.pem'],
+      dest: '/etc/haproxy/certs/www.foobar.com.pem',
+      mode: '0600',
+      wait_seconds: 600,
+    });
+    expect(tasks[0]!.notify).toEqual(['reload haproxy (certificate from the pair)']);
+  });
+
+  it('one load balancer: certbot on loopback as before', () => {
+    const issue = expand(certificates, lb, { ...pair }).find((t) => t.name.startsWith('certificate for'))!;
+    expect((issue.params as { cmd: string }).cmd).toContain('--http-01-address 127.0.0.1 --http-01-port 8888');
+  });
+});
+
+describe('the public certificate watched (certificates role)', () => {
+  it('a converge renews, and drift reports, a certificate ending within 14 days or a failed renewal', () => {
+    const t = expand(certificates, lb, { acme_directory_url: 'https://acme.test/dir' }).find((x) => x.name.startsWith('certificate for www.foobar.com ends in more than'))!;
+    const p = t.params as { cmd: string; unless: string };
+    expect(t.name).toBe('certificate for www.foobar.com ends in more than 14 days and its renewal is not failing');
+    expect(p.unless).toBe(
+      "[ ! -e /etc/haproxy/certs/www.foobar.com.pem ] || { openssl x509 -checkend 1209600 -noout -in /etc/haproxy/certs/www.foobar.com.pem >/dev/null && ! systemctl is-failed --quiet certbot.service; }",
+    );
+    expect(p.cmd).toContain('certbot renew --no-random-sleep-on-renew -q');
+    expect(p.cmd).toContain('systemctl reset-failed certbot.service');
+  });
+
+  it('its guard, run by the real openssl (a renewal service that has not failed): 10 days left fails it, 30 days pass it, no certificate yet passes it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'provision-watch-'));
+    try {
+      // `systemctl is-failed --quiet` exits 1 for a unit that has not failed.
+      mkdirSync(path.join(dir, 'bin'));
+      writeFileSync(path.join(dir, 'bin', 'systemctl'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+      const guard = (days: number | undefined) => {
+        const pem = path.join(dir, `${days ?? 'none'}.pem`);
+        if (days !== undefined) {
+          execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', String(days), '-subj', '/CN=www.foobar.com', '-keyout', path.join(dir, 'k.pem'), '-out', pem], { stdio: 'ignore' });
+        }
+        const unless = (watchTask('www.foobar.com', pem, 14).params as { unless: string }).unless;
+        try {
+          execFileSync('sh', ['-c', unless], { stdio: 'ignore', env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` } });
+          return 0;
+        } catch (err) {
+          return (err as { status: number }).status;
+        }
+      };
+      expect(guard(10)).toBe(1);
+      expect(guard(30)).toBe(0);
+      // The task before obtains it: a plan made before the first run predicts no renewal (the run makes none).
+      expect(guard(undefined)).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
