@@ -260,7 +260,7 @@ describe('TLS from the load balancers to the web server, from the internal CA', 
   });
 
   /** A bounded capture on the bridge of the traffic to and from the web server's port 80, as text. */
-  async function capture(during: () => Promise<void>): Promise<{ text: string; handshakes: number }> {
+  async function capture(during: () => Promise<void>): Promise<{ text: string; handshakes: number; summary: string }> {
     const file = path.join(dir, `cap-${Date.now()}.pcap`);
     const filter = `tcp port 80 and host ${ADDRESS['web-01']}`;
     // -Z root: Debian's tcpdump otherwise drops to its own user, which cannot write into this 0700 folder.
@@ -283,16 +283,18 @@ describe('TLS from the load balancers to the web server, from the internal CA', 
     const text = await read(['-A']);
     // TLS handshake records (content type 22) in the TCP payload.
     const handshakes = (await read(['tcp[((tcp[12]&0xf0)>>2)]=0x16'])).split('\n').filter(Boolean).length;
-    return { text, handshakes };
+    // tcpdump's own account ("N packets captured, M received by filter, K dropped by kernel"), for a failure message.
+    const summary = err.trim().split('\n').slice(-4).join(' | ');
+    return { text, handshakes, summary };
   }
 
   const PLAINTEXT_HTTP = /(GET|HEAD|POST) \/\S* HTTP\/1\.[01]|HTTP\/1\.[01] \d{3} /;
 
   it('no plaintext HTTP crosses the bridge between load balancer and web server (bounded capture)', async () => {
-    const { text, handshakes } = await capture(async () => {
+    const { text, handshakes, summary } = await capture(async () => {
       for (let i = 0; i < 5; i++) expect((await request()).ok).toBe(true);
     });
-    expect(text.split('\n').length).toBeGreaterThan(10);
+    expect(text.split('\n').length, `tcpdump: ${summary}`).toBeGreaterThan(10);
     expect(handshakes).toBeGreaterThan(0);
     expect(text).not.toMatch(PLAINTEXT_HTTP);
     expect(text).not.toContain('X-Served-By');
@@ -301,12 +303,12 @@ describe('TLS from the load balancers to the web server, from the internal CA', 
 
   it('the same capture check does see a plaintext request (it can fail)', async () => {
     const py = `import socket; s=socket.create_connection(('${ADDRESS['web-01']}', 80), 5); s.sendall(b'GET /plaintext-probe HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); print(s.recv(4096)[:12])`;
-    const { text } = await capture(async () => {
+    const { text, summary } = await capture(async () => {
       const r = await sh('lb-01', `python3 -c "${py}"`);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('400'); // nginx answers a plain request on its TLS port with 400
     });
-    expect(text).toMatch(PLAINTEXT_HTTP);
+    expect(text, `tcpdump: ${summary}`).toMatch(PLAINTEXT_HTTP);
     expect(text).toContain('/plaintext-probe');
   });
 });
