@@ -264,7 +264,9 @@ describe('TLS from the load balancers to the web server, from the internal CA', 
     const file = path.join(dir, `cap-${Date.now()}.pcap`);
     const filter = `tcp port 80 and host ${ADDRESS['web-01']}`;
     // -Z root: Debian's tcpdump otherwise drops to its own user, which cannot write into this 0700 folder.
-    const dump = spawn('timeout', ['60', 'tcpdump', '-Z', 'root', '-i', bridgeName(NAME), '-U', '-n', '-s', '0', '-c', '2000', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // --immediate-mode: without it libpcap hands packets over in blocks retired after a 1 s timeout, and the
+    // SIGINT below discards a block not yet retired (seen: "0 packets captured, 26 received by filter").
+    const dump = spawn('timeout', ['60', 'tcpdump', '-Z', 'root', '-i', bridgeName(NAME), '--immediate-mode', '-U', '-n', '-s', '0', '-c', '2000', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     dump.stderr.on('data', (d) => (err += d));
     const exited = new Promise<void>((r) => dump.on('close', () => r()));
