@@ -39,10 +39,12 @@ const END = '@@end';
  * (`withContent` false) gets no checksum: nothing it plans with depends on the content.
  */
 function readFiles(items: string[]): string {
-    const all = [...new Set(items.map((i) => quote(i.slice(2))))].join(' ');
+  const paths = [...new Set(items.map((i) => i.slice(2)))];
+  // The lines of every directory on the way too (never the content): who controls each, and which are links.
+  const all = [...new Set([...paths, ...paths.flatMap(ancestorEntries)])].map(quote).join(' ');
   const content = [...new Set(items.filter((i) => i.startsWith('c:')).map((i) => quote(i.slice(2))))].join(' ');
   const lines = [
-    `find ${all} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%s\\0%p\\0%l\\0' 2>/dev/null; printf '${END}\\0'`,
+    `find ${all} -maxdepth 0 -printf '%y\\0%m\\0%u\\0%g\\0%s\\0%p\\0%l\\0%U\\0%G\\0' 2>/dev/null; printf '${END}\\0'`,
     ...(content ? [`find ${content} -maxdepth 0 -type f -size +${MAX_DIFF_BYTES}c -exec sha256sum -z -- {} + 2>/dev/null`] : []),
     `printf '${END}\\0'`,
     ...(content ? [`find ${content} -maxdepth 0 -type f -size -${MAX_DIFF_BYTES + 1}c -exec cat -- {} + 2>/dev/null | base64 -w0`] : []),
@@ -50,8 +52,59 @@ function readFiles(items: string[]): string {
   return lines.join('\n');
 }
 
+/**
+ * What the read looks at besides the path itself: each directory on the way as named (`/home/app/.config`,
+ * seen without following it: is it a link?) and as reached (`/home/app/.`: who can change its entries).
+ */
+function ancestorEntries(path: string): string[] {
+  const parts = path.split('/').filter((c) => c !== '' && c !== '.');
+  const out = ['/.'];
+  for (let i = 1; i < parts.length; i++) {
+    const prefix = '/' + parts.slice(0, i).join('/');
+    out.push(prefix, `${prefix}/.`);
+  }
+  return out;
+}
+
+interface EntryMeta {
+  type: string;
+  mode: string;
+  owner: string;
+  group: string;
+  size: number;
+  target: string;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Why reading `path` would follow a link that someone other than root can put there, or undefined.
+ * The rule of the writes (safe-path.ts): a link on the way is followed only when it lies in a directory
+ * only root can change. Without it, a user who turns `~/.config` into a link to `/root` gets root's
+ * files read into the diff, the plan file and the log. The last component itself is never followed.
+ */
+export function unsafeAncestor(path: string, meta: ReadonlyMap<string, EntryMeta>): string | undefined {
+  const parts = path.split('/').filter((c) => c !== '' && c !== '.');
+  for (let i = 1; i < parts.length; i++) {
+    const parent = '/' + parts.slice(0, i - 1).join('/');
+    const entry = meta.get('/' + parts.slice(0, i).join('/'));
+    if (entry?.type !== 'l') continue;
+    const dir = meta.get(parent === '/' ? '/.' : `${parent}/.`);
+    const who = dir ? controller(dir) : 'someone';
+    if (who !== 'root') return `${'/' + parts.slice(0, i).join('/')} is a symbolic link in a directory that ${who} can change: provision does not read through it`;
+  }
+  return undefined;
+}
+
+/** Who can change a directory's entries, as safe-path.ts's controller() says it. */
+function controller(dir: EntryMeta): string {
+  const mode = parseInt(dir.mode, 8);
+  if (mode & 0o002 || (mode & 0o020 && dir.gid !== 0)) return mode & 0o1000 ? 'everyone' : `group ${dir.group} or everyone`;
+  return dir.uid === 0 ? 'root' : `user ${dir.owner}`;
+}
+
 interface FilesRead {
-  meta: Map<string, { type: string; mode: string; owner: string; group: string; size: number; target: string }>;
+  meta: Map<string, EntryMeta>;
   sums: Map<string, string>;
   /** Content of the small regular files read with content; undefined when they changed while read. */
   contents?: Map<string, Buffer>;
@@ -64,9 +117,9 @@ function parseFilesRead(out: ProbeResult, items: string[]): FilesRead {
   let i = 0;
   const meta: FilesRead['meta'] = new Map();
   while (i < fields.length && fields[i] !== END) {
-    const [type = '', mode = '', owner = '', group = '', size = '0', name = '', target = ''] = fields.slice(i, i + 7);
-    meta.set(name, { type, mode, owner, group, size: Number(size), target });
-    i += 7;
+    const [type = '', mode = '', owner = '', group = '', size = '0', name = '', target = '', uid = '', gid = ''] = fields.slice(i, i + 9);
+    meta.set(name, { type, mode, owner, group, size: Number(size), target, uid: Number(uid), gid: Number(gid) });
+    i += 9;
   }
   const sums = new Map<string, string>();
   for (i++; i < fields.length && fields[i] !== END; i++) {
@@ -97,6 +150,8 @@ function pickFile(out: ProbeResult, item: string, items: string[]): ProbeResult 
   let read = filesReads.get(out);
   if (!read) filesReads.set(out, (read = parseFilesRead(out, items)));
   const path = item.slice(2);
+  const refused = unsafeAncestor(path, read.meta);
+  if (refused) return { stdout: `refused ${refused}`, code: 0 };
   const m = read.meta.get(path);
   if (!m) return { stdout: 'absent\n', code: 0 };
   switch (m.type) {
@@ -123,6 +178,9 @@ export function parseFileState(r: ProbeResult | undefined): FileState {
   const [head = '', body] = r.stdout.split('\n', 2);
   const f = head.trim().split(' ');
   switch (f[0]) {
+    case 'refused':
+      // The task fails on this host, as its write would (exit 95 of safe-path.ts); nothing of what is behind the link is kept.
+      throw new Error(`provision refused: ${head.slice(8)}`);
     case 'link':
       return { type: 'link', target: head.slice(5) };
     case 'directory':

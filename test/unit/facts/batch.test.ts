@@ -5,7 +5,7 @@
  * each call, so the test can count the calls.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -189,5 +189,33 @@ describe('batched probes', () => {
     // A file that keeps changing: three reads, then the answer that matches nothing stands.
     const always = await runProbes(localConnection({ PATH: `${racingCat(99)}:${process.env.PATH}` }), [fileState(path.join(dir, 'a'), true)]);
     expect(parseFileState(always.get(fileState(path.join(dir, 'a'), true).key))).toMatchObject({ type: 'file', sha256: '?', content: undefined });
+  });
+
+  // Root reading through a link a user put on the way (their ~/.config → /root) would carry root's files
+  // into the diff, the plan file and the log. The rule of the writes (safe-path.ts) holds for the reads.
+  it.skipIf(process.getuid?.() !== 0)('a file read never goes through a link in a directory a user, a group or everyone can change', () => {
+    const top = mkdtempSync(path.join(tmpdir(), 'provision-links-'));
+    const at = (...p: string[]) => path.join(top, ...p);
+    for (const d of ['secret', 'home', 'shared', 'sticky', 'etc']) mkdirSync(at(d));
+    writeFileSync(at('secret', 'key'), 'TOPSECRET\n');
+    chownSync(at('home'), 65534, 65534); // a user's home (nobody's)
+    chmodSync(at('shared'), 0o775);
+    chownSync(at('shared'), 0, 65534); // a group can change it
+    chmodSync(at('sticky'), 0o1777); // like /tmp
+    for (const d of ['home', 'shared', 'sticky', 'etc']) symlinkSync(at('secret'), at(d, 'cfg'));
+    lchownSync(at('home', 'cfg'), 65534, 65534);
+    const read = (p: string) => {
+      const probe = fileState(p, true);
+      return () => parseFileState(runLocally([probe]).get(probe.key));
+    };
+    expect(read(at('home', 'cfg', 'key'))).toThrow(`provision refused: ${at('home', 'cfg')} is a symbolic link in a directory that user nobody can change`);
+    expect(read(at('shared', 'cfg', 'key'))).toThrow(/shared\/cfg is a symbolic link in a directory that group \S+ or everyone can change/);
+    expect(read(at('sticky', 'cfg', 'key'))).toThrow(/sticky\/cfg is a symbolic link in a directory that everyone can change/);
+    // An attribute read (file, user's ~/.ssh) is refused the same way: owner and mode are root's secrets too.
+    expect(() => parseFileState(runLocally([fileState(at('home', 'cfg', 'key'), false)]).get(fileState(at('home', 'cfg', 'key'), false).key))).toThrow(/provision refused/);
+    // A link in a directory only root can change is followed, as /var/run → /run is.
+    expect(read(at('etc', 'cfg', 'key'))()).toMatchObject({ type: 'file', content: Buffer.from('TOPSECRET\n') });
+    // The link itself, as the last component, is reported as a link (never followed), wherever it is.
+    expect(read(at('home', 'cfg'))()).toMatchObject({ type: 'link', target: at('secret') });
   });
 });
