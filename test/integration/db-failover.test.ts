@@ -83,6 +83,7 @@ describe('db failover and rejoin', () => {
     await waitForAcks(WEB2, WEB2, 30, `after the failover\n${forced.stdout}${forced.stderr}`);
     const { acked, failedAttempts } = await stopWriter(WEB2, writing);
     const pauseMs = longestGap(acked);
+    const resumedMs = acked.find((a) => a.via === ADDRESS[WEB2])!.at - started;
     const onNew = await ids(WEB2);
     const missing = acked.filter((a: Ack) => !onNew.has(a.id)).map((a) => a.id);
 
@@ -99,7 +100,7 @@ describe('db failover and rejoin', () => {
     expect(divergedIds.length, `web-01 ${oldPos}, reported received 0-11-${receivedSeq}`).toBe(seqOf(oldPos, 11) - receivedSeq);
     for (const id of missing) expect(divergedIds, `acknowledged id ${id} missing on web-02 is in what was reported as possibly lost`).toContain(id);
     console.log(
-      `FIGURE failover --force (web-01's host stopped under writes): ${acked.length} ids acknowledged, longest gap between acknowledgements ${pauseMs} ms (includes the refused run without --force), ` +
+      `FIGURE failover --force (web-01's host stopped under writes): ${acked.length} ids acknowledged, longest gap between acknowledgements ${pauseMs} ms (includes the refused run without --force), first write on web-02 ${resumedMs} ms after db failover --force began, ` +
         `db failover --force ${commandMs} ms wall, ${failedAttempts} refused attempts; possibly lost after 0-11-${receivedSeq}: ${divergedIds.length} transaction(s) on web-01, ${missing.length} acknowledged id(s) missing on web-02`,
     );
   });
@@ -135,6 +136,7 @@ describe('db failover and rejoin', () => {
     expect(r.stdout).toMatch(/failed over: web-01 is the primary \(web-02: port closed\)/);
     await waitForAcks(WEB1, WEB1, 30, `after the failover\n${r.stdout}`);
     const { acked } = await stopWriter(WEB1, writing);
+    const resumedMs = acked.find((a) => a.via === ADDRESS[WEB1])!.at - started;
     const onNew = await ids(WEB1);
     const missing = acked.filter((a) => !onNew.has(a.id)).map((a) => a.id);
 
@@ -147,7 +149,7 @@ describe('db failover and rejoin', () => {
     expect(probe.code, probe.stdout).not.toBe(0);
     const onFenced = await ids(WEB2);
     for (const id of missing) expect(onFenced.has(id), `acknowledged id ${id} missing on web-01 is on the fenced web-02`).toBe(true);
-    console.log(`FIGURE failover with fence (web-02's mysqld stopped, SSH up) under writes: ${acked.length} ids acknowledged, longest gap between acknowledgements ${longestGap(acked)} ms, db failover ${commandMs} ms wall, ${missing.length} acknowledged id(s) missing on web-01`);
+    console.log(`FIGURE failover with fence (web-02's mysqld stopped, SSH up) under writes: ${acked.length} ids acknowledged, longest gap between acknowledgements ${longestGap(acked)} ms, first write on web-01 ${resumedMs} ms after db failover began, db failover ${commandMs} ms wall, ${missing.length} acknowledged id(s) missing on web-01`);
 
     const back = await db('rejoin', WEB2, '-i', inv);
     expect(back.code, back.stdout + back.stderr).toBe(2);
