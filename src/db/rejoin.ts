@@ -24,7 +24,7 @@ import { fenceRule, fenceScript, unfenceScript, type FenceRecord } from './fence
 import { gtidsBeyond } from './gtid.js';
 import type { DbServer } from './server.js';
 import { summarize } from './status.js';
-import { follow, writeRecord, type ReplicationLogin } from './switchover.js';
+import { ensureReplicationAccount, follow, writeRecord, type ReplicationLogin } from './switchover.js';
 
 export interface RejoinOptions {
   host: string;
@@ -125,6 +125,11 @@ export async function rejoin(servers: DbServer[], o: RejoinOptions): Promise<Rej
   log(`${host.name}: a new empty data directory, started read-only (61-provision-primary.cnf; ${primary.name} recorded as the primary)`);
 
   try {
+    // Its replication account on the primary (a former primary never had one: the role makes one per
+    // replica's address), made before the copy so that the copy holds it too.
+    const login = o.login(host, primary);
+    await ensureReplicationAccount(primary, host.address, login);
+    log(`${primary.name}: replication account ${login.user}@${host.address} present (by its password hash) for ${host.name} to follow it`);
     // Step 4: the primary's consistent copy streamed into it.
     await host.query(host.flavor === 'mariadb' ? "RESET MASTER;\nSET GLOBAL gtid_slave_pos = ''" : 'SET GLOBAL super_read_only = OFF;\nRESET MASTER');
     const sink = await host.spawn(CLIENT);

@@ -108,8 +108,7 @@ export async function switchover(servers: DbServer[], o: SwitchoverOptions): Pro
   // The old primary must be able to follow the target: its login, made on the old primary while it is
   // writable, replicates to the target with everything else.
   const back = o.login(primary, target);
-  const acct = account(back.user, primary.address);
-  await primary.query(`CREATE USER IF NOT EXISTS ${acct} ${identifiedClause(nativePasswordHash(back.password.reveal()), primary.flavor)};\nGRANT REPLICATION SLAVE ON *.* TO ${acct}`);
+  await ensureReplicationAccount(primary, primary.address, back);
   log(`${primary.name}: replication account ${back.user}@${primary.address} present (made on the primary, replicated), for it to follow ${target.name} afterwards`);
 
   const mysql8 = primary.flavor === 'mysql';
@@ -182,6 +181,15 @@ export async function switchover(servers: DbServer[], o: SwitchoverOptions): Pro
   }
   for (const w of warnings) log(`WARNING: ${w}`);
   return result;
+}
+
+/**
+ * The account `login` uses from `address`, made on `on` (a primary: it replicates to the others) by
+ * its password hash, so that the clear password never enters the binary log.
+ */
+export async function ensureReplicationAccount(on: DbServer, address: string, login: ReplicationLogin): Promise<void> {
+  const acct = account(login.user, address);
+  await on.query(`CREATE USER IF NOT EXISTS ${acct} ${identifiedClause(nativePasswordHash(login.password.reveal()), on.flavor)};\nGRANT REPLICATION SLAVE ON *.* TO ${acct}`);
 }
 
 /** Wait (bounded) for uncommitted writes to end; kill the connections that still hold some. Returns how many were killed. */
