@@ -4,6 +4,8 @@
  */
 import type { Command } from 'commander';
 import { switchover, SwitchoverRefused, type ReplicationLogin } from '../db/switchover.js';
+import { failover, FailoverRefused, type HostView } from '../db/failover.js';
+import { rejoin, RejoinRefused } from '../db/rejoin.js';
 import { DbServer } from '../db/server.js';
 import { renderStatus, summarize } from '../db/status.js';
 import { connectHosts, NO_EVENTS, SshConnector } from '../executor/index.js';
@@ -11,7 +13,7 @@ import { prepareHosts, type Host, type Inventory } from '../inventory/index.js';
 import { flavorOf } from '../modules/mysql/client.js';
 import { roleVars } from '../roles/index.js';
 import { GROUPS, privateAddress } from '../roles/shared.js';
-import { InputError } from '../util/errors.js';
+import { errorMessage, InputError } from '../util/errors.js';
 import { Secret } from '../util/secrets.js';
 import { EXIT } from './exit-codes.js';
 import { loadInventory } from './load.js';
@@ -68,6 +70,11 @@ function loginOf(inv: Inventory) {
   };
 }
 
+/** A host's database port (the mysql role's mysql_port). */
+function portOf(inv: Inventory) {
+  return (host: string): number => Number(roleVars('mysql', inv.hosts.get(host)!, { vars: {} }).mysql_port);
+}
+
 export interface SwitchoverCliOptions extends CommonOptions {
   to: string;
   writesTimeout: number;
@@ -106,8 +113,88 @@ export async function dbSwitchoverCommand(o: SwitchoverCliOptions): Promise<numb
   }, checkTarget);
 }
 
+export interface FailoverCliOptions extends CommonOptions {
+  force?: boolean;
+  to?: string;
+  catchUpTimeout: number;
+}
+
+/** `provision db failover`: exit 2 failed over, 1 refused or failed (said why), 4 bad input. */
+export async function dbFailoverCommand(o: FailoverCliOptions): Promise<number> {
+  const checkTarget = (hosts: Host[]) => {
+    if (o.to !== undefined && !hosts.some((h) => h.name === o.to)) throw new InputError(`--to ${o.to}: not a database host of the inventory (${GROUPS.dbPrimary}, ${GROUPS.dbReplica}: ${hosts.map((h) => h.name).join(', ')})`);
+  };
+  return withServers(o, async (servers, unreachable, inv) => {
+    // Each host as it answers: SSH (a session), SQL (its state), or why not.
+    const views: HostView[] = await Promise.all(
+      databaseHosts(inv).map(async (h): Promise<HostView> => {
+        const server = servers.find((s) => s.name === h.name);
+        if (!server) return { name: h.name, address: privateAddress(h), sshError: unreachable[h.name] ?? 'not connected' };
+        try {
+          return { name: h.name, address: server.address, server, state: await server.readState() };
+        } catch (err) {
+          return { name: h.name, address: server.address, server, sqlError: errorMessage(err).slice(0, 200) };
+        }
+      }),
+    );
+    try {
+      const r = await failover(views, {
+        force: o.force === true,
+        to: o.to,
+        catchUpTimeoutSeconds: o.catchUpTimeout,
+        login: loginOf(inv),
+        port: portOf(inv),
+        log: (line) => (o.json ? undefined : printOut(line)),
+      });
+      if (o.json) printOut(JSON.stringify(r));
+      else if (!r.ok) printOut(r.promoted ? `failover FAILED after the promotion: ${r.to} is the primary; see the steps above` : 'failover FAILED before the promotion: see the steps above');
+      else
+        printOut(
+          `failed over: ${r.to} is the primary (${r.from}: ${r.fence}). Possibly lost: ${r.possiblyLost?.text ?? 'none'}. ` +
+            `Update the inventory: ${r.to} in db_primary, ${r.from} in db_replica; bring ${r.from} back with provision db rejoin ${r.from}`,
+        );
+      return r.ok ? EXIT.CHANGED : EXIT.FAILED;
+    } catch (err) {
+      if (err instanceof FailoverRefused) {
+        printErr(`provision: db failover refused: ${err.message}`);
+        return EXIT.FAILED;
+      }
+      throw err;
+    }
+  }, checkTarget);
+}
+
+export interface RejoinCliOptions extends CommonOptions {
+  catchUpTimeout: number;
+}
+
+/** `provision db rejoin HOST`: exit 2 rejoined, 1 refused or failed, 3 HOST unreachable, 4 bad input. */
+export async function dbRejoinCommand(host: string, o: RejoinCliOptions): Promise<number> {
+  const checkHost = (hosts: Host[]) => {
+    if (!hosts.some((h) => h.name === host)) throw new InputError(`${host}: not a database host of the inventory (${GROUPS.dbPrimary}, ${GROUPS.dbReplica}: ${hosts.map((h) => h.name).join(', ')})`);
+  };
+  return withServers(o, async (servers, unreachable, inv) => {
+    if (unreachable[host] !== undefined) {
+      printErr(`provision: db rejoin refused, nothing changed: ${host} unreachable (${unreachable[host]})`);
+      return EXIT.UNREACHABLE;
+    }
+    try {
+      const r = await rejoin(servers, { host, catchUpTimeoutSeconds: o.catchUpTimeout, login: loginOf(inv), port: portOf(inv), log: (line) => (o.json ? undefined : printOut(line)) });
+      if (o.json) printOut(JSON.stringify(r));
+      else printOut(r.ok ? `rejoined: ${host} replicates from ${r.primary}; its old data is in ${r.setAside}` : `rejoin FAILED: ${r.error}`);
+      return r.ok ? EXIT.CHANGED : EXIT.FAILED;
+    } catch (err) {
+      if (err instanceof RejoinRefused) {
+        printErr(`provision: db rejoin refused: ${err.message}`);
+        return EXIT.FAILED;
+      }
+      throw err;
+    }
+  }, checkHost);
+}
+
 export function registerDbCommand(program: Command, addCommon: (cmd: Command) => Command, setCode: (c: number) => void): void {
-  const db = program.command('db').description('the database tier: db status | db switchover (docs/database.md)');
+  const db = program.command('db').description('the database tier: db status | switchover | failover | rejoin (docs/database.md)');
   addCommon(db.command('status').description('which server is the primary; each replica: source, threads, lag, GTIDs received/executed. Exit 1 with two writers or none')).action(
     async (o) => setCode(await dbStatusCommand(o)),
   );
@@ -116,4 +203,13 @@ export function registerDbCommand(program: Command, addCommon: (cmd: Command) =>
     .option('--writes-timeout <seconds>', 'wait this long for uncommitted writes on the old primary, then kill their connections', positiveInt('--writes-timeout'), 10)
     .option('--catch-up-timeout <seconds>', 'bound on each wait for a server to apply a GTID position', positiveInt('--catch-up-timeout'), 60)
     .action(async (o) => setCode(await dbSwitchoverCommand(o)));
+  addCommon(db.command('failover').description('unplanned: the primary does not answer; fence it (port closed, read-only) and promote the most advanced replica'))
+    .option('--force', 'promote even when the failed primary cannot be fenced (unreachable over SSH); reports what may be lost')
+    .option('--to <host>', 'the replica to promote, only if it is as advanced as every other')
+    .option('--catch-up-timeout <seconds>', 'bound on each wait for a server to apply a GTID position', positiveInt('--catch-up-timeout'), 60)
+    .action(async (o) => setCode(await dbFailoverCommand(o)));
+  addCommon(db.command('rejoin').description('bring HOST back as a replica of the current primary from a consistent copy of it (its old data moved aside, its fence lifted)'))
+    .argument('<host>', 'the database host to rejoin (a former primary)')
+    .option('--catch-up-timeout <seconds>', 'bound on each wait for a server to apply a GTID position', positiveInt('--catch-up-timeout'), 60)
+    .action(async (host: string, o) => setCode(await dbRejoinCommand(host, o)));
 }

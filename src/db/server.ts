@@ -4,6 +4,7 @@
  * and its replication state read in one client run.
  */
 import type { HostSession } from '../executor/session.js';
+import type { RemoteProcess } from '../transport/index.js';
 import { CLIENT, CLIENT_WITH_HEADERS, parseRecords, sqlString, type MysqlFlavor } from '../modules/mysql/client.js';
 import { parseReplicaStatus, type ReplicaStatus } from '../modules/mysql/replication.js';
 import { ModuleError } from '../util/errors.js';
@@ -41,6 +42,18 @@ export class DbServer {
     const r = await this.session.exec(cmd, { stdin, become: true, timeoutMs: STATEMENT_BOUND_MS });
     if (r.code !== 0) throw new ModuleError(`${this.name}: ${cmd.slice(0, 60)} failed (exit ${r.code}): ${(r.stdout + r.stderr).trim().slice(-300)}`);
     return r.stdout;
+  }
+
+  /** A shell command as root whose result is returned whatever its exit (the caller reads the code). */
+  async tryShell(cmd: string, stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    const r = await this.session.exec(cmd, { stdin, become: true, timeoutMs: STATEMENT_BOUND_MS });
+    return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** A command whose stdin/stdout are streamed (a copy piped from one host into another). */
+  async spawn(cmd: string): Promise<RemoteProcess> {
+    if (!this.session.spawn) throw new ModuleError(`${this.name}: this connection cannot stream a command`);
+    return this.session.spawn(cmd, { become: true });
   }
 
   /** Stop / start replication, in this flavour's words. */

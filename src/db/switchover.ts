@@ -108,8 +108,7 @@ export async function switchover(servers: DbServer[], o: SwitchoverOptions): Pro
   // The old primary must be able to follow the target: its login, made on the old primary while it is
   // writable, replicates to the target with everything else.
   const back = o.login(primary, target);
-  const acct = account(back.user, primary.address);
-  await primary.query(`CREATE USER IF NOT EXISTS ${acct} ${identifiedClause(nativePasswordHash(back.password.reveal()), primary.flavor)};\nGRANT REPLICATION SLAVE ON *.* TO ${acct}`);
+  await ensureReplicationAccount(primary, primary.address, back);
   log(`${primary.name}: replication account ${back.user}@${primary.address} present (made on the primary, replicated), for it to follow ${target.name} afterwards`);
 
   const mysql8 = primary.flavor === 'mysql';
@@ -184,6 +183,15 @@ export async function switchover(servers: DbServer[], o: SwitchoverOptions): Pro
   return result;
 }
 
+/**
+ * The account `login` uses from `address`, made on `on` (a primary: it replicates to the others) by
+ * its password hash, so that the clear password never enters the binary log.
+ */
+export async function ensureReplicationAccount(on: DbServer, address: string, login: ReplicationLogin): Promise<void> {
+  const acct = account(login.user, address);
+  await on.query(`CREATE USER IF NOT EXISTS ${acct} ${identifiedClause(nativePasswordHash(login.password.reveal()), on.flavor)};\nGRANT REPLICATION SLAVE ON *.* TO ${acct}`);
+}
+
 /** Wait (bounded) for uncommitted writes to end; kill the connections that still hold some. Returns how many were killed. */
 async function endWrites(primary: DbServer, timeoutSeconds: number, log: (m: string) => void): Promise<number> {
   const deadline = Date.now() + timeoutSeconds * 1000;
@@ -235,12 +243,18 @@ async function rollBack(
  * own transactions are in its binary log, not in gtid_slave_pos (MariaDB): the position it asks the
  * source for is its binary log's, or it would ask for its own transactions again.
  */
-async function follow(replica: DbServer, source: DbServer, o: SwitchoverOptions, opts: { formerPrimary: boolean; verify?: boolean }): Promise<void> {
+export async function follow(
+  replica: DbServer,
+  source: DbServer,
+  o: Pick<SwitchoverOptions, 'login' | 'catchUpTimeoutSeconds'>,
+  opts: { formerPrimary: boolean; verify?: boolean; seeded?: boolean },
+): Promise<void> {
   const login = o.login(replica, source);
   const change = changeSourceSql({ host: source.address, port: login.port, user: login.user, password: login.password }, replica.flavor);
   const statements = [
-    // A former primary has no replication to stop (MariaDB refuses STOP SLAVE without a source).
-    ...(opts.formerPrimary ? [] : [replica.stopReplica]),
+    // A former primary, or a server just loaded from a copy, has no replication to stop (MariaDB refuses
+    // STOP SLAVE without a source); a loaded copy set its own position (the dump's gtid_slave_pos).
+    ...(opts.formerPrimary || opts.seeded ? [] : [replica.stopReplica]),
     ...(replica.flavor === 'mariadb' && opts.formerPrimary ? ['SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos'] : []),
     change.sql,
     replica.startReplica,
@@ -277,14 +291,14 @@ export function roleConfig(flavor: DbServer['flavor'], primary: boolean): { path
 }
 
 /** A file written whole (a temporary file renamed over the old one). */
-async function writeWhole(s: DbServer, file: string, content: string): Promise<void> {
+export async function writeWhole(s: DbServer, file: string, content: string): Promise<void> {
   const dir = file.replace(/\/[^/]*$/, '');
   const tmp = `${file}.tmp`;
   await s.shell(`mkdir -p ${quote(dir)} && umask 022 && cat > ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(file)}`, content);
 }
 
 /** The record, and the server's role in its config. */
-async function writeRecord(s: DbServer, record: PrimaryRecord): Promise<void> {
+export async function writeRecord(s: DbServer, record: PrimaryRecord): Promise<void> {
   await writeWhole(s, PRIMARY_RECORD, JSON.stringify(record) + '\n');
   const config = roleConfig(s.flavor, s.name === record.primary);
   await writeWhole(s, config.path, config.content);

@@ -14,143 +14,33 @@
  *   5. a target that cannot catch up within the bound: the switchover rolls back (old primary writable,
  *      target replicating from it), and the write it was waiting for arrives.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostExec, labDown, labPaths, labUp } from '../../src/lab/index.ts';
-import { changedTasks, provision, type CliResult } from '../e2e/lab-env.ts';
-import { failures, pollUntil, taskResult } from './faults-helpers.ts';
+import { labDown, labUp } from '../../src/lab/index.ts';
+import { changedTasks, type CliResult } from '../e2e/lab-env.ts';
+import { pollUntil, taskResult } from './faults-helpers.ts';
+import { dbLab, env, expectSuccess, longestGap, type Ack, type Status } from './db-helpers.ts';
 
 const NAME = 'dbsw';
 const SUBNET = '10.88.0';
 const [WEB1, WEB2] = ['web-01', 'web-02'];
 const ADDRESS: Record<string, string> = { [WEB1]: `${SUBNET}.11`, [WEB2]: `${SUBNET}.12` };
-const APP_PASSWORD = 'App-Passw0rd-20241';
-const env = {
-  PROVISION_SECRET_MYSQL_REPLICATION_PASSWORD: 'Repl-Passw0rd-2024',
-  PROVISION_SECRET_MYSQL_APP_PASSWORD: APP_PASSWORD,
-  PROVISION_SECRET_MYSQL_EXPORTER_PASSWORD: 'Exp-Passw0rd-20241',
-};
-const RUN_BOUND_MS = 300_000;
 const GUARD_TASK = (primary: string) => `the recorded database primary is the inventory's (${primary})`;
-let dir: string;
+const dir = mkdtempSync(path.join(tmpdir(), 'provision-dbsw-'));
+const { inventory, converge, db, sh, sql, status, expectPrimary, startWriter, waitForAcks, stopWriter, writerLogin } = dbLab({ name: NAME, dir, address: ADDRESS });
 let original: string;
 let swapped: string;
 
-const PLAYBOOK = `- name: MySQL primary
-  hosts: db_primary
-  roles: [mysql]
-- name: MySQL replica
-  hosts: db_replica
-  roles: [mysql]
-`;
-
-/** The pair with `primary` in db_primary and the other in db_replica. */
-function inventory(primary: string): string {
-  const p = labPaths(NAME);
-  const file = path.join(dir, `inv-${primary}.yml`);
-  const line = (h: string) => `  ${h}: { address: ${ADDRESS[h]}, groups: [webservers, ${h === primary ? 'db_primary' : 'db_replica'}] }\n`;
-  writeFileSync(
-    file,
-    `defaults:
-  user: root
-  identity_file: ${p.sshKey}
-  known_hosts: ${p.knownHosts}
-  connect_timeout: 5
-hosts:
-${line(WEB1)}${line(WEB2)}vars:
-  mysql_replication_password: !secret mysql_replication_password
-  mysql_app_password: !secret mysql_app_password
-  mysql_exporter_password: !secret mysql_exporter_password
-  mysql_replication_verify_timeout: 30
-`,
-  );
-  return file;
-}
-
-function converge(inv: string): Promise<CliResult> {
-  const pb = path.join(dir, 'site.yml');
-  writeFileSync(pb, PLAYBOOK);
-  return provision(['-i', inv, '-p', pb, '--json'], { env, timeoutMs: RUN_BOUND_MS });
-}
-const db = (...args: string[]) => provision(['db', ...args], { env, timeoutMs: RUN_BOUND_MS });
-
-function expectSuccess(r: CliResult): void {
-  expect(failures(r), r.stdout + r.stderr).toEqual([]);
-  expect([0, 2], r.stdout + r.stderr).toContain(r.code);
-}
-
-async function sh(host: string, script: string, timeoutMs = 60_000): Promise<string> {
-  const r = await hostExec(host, ['sh', '-c', script], NAME, { timeoutMs });
-  expect(r.code, `${host}: ${script}\n${r.stdout}${r.stderr}`).toBe(0);
-  return r.stdout.trim();
-}
-const sql = (host: string, query: string) => sh(host, `mysql --batch --skip-column-names <<'EOF'\n${query}\nEOF`);
-
-interface Status {
-  primary: string | null;
-  replicas: Record<string, { source: string | null; sourceHost: string | null; io: string; sql: string; received: string; executed: string; lagSeconds: number | null }>;
-  problems: string[];
-}
-async function status(inv: string): Promise<Status> {
-  const r = await db('status', '-i', inv, '--json');
-  expect(r.code, r.stdout + r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as Status;
-}
-function expectPrimary(s: Status, primary: string, replica: string): void {
-  expect(s.primary).toBe(primary);
-  expect(s.problems).toEqual([]);
-  const r = s.replicas[replica]!;
-  expect([r.sourceHost, r.source, r.io, r.sql]).toEqual([primary, `${ADDRESS[primary]}:3306`, 'Yes', 'Yes']);
-  expect(r.executed).toMatch(/^0-\d+-\d+/);
-}
-
-/**
- * The client: on web-02, through the app's user over TCP, ids 1, 2, … each inserted until acknowledged.
- * Its rule: an error (read-only, refused, killed) → the next attempt goes to the other server, 50 ms later.
- * A duplicate key on a retry means an earlier attempt committed without the answer arriving: acknowledged.
- * Bounded: at most 4000 ids and 150 s, stops when the stop file appears.
- */
-const WRITER = `set -u
-cnf=/root/writer.cnf; out=/root/writer; cur=$1; other=$2
-rm -f $out.acked $out.failed $out.stop
-i=1; end=$(( $(date +%s) + 150 ))
-while [ $i -le 4000 ] && [ ! -e $out.stop ] && [ $(date +%s) -lt $end ]; do
-  if err=$(mysql --defaults-extra-file=$cnf -h $cur --connect-timeout=2 -e "INSERT INTO app.writes (id, via) VALUES ($i, '$cur')" 2>&1) || case "$err" in *"ERROR 1062"*) true ;; *) false ;; esac; then
-    echo "$i $(date +%s%3N) $cur" >> $out.acked; i=$((i+1)); sleep 0.02
-  else
-    echo "$i $(date +%s%3N) $cur $err" | tr '\\n' ' ' >> $out.failed; echo >> $out.failed
-    t=$cur; cur=$other; other=$t; sleep 0.05
-  fi
-done
-echo "stopped at id $i"
-`;
-
-interface Ack {
-  id: number;
-  at: number;
-  via: string;
-}
-
-/** Run the switchover to `to` while the writer writes; every acknowledged id checked on both servers. */
+/** Run the switchover to `to` while the writer (on web-02) writes; every acknowledged id checked on both servers. */
 async function switchoverUnderWrites(inv: string, from: string, to: string): Promise<{ result: CliResult; acked: Ack[]; pauseMs: number; failedAttempts: number }> {
-  const writing = hostExec(WEB2, ['sh', '-c', WRITER, 'writer', ADDRESS[from]!, ADDRESS[to]!], NAME, { timeoutMs: 200_000 });
-  const count = async (via: string) => Number(await sh(WEB2, `grep -c ' ${via}$' /root/writer.acked 2>/dev/null || true`)) || 0;
-  expect(await pollUntil(async () => (await count(ADDRESS[from]!)) >= 30, 60_000, 250), 'the writer writes to the primary').toBeTruthy();
+  const writing = startWriter(WEB2, from, to);
+  await waitForAcks(WEB2, from, 30, 'before the switchover');
   const result = await db('switchover', '-i', inv, '--to', to, '--writes-timeout', '5', '--catch-up-timeout', '30');
-  expect(await pollUntil(async () => (await count(ADDRESS[to]!)) >= 30, 60_000, 250), `the writer writes to ${to}\n${result.stdout}${result.stderr}`).toBeTruthy();
-  await sh(WEB2, 'touch /root/writer.stop');
-  const w = await writing;
-  expect(w.code, w.stderr).toBe(0);
-  const acked = (await sh(WEB2, 'cat /root/writer.acked'))
-    .split('\n')
-    .map((l) => l.split(' '))
-    .map(([id, at, via]) => ({ id: Number(id), at: Number(at), via: via! }));
-  const failedAttempts = Number(await sh(WEB2, 'wc -l < /root/writer.failed 2>/dev/null || echo 0'));
-  let pauseMs = 0;
-  for (let i = 1; i < acked.length; i++) pauseMs = Math.max(pauseMs, acked[i]!.at - acked[i - 1]!.at);
-  return { result, acked, pauseMs, failedAttempts };
+  await waitForAcks(WEB2, to, 30, `after the switchover\n${result.stdout}${result.stderr}`);
+  const { acked, failedAttempts } = await stopWriter(WEB2, writing);
+  return { result, acked, pauseMs: longestGap(acked), failedAttempts };
 }
 
 /** Every acknowledged id is on `host` (the new replica once it applied the new primary's position). */
@@ -164,15 +54,13 @@ async function expectAllAcknowledged(host: string, acked: Ack[], primary: string
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'provision-dbsw-'));
   await labDown(NAME);
   await labUp({ name: NAME, subnet: `${SUBNET}.0/24`, only: [WEB1, WEB2], pebble: false });
   original = inventory(WEB1);
   swapped = inventory(WEB2);
   expectSuccess(await converge(original));
   await sql(WEB1, 'CREATE TABLE app.writes (id INT PRIMARY KEY, via VARCHAR(20) NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
-  // The writer's login, in a 0600 option file (never in argv).
-  await sh(WEB2, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\n' '${APP_PASSWORD}' > /root/writer.cnf`);
+  await writerLogin(WEB2);
 }, 900_000);
 
 afterAll(async () => {
