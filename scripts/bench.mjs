@@ -158,7 +158,9 @@ function floorConfig(name, hosts, labDir) {
   const file = path.join(tmp(), `floor-${name}.json`);
   writeFileSync(file, JSON.stringify({
     hosts: hosts.map((h) => ({ ...h, port: 22 })),
-    user: 'root', key: `${labDir}/ssh/id_ed25519`, knownHosts: `${labDir}/ssh/known_hosts`, script: factScript, forks: FORKS,
+    user: 'root', key: `${labDir}/ssh/id_ed25519`, knownHosts: `${labDir}/ssh/known_hosts`, script: factScript,
+    // The same parallelism as our run: --forks, else our default (DEFAULT_FORKS in src/executor/run.ts).
+    forks: FORKS ?? Math.min(hosts.length, 200),
   }));
   return file;
 }
