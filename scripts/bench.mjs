@@ -503,18 +503,19 @@ async function partScale() {
       log(`scale ${n}: run ${i + 1}: ours ${(ours.at(-1).wallMs / 1000).toFixed(2)} s, ${ours.at(-1).cpuS.toFixed(2)} s CPU, ${ours.at(-1).rssMB.toFixed(0)} MB; floor ${(floor.at(-1).wallMs / 1000).toFixed(2)} s`);
     }
     // One more run, not among the figures: where the peak memory is (heap, Buffers, the rest of RSS).
+    // --scale-no-memory-run leaves it out (a long size on a busy machine).
     const memFile = path.join(tmp(), `mem-${n}.json`);
-    await ourNoChange(inv, 'bench/scale-hosts.yml', 1, forksArgs, {
+    if (!flag('scale-no-memory-run')) await ourNoChange(inv, 'bench/scale-hosts.yml', 1, forksArgs, {
       env: { NODE_OPTIONS: `--require ${path.join(root, 'bench/memory-peaks.cjs')}`, BENCH_MEM_OUT: memFile, ...(process.env.BENCH_SNAP_AT_MB ? { BENCH_SNAP_AT_MB: process.env.BENCH_SNAP_AT_MB, BENCH_SNAP_FILE: `/tmp/provision-bench-${n}.heapsnapshot` } : {}) },
     });
-    const memoryPeaksMB = JSON.parse(readFileSync(memFile, 'utf8'));
+    const memoryPeaksMB = existsSync(memFile) ? JSON.parse(readFileSync(memFile, 'utf8')) : undefined;
     log(`scale ${n}: memory peaks (MB) ${JSON.stringify(memoryPeaksMB)}`);
     let alsoForks;
     if (ALSO_FORKS) {
       const alsoMem = path.join(tmp(), `mem-${n}-forks.json`);
-      await ourNoChange(inv, 'bench/scale-hosts.yml', 1, ['--forks', String(ALSO_FORKS)], { env: { NODE_OPTIONS: `--require ${path.join(root, 'bench/memory-peaks.cjs')}`, BENCH_MEM_OUT: alsoMem } });
-      alsoForks = { forks: ALSO_FORKS, ...summarise(also), memoryPeaksMB: JSON.parse(readFileSync(alsoMem, 'utf8')) };
-      log(`scale ${n}: with --forks ${ALSO_FORKS}, memory peaks (MB) ${JSON.stringify(alsoForks.memoryPeaksMB)}`);
+      if (!flag('scale-no-memory-run')) await ourNoChange(inv, 'bench/scale-hosts.yml', 1, ['--forks', String(ALSO_FORKS)], { env: { NODE_OPTIONS: `--require ${path.join(root, 'bench/memory-peaks.cjs')}`, BENCH_MEM_OUT: alsoMem } });
+      alsoForks = { forks: ALSO_FORKS, ...summarise(also), memoryPeaksMB: existsSync(alsoMem) ? JSON.parse(readFileSync(alsoMem, 'utf8')) : undefined };
+      log(`scale ${n}: with --forks ${ALSO_FORKS}: ${JSON.stringify({ wallS: alsoForks.wallS.median, cpuS: alsoForks.cpuS.median, rssMB: alsoForks.rssMB.median, memoryPeaksMB: alsoForks.memoryPeaksMB })}`);
     }
     const s = summarise(ours);
     const floorWall = stats(floor.map((r) => r.wallMs / 1000)).median;
