@@ -84,10 +84,10 @@ export function summarise(rows) {
 }
 
 /** N no-change runs of our CLI (each a fresh process); every one must change nothing. */
-export async function ourNoChange(inventory, playbook, runs, extra = []) {
+export async function ourNoChange(inventory, playbook, runs, extra = [], opts = {}) {
   const rows = [];
   for (let i = 0; i < runs; i++) {
-    const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inventory, '--playbook', playbook, '--json', ...extra]);
+    const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inventory, '--playbook', playbook, '--json', ...extra], opts);
     const f = runFigures(r);
     const bad = Object.values(f.recap.hosts).reduce((a, c) => a + c.changed + c.failed + c.unreachable, 0);
     if (r.code !== 0 || bad) throw new Error(`${inventory}: the no-change run changed or failed (exit ${r.code}): ${JSON.stringify(f.recap.hosts)}`);

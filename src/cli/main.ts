@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { InputError, PlanRefused } from '../util/errors.js';
 import { TOOL_VERSION } from '../util/version.js';
+import { DEFAULT_FORKS } from '../executor/run.js';
 import { applyCommand, parseMaxAge } from './apply.js';
 import { registerDbCommand } from './db.js';
 import { driftCommand } from './drift.js';
@@ -77,7 +78,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .argument('<plan>', 'plan file')
     .option('--all-or-nothing', 'refuse every host when any host drifted')
     .option('--max-age <duration>', 'refuse a plan older than this (900, 15m, 2h, 1d)', '1h')
-    .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
+    .option('-f, --forks <n>', `hosts worked on at once (default: ${DEFAULT_FORKS}; beyond that many hosts, one waits with its connection closed)`, positiveInt('--forks'))
     .option('-D, --diff', 'show unified diffs of file changes')
     .option('--json', 'one JSON event per line on stdout')
     .option('-v, --verbose', 'more output: -v ok and skipped tasks; -vv also each command run and its output', verbosity, 0)

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { configureInventoryLoading, VAULT_PASSWORD_ENV } from '../inventory/index.js';
 import { InputError } from '../util/errors.js';
+import { DEFAULT_FORKS } from '../executor/run.js';
 
 /** Options every host command takes. */
 export interface CommonOptions {
@@ -50,7 +51,7 @@ export function addCommonOptions(cmd: Command): Command {
   return addInventoryOptions(cmd)
     .option('-i, --inventory <name>', 'inventory name (inventory/NAME.yml) or path (required here or as inventory: in provision.yml)')
     .option('-l, --limit <pattern>', 'hosts or groups: names, globs, "!exclude", "&intersect", comma separated')
-    .option('-f, --forks <n>', 'hosts worked on at once (default: all)', positiveInt('--forks'))
+    .option('-f, --forks <n>', `hosts worked on at once (default: ${DEFAULT_FORKS}; beyond that many hosts, one waits with its connection closed)`, positiveInt('--forks'))
     .option('--json', 'one JSON event per line on stdout')
     .option('-v, --verbose', 'more output: -v ok and skipped tasks; -vv also each command run and its output', verbosity, 0);
 }

@@ -9,6 +9,9 @@ import { ConnectionError, ModuleError } from '../util/errors.js';
 export class ConnectionPool {
   private pending = new Map<string, Promise<SshConnection>>();
 
+  /** Hosts whose connection another host uses (a jump host, a peer): never released before the end. */
+  private readonly pinned = new Set<string>();
+
   constructor(private readonly inventory: Inventory) {}
 
   private jumpHost(host: Host): Host | undefined {
@@ -34,6 +37,7 @@ export class ConnectionPool {
     }
     const p = (async () => {
       const jump = this.jumpHost(host);
+      if (jump) this.pinned.add(jump.name);
       const via = jump ? await this.connect(jump, [...chain, host.name]) : undefined;
       return SshConnection.connect(host, via);
     })();
@@ -45,7 +49,23 @@ export class ConnectionPool {
   connectByName(name: string): Promise<SshConnection> {
     const host = this.inventory.hosts.get(name);
     if (!host) return Promise.reject(new ModuleError(`no host "${name}" in the inventory`));
+    this.pinned.add(name);
     return this.connect(host);
+  }
+
+  /**
+   * Close a host's connection until it is needed again (the next connect opens a new one), unless
+   * another host uses it. What keeps a run of more hosts than forks within forks open connections.
+   */
+  async release(host: Host): Promise<void> {
+    const p = this.pending.get(host.name);
+    if (!p || this.pinned.has(host.name)) return;
+    this.pending.delete(host.name);
+    const c = await p.catch(() => undefined);
+    if (!c) return;
+    c.close();
+    // A bounded wait: a host that never answers the close is dropped by its keepalives anyway.
+    await Promise.race([c.ended(), new Promise((r) => setTimeout(r, 5000).unref())]);
   }
 
   /**
@@ -54,6 +74,7 @@ export class ConnectionPool {
    */
   async checkFreshLogin(host: Host, timeoutMs = 8000): Promise<void> {
     const jump = this.jumpHost(host);
+    if (jump) this.pinned.add(jump.name);
     const via = jump ? await this.connect(jump) : undefined;
     const conn = await SshConnection.connect({ ...host, connection: { ...host.connection, connectTimeoutMs: Math.min(timeoutMs, host.connection.connectTimeoutMs) } }, via);
     try {

@@ -2,7 +2,7 @@
  * The executor: runs a playbook on an inventory and returns what happened as data (RunResult). It
  * owns its event contract (events.ts); exit codes, printing and plans are the CLI's and plan/'s.
  */
-export { connectHosts, runPlaybook, validateRoleVars } from './run.js';
+export { connectHosts, DEFAULT_FORKS, runPlaybook, validateRoleVars } from './run.js';
 export { playTargets, unknownPlayHosts } from './targets.js';
 export type { Connected, Gate, Phases, RunOptions, RunResult } from './run.js';
 export { runHost } from './host-run.js';

@@ -34,6 +34,13 @@ export interface RunOptions extends RunFlags {
   strict?: boolean;
 }
 
+/**
+ * Hosts worked on at once when neither --forks nor provision.yml says (Ansible's is 5). Each host in
+ * flight holds an SSH connection (ssh2's state, socket and cipher buffers) and its outputs; beyond
+ * this many, a host's connection is closed while it waits (see runPlaybook). Measured in README "Speed".
+ */
+export const DEFAULT_FORKS = 200;
+
 export type Phases = NonNullable<Extract<RunEvent, { kind: 'recap' }>['phases']>;
 
 /** A run as data: per host its outcome (counts, task outcomes, observed state, why it stopped). */
@@ -110,7 +117,7 @@ interface Prepared {
  * Every play in order over the hosts it selects that are still going (serial batches, forks,
  * max_fail_percentage): play 1 on every host before play 2 on any.
  */
-async function runPlays(opts: RunOptions, ready: Map<string, Prepared>, forks: number, sink: EventSink, names: string[]): Promise<void> {
+async function runPlays(opts: RunOptions, ready: Map<string, Prepared>, forks: number, sink: EventSink, names: string[], release: boolean): Promise<void> {
   for (const [pi, play] of opts.playbook.plays.entries()) {
     const selected = playTargets(opts.inventory, play.hosts);
     const targets = selected.hosts.filter((h) => ready.has(h) && !ready.get(h)!.run.stopped);
@@ -129,6 +136,7 @@ async function runPlays(opts: RunOptions, ready: Map<string, Prepared>, forks: n
       await mapLimit(batch, forks, async (h) => {
         const { run, plays } = ready.get(h)!;
         await run.runPlay(play.name, plays.get(pi)!, shared);
+        if (release) await run.session.release?.();
       });
       const failedInBatch = batch.filter((h) => ready.get(h)!.run.failed || ready.get(h)!.run.unreachable).length;
       if (play.maxFailPercentage !== undefined && (failedInBatch / batch.length) * 100 > play.maxFailPercentage) {
@@ -153,7 +161,11 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   prepareHosts(inventory, names);
   validateRoleVars(inventory, playbook, names);
   checkSecretsInParams(inventory, playbook, names);
-  const forks = opts.forks ?? Math.max(names.length, 1);
+  const forks = opts.forks ?? Math.min(Math.max(names.length, 1), DEFAULT_FORKS);
+  // More hosts than forks: a host's connection is closed whenever it waits for the others (after its
+  // state read, after each play) and opened again only when a later task needs it, so the controller
+  // holds at most `forks` connections whatever the number of hosts; a converged host never reopens.
+  const release = names.length > forks;
   const sink = maskedSink(opts.reporter);
   // Under a gate the check run is silent: what is shown is the real run of the hosts let through.
   const first = gate ? NO_EVENTS : sink;
@@ -190,8 +202,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
       connected.set(c.host.name, c);
       phases.hosts[c.host.name] = { connectMs: c.connectMs, factsMs: c.factsMs };
       await prepare(c, gate ? { ...opts, check: true, guard: undefined } : opts, first);
+      if (release) await c.session.release?.();
     });
-    await runPlays(opts, ready, forks, first, names);
+    await runPlays(opts, ready, forks, first, names, release);
     const outcomes = (): Record<string, HostOutcome> =>
       Object.fromEntries(names.map((h) => [h, ready.get(h)?.run.outcome() ?? unreachableOutcome(down.get(h) ?? 'not connected')]));
 
@@ -211,8 +224,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
           sink.emit({ kind: 'host-connected', host: h, ms: c.connectMs + c.factsMs });
           // The same session, facts and expansions; a fresh read of the state, which the guard checks.
           await prepare(c, opts, sink, checked.get(h)!.plays);
+          if (release) await c.session.release?.();
         });
-        await runPlays(opts, ready, forks, sink, through);
+        await runPlays(opts, ready, forks, sink, through, release);
       }
       for (const h of through) hosts[h] = ready.get(h)!.run.outcome();
     } else {

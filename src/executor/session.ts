@@ -2,6 +2,7 @@ import { gatherFacts, gatherFactsRemembering, runProbes, type Facts, type ProbeR
 import { STATE_READ_FILE } from '../host-paths.js';
 import type { Host, Inventory } from '../inventory/index.js';
 import type { Connection, ExecOptions, ExecResult, RemoteProcess } from '../transport/index.js';
+import type { Duplex } from 'node:stream';
 import { ConnectionPool } from './connect.js';
 
 /**
@@ -28,6 +29,11 @@ export interface HostSession {
   readonly probeTimeoutMs: number;
   /** Round trips so far (what `npm run bench` reports). */
   readonly roundTrips: number;
+  /**
+   * Close the host's connection while the host waits (the next exec or read opens a new one), so
+   * a run of more hosts than forks holds at most forks connections. Absent: nothing to release.
+   */
+  release?(): Promise<void>;
 }
 
 /** Opens sessions to hosts; closes every one it opened at the end of the run. */
@@ -48,6 +54,7 @@ export function sessionOf(
   freshLogin?: () => Promise<void>,
   peer?: (hostName: string) => Promise<Connection>,
   remember?: RememberOptions,
+  release?: () => Promise<void>,
 ): HostSession {
   let firstRead: ReadMemory | undefined = remember && { keepIn: remember.store ? remember.file : undefined };
   return {
@@ -66,6 +73,7 @@ export function sessionOf(
     spawn: conn.spawn ? (command, opts) => conn.spawn!(command, opts) : undefined,
     freshLogin,
     peer,
+    release,
     get probeTimeoutMs() {
       return conn.probeTimeoutMs;
     },
@@ -73,6 +81,80 @@ export function sessionOf(
       return conn.roundTrips;
     },
   };
+}
+
+/**
+ * A host's connection that can be released while the host waits and is opened again (through the
+ * pool, host key checked as at first) by the next command that needs it. Round trips add up over
+ * every connection it had.
+ */
+export class ReopeningConnection implements Connection {
+  private current: Connection | undefined;
+
+  private opening: Promise<Connection> | undefined;
+
+  private earlierRoundTrips = 0;
+
+  readonly hostName: string;
+
+  readonly probeTimeoutMs: number;
+
+  constructor(
+    first: Connection,
+    private readonly reopen: () => Promise<Connection>,
+    private readonly close_: () => Promise<void>,
+  ) {
+    this.current = first;
+    this.hostName = first.hostName;
+    this.probeTimeoutMs = first.probeTimeoutMs;
+  }
+
+  get roundTrips(): number {
+    return this.earlierRoundTrips + (this.current?.roundTrips ?? 0);
+  }
+
+  /** Whether a connection is open now (what the bound counts). */
+  get open(): boolean {
+    return this.current !== undefined;
+  }
+
+  private async connection(): Promise<Connection> {
+    if (this.current) return this.current;
+    this.opening ??= this.reopen().then((c) => {
+      this.current = c;
+      return c;
+    }).finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  /** Close the connection (settles once it has closed); the next command opens a new one. */
+  async release(): Promise<void> {
+    if (!this.current) return;
+    this.earlierRoundTrips += this.current.roundTrips;
+    this.current = undefined;
+    await this.close_();
+  }
+
+  async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return (await this.connection()).exec(command, opts);
+  }
+
+  async spawn(command: string, opts?: Pick<ExecOptions, 'become'>): Promise<RemoteProcess> {
+    const c = await this.connection();
+    if (!c.spawn) throw new Error(`${this.hostName}: this connection cannot stream a command`);
+    return c.spawn(command, opts);
+  }
+
+  async forward(address: string, port: number): Promise<Duplex> {
+    return (await this.connection()).forward(address, port);
+  }
+
+  close(): void {
+    this.current?.close();
+    this.current = undefined;
+  }
 }
 
 /** How an SshConnector's sessions use the state read kept on each host (facts/remembered.ts). */
@@ -96,12 +178,13 @@ export class SshConnector implements Connector {
   }
 
   async open(host: Host): Promise<HostSession> {
-    const conn = await this.pool.connect(host);
+    const conn = new ReopeningConnection(await this.pool.connect(host), () => this.pool.connect(host), () => this.pool.release(host));
     return sessionOf(
       conn,
       () => this.pool.checkFreshLogin(host),
       (name) => this.pool.connectByName(name),
       this.remember,
+      () => conn.release(),
     );
   }
 

@@ -85,6 +85,8 @@ function authMethods(host: Host): string {
 export class SshConnection implements Connection {
   #roundTrips = 0;
   #closed: ConnectionError | undefined;
+  /** Settles when the socket has closed (see ended()). */
+  readonly #ended: Promise<void>;
   #becomePassword: string | undefined;
   /** Whether sudo asked for the password last time: when it did not, the next command tries without (no wait). */
   #sudoAskedLast = true;
@@ -96,6 +98,7 @@ export class SshConnection implements Connection {
     private readonly host: Host,
     private readonly via?: SshConnection,
   ) {
+    this.#ended = new Promise((resolve) => client.once('close', () => resolve()));
     client.on('close', () => {
       this.#closed ??= new ConnectionError(`${host.name}: connection closed`, 'closed');
     });
@@ -343,6 +346,11 @@ export class SshConnection implements Connection {
   close(): void {
     this.#closed ??= new ConnectionError(`${this.host.name}: connection closed`, 'closed');
     this.client.end();
+  }
+
+  /** Settles once the connection's socket has closed (after close(): its buffers are free to go). */
+  ended(): Promise<void> {
+    return this.#ended;
   }
 }
 
