@@ -545,8 +545,8 @@ export class HostRun {
         if (t.register) this.register(t.register, done.value, done.unknown);
         const started = Date.now();
         this.counts.skipped++;
-        this.outcomes.push({ task: t.name, module: t.module, handler: false, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}` });
-        this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, module: t.module, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}`, ms: Date.now() - started });
+        this.outcomes.push({ task: t.name, role: t.role, module: t.module, handler: false, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}` });
+        this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, role: t.role, module: t.module, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}`, ms: Date.now() - started });
         return 'go';
       }
       let outcome: { value: unknown; unknown?: string } = { value: HostRun.result('skipped') };
@@ -566,8 +566,8 @@ export class HostRun {
     const started = Date.now();
     const reportOnce = (status: TaskStatus, msg: string) => {
       this.counts[status] = (this.counts[status] ?? 0) + 1;
-      this.outcomes.push({ task: t.name, module: t.module, handler: false, status, changes: [], msg });
-      this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, module: t.module, status, changes: [], msg, ms: Date.now() - started });
+      this.outcomes.push({ task: t.name, role: t.role, module: t.module, handler: false, status, changes: [], msg });
+      this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, role: t.role, module: t.module, status, changes: [], msg, ms: Date.now() - started });
     };
     const done = (flow: Flow, value: unknown, unknown?: string) => {
       if (t.register) this.register(t.register, value, unknown);
@@ -584,7 +584,7 @@ export class HostRun {
     else {
       try {
         const target = { host: this.host, facts: this.facts };
-        runs = evaluateYamlTask(t, { ...(play.vars ?? {}), ...this.registered }, this.host.name).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
+        runs = evaluateYamlTask(t, { ...(step.vars ?? play.vars ?? {}), ...this.registered }, this.host.name, step.templateVars).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
       } catch (err) {
         const msg = errorMessage(err);
         if (t.ignoreErrors || rescuable) {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Inventory } from '../inventory/index.js';
@@ -123,6 +124,8 @@ export interface YamlTask extends Task {
   registersRead: string[];
   /** Every top-level var its expressions, loop, label and vars read (params: see `templated`). */
   varsRead: string[];
+  /** Every top-level var it reads anywhere (params included), but its loop var: what `registersRead` is picked from. */
+  rootsRead: string[];
 }
 
 /**
@@ -132,7 +135,7 @@ export interface YamlTask extends Task {
 export type TaskNode =
   | { kind: 'task'; task: YamlTask }
   | { kind: 'block'; name?: string; block: TaskNode[]; rescue: TaskNode[]; always: TaskNode[] }
-  | { kind: 'role'; name: string; conditions: Expr[]; tags: string[]; at: string };
+  | { kind: 'role'; name: string; conditions: Expr[]; tags: string[]; at: string; vars: Record<string, unknown> };
 
 /** Every template string in params, by path. */
 function templatedStrings(v: unknown, path: Array<string | number> = []): Array<{ path: Array<string | number>; text: string }> {
@@ -166,6 +169,59 @@ export interface Playbook {
   file: string;
   dir: string;
   plays: Play[];
+  /** Every `register:` name of its tasks (a YAML role's: of the role's files). */
+  registers: ReadonlySet<string>;
+}
+
+/**
+ * A YAML role's tasks as a tree (blocks, includes, imported roles), walked on each host like a
+ * play's body, so register, changed_when/failed_when, run_once and rescue/always work in a role
+ * as in a play. Set by src/project/yaml-role.ts; a TypeScript role has none.
+ */
+export interface RoleTree {
+  body: TaskNode[];
+  /** Every module task of the tree, blocks and includes flattened. */
+  tasks: YamlTask[];
+  registers: ReadonlySet<string>;
+  /** Roles it imports with import_role. */
+  importedRoles: string[];
+}
+
+const roleTrees = new WeakMap<object, RoleTree>();
+
+export function setRoleTree(role: object, tree: RoleTree): void {
+  roleTrees.set(role, tree);
+}
+
+export function roleTree(role: object | undefined): RoleTree | undefined {
+  return role ? roleTrees.get(role) : undefined;
+}
+
+/** The YAML roles being loaded, outermost first: an import_role of one of them is a cycle. */
+const rolesLoading: string[] = [];
+
+/** Load a role's files with its name on the stack (src/project/yaml-role.ts), so an import cycle is named, not a stack overflow. */
+export function whileLoadingRole<T>(name: string, load: () => T): T {
+  rolesLoading.push(name);
+  try {
+    return load();
+  } finally {
+    rolesLoading.pop();
+  }
+}
+
+/**
+ * Which registered results each task reads, from every register a run of these tasks may see (the
+ * playbook's and its YAML roles'). Only ever adds: a role shared by two playbooks keeps both readings.
+ */
+function linkRegisters(tasks: readonly YamlTask[], registers: ReadonlySet<string>): void {
+  for (const task of tasks) task.registersRead = [...new Set([...task.registersRead, ...task.rootsRead.filter((r) => registers.has(r))])];
+}
+
+/** Options of a task file read as a role's (src/project/yaml-role.ts). */
+export interface RoleFileOptions {
+  /** The role's folder: control paths (template, copy src…) are in its templates/ or files/. */
+  roleDir: string;
 }
 
 /** What a task inherits from the blocks and includes around it. */
@@ -200,7 +256,10 @@ class Loader {
   readonly registers = new Set<string>();
   readonly tasks: YamlTask[] = [];
 
-  constructor(private readonly playbookFile: string) {}
+  constructor(
+    private readonly playbookFile: string,
+    private readonly role?: RoleFileOptions,
+  ) {}
 
   private at(l: Located, p: Array<string | number>): string {
     return `${whereIs(l.src, p)}: ${fieldName(p)}`;
@@ -261,9 +320,21 @@ class Loader {
     }
     if (kind === 'import_role' || kind === 'include_role') {
       const name = s[kind]!.name;
+      const loop = rolesLoading.indexOf(name);
+      if (loop >= 0) {
+        throw new PlaybookError(`${this.at(l, [...p, kind, 'name'])}: role import cycle: ${[...rolesLoading.slice(loop), name].join(' → ')}`, 'a role cannot import itself, directly or through other roles');
+      }
       if (!getRole(name)) throw new PlaybookError(`${this.at(l, [...p, kind, 'name'])}: unknown role "${name}"`);
-      if (Object.keys(s.vars ?? {}).length) throw new PlaybookError(`${this.at(l, [...p, 'vars'])}: vars on a role import are not supported yet: set them in the play's vars`);
-      return { kind: 'role', name, conditions: inner.conditions, tags: inner.tags, at: this.at(l, p) };
+      for (const text of templatedStrings(s.vars ?? {})) {
+        try {
+          analyzeString(text.text);
+        } catch (err) {
+          if (err instanceof TemplateProblem) throw new PlaybookError(`${this.at(l, [...p, 'vars', ...text.path])}: ${err.described}`);
+          throw err;
+        }
+      }
+      // The import's vars are the role's (they override the play's and the inventory's for it), not handed to a block.
+      return { kind: 'role', name, conditions: inner.conditions, tags: inner.tags, at: this.at(l, p), vars: s.vars ?? {} };
     }
     // include_tasks / import_tasks: read now, relative to the file that names it.
     const file = path.resolve(path.dirname(l.file), s[kind]!);
@@ -279,6 +350,15 @@ class Loader {
     const included: Located = { src, file, including: [...l.including, l.file] };
     if (!Array.isArray(src.data)) throw new PlaybookError(`${whereAt(src, 0)}: (top level): an included file is a list of tasks`);
     return { kind: 'block', name: s.name, block: this.list(included, src.data, [], inner, false), rescue: [], always: [] };
+  }
+
+  /** A relative control path of a task: the role's templates/ or files/ (it must be there), else next to the task's file. */
+  private controlPath(l: Located, p: Array<string | number>, module: string, value: string): string {
+    if (!this.role) return path.resolve(path.dirname(l.file), value);
+    const folder = path.join(this.role.roleDir, module === 'template' ? 'templates' : 'files');
+    const found = path.join(folder, value);
+    if (!existsSync(found)) throw new PlaybookError(`${this.at(l, p)}: "${value}" not found in ${folder}${path.sep}`);
+    return found;
   }
 
   private delegateTo(l: Located, p: Array<string | number>): PlaybookError {
@@ -299,15 +379,19 @@ class Loader {
       if (loopKey) throw new PlaybookError(`${whereKey(l.src, [...p, loopKey])}: ${fieldName([...p, loopKey])}: not supported on a handler`);
     }
     // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
-    const call = resolveModuleCall(t, moduleKeys[0]!, l.src, p);
+    const call = resolveModuleCall(t, moduleKeys[0]!, l.src, p, { inRole: this.role !== undefined });
     const module = call.module;
     const def = getModule(module);
     if (!def) throw new PlaybookError(`${whereKey(l.src, [...p, module])}: ${fieldName([...p, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
     let params = call.params;
-    // Paths on the control machine (template sources…) are relative to the file the task is in.
-    const local = controlPathParams(def).filter((k) => params && typeof params === 'object' && typeof (params as Record<string, unknown>)[k] === 'string');
+    // Paths on the control machine (template sources, files to copy…): in a role, in its templates/ or
+    // files/ (as in Ansible); in a playbook, relative to the file the task is in.
+    const local = controlPathParams(def).filter((k) => {
+      const v = params && typeof params === 'object' ? (params as Record<string, unknown>)[k] : undefined;
+      return typeof v === 'string' && !path.isAbsolute(v) && !v.includes('{{');
+    });
     if (local.length) {
-      params = { ...(params as object), ...Object.fromEntries(local.map((k) => [k, path.resolve(path.dirname(l.file), (params as Record<string, string>)[k]!)])) };
+      params = { ...(params as object), ...Object.fromEntries(local.map((k) => [k, this.controlPath(l, [...p, ...call.source([k])], module, (params as Record<string, string>)[k]!)])) };
     }
     const check = def.schema.safeParse(params);
     if (!check.success) {
@@ -378,6 +462,7 @@ class Loader {
       vars: { ...inherited.vars, ...(t.vars ?? {}) },
       registersRead: [],
       varsRead: [],
+      rootsRead: [],
     };
     this.tasks.push(task);
     return task;
@@ -393,8 +478,9 @@ class Loader {
       const exprRoots = new Set([...roots, ...[...task.changedWhen, ...task.failedWhen].flatMap((e) => e.roots)]);
       task.varsRead = [...exprRoots].filter((r) => r !== task.loopVar && r !== task.register);
       for (const s of task.templated) for (const r of analyzeString(s.text).paths) if (typeof r[0] === 'string') roots.add(r[0]);
-      task.registersRead = [...roots].filter((r) => this.registers.has(r) && r !== task.loopVar);
+      task.rootsRead = [...roots].filter((r) => r !== task.loopVar);
     }
+    linkRegisters(this.tasks, this.registers);
   }
 
   get file(): string {
@@ -403,7 +489,7 @@ class Loader {
 }
 
 /** `read`: the file already read (a role's tasks file, wrapped as one play by src/project/yaml-role.ts). */
-export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
+export function loadPlaybook(file: string, read?: LocatedYaml, role?: RoleFileOptions): Playbook {
   const src = read ?? readYamlFile(file, 'playbook', PlaybookError);
   if (src.data === null || src.data === undefined) {
     throw new PlaybookError(`${whereAt(src, 0)}: (top level): the playbook is empty`, 'a playbook is a list of plays: - name: …, hosts: …, tasks: […]');
@@ -412,7 +498,7 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
   if (!parsed.success) throw new PlaybookError(schemaError(src, parsed.error.issues));
   /** "file:line:col: field" of a path: of its value. */
   const at = (p: Array<string | number>) => `${whereIs(src, p)}: ${fieldName(p)}`;
-  const loader = new Loader(file);
+  const loader = new Loader(file, role);
   const located: Located = { src, file, including: [] };
   const none: Inherited = { conditions: [], tags: [], vars: {} };
   const plays = parsed.data.map((p, pi): Play => {
@@ -443,6 +529,10 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
     };
   });
   loader.resolveRegisters();
+  // A register of a YAML role is read by later tasks of the play, and the play's by the role's tasks.
+  const trees = reachableRoleTrees(plays.flatMap((p) => [...p.roles, ...p.importedRoles]));
+  const registers = new Set([...loader.registers, ...trees.flatMap((t) => [...t.registers])]);
+  linkRegisters([...loader.tasks, ...trees.flatMap((t) => t.tasks)], registers);
   // Imported roles and handlers are expanded before the play runs: their conditions cannot wait for a result.
   const early = (conditions: readonly Expr[], what: string) => {
     for (const c of conditions) {
@@ -473,7 +563,23 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
       );
     }
   }
-  return { file, dir: path.dirname(file), plays };
+  return { file, dir: path.dirname(file), plays, registers: loader.registers };
+}
+
+/** The trees of these roles' YAML roles, of their dependencies and of the roles they import, each once. */
+function reachableRoleTrees(names: readonly string[]): RoleTree[] {
+  const seen = new Set<string>();
+  const trees: RoleTree[] = [];
+  const visit = (name: string): void => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const role = getRole(name);
+    const tree = roleTree(role);
+    if (tree) trees.push(tree);
+    [...(role?.dependencies ?? []), ...(tree?.importedRoles ?? [])].forEach(visit);
+  };
+  names.forEach(visit);
+  return trees;
 }
 
 /**
