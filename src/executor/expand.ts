@@ -294,7 +294,8 @@ function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory):
         tasks.push({ name: t.name, module: t.module, params: t.params, tags: t.tags, role: t.role, when: false });
         return [{ kind: 'yaml', task: { ...t, registersRead: [] }, ahead: [{ index: tasks.length - 1, vars: scope.vars }] }];
       }
-      if (t.registersRead.length) return [{ kind: 'yaml', task: t, vars: scope.role ? scope.vars : undefined, templateVars: scope.templateVars }];
+      // Read a registered result, or run on another host's connection (whose state this host's read must not hold): made when it runs.
+      if (t.registersRead.length || t.delegateTo) return [{ kind: 'yaml', task: t, vars: scope.role ? scope.vars : undefined, templateVars: scope.templateVars }];
       const ahead = evaluateYamlTask(t, scope.vars, host.name, scope.templateVars).map((it) => {
         tasks.push(it.task);
         return { index: tasks.length - 1, vars: it.vars };

@@ -116,6 +116,8 @@ export interface YamlTask extends Task {
   changedWhen: Expr[];
   failedWhen: Expr[];
   runOnce: boolean;
+  /** delegate_to: the inventory host whose connection runs it (with this host's vars), and where it was written. */
+  delegateTo?: { host: string; at: string };
   /** Vars of the task, of its blocks and of the include that brought it (values may be templates). */
   vars: Record<string, unknown>;
   /** "file:line:col: [0].tasks[1].notify" */
@@ -297,7 +299,7 @@ class Loader {
     const parsed = structureSchema.safeParse(raw);
     if (!parsed.success) throw new PlaybookError(schemaError(l.src, parsed.error.issues, p));
     const s = parsed.data;
-    if (s.delegate_to !== undefined) throw this.delegateTo(l, p);
+    if (s.delegate_to !== undefined) throw new PlaybookError(`${this.at(l, [...p, 'delegate_to'])}: delegate_to on a block, include or role import is not supported yet`, 'put delegate_to on its tasks');
     const kinds = (['block', 'include_tasks', 'import_tasks', 'import_role', 'include_role'] as const).filter((k) => s[k] !== undefined);
     if (kinds.length !== 1) throw new PlaybookError(`${this.at(l, p)}: one of block, include_tasks, import_tasks, import_role (found ${kinds.join(', ') || 'rescue/always without block'})`);
     const inner: Inherited = {
@@ -361,8 +363,17 @@ class Loader {
     return found;
   }
 
-  private delegateTo(l: Located, p: Array<string | number>): PlaybookError {
-    return new PlaybookError(`${this.at(l, [...p, 'delegate_to'])}: delegate_to is not supported yet`, 'run the task in a play on that host, or use run_once for a task that must run on one host only');
+  /**
+   * delegate_to: a host of the inventory, written as is (checked against the inventory before any
+   * connection: checkDelegates). The control machine is no host: provision runs nothing locally.
+   */
+  private delegateTo(l: Located, p: Array<string | number>, value: string): { host: string; at: string } {
+    const at = this.at(l, [...p, 'delegate_to']);
+    if (isTemplate(value)) throw new PlaybookError(`${at}: delegate_to names a host of the inventory as it is written (not a template)`);
+    if (['localhost', '127.0.0.1', '::1'].includes(value.trim())) {
+      throw new PlaybookError(`${at}: delegate_to: ${value} is not supported: provision runs nothing on the control machine`, 'delegate to a host of the inventory, or run the local step before provision');
+    }
+    return { host: value.trim(), at };
   }
 
   private task(l: Located, raw: unknown, p: Array<string | number>, inherited: Inherited, handlers: boolean): YamlTask {
@@ -373,9 +384,9 @@ class Loader {
     if (moduleKeys.length !== 1) {
       throw new PlaybookError(`${this.at(l, p)}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`);
     }
-    if (t.delegate_to !== undefined) throw this.delegateTo(l, p);
+    const delegateTo = t.delegate_to !== undefined ? this.delegateTo(l, p, t.delegate_to) : undefined;
     if (handlers) {
-      const loopKey = (['loop', 'register', 'run_once'] as const).find((k) => t[k] !== undefined);
+      const loopKey = (['loop', 'register', 'run_once', 'delegate_to'] as const).find((k) => t[k] !== undefined);
       if (loopKey) throw new PlaybookError(`${whereKey(l.src, [...p, loopKey])}: ${fieldName([...p, loopKey])}: not supported on a handler`);
     }
     // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
@@ -459,6 +470,7 @@ class Loader {
       changedWhen,
       failedWhen,
       runOnce: t.run_once ?? inherited.runOnce ?? false,
+      delegateTo,
       vars: { ...inherited.vars, ...(t.vars ?? {}) },
       registersRead: [],
       varsRead: [],
@@ -580,6 +592,20 @@ function reachableRoleTrees(names: readonly string[]): RoleTree[] {
   };
   names.forEach(visit);
   return trees;
+}
+
+/** Every module task a run of the playbook may run: the plays' and their YAML roles' (handlers apart). */
+export function everyTask(playbook: Playbook): YamlTask[] {
+  return [...playbook.plays.flatMap((p) => p.tasks), ...reachableRoleTrees(playbook.plays.flatMap((p) => [...p.roles, ...p.importedRoles])).flatMap((t) => t.tasks)];
+}
+
+/** Before any connection: every delegate_to names a host of the inventory (else exit 4, naming where). */
+export function checkDelegates(inventory: Inventory, playbook: Playbook): void {
+  for (const t of everyTask(playbook)) {
+    if (t.delegateTo && !inventory.hosts.has(t.delegateTo.host)) {
+      throw new PlaybookError(`${t.delegateTo.at}: delegate_to: "${t.delegateTo.host}" is not a host of inventory ${inventory.name}`, `hosts: ${[...inventory.hosts.keys()].slice(0, 10).join(', ')}`);
+    }
+  }
 }
 
 /**
