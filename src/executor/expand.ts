@@ -159,6 +159,7 @@ function loopItems(t: YamlTask, e: Expr, vars: Record<string, unknown>): unknown
 /** What a loop item is called in the output: its label, the item when short, else a summary. */
 function itemLabel(t: YamlTask, item: unknown, vars: Record<string, unknown>): string {
   if (t.loopLabel !== undefined) return isTemplate(t.loopLabel) ? renderString(t.loopLabel, vars) : t.loopLabel;
+  if (t.noLog) return 'item hidden: no_log';
   const text = typeof item === 'string' ? item : JSON.stringify(item) ?? String(item);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

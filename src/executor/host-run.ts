@@ -132,6 +132,14 @@ export interface ChangeGuard {
   checkChange(host: string, change: GuardedChange): string | undefined;
 }
 
+/** What a no_log task shows in place of its output, command line and messages. */
+const NO_LOG = 'hidden (no_log: true)';
+
+/** A change of a no_log task: what and where, not the content (no diff); a command's line is content. */
+function hiddenChange(c: Change): Change {
+  return { kind: c.kind, target: c.kind === 'command' ? NO_LOG : c.target, action: c.action, ...(c.before !== undefined || c.after !== undefined ? { sensitive: true } : {}) };
+}
+
 /** How much of a command's output a `command` event carries (-vv). */
 const COMMAND_OUTPUT_LINES = 20;
 
@@ -282,12 +290,12 @@ export class HostRun {
     this.sink.emit({ kind: 'host-unreachable', host: this.host.name, reason });
   }
 
-  private async runCommand(c: Command, task: BoundTask, handler: boolean, session: HostSession = this.session): Promise<ExecResult | undefined> {
+  private async runCommand(c: Command, task: BoundTask, handler: boolean, session: HostSession = this.session, noLog = false): Promise<ExecResult | undefined> {
     if (c.kind === 'call') {
       const started = Date.now();
       await c.run({ hostName: this.host.name, spawn: session.spawn ? (command, opts) => session.spawn!(command, opts) : undefined });
       const { meta } = task;
-      this.sink.emit({ kind: 'command', host: this.host.name, task: meta.name, role: meta.role, handler, command: c.describe, code: 0, output: '', ms: Date.now() - started });
+      this.sink.emit({ kind: 'command', host: this.host.name, task: meta.name, role: meta.role, handler, command: noLog ? NO_LOG : c.describe, code: 0, output: '', ms: Date.now() - started });
       return undefined;
     }
     // The task's own bound, else the inventory's, else the module's, else the transport's default.
@@ -303,9 +311,9 @@ export class HostRun {
       task: meta.name,
       role: meta.role,
       handler,
-      command: c.describe ?? c.cmd,
+      command: noLog ? NO_LOG : (c.describe ?? c.cmd),
       code: res.code,
-      output: [res.stdout.trim(), res.stderr.trim()].filter(Boolean).join('\n').split('\n').slice(-COMMAND_OUTPUT_LINES).join('\n'),
+      output: noLog ? '' : [res.stdout.trim(), res.stderr.trim()].filter(Boolean).join('\n').split('\n').slice(-COMMAND_OUTPUT_LINES).join('\n'),
       ms: Date.now() - started,
     });
     if (!(c.okCodes ?? [0]).includes(res.code)) {
@@ -392,7 +400,11 @@ export class HostRun {
     const { meta } = task;
     if (!this.selected(task) && !handler) return { flow: 'go', result: HostRun.result('skipped'), reported: false };
     const started = Date.now();
-    const report = (status: TaskStatus, changes: Change[], msg?: string, note?: string) => {
+    const noLog = lang?.task.noLog === true;
+    const report = (status: TaskStatus, shownChanges: Change[], shownMsg?: string, note?: string) => {
+      // no_log: what changes is said (kind, target, action), never its content, output or message.
+      const changes = noLog ? shownChanges.map(hiddenChange) : shownChanges;
+      const msg = noLog && shownMsg !== undefined ? NO_LOG : shownMsg;
       this.counts[status] = (this.counts[status] ?? 0) + 1;
       this.outcomes.push({ task: meta.name, role: meta.role, module: meta.module, handler, status, changes, msg });
       this.sink.emit({ kind: 'task-result', host: this.host.name, task: meta.name, role: meta.role, module: meta.module, handler, status, changes, msg, note, ms: Date.now() - started });
@@ -453,7 +465,7 @@ export class HostRun {
         // (With changed_when, it is recorded once the task turns out to have changed.)
         if (!changedWhen.length) await this.recordPendingHandlers(toNotify);
         try {
-          for (const c of plan.commands) exec = (await this.runCommand(c, task, handler, where.session)) ?? exec;
+          for (const c of plan.commands) exec = (await this.runCommand(c, task, handler, where.session, noLog)) ?? exec;
         } catch (err) {
           // failed_when decides whether a command that exited non-zero failed.
           if (!(failedWhen.length && err instanceof ModuleError && err.detail?.exitCode !== undefined)) throw err;
@@ -585,7 +597,8 @@ export class HostRun {
   private async runYamlHere(play: HostPlay, step: Extract<Step, { kind: 'yaml' }>, rescuable: boolean): Promise<{ flow: Flow; registered: { value: unknown; unknown?: string } }> {
     const t = step.task;
     const started = Date.now();
-    const reportOnce = (status: TaskStatus, msg: string) => {
+    const reportOnce = (status: TaskStatus, shownMsg: string) => {
+      const msg = t.noLog ? NO_LOG : shownMsg;
       this.counts[status] = (this.counts[status] ?? 0) + 1;
       this.outcomes.push({ task: t.name, role: t.role, module: t.module, handler: false, status, changes: [], msg });
       this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, role: t.role, module: t.module, status, changes: [], msg, ms: Date.now() - started });

@@ -14,7 +14,7 @@ import { fieldName, readYamlFile, schemaError, whereAt, whereIs, whereKey, type 
 /** Keys of a task that are not its module. */
 const TASK_KEYS = [
   'name', 'notify', 'tags', 'when', 'ignore_errors', 'loop', 'loop_control', 'register', 'changed_when', 'failed_when',
-  'run_once', 'delegate_to', 'vars', 'args',
+  'run_once', 'delegate_to', 'vars', 'args', 'environment', 'no_log', 'become', 'become_user',
 ] as const;
 /** Keys that make a task something else than a module call. */
 const STRUCTURE_KEYS = ['block', 'rescue', 'always', 'include_tasks', 'import_tasks', 'import_role', 'include_role'] as const;
@@ -39,6 +39,12 @@ const taskSchema = z
     run_once: z.boolean().optional(),
     delegate_to: z.string().optional(),
     vars: z.record(z.string().regex(NAME, 'a var name'), z.unknown()).optional(),
+    /** The command's environment (values may be secrets: handed over on its stdin, never in argv). */
+    environment: z.record(z.string().regex(NAME, 'an environment variable name (letters, digits, _)'), z.unknown()).optional(),
+    /** Hide the task's output, diff and messages in every view (plain, -vv, --log, --json). */
+    no_log: z.boolean().optional(),
+    become: z.boolean().optional(),
+    become_user: z.string().optional(),
   })
   .catchall(z.unknown());
 
@@ -116,6 +122,8 @@ export interface YamlTask extends Task {
   changedWhen: Expr[];
   failedWhen: Expr[];
   runOnce: boolean;
+  /** no_log: its output, diff and messages are hidden in every view. */
+  noLog: boolean;
   /** delegate_to: the inventory host whose connection runs it (with this host's vars), and where it was written. */
   delegateTo?: { host: string; at: string };
   /** Vars of the task, of its blocks and of the include that brought it (values may be templates). */
@@ -385,8 +393,13 @@ class Loader {
       throw new PlaybookError(`${this.at(l, p)}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`);
     }
     const delegateTo = t.delegate_to !== undefined ? this.delegateTo(l, p, t.delegate_to) : undefined;
+    // The connection decides who commands run as (the inventory's become): a task does not switch user.
+    const becomeKey = (['become', 'become_user'] as const).find((k) => t[k] !== undefined);
+    if (becomeKey) {
+      throw new PlaybookError(`${whereKey(l.src, [...p, becomeKey])}: ${fieldName([...p, becomeKey])}: ${becomeKey} on a task is not supported yet: the inventory's become settings apply to every task of a host`, 'set become/become_user in the inventory (ansible_become, ansible_become_user)');
+    }
     if (handlers) {
-      const loopKey = (['loop', 'register', 'run_once', 'delegate_to'] as const).find((k) => t[k] !== undefined);
+      const loopKey = (['loop', 'register', 'run_once', 'delegate_to', 'environment', 'no_log'] as const).find((k) => t[k] !== undefined);
       if (loopKey) throw new PlaybookError(`${whereKey(l.src, [...p, loopKey])}: ${fieldName([...p, loopKey])}: not supported on a handler`);
     }
     // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
@@ -395,6 +408,12 @@ class Loader {
     const def = getModule(module);
     if (!def) throw new PlaybookError(`${whereKey(l.src, [...p, module])}: ${fieldName([...p, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
     let params = call.params;
+    if (t.environment !== undefined) {
+      // The command module hands its environment over on stdin (never argv): a task's environment joins it.
+      if (module !== 'command') throw new PlaybookError(`${whereKey(l.src, [...p, 'environment'])}: ${fieldName([...p, 'environment'])}: environment is for command and shell tasks (${module} runs no command of yours)`);
+      const own = (params as { environment?: Record<string, unknown> }).environment ?? {};
+      params = { ...(params as object), environment: { ...t.environment, ...own } };
+    }
     // Paths on the control machine (template sources, files to copy…): in a role, in its templates/ or
     // files/ (as in Ansible); in a playbook, relative to the file the task is in.
     const local = controlPathParams(def).filter((k) => {
@@ -470,6 +489,7 @@ class Loader {
       changedWhen,
       failedWhen,
       runOnce: t.run_once ?? inherited.runOnce ?? false,
+      noLog: t.no_log ?? false,
       delegateTo,
       vars: { ...inherited.vars, ...(t.vars ?? {}) },
       registersRead: [],

@@ -436,6 +436,47 @@ describe('delegate_to', () => {
   });
 });
 
+describe('environment and no_log on a task', () => {
+  it("environment reaches the command on its stdin, never its command line; no_log hides the task's command, output, items and message in every event", async () => {
+    const respond = (_h: string, c: string) => (c.includes('leak-it') ? ok('s3cret-output') : c.includes('fail-it') ? { stdout: '', stderr: 'fail-detail-xyz', code: 3 } : undefined);
+    const { ran, events, connector, statuses } = await run(
+      `
+- name: p
+  hosts: web-01
+  tasks:
+    - { name: with env, command: { cmd: "use-env" }, environment: { TOKEN: "tok-{{ role_name }}" } }
+    - { name: quiet, command: { cmd: "leak-it {{ item }}" }, loop: [hidden-item], no_log: true, register: q }
+    - { name: quiet failure, command: { cmd: "fail-it" }, no_log: true, ignore_errors: true }
+    - { name: uses it, command: { cmd: "got {{ q.results[0].stdout }}" } }
+`,
+      { respond },
+    );
+    const session = connector.sessions.get('web-01')!;
+    const at = session.ran.findIndex((c) => c.includes('use-env'));
+    expect(session.ran[at]).not.toContain('tok-web');
+    expect(String(session.stdins[at])).toContain(`TOKEN=${Buffer.from('tok-web').toString('base64')}`);
+    // The result is still registered: only what is shown is hidden.
+    expect(ran()).toContain('got s3cret-output');
+    // Every event but those of the task that prints the registered output on purpose (and the recap: the run's file names).
+    const quietEvents = events.filter((e) => e.kind !== 'recap' && (!('task' in e) || !String(e.task).startsWith('uses it')));
+    const shown = JSON.stringify(quietEvents);
+    for (const secret of ['s3cret-output', 'hidden-item', 'leak-it', 'fail-detail-xyz']) expect(shown).not.toContain(secret);
+    expect(statuses()).toEqual(['with env: changed', 'quiet (item hidden: no_log): changed', 'quiet failure: ignored', 'uses it: changed']);
+    const lines = quietEvents.flatMap((e) => formatEvent(e, { diff: true, verbose: 2, color: false }));
+    expect(lines.join('\n')).not.toMatch(/s3cret-output|hidden-item|leak-it|fail-detail-xyz/);
+  });
+
+  it('become on a task, and environment on a module that runs no command, are exit 4 naming where', () => {
+    const dir = mkdtempSync(path.join(tmp, 'become-'));
+    writeFileSync(path.join(dir, 'b.yml'), '- name: p\n  hosts: all\n  tasks:\n    - name: t\n      command: { cmd: "true" }\n      become: true\n');
+    expect(() => loadPlaybook(path.join(dir, 'b.yml'))).toThrow(
+      `${path.join(dir, 'b.yml')}:6:7: [0].tasks[0].become: become on a task is not supported yet: the inventory's become settings apply to every task of a host`,
+    );
+    writeFileSync(path.join(dir, 'e.yml'), '- name: p\n  hosts: all\n  tasks:\n    - name: t\n      file: { path: /x, state: directory }\n      environment: { A: b }\n');
+    expect(() => loadPlaybook(path.join(dir, 'e.yml'))).toThrow(`${path.join(dir, 'e.yml')}:6:7: [0].tasks[0].environment: environment is for command and shell tasks (file runs no command of yours)`);
+  });
+});
+
 describe('check mode is honest about what it cannot know', () => {
   const play = `
 - name: p
