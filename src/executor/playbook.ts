@@ -572,8 +572,6 @@ export function loadPlaybook(file: string, read?: LocatedYaml, role?: RoleFileOp
       if (read !== undefined) throw new PlaybookError(`${c.at}: ${what} cannot read the registered result "${read}" (not supported yet): put the condition on the role's or handler's tasks, or on a task that notifies it`);
     }
   };
-  const roleNodes = (nodes: TaskNode[]): Array<Extract<TaskNode, { kind: 'role' }>> =>
-    nodes.flatMap((n) => (n.kind === 'role' ? [n] : n.kind === 'block' ? [n.block, n.rescue, n.always].flatMap(roleNodes) : []));
   for (const play of plays) {
     for (const r of roleNodes(play.body)) early(r.conditions, `the when of import_role "${r.name}"`);
     for (const h of play.handlers) {
@@ -596,6 +594,11 @@ export function loadPlaybook(file: string, read?: LocatedYaml, role?: RoleFileOp
     }
   }
   return { file, dir: path.dirname(file), plays, registers: loader.registers };
+}
+
+/** The role imports among these nodes (blocks and includes looked into). */
+export function roleNodes(nodes: readonly TaskNode[]): Array<Extract<TaskNode, { kind: 'role' }>> {
+  return nodes.flatMap((n) => (n.kind === 'role' ? [n] : n.kind === 'block' ? [n.block, n.rescue, n.always].flatMap(roleNodes) : []));
 }
 
 /** The trees of these roles' YAML roles, of their dependencies and of the roles they import, each once. */

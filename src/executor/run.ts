@@ -6,7 +6,7 @@ import { errorMessage, ModuleError, PlaybookError, ProvisionError } from '../uti
 import { maskedSink, NO_EVENTS, type EventSink, type RunEvent } from './events.js';
 import { expandPlay, type HostPlay, type PlayExpansion } from './expand.js';
 import { HostRun, PlayShared, unreachableOutcome, type HostOutcome, type RunFlags } from './host-run.js';
-import { checkDelegates, checkSecretsInParams, everyTask, type Playbook } from './playbook.js';
+import { checkDelegates, checkSecretsInParams, everyTask, roleNodes, type Playbook } from './playbook.js';
 import { playTargets, unknownPlayHosts } from './targets.js';
 import { SshConnector, type Connector, type HostSession } from './session.js';
 
@@ -51,9 +51,23 @@ export interface RunResult {
 /** Roles' checks of their vars (src/roles/validate.ts), before any connection: bad input never half-applies a host. */
 export function validateRoleVars(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
   // Each play as the hosts it selects (a play that selects none checks nothing), its imported roles among its roles.
+  // An import with vars: they are the role's, over the play's, checked as written (a template as the
+  // string it is; the role's schema checks the rendered value again when the play runs).
   const plays = playbook.plays.flatMap((play) => {
     const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
-    return targets.length ? [{ ...play, hosts: targets.join(','), roles: [...new Set([...play.roles, ...play.importedRoles])] }] : [];
+    if (!targets.length) return [];
+    const imports = roleNodes(play.body);
+    const withVars = imports.filter((n) => Object.keys(n.vars).length);
+    const plain = [...new Set([...play.roles, ...imports.filter((n) => !withVars.includes(n)).map((n) => n.name)])];
+    return [
+      { ...play, hosts: targets.join(','), roles: plain },
+      ...withVars.map((n) => ({
+        ...play,
+        hosts: targets.join(','),
+        roles: [n.name],
+        vars: { ...play.vars, ...n.vars },
+      })),
+    ];
   });
   checkRoleVars(inventory, { ...playbook, plays }, hosts);
 }

@@ -150,6 +150,19 @@ describe('a YAML role is a task tree walked like a play', () => {
     expect(statuses()).toContain('after the role: unknown (depends on probed)');
   });
 
+  it("import_role's vars are the role's: a required var given there is no missing var before connecting", async () => {
+    const dir = project({
+      ...role('needy', {
+        'meta/main.yml': 'argument_specs:\n  main:\n    options:\n      needy_word: { type: str, required: true }\n',
+        'tasks/main.yml': '- name: needy says\n  command: { cmd: "needy {{ needy_word }}" }\n',
+      }),
+      'playbooks/site.yml': '- name: p\n  hosts: web\n  tasks:\n    - import_role: { name: needy }\n      vars: { needy_word: "hi {{ site }}" }\n',
+    });
+    const { ran } = await run(dir);
+    expect(ran('web-01')).toEqual(["needy 'hi one'"]);
+    expect(ran('web-02')).toEqual(["needy 'hi two'"]);
+  });
+
   it('an import_role cycle between roles is exit 4 with file:line:col, before any connection', async () => {
     stderr.length = 0;
     enableProjectDiscovery();
