@@ -272,7 +272,9 @@ class Loader {
   ) {}
 
   private at(l: Located, p: Array<string | number>): string {
-    return `${whereIs(l.src, p)}: ${fieldName(p)}`;
+    // A role's file is read as the tasks of one play: its paths are named as in that file ("[2].apt", not "[0].tasks[2].apt").
+    const named = this.role && l.including.length === 0 && p.length >= 2 && p[0] === 0 && (p[1] === 'tasks' || p[1] === 'handlers') ? p.slice(2) : p;
+    return `${whereIs(l.src, p)}: ${fieldName(named)}`;
   }
 
   /** Parse one expression now: a bad one is bad input, named by file:line:col. */
@@ -640,7 +642,9 @@ export function checkDelegates(inventory: Inventory, playbook: Playbook): void {
 export function checkSecretsInParams(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
   for (const play of playbook.plays) {
     const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
-    for (const task of [...play.tasks, ...play.handlers]) {
+    // A YAML role's tasks too: a secret of the inventory in a role's command line is refused before connecting as well.
+    const roleTasks = reachableRoleTrees([...play.roles, ...play.importedRoles]).flatMap((tree) => tree.tasks);
+    for (const task of [...play.tasks, ...play.handlers, ...roleTasks]) {
       for (const t of task.templated) {
         const param = String(t.path[0]);
         const reads = analyzeString(t.text, { shell: paramRules(task.module, param).shell });

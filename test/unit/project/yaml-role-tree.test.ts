@@ -4,7 +4,7 @@
  * include_tasks and import_role (with vars) inside a role, handlers notified from inside blocks,
  * and a dry run that says "unknown" where it cannot know. Hosts are recorded sessions.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ function project(files: Record<string, string>): string {
   }
   mkdirSync(path.join(dir, 'inventory'), { recursive: true });
   writeFileSync(path.join(dir, 'inventory/hosts.yml'), INVENTORY);
-  copyFileSync(CLOSED, path.join(dir, 'inventory', 'closed.yml'));
+  if (!existsSync(path.join(dir, 'inventory', 'closed.yml'))) copyFileSync(CLOSED, path.join(dir, 'inventory', 'closed.yml'));
   return dir;
 }
 
@@ -161,6 +161,23 @@ describe('a YAML role is a task tree walked like a play', () => {
     const { ran } = await run(dir);
     expect(ran('web-01')).toEqual(["needy 'hi one'"]);
     expect(ran('web-02')).toEqual(["needy 'hi two'"]);
+  });
+
+  it("a secret of the inventory in a role task's command line is exit 4 with file:line:col, before any connection", async () => {
+    const dir = project({
+      ...role('leaky', { 'tasks/main.yml': '- name: leak\n  command: { cmd: "tool --password {{ db_password }}" }\n' }),
+      'inventory/closed.yml': 'hosts:\n  web1: { address: 127.0.0.1, port: 1, groups: [web], vars: { db_password: !secret db_password_for_test } }\n',
+      'playbooks/site.yml': '- name: p\n  hosts: web\n  roles: [leaky]\n',
+    });
+    process.env.PROVISION_SECRET_DB_PASSWORD_FOR_TEST = 'a-long-test-secret';
+    try {
+      stderr.length = 0;
+      enableProjectDiscovery();
+      expect(await main(['--project', dir, '-i', 'closed', '-p', 'playbooks/site.yml'])).toBe(4);
+      expect(stderr.join('').split('\n')[0]).toMatch(new RegExp(`^provision: error: ${path.join(dir, 'roles/leaky/tasks/main.yml')}:2:\\d+: \\[0\\]\\.command\\.cmd: reads the secret var "db_password"`));
+    } finally {
+      delete process.env.PROVISION_SECRET_DB_PASSWORD_FOR_TEST;
+    }
   });
 
   it('an import_role cycle between roles is exit 4 with file:line:col, before any connection', async () => {
