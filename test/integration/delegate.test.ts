@@ -18,12 +18,12 @@ let playbook: string;
 const PLAY = `
 - name: from web-01
   hosts: web-01
-  vars: { greeting: "from {{ inventory_hostname }}" }
+  vars: { greeting: hello }
   tasks:
     - name: local note
-      copy: { dest: /srv/delegate-local, content: "{{ greeting }}\\n" }
+      copy: { dest: /srv/delegate-local, content: "{{ greeting }} from {{ inventory_hostname }}\\n" }
     - name: note on web-02
-      copy: { dest: "/srv/delegated-by-{{ inventory_hostname }}", content: "{{ greeting }}\\n" }
+      copy: { dest: "/srv/delegated-by-{{ inventory_hostname }}", content: "{{ greeting }} from {{ inventory_hostname }}\\n" }
       delegate_to: web-02
 - name: both
   hosts: web
@@ -76,7 +76,7 @@ describe('delegate_to on real hosts', () => {
     expect(results(first).filter((e) => e.status === 'failed'), first.stderr).toEqual([]);
     expect(first.code).toBe(2);
     expect(changed(check)).toEqual(changed(first));
-    expect(await onHost('web-02', 'cat /srv/delegated-by-web-01; ls /srv')).toBe('from web-01\ndelegated-by-web-01\nonce\n');
+    expect(await onHost('web-02', 'cat /srv/delegated-by-web-01; ls /srv')).toBe('hello from web-01\ndelegated-by-web-01\nonce\n');
     expect(await onHost('web-01', 'ls /srv')).toBe('delegate-local\n');
     // run_once: one line, written by whichever host reached the task first, on web-02.
     expect((await onHost('web-02', 'cat /srv/once')).trim()).toMatch(/^web-0[12]$/);
