@@ -8,7 +8,7 @@ import { getRole, roleVars as parsedRoleVars, type RoleContext } from '../roles/
 import { PlaybookError } from '../util/errors.js';
 import { Secret } from '../util/secrets.js';
 import { bindTask, type HostTask } from './bind.js';
-import type { Expr, Play, TaskNode, YamlTask } from './playbook.js';
+import { roleTree, type Expr, type Play, type TaskNode, type YamlTask } from './playbook.js';
 
 export { ROLES_DIR };
 
@@ -159,6 +159,7 @@ function loopItems(t: YamlTask, e: Expr, vars: Record<string, unknown>): unknown
 /** What a loop item is called in the output: its label, the item when short, else a summary. */
 function itemLabel(t: YamlTask, item: unknown, vars: Record<string, unknown>): string {
   if (t.loopLabel !== undefined) return isTemplate(t.loopLabel) ? renderString(t.loopLabel, vars) : t.loopLabel;
+  if (t.noLog) return 'item hidden: no_log';
   const text = typeof item === 'string' ? item : JSON.stringify(item) ?? String(item);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
@@ -175,9 +176,9 @@ export interface Iteration {
  * A YAML task over the vars a host gives it: its loop's items, and for each its condition and
  * params. Throws PlaybookError (an expression that fails, a loop that is not a list).
  */
-export function evaluateYamlTask(t: YamlTask, hostVars: Record<string, unknown>, host: string): Iteration[] {
+export function evaluateYamlTask(t: YamlTask, hostVars: Record<string, unknown>, host: string, templateVars?: Record<string, unknown>): Iteration[] {
   const vars = taskVars(t, hostVars);
-  if (!t.loop) return [{ task: yamlTask(t, vars, t.name, host), vars }];
+  if (!t.loop) return [{ task: yamlTask(t, vars, t.name, host, templateVars), vars }];
   let items: unknown;
   if ('items' in t.loop) items = renderDeep(t.loop.items, vars);
   else items = loopItems(t, t.loop.expr, vars);
@@ -188,17 +189,25 @@ export function evaluateYamlTask(t: YamlTask, hostVars: Record<string, unknown>,
   return items.map((item) => {
     const itemVars = { ...vars, [t.loopVar]: item };
     const label = itemLabel(t, item, itemVars);
-    return { task: yamlTask(t, itemVars, `${t.name} (${label})`, host), vars: itemVars, label };
+    return { task: yamlTask(t, itemVars, `${t.name} (${label})`, host, templateVars), vars: itemVars, label };
   });
 }
 
-/** A YAML task for one host (and one loop item): its conditions evaluated, its params rendered when they hold. */
-function yamlTask(t: YamlTask, vars: Record<string, unknown>, name: string, host: string): Task {
+/**
+ * A YAML task for one host (and one loop item): its conditions evaluated, its params rendered when
+ * they hold. `templateVars`: a role's vars, which its templates read (its defaults too), as in Ansible.
+ */
+function yamlTask(t: YamlTask, vars: Record<string, unknown>, name: string, host: string, templateVars?: Record<string, unknown>): Task {
   const when = t.conditions.every((c) => truthy(evaluate(t, c, vars)));
   const task: Task = { name, module: t.module, params: t.params, notify: t.notify, tags: t.tags, ignoreErrors: t.ignoreErrors, role: t.role, when };
   if (!when) return task;
   try {
-    return { ...task, params: renderParams(t, vars, host) };
+    const params = renderParams(t, vars, host);
+    if (templateVars && t.module === 'template' && params && typeof params === 'object') {
+      const p = params as Record<string, unknown>;
+      return { ...task, params: { ...p, vars: { ...templateVars, ...((p.vars as Record<string, unknown> | undefined) ?? {}) } } };
+    }
+    return { ...task, params };
   } catch (err) {
     const msg = err instanceof TemplateProblem ? err.described : (err as Error).message;
     throw new PlaybookError(`${t.at}: task "${t.name}": ${msg.replace(/\s+/g, ' ')}`, err instanceof PlaybookError ? err.hint : undefined);
@@ -212,7 +221,15 @@ function yamlTask(t: YamlTask, vars: Record<string, unknown>, name: string, host
  */
 export type Step =
   | { kind: 'task'; index: number }
-  | { kind: 'yaml'; task: YamlTask; ahead?: Array<{ index: number; vars: Record<string, unknown> }> }
+  | {
+      kind: 'yaml';
+      task: YamlTask;
+      ahead?: Array<{ index: number; vars: Record<string, unknown> }>;
+      /** The vars it is evaluated over when it runs (a role's task: the role's; absent: the play's). */
+      vars?: Record<string, unknown>;
+      /** A role's vars, which its templates read. */
+      templateVars?: Record<string, unknown>;
+    }
   | { kind: 'block'; block: Step[]; rescue: Step[]; always: Step[] };
 
 /** A play's tasks for one host: the tasks bound ahead, and the steps that run them. */
@@ -230,40 +247,64 @@ export interface HostPlay {
 /** A play expanded for one host, or why it cannot be (reported when the play runs on that host). */
 export type PlayExpansion = { ok: true; play: HostPlay } | { ok: false; error: unknown };
 
+/** Where a walk of task nodes is: the vars its tasks see, and what the role (import) around them hands down. */
+interface Scope {
+  vars: Record<string, unknown>;
+  /** The role the tasks belong to (its name tags them, as a TypeScript role's). */
+  role?: string;
+  /** A role's vars, which its templates read. */
+  templateVars?: Record<string, unknown>;
+  /** The when of the role import around them held (false: every task is skipped). */
+  gate: boolean;
+  tags: string[];
+}
+
 /** Role tasks and the play's YAML tasks with "{{ … }}" rendered for this host, not yet bound. Throws on bad input. */
 function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory): { tasks: Task[]; handlers: Task[]; steps: Step[]; vars: Record<string, unknown> } {
   const tasks: Task[] = [];
   const handlers: Task[] = [];
   const steps: Step[] = [];
-  const roleTasks = (name: string, extra?: { when: boolean; tags: string[] }): Step[] => {
+  const vars = playVars(host, play, facts);
+  /** A role's steps: a TypeScript role's tasks as it makes them; a YAML role's tree, walked as the play's body. */
+  const roleSteps = (name: string, site?: { when: boolean; tags: string[]; vars: Record<string, unknown>; seen: Record<string, unknown> }): Step[] => {
     const role = getRole(name)!;
-    const ctx = roleContext(name, host, facts, inventory, play);
+    // An import's vars are the role's, over the play's (rendered over what the import site sees).
+    const importVars = site && Object.keys(site.vars).length ? (renderDeep(site.vars, site.seen) as Record<string, unknown>) : undefined;
+    const ctx = roleContext(name, host, facts, inventory, importVars ? { ...play, vars: { ...play.vars, ...importVars } } : play);
+    handlers.push(...(role.handlers?.(ctx) ?? []).map((t) => ({ ...t, role: name })));
+    const tree = roleTree(role);
+    if (tree) return walk(tree.body, { vars: { ...vars, ...(importVars ?? {}), ...ctx.vars }, role: name, templateVars: ctx.vars, gate: site?.when ?? true, tags: site?.tags ?? [] });
     const out: Step[] = [];
     for (const t of role.tasks(ctx)) {
       out.push({ kind: 'task', index: tasks.length });
-      tasks.push({ ...t, role: name, ...(extra ? { when: t.when !== false && extra.when, tags: [...(t.tags ?? []), ...extra.tags] } : {}) });
+      tasks.push({ ...t, role: name, ...(site ? { when: t.when !== false && site.when, tags: [...(t.tags ?? []), ...site.tags] } : {}) });
     }
-    handlers.push(...(role.handlers?.(ctx) ?? []).map((t) => ({ ...t, role: name })));
     return out;
   };
-  for (const name of play.roles) steps.push(...roleTasks(name));
-  const vars = playVars(host, play, facts);
-  const walk = (nodes: TaskNode[]): Step[] =>
+  const walk = (nodes: TaskNode[], scope: Scope): Step[] =>
     nodes.flatMap((n): Step[] => {
-      if (n.kind === 'block') return [{ kind: 'block', block: walk(n.block), rescue: walk(n.rescue), always: walk(n.always) }];
+      if (n.kind === 'block') return [{ kind: 'block', block: walk(n.block, scope), rescue: walk(n.rescue, scope), always: walk(n.always, scope) }];
       if (n.kind === 'role') {
-        const when = n.conditions.every((c) => truthy(evaluateExpression(c.text, vars)));
-        return roleTasks(n.name, { when, tags: n.tags });
+        const when = scope.gate && n.conditions.every((c) => truthy(evaluateExpression(c.text, scope.vars)));
+        return roleSteps(n.name, { when, tags: [...scope.tags, ...n.tags], vars: n.vars, seen: scope.vars });
       }
-      const t = n.task;
-      if (t.registersRead.length) return [{ kind: 'yaml', task: t }];
-      const ahead = evaluateYamlTask(t, vars, host.name).map((it) => {
+      // A role's task is named by its role and carries the import's tags (the tree itself is shared by every host and import).
+      const t: YamlTask = scope.role ? { ...n.task, role: scope.role, tags: [...new Set([...(n.task.tags ?? []), ...scope.tags])] } : n.task;
+      if (!scope.gate) {
+        // The import's when does not hold: skipped as any task whose when does not (it registers "skipped").
+        tasks.push({ name: t.name, module: t.module, params: t.params, tags: t.tags, role: t.role, when: false });
+        return [{ kind: 'yaml', task: { ...t, registersRead: [] }, ahead: [{ index: tasks.length - 1, vars: scope.vars }] }];
+      }
+      // Read a registered result, or run on another host's connection (whose state this host's read must not hold): made when it runs.
+      if (t.registersRead.length || t.delegateTo) return [{ kind: 'yaml', task: t, vars: scope.role ? scope.vars : undefined, templateVars: scope.templateVars }];
+      const ahead = evaluateYamlTask(t, scope.vars, host.name, scope.templateVars).map((it) => {
         tasks.push(it.task);
         return { index: tasks.length - 1, vars: it.vars };
       });
       return [{ kind: 'yaml', task: t, ahead }];
     });
-  steps.push(...walk(play.body));
+  for (const name of play.roles) steps.push(...roleSteps(name));
+  steps.push(...walk(play.body, { vars, gate: true, tags: [] }));
   handlers.push(
     ...play.handlers.map((t) => {
       const [only] = evaluateYamlTask(t, vars, host.name);

@@ -132,6 +132,14 @@ export interface ChangeGuard {
   checkChange(host: string, change: GuardedChange): string | undefined;
 }
 
+/** What a no_log task shows in place of its output, command line and messages. */
+const NO_LOG = 'hidden (no_log: true)';
+
+/** A change of a no_log task: what and where, not the content (no diff); a command's line is content. */
+function hiddenChange(c: Change): Change {
+  return { kind: c.kind, target: c.kind === 'command' ? NO_LOG : c.target, action: c.action, ...(c.before !== undefined || c.after !== undefined ? { sensitive: true } : {}) };
+}
+
 /** How much of a command's output a `command` event carries (-vv). */
 const COMMAND_OUTPUT_LINES = 20;
 
@@ -211,6 +219,8 @@ export class HostRun {
   private readonly predicted: PredictedState = emptyPredictedState();
   private readonly cache: StateCache;
   private readonly notified = new Set<string>();
+  /** delegate_to: the state read on each host tasks are delegated to (its own, never this host's). */
+  private readonly delegated = new Map<string, { session: HostSession; cache: StateCache }>();
   /** Results registered so far (`register: NAME`), for later conditions and templates; they last the whole run. */
   private readonly registered: Record<string, unknown> = {};
   /** In a dry run: registered results that are not known (the task would change), and what each depends on. */
@@ -227,6 +237,8 @@ export class HostRun {
     readonly facts: Facts,
     private readonly flags: RunFlags,
     private readonly sink: EventSink,
+    /** delegate_to: the session of another host of the inventory (connected once for the run). */
+    private readonly delegate?: (host: string) => Promise<HostSession>,
   ) {
     this.cache = new StateCache(session);
     // Handlers notified by an earlier run that failed before running them are still owed.
@@ -278,19 +290,18 @@ export class HostRun {
     this.sink.emit({ kind: 'host-unreachable', host: this.host.name, reason });
   }
 
-  private async runCommand(c: Command, task: BoundTask, handler: boolean): Promise<ExecResult | undefined> {
+  private async runCommand(c: Command, task: BoundTask, handler: boolean, session: HostSession = this.session, noLog = false): Promise<ExecResult | undefined> {
     if (c.kind === 'call') {
       const started = Date.now();
-      const session = this.session;
       await c.run({ hostName: this.host.name, spawn: session.spawn ? (command, opts) => session.spawn!(command, opts) : undefined });
       const { meta } = task;
-      this.sink.emit({ kind: 'command', host: this.host.name, task: meta.name, role: meta.role, handler, command: c.describe, code: 0, output: '', ms: Date.now() - started });
+      this.sink.emit({ kind: 'command', host: this.host.name, task: meta.name, role: meta.role, handler, command: noLog ? NO_LOG : c.describe, code: 0, output: '', ms: Date.now() - started });
       return undefined;
     }
     // The task's own bound, else the inventory's, else the module's, else the transport's default.
     const timeoutMs = c.timeoutMs ?? this.host.connection.commandTimeoutMs ?? task.def.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const started = Date.now();
-    const res = await this.session.exec(c.cmd, { stdin: c.stdin, timeoutMs }).catch((err: unknown) => {
+    const res = await session.exec(c.cmd, { stdin: c.stdin, timeoutMs }).catch((err: unknown) => {
       throw err instanceof CommandTimeoutError ? err.as(c.describe ?? `command \`${c.cmd.split('\n')[0]}\``, c.timeoutMs ? "the task's timeout" : 'command_timeout') : err;
     });
     const { meta } = task;
@@ -300,9 +311,9 @@ export class HostRun {
       task: meta.name,
       role: meta.role,
       handler,
-      command: c.describe ?? c.cmd,
+      command: noLog ? NO_LOG : (c.describe ?? c.cmd),
       code: res.code,
-      output: [res.stdout.trim(), res.stderr.trim()].filter(Boolean).join('\n').split('\n').slice(-COMMAND_OUTPUT_LINES).join('\n'),
+      output: noLog ? '' : [res.stdout.trim(), res.stderr.trim()].filter(Boolean).join('\n').split('\n').slice(-COMMAND_OUTPUT_LINES).join('\n'),
       ms: Date.now() - started,
     });
     if (!(c.okCodes ?? [0]).includes(res.code)) {
@@ -335,21 +346,35 @@ export class HostRun {
     );
   }
 
-  private context(): ModuleContext {
+  /** Where a task runs: this host's session and state, or (delegate_to) those of the host it is delegated to. */
+  private async where(lang: TaskLanguage | undefined): Promise<{ session: HostSession; cache: StateCache; on?: string }> {
+    const to = lang?.task.delegateTo?.host;
+    if (to === undefined || to === this.host.name) return { session: this.session, cache: this.cache };
+    let w = this.delegated.get(to);
+    if (!w) {
+      if (!this.delegate) throw new ModuleError(`delegate_to ${to}: this run cannot reach other hosts`);
+      const session = await this.delegate(to);
+      w = { session, cache: new StateCache(session) };
+      this.delegated.set(to, w);
+    }
+    return { ...w, on: to };
+  }
+
+  private context(session: HostSession = this.session, cache: StateCache = this.cache): ModuleContext {
     return {
       host: this.host,
       facts: this.facts,
       check: this.flags.check,
       predicted: this.predicted,
-      read: (probe) => this.cache.read(probe),
+      read: (probe) => cache.read(probe),
       run: async (cmd, opts) => {
-        const r = await this.session.exec(cmd, { stdin: opts?.stdin, timeoutMs: this.session.probeTimeoutMs }).catch((err: unknown) => {
+        const r = await session.exec(cmd, { stdin: opts?.stdin, timeoutMs: session.probeTimeoutMs }).catch((err: unknown) => {
           throw err instanceof CommandTimeoutError ? err.as(`reading the host's state: \`${cmd.split('\n')[0]}\``, 'probe_timeout') : err;
         });
         return { stdout: r.stdout, code: r.code };
       },
-      reconnect: this.session.freshLogin ? () => this.session.freshLogin!() : undefined,
-      peer: this.session.peer ? (name) => this.session.peer!(name) : undefined,
+      reconnect: session.freshLogin ? () => session.freshLogin!() : undefined,
+      peer: session.peer ? (name) => session.peer!(name) : undefined,
     };
   }
 
@@ -375,7 +400,11 @@ export class HostRun {
     const { meta } = task;
     if (!this.selected(task) && !handler) return { flow: 'go', result: HostRun.result('skipped'), reported: false };
     const started = Date.now();
-    const report = (status: TaskStatus, changes: Change[], msg?: string, note?: string) => {
+    const noLog = lang?.task.noLog === true;
+    const report = (status: TaskStatus, shownChanges: Change[], shownMsg?: string, note?: string) => {
+      // no_log: what changes is said (kind, target, action), never its content, output or message.
+      const changes = noLog ? shownChanges.map(hiddenChange) : shownChanges;
+      const msg = noLog && shownMsg !== undefined ? NO_LOG : shownMsg;
       this.counts[status] = (this.counts[status] ?? 0) + 1;
       this.outcomes.push({ task: meta.name, role: meta.role, module: meta.module, handler, status, changes, msg });
       this.sink.emit({ kind: 'task-result', host: this.host.name, task: meta.name, role: meta.role, module: meta.module, handler, status, changes, msg, note, ms: Date.now() - started });
@@ -391,13 +420,17 @@ export class HostRun {
     const holds = (exprs: readonly Expr[], r: TaskResult) => exprs.length > 0 && exprs.every((e) => truthy(evaluate(lang!.task, e, withResult(r))));
     try {
       if (!isBound(task)) throw new ModuleError(task.error!);
-      await this.cache.fill([list], at);
-      const hung = task.probes.find((p) => this.cache.hung.has(p.key));
-      if (hung) throw this.cache.hung.get(hung.key);
-      const ctx = this.context();
+      const where = await this.where(lang);
+      const cache = where.cache;
+      await cache.fill([list], at);
+      const hung = task.probes.find((p) => cache.hung.has(p.key));
+      if (hung) throw cache.hung.get(hung.key);
+      const ctx = this.context(where.session, cache);
       const plan = await task.def.plan(task.params, ctx);
+      // A plan may be a shared constant: the note is the run's own.
+      const note = where.on === undefined ? plan.note : plan.note ? `${plan.note}; delegated to ${where.on}` : `delegated to ${where.on}`;
       if (plan.changes.length === 0) {
-        report('ok', [], undefined, plan.note);
+        report('ok', [], undefined, note);
         return { flow: 'go', result: HostRun.result('ok'), reported: true };
       }
       if (!this.flags.check && this.flags.guard) {
@@ -432,21 +465,21 @@ export class HostRun {
         // (With changed_when, it is recorded once the task turns out to have changed.)
         if (!changedWhen.length) await this.recordPendingHandlers(toNotify);
         try {
-          for (const c of plan.commands) exec = (await this.runCommand(c, task, handler)) ?? exec;
+          for (const c of plan.commands) exec = (await this.runCommand(c, task, handler, where.session, noLog)) ?? exec;
         } catch (err) {
           // failed_when decides whether a command that exited non-zero failed.
           if (!(failedWhen.length && err instanceof ModuleError && err.detail?.exitCode !== undefined)) throw err;
           exec = { code: err.detail.exitCode!, stdout: err.detail.stdout ?? '', stderr: err.detail.stderr ?? '' };
         } finally {
           // Every later read must see the host as it is now.
-          this.cache.invalidate();
+          cache.invalidate();
         }
         const ran = HostRun.result('changed', undefined, exec);
         if (failedWhen.length ? holds(failedWhen, ran) : false) {
           throw new ModuleError(`failed_when holds: ${failedWhen.map((e) => e.text).join(' and ')}${exec ? ` (exit ${exec.code})` : ''}`, exec ? { exitCode: exec.code, stdout: exec.stdout, stderr: exec.stderr } : undefined);
         }
         if (changedWhen.length && !holds(changedWhen, ran)) {
-          report('ok', [], undefined, plan.note);
+          report('ok', [], undefined, note);
           return { flow: 'go', result: { ...ran, changed: false }, reported: true };
         }
         if (changedWhen.length) await this.recordPendingHandlers(toNotify);
@@ -455,7 +488,7 @@ export class HostRun {
       plan.predict?.(this.predicted);
       this.predicted.anyChange = true;
       for (const h of meta.notify) this.notified.add(h);
-      report('changed', plan.changes, undefined, plan.note);
+      report('changed', plan.changes, undefined, note);
       // In a dry run nothing ran: what the task registers (its output, its exit code) is not known.
       return { flow: 'go', result: HostRun.result('changed', undefined, exec), unknown: this.flags.check ? (register ?? meta.name) : undefined, reported: true };
     } catch (err) {
@@ -545,8 +578,8 @@ export class HostRun {
         if (t.register) this.register(t.register, done.value, done.unknown);
         const started = Date.now();
         this.counts.skipped++;
-        this.outcomes.push({ task: t.name, module: t.module, handler: false, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}` });
-        this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, module: t.module, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}`, ms: Date.now() - started });
+        this.outcomes.push({ task: t.name, role: t.role, module: t.module, handler: false, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}` });
+        this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, role: t.role, module: t.module, status: 'skipped', changes: [], msg: `run_once: ran on ${done.host}`, ms: Date.now() - started });
         return 'go';
       }
       let outcome: { value: unknown; unknown?: string } = { value: HostRun.result('skipped') };
@@ -564,10 +597,11 @@ export class HostRun {
   private async runYamlHere(play: HostPlay, step: Extract<Step, { kind: 'yaml' }>, rescuable: boolean): Promise<{ flow: Flow; registered: { value: unknown; unknown?: string } }> {
     const t = step.task;
     const started = Date.now();
-    const reportOnce = (status: TaskStatus, msg: string) => {
+    const reportOnce = (status: TaskStatus, shownMsg: string) => {
+      const msg = t.noLog ? NO_LOG : shownMsg;
       this.counts[status] = (this.counts[status] ?? 0) + 1;
-      this.outcomes.push({ task: t.name, module: t.module, handler: false, status, changes: [], msg });
-      this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, module: t.module, status, changes: [], msg, ms: Date.now() - started });
+      this.outcomes.push({ task: t.name, role: t.role, module: t.module, handler: false, status, changes: [], msg });
+      this.sink.emit({ kind: 'task-result', host: this.host.name, task: t.name, role: t.role, module: t.module, status, changes: [], msg, ms: Date.now() - started });
     };
     const done = (flow: Flow, value: unknown, unknown?: string) => {
       if (t.register) this.register(t.register, value, unknown);
@@ -584,7 +618,7 @@ export class HostRun {
     else {
       try {
         const target = { host: this.host, facts: this.facts };
-        runs = evaluateYamlTask(t, { ...(play.vars ?? {}), ...this.registered }, this.host.name).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
+        runs = evaluateYamlTask(t, { ...(step.vars ?? play.vars ?? {}), ...this.registered }, this.host.name, step.templateVars).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
       } catch (err) {
         const msg = errorMessage(err);
         if (t.ignoreErrors || rescuable) {

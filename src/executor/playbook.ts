@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Inventory } from '../inventory/index.js';
@@ -13,7 +14,7 @@ import { fieldName, readYamlFile, schemaError, whereAt, whereIs, whereKey, type 
 /** Keys of a task that are not its module. */
 const TASK_KEYS = [
   'name', 'notify', 'tags', 'when', 'ignore_errors', 'loop', 'loop_control', 'register', 'changed_when', 'failed_when',
-  'run_once', 'delegate_to', 'vars', 'args',
+  'run_once', 'delegate_to', 'vars', 'args', 'environment', 'no_log', 'become', 'become_user',
 ] as const;
 /** Keys that make a task something else than a module call. */
 const STRUCTURE_KEYS = ['block', 'rescue', 'always', 'include_tasks', 'import_tasks', 'import_role', 'include_role'] as const;
@@ -38,6 +39,12 @@ const taskSchema = z
     run_once: z.boolean().optional(),
     delegate_to: z.string().optional(),
     vars: z.record(z.string().regex(NAME, 'a var name'), z.unknown()).optional(),
+    /** The command's environment (values may be secrets: handed over on its stdin, never in argv). */
+    environment: z.record(z.string().regex(NAME, 'an environment variable name (letters, digits, _)'), z.unknown()).optional(),
+    /** Hide the task's output, diff and messages in every view (plain, -vv, --log, --json). */
+    no_log: z.boolean().optional(),
+    become: z.boolean().optional(),
+    become_user: z.string().optional(),
   })
   .catchall(z.unknown());
 
@@ -115,6 +122,10 @@ export interface YamlTask extends Task {
   changedWhen: Expr[];
   failedWhen: Expr[];
   runOnce: boolean;
+  /** no_log: its output, diff and messages are hidden in every view. */
+  noLog: boolean;
+  /** delegate_to: the inventory host whose connection runs it (with this host's vars), and where it was written. */
+  delegateTo?: { host: string; at: string };
   /** Vars of the task, of its blocks and of the include that brought it (values may be templates). */
   vars: Record<string, unknown>;
   /** "file:line:col: [0].tasks[1].notify" */
@@ -123,6 +134,8 @@ export interface YamlTask extends Task {
   registersRead: string[];
   /** Every top-level var its expressions, loop, label and vars read (params: see `templated`). */
   varsRead: string[];
+  /** Every top-level var it reads anywhere (params included), but its loop var: what `registersRead` is picked from. */
+  rootsRead: string[];
 }
 
 /**
@@ -132,7 +145,7 @@ export interface YamlTask extends Task {
 export type TaskNode =
   | { kind: 'task'; task: YamlTask }
   | { kind: 'block'; name?: string; block: TaskNode[]; rescue: TaskNode[]; always: TaskNode[] }
-  | { kind: 'role'; name: string; conditions: Expr[]; tags: string[]; at: string };
+  | { kind: 'role'; name: string; conditions: Expr[]; tags: string[]; at: string; vars: Record<string, unknown> };
 
 /** Every template string in params, by path. */
 function templatedStrings(v: unknown, path: Array<string | number> = []): Array<{ path: Array<string | number>; text: string }> {
@@ -166,6 +179,59 @@ export interface Playbook {
   file: string;
   dir: string;
   plays: Play[];
+  /** Every `register:` name of its tasks (a YAML role's: of the role's files). */
+  registers: ReadonlySet<string>;
+}
+
+/**
+ * A YAML role's tasks as a tree (blocks, includes, imported roles), walked on each host like a
+ * play's body, so register, changed_when/failed_when, run_once and rescue/always work in a role
+ * as in a play. Set by src/project/yaml-role.ts; a TypeScript role has none.
+ */
+export interface RoleTree {
+  body: TaskNode[];
+  /** Every module task of the tree, blocks and includes flattened. */
+  tasks: YamlTask[];
+  registers: ReadonlySet<string>;
+  /** Roles it imports with import_role. */
+  importedRoles: string[];
+}
+
+const roleTrees = new WeakMap<object, RoleTree>();
+
+export function setRoleTree(role: object, tree: RoleTree): void {
+  roleTrees.set(role, tree);
+}
+
+export function roleTree(role: object | undefined): RoleTree | undefined {
+  return role ? roleTrees.get(role) : undefined;
+}
+
+/** The YAML roles being loaded, outermost first: an import_role of one of them is a cycle. */
+const rolesLoading: string[] = [];
+
+/** Load a role's files with its name on the stack (src/project/yaml-role.ts), so an import cycle is named, not a stack overflow. */
+export function whileLoadingRole<T>(name: string, load: () => T): T {
+  rolesLoading.push(name);
+  try {
+    return load();
+  } finally {
+    rolesLoading.pop();
+  }
+}
+
+/**
+ * Which registered results each task reads, from every register a run of these tasks may see (the
+ * playbook's and its YAML roles'). Only ever adds: a role shared by two playbooks keeps both readings.
+ */
+function linkRegisters(tasks: readonly YamlTask[], registers: ReadonlySet<string>): void {
+  for (const task of tasks) task.registersRead = [...new Set([...task.registersRead, ...task.rootsRead.filter((r) => registers.has(r))])];
+}
+
+/** Options of a task file read as a role's (src/project/yaml-role.ts). */
+export interface RoleFileOptions {
+  /** The role's folder: control paths (template, copy src…) are in its templates/ or files/. */
+  roleDir: string;
 }
 
 /** What a task inherits from the blocks and includes around it. */
@@ -200,10 +266,15 @@ class Loader {
   readonly registers = new Set<string>();
   readonly tasks: YamlTask[] = [];
 
-  constructor(private readonly playbookFile: string) {}
+  constructor(
+    private readonly playbookFile: string,
+    private readonly role?: RoleFileOptions,
+  ) {}
 
   private at(l: Located, p: Array<string | number>): string {
-    return `${whereIs(l.src, p)}: ${fieldName(p)}`;
+    // A role's file is read as the tasks of one play: its paths are named as in that file ("[2].apt", not "[0].tasks[2].apt").
+    const named = this.role && l.including.length === 0 && p.length >= 2 && p[0] === 0 && (p[1] === 'tasks' || p[1] === 'handlers') ? p.slice(2) : p;
+    return `${whereIs(l.src, p)}: ${fieldName(named)}`;
   }
 
   /** Parse one expression now: a bad one is bad input, named by file:line:col. */
@@ -238,7 +309,7 @@ class Loader {
     const parsed = structureSchema.safeParse(raw);
     if (!parsed.success) throw new PlaybookError(schemaError(l.src, parsed.error.issues, p));
     const s = parsed.data;
-    if (s.delegate_to !== undefined) throw this.delegateTo(l, p);
+    if (s.delegate_to !== undefined) throw new PlaybookError(`${this.at(l, [...p, 'delegate_to'])}: delegate_to on a block, include or role import is not supported yet`, 'put delegate_to on its tasks');
     const kinds = (['block', 'include_tasks', 'import_tasks', 'import_role', 'include_role'] as const).filter((k) => s[k] !== undefined);
     if (kinds.length !== 1) throw new PlaybookError(`${this.at(l, p)}: one of block, include_tasks, import_tasks, import_role (found ${kinds.join(', ') || 'rescue/always without block'})`);
     const inner: Inherited = {
@@ -261,9 +332,21 @@ class Loader {
     }
     if (kind === 'import_role' || kind === 'include_role') {
       const name = s[kind]!.name;
+      const loop = rolesLoading.indexOf(name);
+      if (loop >= 0) {
+        throw new PlaybookError(`${this.at(l, [...p, kind, 'name'])}: role import cycle: ${[...rolesLoading.slice(loop), name].join(' → ')}`, 'a role cannot import itself, directly or through other roles');
+      }
       if (!getRole(name)) throw new PlaybookError(`${this.at(l, [...p, kind, 'name'])}: unknown role "${name}"`);
-      if (Object.keys(s.vars ?? {}).length) throw new PlaybookError(`${this.at(l, [...p, 'vars'])}: vars on a role import are not supported yet: set them in the play's vars`);
-      return { kind: 'role', name, conditions: inner.conditions, tags: inner.tags, at: this.at(l, p) };
+      for (const text of templatedStrings(s.vars ?? {})) {
+        try {
+          analyzeString(text.text);
+        } catch (err) {
+          if (err instanceof TemplateProblem) throw new PlaybookError(`${this.at(l, [...p, 'vars', ...text.path])}: ${err.described}`);
+          throw err;
+        }
+      }
+      // The import's vars are the role's (they override the play's and the inventory's for it), not handed to a block.
+      return { kind: 'role', name, conditions: inner.conditions, tags: inner.tags, at: this.at(l, p), vars: s.vars ?? {} };
     }
     // include_tasks / import_tasks: read now, relative to the file that names it.
     const file = path.resolve(path.dirname(l.file), s[kind]!);
@@ -281,8 +364,26 @@ class Loader {
     return { kind: 'block', name: s.name, block: this.list(included, src.data, [], inner, false), rescue: [], always: [] };
   }
 
-  private delegateTo(l: Located, p: Array<string | number>): PlaybookError {
-    return new PlaybookError(`${this.at(l, [...p, 'delegate_to'])}: delegate_to is not supported yet`, 'run the task in a play on that host, or use run_once for a task that must run on one host only');
+  /** A relative control path of a task: the role's templates/ or files/ (it must be there), else next to the task's file. */
+  private controlPath(l: Located, p: Array<string | number>, module: string, value: string): string {
+    if (!this.role) return path.resolve(path.dirname(l.file), value);
+    const folder = path.join(this.role.roleDir, module === 'template' ? 'templates' : 'files');
+    const found = path.join(folder, value);
+    if (!existsSync(found)) throw new PlaybookError(`${this.at(l, p)}: "${value}" not found in ${folder}${path.sep}`);
+    return found;
+  }
+
+  /**
+   * delegate_to: a host of the inventory, written as is (checked against the inventory before any
+   * connection: checkDelegates). The control machine is no host: provision runs nothing locally.
+   */
+  private delegateTo(l: Located, p: Array<string | number>, value: string): { host: string; at: string } {
+    const at = this.at(l, [...p, 'delegate_to']);
+    if (isTemplate(value)) throw new PlaybookError(`${at}: delegate_to names a host of the inventory as it is written (not a template)`);
+    if (['localhost', '127.0.0.1', '::1'].includes(value.trim())) {
+      throw new PlaybookError(`${at}: delegate_to: ${value} is not supported: provision runs nothing on the control machine`, 'delegate to a host of the inventory, or run the local step before provision');
+    }
+    return { host: value.trim(), at };
   }
 
   private task(l: Located, raw: unknown, p: Array<string | number>, inherited: Inherited, handlers: boolean): YamlTask {
@@ -293,21 +394,36 @@ class Loader {
     if (moduleKeys.length !== 1) {
       throw new PlaybookError(`${this.at(l, p)}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`);
     }
-    if (t.delegate_to !== undefined) throw this.delegateTo(l, p);
+    const delegateTo = t.delegate_to !== undefined ? this.delegateTo(l, p, t.delegate_to) : undefined;
+    // The connection decides who commands run as (the inventory's become): a task does not switch user.
+    const becomeKey = (['become', 'become_user'] as const).find((k) => t[k] !== undefined);
+    if (becomeKey) {
+      throw new PlaybookError(`${whereKey(l.src, [...p, becomeKey])}: ${fieldName([...p, becomeKey])}: ${becomeKey} on a task is not supported yet: the inventory's become settings apply to every task of a host`, 'set become/become_user in the inventory (ansible_become, ansible_become_user)');
+    }
     if (handlers) {
-      const loopKey = (['loop', 'register', 'run_once'] as const).find((k) => t[k] !== undefined);
+      const loopKey = (['loop', 'register', 'run_once', 'delegate_to', 'environment', 'no_log'] as const).find((k) => t[k] !== undefined);
       if (loopKey) throw new PlaybookError(`${whereKey(l.src, [...p, loopKey])}: ${fieldName([...p, loopKey])}: not supported on a handler`);
     }
     // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
-    const call = resolveModuleCall(t, moduleKeys[0]!, l.src, p);
+    const call = resolveModuleCall(t, moduleKeys[0]!, l.src, p, { inRole: this.role !== undefined });
     const module = call.module;
     const def = getModule(module);
     if (!def) throw new PlaybookError(`${whereKey(l.src, [...p, module])}: ${fieldName([...p, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
     let params = call.params;
-    // Paths on the control machine (template sources…) are relative to the file the task is in.
-    const local = controlPathParams(def).filter((k) => params && typeof params === 'object' && typeof (params as Record<string, unknown>)[k] === 'string');
+    if (t.environment !== undefined) {
+      // The command module hands its environment over on stdin (never argv): a task's environment joins it.
+      if (module !== 'command') throw new PlaybookError(`${whereKey(l.src, [...p, 'environment'])}: ${fieldName([...p, 'environment'])}: environment is for command and shell tasks (${module} runs no command of yours)`);
+      const own = (params as { environment?: Record<string, unknown> }).environment ?? {};
+      params = { ...(params as object), environment: { ...t.environment, ...own } };
+    }
+    // Paths on the control machine (template sources, files to copy…): in a role, in its templates/ or
+    // files/ (as in Ansible); in a playbook, relative to the file the task is in.
+    const local = controlPathParams(def).filter((k) => {
+      const v = params && typeof params === 'object' ? (params as Record<string, unknown>)[k] : undefined;
+      return typeof v === 'string' && !path.isAbsolute(v) && !v.includes('{{');
+    });
     if (local.length) {
-      params = { ...(params as object), ...Object.fromEntries(local.map((k) => [k, path.resolve(path.dirname(l.file), (params as Record<string, string>)[k]!)])) };
+      params = { ...(params as object), ...Object.fromEntries(local.map((k) => [k, this.controlPath(l, [...p, ...call.source([k])], module, (params as Record<string, string>)[k]!)])) };
     }
     const check = def.schema.safeParse(params);
     if (!check.success) {
@@ -375,9 +491,12 @@ class Loader {
       changedWhen,
       failedWhen,
       runOnce: t.run_once ?? inherited.runOnce ?? false,
+      noLog: t.no_log ?? false,
+      delegateTo,
       vars: { ...inherited.vars, ...(t.vars ?? {}) },
       registersRead: [],
       varsRead: [],
+      rootsRead: [],
     };
     this.tasks.push(task);
     return task;
@@ -393,8 +512,9 @@ class Loader {
       const exprRoots = new Set([...roots, ...[...task.changedWhen, ...task.failedWhen].flatMap((e) => e.roots)]);
       task.varsRead = [...exprRoots].filter((r) => r !== task.loopVar && r !== task.register);
       for (const s of task.templated) for (const r of analyzeString(s.text).paths) if (typeof r[0] === 'string') roots.add(r[0]);
-      task.registersRead = [...roots].filter((r) => this.registers.has(r) && r !== task.loopVar);
+      task.rootsRead = [...roots].filter((r) => r !== task.loopVar);
     }
+    linkRegisters(this.tasks, this.registers);
   }
 
   get file(): string {
@@ -403,7 +523,7 @@ class Loader {
 }
 
 /** `read`: the file already read (a role's tasks file, wrapped as one play by src/project/yaml-role.ts). */
-export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
+export function loadPlaybook(file: string, read?: LocatedYaml, role?: RoleFileOptions): Playbook {
   const src = read ?? readYamlFile(file, 'playbook', PlaybookError);
   if (src.data === null || src.data === undefined) {
     throw new PlaybookError(`${whereAt(src, 0)}: (top level): the playbook is empty`, 'a playbook is a list of plays: - name: …, hosts: …, tasks: […]');
@@ -412,7 +532,7 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
   if (!parsed.success) throw new PlaybookError(schemaError(src, parsed.error.issues));
   /** "file:line:col: field" of a path: of its value. */
   const at = (p: Array<string | number>) => `${whereIs(src, p)}: ${fieldName(p)}`;
-  const loader = new Loader(file);
+  const loader = new Loader(file, role);
   const located: Located = { src, file, including: [] };
   const none: Inherited = { conditions: [], tags: [], vars: {} };
   const plays = parsed.data.map((p, pi): Play => {
@@ -443,6 +563,10 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
     };
   });
   loader.resolveRegisters();
+  // A register of a YAML role is read by later tasks of the play, and the play's by the role's tasks.
+  const trees = reachableRoleTrees(plays.flatMap((p) => [...p.roles, ...p.importedRoles]));
+  const registers = new Set([...loader.registers, ...trees.flatMap((t) => [...t.registers])]);
+  linkRegisters([...loader.tasks, ...trees.flatMap((t) => t.tasks)], registers);
   // Imported roles and handlers are expanded before the play runs: their conditions cannot wait for a result.
   const early = (conditions: readonly Expr[], what: string) => {
     for (const c of conditions) {
@@ -450,8 +574,6 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
       if (read !== undefined) throw new PlaybookError(`${c.at}: ${what} cannot read the registered result "${read}" (not supported yet): put the condition on the role's or handler's tasks, or on a task that notifies it`);
     }
   };
-  const roleNodes = (nodes: TaskNode[]): Array<Extract<TaskNode, { kind: 'role' }>> =>
-    nodes.flatMap((n) => (n.kind === 'role' ? [n] : n.kind === 'block' ? [n.block, n.rescue, n.always].flatMap(roleNodes) : []));
   for (const play of plays) {
     for (const r of roleNodes(play.body)) early(r.conditions, `the when of import_role "${r.name}"`);
     for (const h of play.handlers) {
@@ -473,7 +595,42 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
       );
     }
   }
-  return { file, dir: path.dirname(file), plays };
+  return { file, dir: path.dirname(file), plays, registers: loader.registers };
+}
+
+/** The role imports among these nodes (blocks and includes looked into). */
+export function roleNodes(nodes: readonly TaskNode[]): Array<Extract<TaskNode, { kind: 'role' }>> {
+  return nodes.flatMap((n) => (n.kind === 'role' ? [n] : n.kind === 'block' ? [n.block, n.rescue, n.always].flatMap(roleNodes) : []));
+}
+
+/** The trees of these roles' YAML roles, of their dependencies and of the roles they import, each once. */
+function reachableRoleTrees(names: readonly string[]): RoleTree[] {
+  const seen = new Set<string>();
+  const trees: RoleTree[] = [];
+  const visit = (name: string): void => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const role = getRole(name);
+    const tree = roleTree(role);
+    if (tree) trees.push(tree);
+    [...(role?.dependencies ?? []), ...(tree?.importedRoles ?? [])].forEach(visit);
+  };
+  names.forEach(visit);
+  return trees;
+}
+
+/** Every module task a run of the playbook may run: the plays' and their YAML roles' (handlers apart). */
+export function everyTask(playbook: Playbook): YamlTask[] {
+  return [...playbook.plays.flatMap((p) => p.tasks), ...reachableRoleTrees(playbook.plays.flatMap((p) => [...p.roles, ...p.importedRoles])).flatMap((t) => t.tasks)];
+}
+
+/** Before any connection: every delegate_to names a host of the inventory (else exit 4, naming where). */
+export function checkDelegates(inventory: Inventory, playbook: Playbook): void {
+  for (const t of everyTask(playbook)) {
+    if (t.delegateTo && !inventory.hosts.has(t.delegateTo.host)) {
+      throw new PlaybookError(`${t.delegateTo.at}: delegate_to: "${t.delegateTo.host}" is not a host of inventory ${inventory.name}`, `hosts: ${[...inventory.hosts.keys()].slice(0, 10).join(', ')}`);
+    }
+  }
 }
 
 /**
@@ -485,7 +642,9 @@ export function loadPlaybook(file: string, read?: LocatedYaml): Playbook {
 export function checkSecretsInParams(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
   for (const play of playbook.plays) {
     const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
-    for (const task of [...play.tasks, ...play.handlers]) {
+    // A YAML role's tasks too: a secret of the inventory in a role's command line is refused before connecting as well.
+    const roleTasks = reachableRoleTrees([...play.roles, ...play.importedRoles]).flatMap((tree) => tree.tasks);
+    for (const task of [...play.tasks, ...play.handlers, ...roleTasks]) {
       for (const t of task.templated) {
         const param = String(t.path[0]);
         const reads = analyzeString(t.text, { shell: paramRules(task.module, param).shell });

@@ -2,11 +2,11 @@ import type { Facts } from '../facts/index.js';
 import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { checkRoleVars, unreadVarWarnings } from '../roles/index.js';
 import { mapLimit } from '../util/concurrency.js';
-import { errorMessage, PlaybookError, ProvisionError } from '../util/errors.js';
+import { errorMessage, ModuleError, PlaybookError, ProvisionError } from '../util/errors.js';
 import { maskedSink, NO_EVENTS, type EventSink, type RunEvent } from './events.js';
 import { expandPlay, type HostPlay, type PlayExpansion } from './expand.js';
 import { HostRun, PlayShared, unreachableOutcome, type HostOutcome, type RunFlags } from './host-run.js';
-import { checkSecretsInParams, type Playbook } from './playbook.js';
+import { checkDelegates, checkSecretsInParams, everyTask, roleNodes, type Playbook } from './playbook.js';
 import { playTargets, unknownPlayHosts } from './targets.js';
 import { SshConnector, type Connector, type HostSession } from './session.js';
 
@@ -58,9 +58,23 @@ export interface RunResult {
 /** Roles' checks of their vars (src/roles/validate.ts), before any connection: bad input never half-applies a host. */
 export function validateRoleVars(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
   // Each play as the hosts it selects (a play that selects none checks nothing), its imported roles among its roles.
+  // An import with vars: they are the role's, over the play's, checked as written (a template as the
+  // string it is; the role's schema checks the rendered value again when the play runs).
   const plays = playbook.plays.flatMap((play) => {
     const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
-    return targets.length ? [{ ...play, hosts: targets.join(','), roles: [...new Set([...play.roles, ...play.importedRoles])] }] : [];
+    if (!targets.length) return [];
+    const imports = roleNodes(play.body);
+    const withVars = imports.filter((n) => Object.keys(n.vars).length);
+    const plain = [...new Set([...play.roles, ...imports.filter((n) => !withVars.includes(n)).map((n) => n.name)])];
+    return [
+      { ...play, hosts: targets.join(','), roles: plain },
+      ...withVars.map((n) => ({
+        ...play,
+        hosts: targets.join(','),
+        roles: [n.name],
+        vars: { ...play.vars, ...n.vars },
+      })),
+    ];
   });
   checkRoleVars(inventory, { ...playbook, plays }, hosts);
 }
@@ -150,6 +164,9 @@ async function runPlays(opts: RunOptions, ready: Map<string, Prepared>, forks: n
 /** The expansions' plays that could be expanded, for reading their state in one go. */
 const expandedPlays = (plays: Map<number, PlayExpansion>): HostPlay[] => [...plays.values()].flatMap((x) => (x.ok ? [x.play] : []));
 
+/** The hosts delegate_to names. */
+const delegateHosts = (playbook: Playbook): string[] => everyTask(playbook).flatMap((t) => (t.delegateTo ? [t.delegateTo.host] : []));
+
 export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const t0 = Date.now();
   const startupMs = Math.round(process.uptime() * 1000);
@@ -158,7 +175,9 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
   const names = selectHosts(inventory, opts.limit);
   const misspelt = unknownPlayHosts(inventory, playbook);
   if (opts.strict && misspelt.length) throw new PlaybookError(misspelt.join('\n'), 'fix the play\'s hosts, or run without --strict to skip such plays with a warning');
-  prepareHosts(inventory, names);
+  // A host tasks are delegated to is connected to as well (only its connection is used, not its vars).
+  checkDelegates(inventory, playbook);
+  prepareHosts(inventory, [...new Set([...names, ...delegateHosts(playbook)])]);
   validateRoleVars(inventory, playbook, names);
   checkSecretsInParams(inventory, playbook, names);
   const forks = opts.forks ?? Math.min(Math.max(names.length, 1), DEFAULT_FORKS);
@@ -187,9 +206,23 @@ export async function runPlaybook(opts: RunOptions): Promise<RunResult> {
     // Per host, as soon as its facts are in: expand every play once and read all their state in
     // one round trip; on a converged fleet that one read is all the run needs.
     const ready = new Map<string, Prepared>();
+    // delegate_to: a host of the run lends its session; another host of the inventory is connected once, when first asked.
+    const opened = new Map<string, Promise<HostSession>>();
+    const delegate = (name: string): Promise<HostSession> => {
+      const mine = connected.get(name);
+      if (mine) return Promise.resolve(mine.session);
+      let s = opened.get(name);
+      if (!s) {
+        s = connector.open(inventory.hosts.get(name)!).catch((err: unknown) => {
+          throw new ModuleError(`delegate_to ${name}: ${errorMessage(err)}`);
+        });
+        opened.set(name, s);
+      }
+      return s;
+    };
     const prepare = async (c: Connected, flags: RunFlags, sink: EventSink, plays?: Map<number, PlayExpansion>): Promise<void> => {
       const h = c.host.name;
-      const run = new HostRun(c.host, c.session, c.facts, flags, sink);
+      const run = new HostRun(c.host, c.session, c.facts, flags, sink, delegate);
       plays ??= new Map(
         playbook.plays.flatMap((play, pi) => (playTargets(inventory, play.hosts).hosts.includes(h) ? [[pi, expandPlay(play, c.host, c.facts, inventory, playbook.file)] as const] : [])),
       );

@@ -292,7 +292,7 @@ function ourParams(module: string): string[] {
  * The module a task names and its params, in our terms. `task` is the task as written (the module
  * key and, for Ansible's `args:`, extra params); `at` is the task's path in `src`.
  */
-export function resolveModuleCall(task: Record<string, unknown>, key: string, src: LocatedYaml, at: Path): ModuleCall {
+export function resolveModuleCall(task: Record<string, unknown>, key: string, src: LocatedYaml, at: Path, opts: { inRole?: boolean } = {}): ModuleCall {
   const entry = byName.get(key);
   const written = task[key];
   if (!entry) return { key, module: key, params: written, source: (p) => [key, ...p.map((k) => (typeof k === 'symbol' ? String(k) : k))] };
@@ -351,8 +351,9 @@ export function resolveModuleCall(task: Record<string, unknown>, key: string, sr
     renamed[to] = value;
     origin.push([[to], g.from]);
   }
-  // Only for Ansible's own spelling: our bare copy reads its src from the working directory, as it always has.
-  if (fqcn && spelling.localFile) {
+  // Ansible's spelling in a playbook: files/ (templates/) next to it, then its own folder. In a role,
+  // the loader looks in the role's files/ (templates/) for every spelling.
+  if (fqcn && spelling.localFile && !opts.inRole) {
     const { param, folder } = spelling.localFile;
     const v = renamed[param];
     if (typeof v === 'string' && !path.isAbsolute(v) && !v.includes('{{')) {

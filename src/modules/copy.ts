@@ -5,7 +5,7 @@ import { Secret } from '../util/secrets.js';
 import { attributeChanges, currentFile, fileState, MAX_DIFF_BYTES, utf8Text } from './lib/file-state.js';
 import { setAttributesCommand, writeFileCommand } from './lib/write-file.js';
 import { ownerName } from './group.js';
-import { secretString, type Change, type ModuleContext, type ModuleDef, type Plan } from './contract.js';
+import { controlPath, secretString, type Change, type ModuleContext, type ModuleDef, type Plan } from './contract.js';
 
 export const writeOptions = {
   dest: z.string().startsWith('/', 'an absolute path'),
@@ -24,8 +24,8 @@ const params = z
   .strictObject({
     ...writeOptions,
     content: secretString().optional(),
-    /** A file on the control machine. */
-    src: z.string().optional(),
+    /** A file on the control machine: in a playbook, relative to it; in a role, in its files/. */
+    src: controlPath(z.string()).optional(),
   })
   .refine((p) => (p.content === undefined) !== (p.src === undefined), 'give exactly one of content or src');
 export type CopyParams = z.input<typeof params>;

@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Document, Pair, Scalar, YAMLMap, YAMLSeq, type Node } from 'yaml';
 import { z } from 'zod';
-import { loadPlaybook, type TaskNode, type YamlTask } from '../executor/playbook.js';
+import { loadPlaybook, setRoleTree, whileLoadingRole, type RoleTree, type YamlTask } from '../executor/playbook.js';
 import { evaluateYamlTask } from '../executor/expand.js';
-import { controlPathParams, getModule, type Task } from '../modules/index.js';
+import type { Task } from '../modules/index.js';
 import type { RoleContext, RoleDef } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
 import { shown } from '../roles/vars.js';
@@ -16,7 +16,8 @@ import { readYamlFile, schemaError, whereIs, type LocatedYaml } from '../util/ya
  * templates/, files/, meta/main.yml (dependencies; argument_specs, the vars schema the loader
  * enforces: type, required, default, choices, description) or meta/argument_specs.yml. Its tasks
  * are read by the playbook's own task loader (src/executor/playbook.ts), so they accept exactly
- * what a playbook's tasks accept, and a bad one is exit 4 with file:line:col before any connection.
+ * what a playbook's tasks accept (register, changed_when/failed_when, run_once, block/rescue/always,
+ * include_tasks, import_role), and a bad one is exit 4 with file:line:col before any connection.
  */
 
 const optionSchema = z.strictObject({
@@ -93,76 +94,26 @@ export function dependencySource(role: RoleDef, index: number): string | undefin
 }
 
 /** A task list file (tasks/ or handlers/ main.yml) as the playbook loader reads a play's tasks. */
-function loadTaskList(file: string, section: 'tasks' | 'handlers', dir: string, handlers: unknown[]): { tasks: YamlTask[]; data: unknown[] } {
+function loadTaskList(file: string, section: 'tasks' | 'handlers', dir: string, handlers: unknown[]): { tasks: YamlTask[]; data: unknown[]; tree: RoleTree } {
   const src = readYamlFile(file, `role ${section} file`, PlaybookError);
   const data = src.data ?? [];
   if (!Array.isArray(data)) throw new PlaybookError(`${whereIs(src, [])}: (top level): a ${section} file is a list of tasks`);
-  // Paths on the control machine are the role's: a template's src in templates/, a file to copy in files/ (as in Ansible).
-  const tasks = data.map((t: unknown, ti) => {
-    if (!t || typeof t !== 'object') return t;
-    const out: Record<string, unknown> = { ...(t as Record<string, unknown>) };
-    for (const [key, params] of Object.entries(out)) {
-      if (!params || typeof params !== 'object' || Array.isArray(params)) continue;
-      const def = getModule(key);
-      if (!def) continue;
-      const resolved: Record<string, unknown> = { ...(params as Record<string, unknown>) };
-      for (const p of controlPathParams(def)) {
-        const v = resolved[p];
-        if (typeof v !== 'string' || path.isAbsolute(v) || v.includes('{{')) continue;
-        const folder = key === 'template' ? 'templates' : 'files';
-        const found = path.join(dir, folder, v);
-        if (!existsSync(found)) {
-          throw new PlaybookError(`${whereIs(src, [ti, key, p])}: [${ti}].${key}.${p}: "${v}" not found in ${path.join(dir, folder)}${path.sep}`);
-        }
-        resolved[p] = found;
-      }
-      out[key] = resolved;
-    }
-    return out;
-  });
   // The file's list as the tasks (or handlers) of one play, its nodes kept: errors name this file's lines.
   const play = new YAMLMap();
   play.items.push(new Pair(new Scalar('name'), new Scalar(section)), new Pair(new Scalar(section), src.doc.contents as Node));
   const wrapped = new Document();
   wrapped.contents = new YAMLSeq();
   (wrapped.contents as YAMLSeq).items.push(play);
-  const asPlay = { name: path.basename(dir), hosts: 'all', [section]: tasks, ...(section === 'tasks' ? { handlers } : {}) };
+  const asPlay = { name: path.basename(dir), hosts: 'all', [section]: data, ...(section === 'tasks' ? { handlers } : {}) };
   try {
-    const book = loadPlaybook(file, { file, lines: src.lines, doc: wrapped, data: [asPlay] });
+    // Paths on the control machine are the role's: a template's src in templates/, a file to copy in files/ (as in Ansible).
+    const book = loadPlaybook(file, { file, lines: src.lines, doc: wrapped, data: [asPlay] }, { roleDir: dir });
     const play = book.plays[0]!;
-    refuseRunTimeConstructs(play.body, section === 'tasks' ? play.tasks : play.handlers);
-    return { tasks: play[section], data: tasks };
+    return { tasks: play[section], data, tree: { body: play.body, tasks: play.tasks, registers: book.registers, importedRoles: play.importedRoles } };
   } catch (err) {
     // "[0].tasks[2].apt" of the wrapping play → "[2].apt" of this file.
     if (err instanceof PlaybookError) throw new PlaybookError(err.message.replace(/\[0\]\.(tasks|handlers)(?=\[)/g, ''), err.hint);
     throw err;
-  }
-}
-
-/**
- * A role's tasks are made for each host before the play runs (a role is a list of tasks), so what
- * the task language decides while a play runs — a registered result read later, changed_when /
- * failed_when, run_once, rescue/always, a role imported from a role — is refused in a role's files,
- * naming where, rather than flattened into something else. (A plain block with when/tags/vars, loop
- * and when over vars and facts work as in a playbook.)
- */
-function refuseRunTimeConstructs(body: TaskNode[], tasks: YamlTask[]): void {
-  const notYet = (at: string, what: string) =>
-    new PlaybookError(`${at}: ${what} in a role's tasks is not supported yet (it is in a playbook's tasks)`, 'use it in a play, or split the role');
-  const walk = (nodes: TaskNode[]): void => {
-    for (const n of nodes) {
-      if (n.kind === 'role') throw notYet(n.at.replace(/\[0\]\.(tasks|handlers)(?=\[)/g, ''), 'import_role');
-      if (n.kind === 'block') {
-        const handling = [...n.rescue, ...n.always][0];
-        if (handling) throw notYet(handling.kind === 'task' ? handling.task.at : 'a block', 'rescue/always');
-        walk(n.block);
-      }
-    }
-  };
-  walk(body);
-  for (const t of tasks) {
-    const what = t.register ? 'register' : t.changedWhen.length ? 'changed_when' : t.failedWhen.length ? 'failed_when' : t.runOnce ? 'run_once' : undefined;
-    if (what) throw notYet(t.at, what);
   }
 }
 
@@ -171,16 +122,12 @@ function renderVars(ctx: RoleContext): Record<string, unknown> {
   return { ...ctx.host.vars, ...ctx.vars, facts: ctx.facts };
 }
 
-function rendered(tasks: YamlTask[], ctx: RoleContext, file: string): Task[] {
-  const vars = renderVars(ctx);
-  return tasks.flatMap((t) => evaluateYamlTask(t, vars, ctx.host.name).map((it) => it.task)).map((task) => {
-    // A template in a role reads the role's vars (its defaults too), as in Ansible.
-    if (task.module === 'template' && task.params && typeof task.params === 'object') {
-      const p = task.params as Record<string, unknown>;
-      task.params = { ...p, vars: { ...ctx.vars, ...((p.vars as Record<string, unknown> | undefined) ?? {}) } };
-    }
-    return task;
-  });
+/**
+ * The tasks as a flat list for one host (a handler list; a role's tasks for a caller that does not walk
+ * its tree). A template in a role reads the role's vars (its defaults too), as in Ansible.
+ */
+function rendered(tasks: YamlTask[], ctx: RoleContext): Task[] {
+  return tasks.flatMap((t) => evaluateYamlTask(t, renderVars(ctx), ctx.host.name, ctx.vars).map((it) => it.task));
 }
 
 /** Loads roles/<name>/ (Ansible layout). Throws PlaybookError (exit 4) naming the file for any bad input. */
@@ -208,9 +155,12 @@ export function loadYamlRole(dir: string, name: string): RoleDef {
   for (const [k, spec] of Object.entries(specs?.main.options ?? {})) shape[k] = optionToZod(spec, defaults[k]);
 
   const handlersFile = mainFile(dir, 'handlers');
-  const handlers = handlersFile ? loadTaskList(handlersFile, 'handlers', dir, []) : { tasks: [], data: [] };
   const tasksFile = mainFile(dir, 'tasks');
-  const tasks = tasksFile ? loadTaskList(tasksFile, 'tasks', dir, handlers.data) : { tasks: [] };
+  const { handlers, tasks } = whileLoadingRole(name, () => {
+    const handlers = handlersFile ? loadTaskList(handlersFile, 'handlers', dir, []) : undefined;
+    const tasks = tasksFile ? loadTaskList(tasksFile, 'tasks', dir, handlers?.data ?? []) : undefined;
+    return { handlers, tasks };
+  });
 
   const dependencies = metaParsed.data.dependencies.map((d) => (typeof d === 'string' ? d : 'role' in d ? String(d.role) : String(d.name)));
   const description = specs?.main.short_description ?? `A role from ${dir} (Ansible layout).`;
@@ -218,12 +168,14 @@ export function loadYamlRole(dir: string, name: string): RoleDef {
     name,
     description,
     vars: z.object(shape),
-    tasks: (ctx) => rendered(tasks.tasks, ctx, tasksFile!),
-    handlers: (ctx) => rendered(handlers.tasks, ctx, handlersFile!),
+    tasks: (ctx) => rendered(tasks?.tasks ?? [], ctx),
+    handlers: (ctx) => rendered(handlers?.tasks ?? [], ctx),
     overrides: metaParsed.data.overrides,
     dir,
     dependencies,
   };
   if (meta) dependencySources.set(role, (i) => whereIs(meta, ['dependencies', i]));
+  // What runs: the tasks as a tree, walked on each host like a play's body (src/executor/expand.ts).
+  setRoleTree(role, tasks?.tree ?? { body: [], tasks: [], registers: new Set(), importedRoles: [] });
   return role;
 }

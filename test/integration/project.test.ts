@@ -1,6 +1,6 @@
 /**
  * A project made by `provision init`, converged on a real host from ITS folder (--project, the
- * command started elsewhere): its YAML role (template, handler, vars schema from meta), its
+ * command started elsewhere): its YAML role (loop, when, register, template, handler, vars schema from meta), its
  * TypeScript role and its TypeScript module, all loaded at run time. --check before the first run
  * predicts exactly what the first run changes; the second run changes nothing.
  */
@@ -50,6 +50,11 @@ const changed = (r: Result) =>
     .filter((e) => e.kind === 'task-result' && e.status === 'changed')
     .map((e) => String(e.task))
     .sort();
+const statusOf = (r: Result, status: string) =>
+  r.events
+    .filter((e) => e.kind === 'task-result' && e.status === status)
+    .map((e) => String(e.task))
+    .sort();
 const failed = (r: Result) => r.events.filter((e) => e.kind === 'task-result' && e.status === 'failed');
 
 async function onHost(script: string): Promise<string> {
@@ -87,11 +92,16 @@ describe('a project made by provision init, on a lab host', () => {
     const first = await provision(['--project', project, '-i', 'lab', '--json']);
     expect(failed(first), first.stderr).toEqual([]);
     expect(first.code, first.stderr).toBe(2);
-    expect(changed(check)).toEqual(changed(first));
-    expect(changed(first)).toEqual(['example folder', 'example module', 'example-ts file', 'greeting changed', 'greeting file'].sort());
-    expect(await onHost('cat /etc/provision-example/greeting.txt /etc/provision-example/module.txt /etc/provision-example-ts.txt /etc/provision-example/greeting.changed; stat -c %a /etc/provision-example/greeting.txt')).toBe(
-      'hello from the example role, from web-01\nwritten by the example module\nwritten by the example-ts role (web-01)\nhello from the example role\n644\n',
+    const made = ['example folders (/etc/provision-example)', 'example folders (/etc/provision-example/conf.d)', 'example module', 'example-ts file', 'greeting changed', 'greeting file', 'kernel file'];
+    expect(changed(first)).toEqual(made.sort());
+    // The dry run predicts every change but the one whose when reads a command's output, which it
+    // does not run: that task is "unknown", not guessed either way.
+    expect(changed(check)).toEqual(made.filter((t) => t !== 'kernel file').sort());
+    expect(statusOf(check, 'unknown')).toEqual(['kernel file']);
+    expect(await onHost('cat /etc/provision-example/greeting.txt /etc/provision-example/module.txt /etc/provision-example-ts.txt /etc/provision-example/greeting.changed; stat -c %a /etc/provision-example/greeting.txt; test -d /etc/provision-example/conf.d && echo dir')).toBe(
+      'hello from the example role, from web-01\nwritten by the example module\nwritten by the example-ts role (web-01)\nhello from the example role\n644\ndir\n',
     );
+    expect(await onHost('cat /etc/provision-example/kernel.txt')).toBe(`kernel ${(await onHost('uname -r')).trim()}\n`);
 
     const second = await provision(['--project', project, '-i', 'lab', '--json']);
     expect(second.code, second.stderr).toBe(0);

@@ -88,7 +88,9 @@ describe('task language: bad input is exit 4 with file:line:col, before any conn
     'when-two-outputs.yml': '/when-two-outputs.yml:6:13: [0].tasks[0].when: bad expression "x }}{{ y": expected comma after expression (line 1, column 1 of the expression)',
     'when-in-list.yml': '/when-in-list.yml:8:11: [0].tasks[0].when[1]: bad expression "b ==": the expression ends too early (nothing after the last operator)',
     'loop-syntax.yml': '/loop-syntax.yml:6:13: [0].tasks[0].loop: bad expression "users |": the expression ends too early (expected symbol, got right-paren)',
-    'delegate-to.yml': '/delegate-to.yml:6:20: [0].tasks[0].delegate_to: delegate_to is not supported yet',
+    'delegate-to-localhost.yml': '/delegate-to-localhost.yml:6:20: [0].tasks[0].delegate_to: delegate_to: localhost is not supported: provision runs nothing on the control machine',
+    'delegate-to-template.yml': '/delegate-to-template.yml:6:20: [0].tasks[0].delegate_to: delegate_to names a host of the inventory as it is written (not a template)',
+    'delegate-to-handler.yml': '/delegate-to-handler.yml:9:7: [0].handlers[0].delegate_to: not supported on a handler',
     'changed-when-not-command.yml': "/changed-when-not-command.yml:6:21: [0].tasks[0].changed_when: changed_when and failed_when are for command tasks (their result is the command's exit code and output)",
     'include-missing.yml': `/include-missing.yml:4:22: [0].tasks[0].include_tasks: included tasks ${bad}/no-such-tasks.yml: no such file`,
     'include-cycle.yml': '/include-cycle-inner.yml:3:18: [1].include_tasks: include-cycle-inner.yml includes itself (include-cycle.yml → include-cycle-inner.yml → include-cycle-inner.yml)',
@@ -388,6 +390,90 @@ describe('run_once', () => {
     expect(ran('web-01')).toEqual(['make-token', 'use token-from-web-01']);
     expect(ran('web-02')).toEqual(['use token-from-web-01']);
     expect(statuses('web-02')[0]).toBe('token: skipped (run_once: ran on web-01)');
+  });
+});
+
+describe('delegate_to', () => {
+  it("runs the task on the named host's connection with the current host's vars; with run_once, once", async () => {
+    const { ran } = await run(
+      `
+- name: p
+  hosts: web-01
+  tasks:
+    - { name: here, command: { cmd: "here {{ role_name }}" } }
+    - { name: there, command: { cmd: "there {{ role_name }} {{ inventory_hostname }}" }, delegate_to: web-02, register: out }
+    - { name: after, command: { cmd: "after {{ out.rc }}" } }
+`,
+    );
+    expect(ran('web-01')).toEqual(['here web', 'after 0']);
+    // web-02 is not in the play: it is connected to for the delegated task only.
+    expect(ran('web-02')).toEqual(['there web web-01']);
+    const once = await run(
+      `
+- name: p
+  hosts: all
+  tasks:
+    - { name: there once, command: { cmd: "once {{ inventory_hostname }}" }, delegate_to: web-02, run_once: true }
+`,
+      { limit: 'all' },
+    );
+    expect([...once.ran('web-01'), ...once.ran('web-02')].filter((c) => c.startsWith('once'))).toHaveLength(1);
+  });
+
+  it('a host the inventory does not have is exit 4 with file:line:col, before any connection', async () => {
+    const inv = file(INVENTORY, 'delegate-inv.yml');
+    const play = file('- name: p\n  hosts: all\n  tasks:\n    - name: t\n      command: { cmd: "true" }\n      delegate_to: db-01\n', 'delegate-unknown.yml');
+    const errors: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => (errors.push(String(s)), true)) as typeof process.stderr.write;
+    try {
+      expect(await main(['-i', inv, '-p', play])).toBe(4);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(errors.join('').split('\n')[0]).toBe(`provision: error: ${play}:6:20: [0].tasks[0].delegate_to: delegate_to: "db-01" is not a host of inventory delegate-inv`);
+    expect(errors.join('')).not.toMatch(/UNREACHABLE|connect/i);
+  });
+});
+
+describe('environment and no_log on a task', () => {
+  it("environment reaches the command on its stdin, never its command line; no_log hides the task's command, output, items and message in every event", async () => {
+    const respond = (_h: string, c: string) => (c.includes('leak-it') ? ok('s3cret-output') : c.includes('fail-it') ? { stdout: '', stderr: 'fail-detail-xyz', code: 3 } : undefined);
+    const { ran, events, connector, statuses } = await run(
+      `
+- name: p
+  hosts: web-01
+  tasks:
+    - { name: with env, command: { cmd: "use-env" }, environment: { TOKEN: "tok-{{ role_name }}" } }
+    - { name: quiet, command: { cmd: "leak-it {{ item }}" }, loop: [hidden-item], no_log: true, register: q }
+    - { name: quiet failure, command: { cmd: "fail-it" }, no_log: true, ignore_errors: true }
+    - { name: uses it, command: { cmd: "got {{ q.results[0].stdout }}" } }
+`,
+      { respond },
+    );
+    const session = connector.sessions.get('web-01')!;
+    const at = session.ran.findIndex((c) => c.includes('use-env'));
+    expect(session.ran[at]).not.toContain('tok-web');
+    expect(String(session.stdins[at])).toContain(`TOKEN=${Buffer.from('tok-web').toString('base64')}`);
+    // The result is still registered: only what is shown is hidden.
+    expect(ran()).toContain('got s3cret-output');
+    // Every event but those of the task that prints the registered output on purpose (and the recap: the run's file names).
+    const quietEvents = events.filter((e) => e.kind !== 'recap' && (!('task' in e) || !String(e.task).startsWith('uses it')));
+    const shown = JSON.stringify(quietEvents);
+    for (const secret of ['s3cret-output', 'hidden-item', 'leak-it', 'fail-detail-xyz']) expect(shown).not.toContain(secret);
+    expect(statuses()).toEqual(['with env: changed', 'quiet (item hidden: no_log): changed', 'quiet failure: ignored', 'uses it: changed']);
+    const lines = quietEvents.flatMap((e) => formatEvent(e, { diff: true, verbose: 2, color: false }));
+    expect(lines.join('\n')).not.toMatch(/s3cret-output|hidden-item|leak-it|fail-detail-xyz/);
+  });
+
+  it('become on a task, and environment on a module that runs no command, are exit 4 naming where', () => {
+    const dir = mkdtempSync(path.join(tmp, 'become-'));
+    writeFileSync(path.join(dir, 'b.yml'), '- name: p\n  hosts: all\n  tasks:\n    - name: t\n      command: { cmd: "true" }\n      become: true\n');
+    expect(() => loadPlaybook(path.join(dir, 'b.yml'))).toThrow(
+      `${path.join(dir, 'b.yml')}:6:7: [0].tasks[0].become: become on a task is not supported yet: the inventory's become settings apply to every task of a host`,
+    );
+    writeFileSync(path.join(dir, 'e.yml'), '- name: p\n  hosts: all\n  tasks:\n    - name: t\n      file: { path: /x, state: directory }\n      environment: { A: b }\n');
+    expect(() => loadPlaybook(path.join(dir, 'e.yml'))).toThrow(`${path.join(dir, 'e.yml')}:6:7: [0].tasks[0].environment: environment is for command and shell tasks (file runs no command of yours)`);
   });
 });
 
