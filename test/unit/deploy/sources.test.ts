@@ -1,9 +1,9 @@
 /** Where releases come from: git (refs, URLs, the pinned host key, the deploy key), app_build_local, Node.js from an apt repository. */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { checkRef, gitInstallScript, isKnownHostsLine, isRepositoryUrl, lsRemoteScript, readDeployKey, resolveRef } from '../../../src/deploy/git.ts';
 import { appLayout } from '../../../src/deploy/host-state.ts';
@@ -127,6 +127,7 @@ describe('Node.js from an apt repository', () => {
   let keyFile: string;
   let fingerprint: string;
   let otherKey: string;
+  let otherFingerprint: string;
   beforeAll(() => {
     const home = gnupg();
     const gpg = (...a: string[]) => execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', ...a], { encoding: 'utf8' });
@@ -139,9 +140,10 @@ describe('Node.js from an apt repository', () => {
     fingerprint = fprs[0]!;
     keyFile = path.join(dir, 'repo.asc');
     writeFileSync(keyFile, gpg('--armor', '--export', fingerprint));
+    otherFingerprint = fprs[1]!;
     otherKey = path.join(dir, 'both.gpg');
     writeFileSync(otherKey, execFileSync('gpg', ['--homedir', home, '--batch', '--export'], {}));
-    afterAll(() => undefined);
+    writeFileSync(path.join(dir, 'both.secret'), execFileSync('gpg', ['--homedir', home, '--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--export-secret-keys'], {}));
   });
   const vars = (o: Partial<NodejsVars> = {}): NodejsVars => ({
     app_nodejs_source: 'nodesource',
@@ -173,6 +175,52 @@ describe('Node.js from an apt repository', () => {
     expect(content(1)).toContain('Package: nodejs\nPin: version 20.*\nPin-Priority: 1001\n');
     expect(content(0)).toMatch(/^-----BEGIN PGP PUBLIC KEY BLOCK-----\n/);
     expect(nodejsRepositoryTasks(vars({ app_nodejs_source: 'debian' }))).toEqual([]);
+  });
+
+  it('real apt reads what the tasks write: the armored keyring, the deb822 source signed by it only, the major pinned', () => {
+    // A repository of one package (nodejs 20.99.0 and 18.99.0), signed by the repository's key, read by
+    // apt-get/apt-cache of this machine in a private tree (nothing of the machine's apt touched).
+    const home = mkdtempSync(path.join(tmpdir(), 'provision-gpg-sign-'));
+    execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import'], { input: readFileSync(path.join(dir, 'both.secret')) });
+    const apt = mkdtempSync(path.join(tmpdir(), 'provision-apt-'));
+    const repo = path.join(apt, 'repo');
+    const dists = path.join(repo, 'dists/nodistro/main/binary-amd64');
+    mkdirSync(dists, { recursive: true });
+    const stanza = (v: string) => `Package: nodejs\nVersion: ${v}\nArchitecture: amd64\nMaintainer: t <t@example.com>\nFilename: pool/nodejs_${v}_amd64.deb\nSize: 1\nSHA256: ${'0'.repeat(64)}\nDescription: test\n`;
+    const packages = `${stanza('20.99.0')}\n${stanza('18.99.0')}`;
+    writeFileSync(path.join(dists, 'Packages'), packages);
+    const sha = execFileSync('sha256sum', [path.join(dists, 'Packages')], { encoding: 'utf8' }).split(' ')[0];
+    const release = `Origin: test\nSuite: nodistro\nCodename: nodistro\nArchitectures: amd64\nComponents: main\nDate: ${new Date().toUTCString()}\nSHA256:\n ${sha} ${Buffer.byteLength(packages)} main/binary-amd64/Packages\n`;
+    const sign = (fpr: string) =>
+      writeFileSync(path.join(repo, 'dists/nodistro/InRelease'), execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--local-user', fpr, '--clearsign'], { input: release }));
+    const tasks = nodejsRepositoryTasks(vars({ app_nodejs_repository: `file:${repo}` }));
+    const write = (dest: string, i: number) => {
+      const f = path.join(apt, dest);
+      mkdirSync(path.dirname(f), { recursive: true });
+      writeFileSync(f, String((tasks[i]!.params as { content: string }).content).replaceAll(NODEJS_KEYRING, path.join(apt, NODEJS_KEYRING)));
+    };
+    write(NODEJS_KEYRING, 0);
+    write(NODEJS_PIN, 1);
+    write(NODEJS_SOURCES, 2);
+    writeFileSync(path.join(apt, 'status'), '');
+    mkdirSync(path.join(apt, 'state/lists/partial'), { recursive: true });
+    mkdirSync(path.join(apt, 'cache/archives/partial'), { recursive: true });
+    const opts = ['-o', 'Dir::Etc::SourceList=/dev/null', '-o', `Dir::Etc::SourceParts=${apt}/etc/apt/sources.list.d`, '-o', `Dir::Etc::PreferencesParts=${apt}/etc/apt/preferences.d`, '-o', 'Dir::Etc::Preferences=/dev/null', '-o', `Dir::State=${apt}/state`, '-o', `Dir::State::status=${apt}/status`, '-o', `Dir::Cache=${apt}/cache`, '-o', 'APT::Architecture=amd64', '-o', 'Debug::NoLocking=1', '-o', 'APT::Sandbox::User=root'];
+    const update = () => spawnSync('apt-get', [...opts, '-q', 'update'], { encoding: 'utf8' });
+    sign(fingerprint);
+    const good = update();
+    expect(good.status, good.stdout + good.stderr).toBe(0);
+    expect(good.stdout + good.stderr).not.toMatch(/^(W|E):/m);
+    const policy = execFileSync('apt-cache', [...opts, 'policy', 'nodejs'], { encoding: 'utf8' });
+    expect(policy).toMatch(/Candidate: 20\.99\.0/);
+    expect(policy).toMatch(/Installed: \(none\)/);
+    expect(policy).toMatch(/^ +20\.99\.0 1001$/m);
+    // Signed by another key: apt refuses the repository (the keyring trusts the pinned key only).
+    sign(otherFingerprint);
+    rmSync(path.join(apt, 'state/lists'), { recursive: true, force: true });
+    mkdirSync(path.join(apt, 'state/lists/partial'), { recursive: true });
+    const bad = update();
+    expect(bad.stdout + bad.stderr).toMatch(/NO_PUBKEY|not signed|is not signed|signatures were invalid/);
   });
 
   it('a key with another fingerprint, two keys, or no key: refused before any task is made (nothing written)', () => {
