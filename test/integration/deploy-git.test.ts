@@ -121,10 +121,12 @@ describe('deploy from a git repository', () => {
       'web-01',
       `cat /opt/app/current/VERSION; ls -A /opt/app/current | tr '\\n' ' '; echo; stat -c '%U %a' /opt/app/repo.git /opt/app/current/server.js; ls -A /opt/app | tr '\\n' ' '`,
     );
-    expect(out).toMatch(/^v1\n/);
-    expect(out).not.toContain('.git ');
-    expect(out).toContain('app 750\nroot 644');
-    expect(out).not.toContain('.git-ssh');
+    const [version, inRelease, repoMode, fileMode, appDir] = out.split('\n');
+    expect(version).toBe('v1');
+    // The commit's tree and the completion marker: nothing of git.
+    expect(inRelease).toBe('.provision-release VERSION server.js ');
+    expect([repoMode, fileMode]).toEqual(['app 750', 'root 644']);
+    expect(appDir).not.toContain('.git-ssh');
     expect(await ok('web-01', `node -e "require('http').get('http://127.0.0.1:' + process.argv[1], (r) => r.pipe(process.stdout))" $(sed -n 's/^PORT=//p' /opt/app/shared/env | tr -d '"')`)).toContain('v1');
   });
 
@@ -152,6 +154,18 @@ describe('deploy from a git repository', () => {
     expect(byCommit.stdout).toContain('release already there');
     expect(await currentOn()).toBe(commits[0]);
   }, 400_000);
+
+  it('Node.js from an apt repository with a key of another fingerprint: the run stops, nothing written to apt on the host', async () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'provision-gpg-'));
+    execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'Repo <r@example.com>', 'ed25519', 'sign', 'never']);
+    const keyFile = path.join(dir, 'repo.asc');
+    writeFileSync(keyFile, execFileSync('gpg', ['--homedir', home, '--batch', '--armor', '--export']));
+    const wrongPin = inventory(hostKeyLine, `  app_nodejs_source: nodesource\n  app_nodejs_key_file: ${keyFile}\n  app_nodejs_key_fingerprint: ${'AB12'.repeat(10)}\n`);
+    const r = await provision(['-i', wrongPin, '-p', play], { timeoutMs: 600_000 });
+    expect([1, 4], r.stdout.slice(-2000) + r.stderr).toContain(r.code);
+    expect(r.stdout + r.stderr).toMatch(/app_nodejs_key_file: .*repo\.asc has fingerprint [0-9A-F]{40}, not (AB12){10} \(app_nodejs_key_fingerprint\): not trusted, nothing written/);
+    expect(await ok('web-01', 'ls /etc/apt/sources.list.d /etc/apt/keyrings /etc/apt/preferences.d 2>/dev/null; true')).not.toContain('provision-nodejs');
+  }, 700_000);
 
   it('a git server whose host key is not the pinned one is refused: exit 1, one clear line, nothing fetched or switched', async () => {
     const before = await currentOn();
