@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import path from 'node:path';
 import { SshConnector, type HostSession } from '../executor/index.js';
 import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { EXAMPLE_APP, type AppVars } from '../roles/app/index.js';
@@ -7,8 +6,10 @@ import { roleVars } from '../roles/index.js';
 import { GROUPS, privateAddress } from '../roles/shared.js';
 import { appLayout, previousRelease, type HostReleases } from '../deploy/host-state.js';
 import { describePlan, NoPreviousRelease, planDeploy, planRollback, type DeployPlan } from '../deploy/plan.js';
-import { localRelease, packedRelease, type LocalRelease } from '../deploy/release.js';
-import { DeployError, installRelease, migrate, prune, readReleases, rollOut, type Balancer, type DeployEvent, type WebTarget } from '../deploy/rolling.js';
+import { buildLocal, localRelease } from '../deploy/release.js';
+import { checkRef, lsRemoteScript, readDeployKey, resolveRef, type GitSource } from '../deploy/git.js';
+import { explainGitFailure, gitSource, localSource } from '../deploy/sources.js';
+import { DeployError, installRelease, migrate, prune, readReleases, rollOut, type Balancer, type DeployEvent, type ReleaseSource, type WebTarget } from '../deploy/rolling.js';
 import { healthScript, healthUrl } from '../deploy/scripts.js';
 import { InputError, errorMessage } from '../util/errors.js';
 import { EXIT } from './exit-codes.js';
@@ -112,13 +113,13 @@ async function statesOf(fleet: Fleet): Promise<Array<{ host: string; state: Host
 }
 
 /** Batches, drain, switch, health, ready; then old releases pruned. The exit code of the whole. */
-async function roll(fleet: Fleet, plan: DeployPlan, o: CommonOptions & { check?: boolean }, release: LocalRelease | undefined, verb: string): Promise<number> {
+async function roll(fleet: Fleet, plan: DeployPlan, o: CommonOptions & { check?: boolean }, release: ReleaseSource | undefined, verb: string): Promise<number> {
   const log = reporter(o);
   for (const line of describePlan(plan, verb)) log({ kind: 'deploy', step: line });
   if (plan.batches.length === 0) return EXIT.OK;
   if (o.check) return EXIT.CHANGED;
   if (fleet.lbs.length === 0) log({ kind: 'deploy', step: `no host in group ${GROUPS.loadbalancers}: switching without draining` });
-  const opts = { log, bytes: release ? () => packedRelease(release) : undefined };
+  const opts = { log, source: release };
   const t0 = Date.now();
   if (release) {
     // Migrations run once, on the first host to change, before any host switches.
@@ -147,17 +148,65 @@ async function roll(fleet: Fleet, plan: DeployPlan, o: CommonOptions & { check?:
   return EXIT.CHANGED;
 }
 
-/** `provision deploy`: the release (--release PATH, else app_source) to every web server, rolling. */
+/** One value of an app var for every web server (a release goes to all of them): else bad input naming the var. */
+function same<K extends keyof AppVars>(hosts: Host[], vars: Map<string, AppVars>, name: K, hint: string): AppVars[K] {
+  const values = new Set(hosts.map((h) => JSON.stringify(vars.get(h.name)![name])));
+  if (values.size > 1) throw new InputError(`${String(name)} differs between web servers (${[...values].join(', ')}): ${hint}`);
+  return vars.get(hosts[0]!.name)![name];
+}
+
+/** The git repository of the web servers, its deploy key read and its host key checked, before any connection. */
+function gitSourceOf(hosts: Host[], vars: Map<string, AppVars>): GitSource {
+  const url = same(hosts, vars, 'app_repository', 'one repository for all');
+  const hostKey = same(hosts, vars, 'app_repository_host_key', 'one git server');
+  const keyFile = same(hosts, vars, 'app_deploy_key_file', 'one deploy key');
+  if (!keyFile) throw new InputError('app_deploy_key_file: required with app_repository (the deploy key on the control machine)');
+  if (!hostKey) throw new InputError("app_repository_host_key: required with app_repository (the git server's host key, a known_hosts line)");
+  return { url, hostKey, key: readDeployKey(keyFile) };
+}
+
+/**
+ * The commit REF names, resolved once, by `git ls-remote` on the first web server (as the app user,
+ * with the deploy key and the pinned host key, exactly as the fetch will be): every host gets the
+ * same commit even if the branch moves during the deploy. A full commit is taken as it is.
+ */
+async function resolveCommit(web: WebTarget, src: GitSource, ref: string): Promise<string> {
+  const direct = resolveRef('', ref);
+  if (direct) return direct;
+  const r = await web.session.exec(lsRemoteScript(web.layout, web.user, src), { stdin: Buffer.from(src.key.reveal()), timeoutMs: 120_000 });
+  if (r.code !== 0) throw new DeployError(`${web.name}: ${explainGitFailure(`git ls-remote ${src.url}: exit ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(-1000)}`, src.url)}`);
+  const commit = resolveRef(r.stdout, ref);
+  if (!commit) throw new DeployError(`${ref}: no such branch or tag in ${src.url} (a commit must be given in full, 40 hex digits): nothing deployed`);
+  return commit;
+}
+
+/** `provision deploy`: the release (--release PATH|REF, else app_source or app_ref) to every web server, rolling. */
 export async function deployCommand(o: DeployOptions): Promise<number> {
   const inv = loadInventory(requireInventory(o));
   const { hosts, vars } = webHosts(inv, o);
+  const batch = vars.get(hosts[0]!.name)!.deploy_batch;
+  const repository = same(hosts, vars, 'app_repository', 'one repository for all');
+  if (repository) {
+    const ref = checkRef(o.release ?? same(hosts, vars, 'app_ref', 'give --release REF'), o.release ? '--release' : 'app_ref');
+    const src = gitSourceOf(hosts, vars);
+    return withFleet(o, true, async (fleet) => {
+      const states = await statesOf(fleet);
+      const first = fleet.webs.get(hosts[0]!.name)!;
+      const commit = await resolveCommit(first, src, ref);
+      reporter(o)({ kind: 'deploy', step: `release ${ref} is commit ${commit}`, detail: `${src.url}, resolved on ${first.name}` });
+      return roll(fleet, planDeploy(states, commit, batch), o, gitSource(src, commit, ref), `deploy ${ref}`);
+    });
+  }
   const sources = new Set(hosts.map((h) => vars.get(h.name)!.app_source));
   if (!o.release && sources.size > 1) throw new InputError(`app_source differs between web servers (${[...sources].join(', ')}): give --release PATH`);
-  const release = localRelease(o.release ?? ([...sources][0] || EXAMPLE_APP));
-  const batch = vars.get(hosts[0]!.name)!.deploy_batch;
+  const sourcePath = o.release ?? ([...sources][0] || EXAMPLE_APP);
+  const buildCommand = same(hosts, vars, 'app_build_local', 'one build for all');
+  // Built before any connection: a failed build touches no host.
+  const release = buildCommand ? buildLocal(sourcePath, buildCommand) : localRelease(sourcePath);
+  const source = localSource(release);
   return withFleet(o, true, async (fleet) => {
     const plan = planDeploy(await statesOf(fleet), release.id, batch);
-    return roll(fleet, plan, o, release, `deploy ${path.basename(release.source)}`);
+    return roll(fleet, plan, o, source, `deploy ${source.label}`);
   });
 }
 
@@ -201,7 +250,7 @@ export async function releasesCommand(o: CommonOptions): Promise<number> {
 /** `provision deploy | rollback | releases` (docs/deploy.md). */
 export function registerDeployCommands(program: Command, addCommonOptions: (c: Command) => Command, setCode: (c: number) => void): void {
   addCommonOptions(program.command('deploy').description('roll a release of the app out to the web servers, one batch at a time through the load balancers'))
-    .option('-r, --release <path>', 'a directory or archive (.tar.gz, .tgz, .tar) on the control machine (default: app_source)')
+    .option('-r, --release <path|ref>', 'a directory or archive (.tar.gz, .tgz, .tar) on the control machine (default: app_source); with app_repository: a branch, tag or full commit (default: app_ref)')
     .option('-C, --check', 'say which release would go to which host; change nothing')
     .action(async (o) => setCode(await deployCommand(o)));
   addCommonOptions(program.command('rollback').description('every web server back one release, rolling the same way'))

@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { InputError } from '../util/errors.js';
+import { InputError, ProvisionError } from '../util/errors.js';
 
 /**
  * A release of the team's application as the control machine has it: a directory or an archive
@@ -14,6 +15,8 @@ export interface LocalRelease {
   id: string;
   source: string;
   kind: 'directory' | 'archive';
+  /** What the user named, when `source` is a built copy of it (app_build_local). */
+  label?: string;
 }
 
 /** Hex digits of the sha256 kept in a release id: 80 bits, no collision among a team's releases. */
@@ -90,4 +93,38 @@ export function packedRelease(r: LocalRelease): Buffer {
     packed.set(key, b);
   }
   return b;
+}
+
+/** app_build_local failed: said in one line, exit 1, before any host is touched. */
+export class LocalBuildError extends ProvisionError {}
+
+const built = new Map<string, LocalRelease>();
+
+/**
+ * `app_build_local`: the command run by sh on the control machine in a copy of the source (a
+ * directory copied, an archive unpacked) in a temporary directory, never in the user's own tree;
+ * the release is the built copy (its id: the hash of what the build left). Once per process for a
+ * source and command; the copy is removed when the process exits.
+ */
+export function buildLocal(source: string, command: string): LocalRelease {
+  const original = localRelease(source);
+  const key = `${original.source}\0${original.id}\0${command}`;
+  const done = built.get(key);
+  if (done) return done;
+  const tmp = mkdtempSync(path.join(tmpdir(), 'provision-build-'));
+  process.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
+  const work = path.join(tmp, path.basename(original.source).replace(ARCHIVE, '') || 'release');
+  if (original.kind === 'directory') cpSync(original.source, work, { recursive: true, verbatimSymlinks: true });
+  else {
+    mkdirSync(work);
+    execFileSync('tar', ['-xf', original.source, '-C', work]);
+  }
+  const r = spawnSync('/bin/sh', ['-c', command], { cwd: work, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) {
+    const said = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().split('\n').slice(-5).join(' | ');
+    throw new LocalBuildError(`app_build_local "${command}" failed (${r.error ? r.error.message : r.signal ? `signal ${r.signal}` : `exit ${r.status}`}) in a copy of ${source}${said ? `: ${said.slice(-1000)}` : ''}: nothing deployed`);
+  }
+  const release = { ...localRelease(work), label: path.basename(original.source) };
+  built.set(key, release);
+  return release;
 }

@@ -33,9 +33,19 @@ export interface DeployEvent {
   ms?: number;
 }
 
+/** Where a release comes from: how a host that lacks it gets it (a script, and its stdin: the release's bytes, or a deploy key). */
+export interface ReleaseSource {
+  id: string;
+  /** What the user named (a path's base name, a git ref). */
+  label: string;
+  install(web: WebTarget): { cmd: string; stdin: Buffer };
+  /** The failure of install said in the source's own terms (a refused host key). */
+  explain?(message: string): string;
+}
+
 export interface RollOptions {
-  /** The release's bytes (gzip'd tar), asked for only when a host must receive it. */
-  bytes?: () => Buffer;
+  /** The release, asked for only when a host must receive it (a rollback has none: its releases are there). */
+  source?: ReleaseSource;
   log: (e: DeployEvent) => void;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -63,11 +73,19 @@ export async function readReleases(web: Pick<WebTarget, 'session' | 'layout'>): 
 }
 
 /** Sends the release to a host that lacks it (and builds it there when asked). */
-export async function installRelease(web: WebTarget, id: string, opts: Pick<RollOptions, 'bytes' | 'log'>): Promise<void> {
-  if (!opts.bytes) throw new DeployError(`${web.name}: release ${id} is not on the host and there is nothing to send`);
+export async function installRelease(web: WebTarget, id: string, opts: Pick<RollOptions, 'source' | 'log'>): Promise<void> {
+  const src = opts.source;
+  if (!src || src.id !== id) throw new DeployError(`${web.name}: release ${id} is not on the host and there is nothing to send`);
   const t0 = Date.now();
-  const out = await run(web.session, installScript(web.layout, id, { user: web.user, build: web.build }), `${web.name}: installing release ${id}`, opts.bytes());
-  opts.log({ kind: 'deploy', host: web.name, step: out.trim() === 'present' ? 'release already there' : 'release installed', detail: id, ms: Date.now() - t0 });
+  const { cmd, stdin } = src.install(web);
+  let out: string;
+  try {
+    out = await run(web.session, cmd, `${web.name}: installing release ${id}`, stdin);
+  } catch (err) {
+    if (err instanceof DeployError && src.explain) throw new DeployError(`${web.name}: ${src.explain(err.message)}`);
+    throw err;
+  }
+  opts.log({ kind: 'deploy', host: web.name, step: out.trim().split('\n').at(-1) === 'present' ? 'release already there' : 'release installed', detail: id, ms: Date.now() - t0 });
 }
 
 /** `app_migrate_command` in the new release, as the app user with the app's environment. */

@@ -9,55 +9,70 @@ export const APP_UNIT_PATH = `/etc/systemd/system/${APP_UNIT}`;
  * A command run as the app user, never root, through systemd (the host's own way of starting a
  * process as another user with a clean environment), waiting for it and passing its output and exit
  * code on. With an env file, the app's environment as its unit gets it (systemd reads the file:
- * its quoting is systemd's, never a shell's).
+ * its quoting is systemd's, never a shell's). `args` are shell words the calling script expands
+ * (e.g. "$t"), handed to the command as $1, $2, …
  */
-export function asAppUser(o: { user: string; cwd: string; cmd: string; envFile?: string; setenv?: Record<string, string> }): string {
+export function asAppUser(o: { user: string; cwd: string; cmd: string; envFile?: string; setenv?: Record<string, string>; args?: string[] }): string {
   const props = [`--uid=${o.user}`, `--gid=${o.user}`, `--working-directory=${o.cwd}`];
   if (o.envFile) props.push(`--property=EnvironmentFile=${o.envFile}`);
   for (const [k, v] of Object.entries(o.setenv ?? {})) props.push(`--setenv=${k}=${v}`);
-  return sh`systemd-run --quiet --wait --pipe --collect --service-type=exec ${props} /bin/sh -c ${o.cmd}`;
+  const run = sh`systemd-run --quiet --wait --pipe --collect --service-type=exec ${props} /bin/sh -c ${o.cmd}`;
+  return o.args?.length ? `${run} sh ${o.args.join(' ')}` : run;
 }
 
 /**
- * Receives a release as a gzip'd tar on stdin into `releases/<id>`: unpacked into a temporary
- * directory beside it, owned by root and not writable by the app, built there as the app user when
- * a build command is set, marked complete, then renamed into place. An interrupted transfer or a
- * failed build leaves no release behind. A release already there is not replaced (its id is its content).
+ * The lines that make `$d/$id` (d: the releases directory, id: the release, both set before) from
+ * what `unpack` puts in "$t": unpacked into a temporary directory beside it, owned by root and not
+ * writable by the app, built there as the app user when a build command is set, marked complete,
+ * then renamed into place. An interrupted transfer or a failed build leaves no release behind. A
+ * release already there is not replaced (its id is its content): "present" (stdin drained when
+ * asked), else "installed". `cleanup`: more paths (shell words) the EXIT trap removes.
  */
-export function installScript(l: AppLayout, id: string, o: { user: string; build?: string }): string {
-  const incoming = `${l.releases}/.incoming-${id}`;
+export function installBody(o: { user: string; build?: string; unpack: string; drainStdin?: boolean; cleanup?: string }): string[] {
+  const extra = o.cleanup ? ` ${o.cleanup}` : '';
   const lines = [
-    'set -eu',
-    'umask 022',
-    sh`d=${l.releases}; id=${id}; t=${incoming}`,
+    't="$d/.incoming-$id"',
     'mkdir -p "$d"',
-    `if [ -f "$d/$id/${RELEASE_MARKER}" ]; then cat >/dev/null; echo present; exit 0; fi`,
+    `if [ -f "$d/$id/${RELEASE_MARKER}" ]; then ${o.drainStdin ? 'cat >/dev/null; ' : ''}echo present; else`,
     'rm -rf "$t"',
     'mkdir -m 0755 "$t"',
-    `trap 'rm -rf "$t"' EXIT`,
-    'gzip -dc | tar -xf - -C "$t" --no-same-owner',
+    `trap 'rm -rf "$t"${extra}' EXIT`,
+    o.unpack,
   ];
   if (o.build) {
     lines.push(
       sh`chown -R ${`${o.user}:${o.user}`} "$t"`,
       // HOME inside the release while it builds: npm and friends keep their caches there, then it goes.
-      asAppUser({ user: o.user, cwd: incoming, cmd: o.build, setenv: { HOME: `${incoming}/.build-home` } }),
+      asAppUser({ user: o.user, cwd: '/', cmd: 'cd "$1" && HOME="$1/.build-home" && export HOME && exec /bin/sh -c "$2"', args: ['"$t"', quote(o.build)] }),
       'rm -rf "$t/.build-home"',
       'chown -R root:root "$t"',
     );
   }
   // Readable by the app user whatever modes the source had (a 0700 directory would lock it out), writable by root only.
-  lines.push('chmod -R u+rwX,go+rX,go-w "$t"', `printf '%s %s\\n' "$id" "$(date +%s)" > "$t/${RELEASE_MARKER}"`, 'mv -T "$t" "$d/$id"', 'trap - EXIT', 'echo installed');
-  return lines.join('\n');
+  lines.push(
+    'chmod -R u+rwX,go+rX,go-w "$t"',
+    `printf '%s %s\\n' "$id" "$(date +%s)" > "$t/${RELEASE_MARKER}"`,
+    'mv -T "$t" "$d/$id"',
+    o.cleanup ? `trap 'rm -rf${extra}' EXIT` : 'trap - EXIT',
+    'echo installed',
+    'fi',
+  );
+  return lines;
+}
+
+/** Receives a release as a gzip'd tar on stdin into `releases/<id>` (installBody). */
+export function installScript(l: AppLayout, id: string, o: { user: string; build?: string }): string {
+  return ['set -eu', 'umask 022', sh`d=${l.releases}; id=${id}`, ...installBody({ ...o, unpack: 'gzip -dc | tar -xf - -C "$t" --no-same-owner', drainStdin: true })].join('\n');
 }
 
 /**
  * Points `current` at a release by renaming a new symlink over it (a reader sees the old or the new
- * target, never none), and records the switch. The release must be complete on the host.
+ * target, never none), and records the switch. The release must be complete on the host. Without
+ * an id, the script's own $id.
  */
-export function linkCurrentScript(l: AppLayout, id: string): string {
+export function linkCurrentScript(l: AppLayout, id?: string): string {
   return [
-    sh`d=${l.dir}; id=${id}`,
+    id === undefined ? sh`d=${l.dir}` : sh`d=${l.dir}; id=${id}`,
     `[ -f "$d/releases/$id/${RELEASE_MARKER}" ] || { echo "release $id is not on this host" >&2; exit 3; }`,
     'ln -sfn "releases/$id" "$d/.current.new"',
     'mv -T "$d/.current.new" "$d/current"',

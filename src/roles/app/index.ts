@@ -2,15 +2,17 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { appLayout } from '../../deploy/host-state.js';
-import { localRelease, packedRelease } from '../../deploy/release.js';
+import { buildLocal, localRelease, packedRelease } from '../../deploy/release.js';
+import { nodejsRepositoryTasks, nodejsRepositoryUrl } from './nodejs.js';
 import { APP_UNIT, APP_UNIT_PATH, installScript, linkCurrentScript } from '../../deploy/scripts.js';
 import { PACKAGE_ROOT } from '../../util/paths.js';
 import { sh } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
-import { defineRole } from '../define.js';
+import { defineRole, problemIf, withRules } from '../define.js';
+import { checkRef, gitInstallScript, isKnownHostsLine, isRepositoryUrl, readDeployKey } from '../../deploy/git.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
-import { pick, shared, stringList, text, wholeNumber } from '../vars.js';
+import { oneOf, pick, shared, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
 
 const RESTART = 'restart app';
@@ -45,7 +47,7 @@ const plainCommand = () => text(/^[A-Za-z0-9 _./=:,+@-]*$/, 'letters, digits, sp
 const shellCommand = () => z.string().refine((s) => !/[\0\n]/.test(s), { error: 'one line, no NUL' });
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-const vars = z.object({
+const vars = withRules(z.object({
   app_port: shared('app_port', 'The port the app listens on (its `PORT`).'),
   ...pick('mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password', 'http_port', 'domain', 'backend_tls'),
   app_user: text(NAME, 'letters, digits and _ only, 1 to 32 characters', 'user name').default('app').describe('System user and group the app runs as.'),
@@ -76,7 +78,32 @@ const vars = z.object({
   deploy_batch: wholeNumber(1, undefined, 'a whole number ≥ 1').default(1).describe('Web servers switched at once by `provision deploy`.'),
   deploy_drain_timeout: wholeNumber(1, undefined, 'a whole number of seconds ≥ 1').default(30).describe('Seconds a deploy waits for a drained server to finish its sessions.'),
   deploy_health_timeout: wholeNumber(1, undefined, 'a whole number of seconds ≥ 1').default(60).describe('Seconds a deploy waits for a restarted app to answer its health check.'),
-});
+  app_build_local: shellCommand().default('').describe('Run on the control machine, in a copy of the release source (never the source itself), before it is packed (e.g. `npm ci && npm run build`); its failure stops the deploy before any host is touched. The release id is the hash of the built copy.'),
+  app_repository: text((s) => s === '' || isRepositoryUrl(s), 'an ssh URL: ssh://user@host[:port]/path or user@host:path', 'ssh URL').default('').describe('A git repository the web hosts fetch releases from (over SSH, as the app user); `""`: releases come from `app_source`. Needs `app_deploy_key_file` and `app_repository_host_key`.'),
+  app_ref: text((s) => { try { return Boolean(checkRef(s, 'app_ref')); } catch { return false; } }, 'a branch, a tag, HEAD or a full commit', 'git ref').default('HEAD').describe('What `provision deploy` (and the first release) takes from `app_repository` when no `--release REF` is given.'),
+  app_deploy_key_file: z.string().default('').describe('The deploy key (private half) on the control machine, mode 0600: sent to the host on stdin into a 0600 file of the app user for the fetch only, removed after.'),
+  app_repository_host_key: text((s) => s === '' || isKnownHostsLine(s), 'one known_hosts line: "host keytype base64" (ssh-keyscan prints it; check it out of band)', 'known_hosts line').default('').describe("The git server's host key, pinned: the only key ssh accepts for the fetch (StrictHostKeyChecking=yes)."),
+  app_nodejs_source: oneOf(['debian', 'nodesource'] as const).default('debian').describe("Where Node.js comes from: Debian's `nodejs`, or the NodeSource apt repository (a deb822 source signed by a key verified by fingerprint, the major pinned)."),
+  app_nodejs_major: wholeNumber(16, 99, 'a Node.js major version like 20').default(20).describe('The Node.js major the app declares (`app_nodejs_source: nodesource`): the repository of that major, and apt pinned to it.'),
+  app_nodejs_repository: text((s) => s === '' || /^https?:\/\/[A-Za-z0-9.:-]+(\/[A-Za-z0-9._~\/-]*)?$/.test(s), 'an http(s) URL', 'URL').default('').describe('The apt repository (`""`: `https://deb.nodesource.com/node_<major>.x`, suite `nodistro`).'),
+  app_nodejs_key_file: z.string().default('').describe("The repository's signing key (armored or binary) on the control machine."),
+  app_nodejs_key_fingerprint: text((s) => s === '' || /^[0-9A-Fa-f]{40}$/.test(s.replace(/\s+/g, '')), 'a 40 hex digit OpenPGP fingerprint', 'fingerprint').default('').describe('The fingerprint the signing key must have (checked on the control machine before anything is written; a mismatch stops the run).'),
+}), [
+  {
+    says: '`app_repository` needs `app_deploy_key_file` and `app_repository_host_key`.',
+    check: (v) => [
+      ...problemIf(Boolean(v.app_repository) && !v.app_deploy_key_file, 'app_deploy_key_file', 'required with app_repository (the deploy key on the control machine)'),
+      ...problemIf(Boolean(v.app_repository) && !v.app_repository_host_key, 'app_repository_host_key', "required with app_repository (the git server's host key, a known_hosts line)"),
+    ],
+  },
+  {
+    says: '`app_nodejs_source: nodesource` needs `app_nodejs_key_file` and `app_nodejs_key_fingerprint`.',
+    check: (v) => [
+      ...problemIf(v.app_nodejs_source === 'nodesource' && !v.app_nodejs_key_file, 'app_nodejs_key_file', 'required with app_nodejs_source: nodesource'),
+      ...problemIf(v.app_nodejs_source === 'nodesource' && !v.app_nodejs_key_fingerprint, 'app_nodejs_key_fingerprint', 'required with app_nodejs_source: nodesource'),
+    ],
+  },
+]);
 export type AppVars = z.output<typeof vars>;
 
 /** The app's environment as the env file has it, in a fixed order. */
@@ -101,6 +128,33 @@ export function appEnvironment(ctx: RoleContext<AppVars>): Array<[string, string
   ];
 }
 
+/** The converge's first release (only on a host without `current`): app_ref fetched on the host, or app_source sent. */
+function firstRelease(v: AppVars, l: ReturnType<typeof appLayout>) {
+  const build = v.app_build || undefined;
+  const unless = sh`test -e ${l.current}`;
+  if (v.app_repository) {
+    const key = readDeployKey(v.app_deploy_key_file);
+    return command(
+      `first release: ${v.app_ref} of ${v.app_repository}`,
+      // The deploy key on stdin (a Secret: masked, never in argv); the host resolves app_ref itself.
+      { cmd: gitInstallScript(l, { user: v.app_user, src: { url: v.app_repository, hostKey: v.app_repository_host_key }, rev: v.app_ref, build, link: true }), stdin: key, unless },
+      { notify: RESTART },
+    );
+  }
+  const source = v.app_source || EXAMPLE_APP;
+  const release = v.app_build_local ? buildLocal(source, v.app_build_local) : localRelease(source);
+  return command(
+    `first release ${release.id} (${release.label ?? path.basename(release.source)})`,
+    {
+      cmd: `base64 -d | { ${installScript(l, release.id, { user: v.app_user, build })}\n} && ${linkCurrentScript(l, release.id)}`,
+      // The command module's stdin is text: the gzip'd tar travels as base64 (binary-safe).
+      stdin: packedRelease(release).toString('base64'),
+      unless,
+    },
+    { notify: RESTART },
+  );
+}
+
 export const role = defineRole({
   name: 'app',
   description:
@@ -116,9 +170,14 @@ export const role = defineRole({
     const appUser = v.app_user;
     const l = appLayout(v.app_dir);
     const db = v.app_db_name;
-    const release = localRelease(v.app_source || EXAMPLE_APP);
+    const packages = v.app_repository ? [...new Set([...v.app_packages, 'git', 'openssh-client'])] : v.app_packages;
     return [
-      apt('install the runtime (Debian packages)', { packages: v.app_packages }),
+      ...nodejsRepositoryTasks(v),
+      apt(v.app_nodejs_source === 'nodesource' ? `install the runtime (Node.js ${v.app_nodejs_major} from ${nodejsRepositoryUrl(v)})` : 'install the runtime (Debian packages)', {
+        packages,
+        // A source just added must be read: the lists are refreshed whatever their age.
+        ...(v.app_nodejs_source === 'nodesource' ? { cache_valid_time: 0 } : {}),
+      }),
       group(`group ${appUser}`, { name: appUser, system: true }),
       user(`system user ${appUser}`, { name: appUser, group: appUser, system: true, home: l.dir, create_home: false, shell: '/usr/sbin/nologin' }),
       file(`${l.dir} (releases, owned by root)`, { path: l.dir, state: 'directory', owner: 'root', group: 'root', mode: '0755' }),
@@ -149,16 +208,7 @@ export const role = defineRole({
         { when: inGroup(ctx, GROUPS.dbPrimary) },
       ),
       // The first release only: once a host runs one, releases change by `provision deploy` (rolling), never by a converge.
-      command(
-        `first release ${release.id} (${path.basename(release.source)})`,
-        {
-          cmd: `base64 -d | { ${installScript(l, release.id, { user: appUser, build: v.app_build || undefined })}\n} && ${linkCurrentScript(l, release.id)}`,
-          // The command module's stdin is text: the gzip'd tar travels as base64 (binary-safe).
-          stdin: packedRelease(release).toString('base64'),
-          unless: sh`test -e ${l.current}`,
-        },
-        { notify: RESTART },
-      ),
+      firstRelease(v, l),
       template(
         `systemd unit ${APP_UNIT}`,
         {
