@@ -171,8 +171,11 @@ export const role = defineRole({
   ],
   tasks(ctx) {
     const list = exporters(ctx);
-    // One apt run for all of this host's exporters: each run costs seconds of dpkg overhead.
-    return [apt('install the exporters', { packages: list.map((e) => e.unit) }), ...list.flatMap(exporterTasks), ...certificateMetricsTasks(ctx)];
+    const certificateTasks = certificateMetricsTasks(ctx);
+    // One apt run for all of this host's exporters (and openssl, which the certificate metrics read
+    // with): each run costs seconds of dpkg overhead.
+    const packages = [...list.map((e) => e.unit), ...(certificateTasks.length ? ['openssl'] : [])];
+    return [apt('install the exporters', { packages }), ...list.flatMap(exporterTasks), ...certificateTasks];
   },
   handlers: () => [...UNITS.map((u) => service(`restart ${u}`, { name: u, state: 'restarted' })), certificateMetricsHandler()],
 });
