@@ -3,6 +3,7 @@ import { InputError, PlanRefused } from '../util/errors.js';
 import { TOOL_VERSION } from '../util/version.js';
 import { applyCommand, parseMaxAge } from './apply.js';
 import { registerDbCommand } from './db.js';
+import { registerPkiCommand } from './pki.js';
 import { driftCommand } from './drift.js';
 import { registerDeployCommands } from './deploy.js';
 import { EXIT } from './exit-codes.js';
@@ -95,6 +96,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
   registerDeployCommands(program, addCommonOptions, setCode);
   registerInitCommand(program, setCode);
   registerDbCommand(program, addCommonOptions, setCode);
+  registerPkiCommand(program, addCommonOptions, setCode);
   program
     .command('completion')
     .description(`print a shell completion script (${COMPLETION_SHELLS.join(', ')}): eval "$(provision completion bash)"`)
