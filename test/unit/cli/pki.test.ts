@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import { ensureCa } from '../../../src/pki/index.ts';
+import { ensureCa, finishRotation, issueLeaf, loadCa, promoteRotation, startRotation } from '../../../src/pki/index.ts';
 import { captureOutput } from '../helpers/output.ts';
 
 const out = captureOutput();
@@ -88,5 +88,21 @@ describe('provision pki', () => {
     expect(await main(['pki', 'rotate', 'abort', '-i', inv])).toBe(2);
     expect(state()).toEqual({ version: 1, current });
     expect(existsSync(path.join(pki(), 'ca', next))).toBe(false);
+  }, 60_000);
+
+  it('finish is refused while a host still holds a certificate of the old CA (the check finish runs on what it read)', async () => {
+    const other = path.join(dir, 'other.pki');
+    await ensureCa(other, { label: 'other' });
+    await startRotation(other, { label: 'other' });
+    const oldLeaf = await issueLeaf(loadCa(other)!, { names: ['web-01', '10.9.0.11'] }); // staged: the old CA still signs
+    const old = JSON.parse(readFileSync(path.join(other, 'state.json'), 'utf8')).current as string;
+    await promoteRotation(other);
+    const newLeaf = await issueLeaf(loadCa(other)!, { names: ['web-02', '10.9.0.12'] });
+    await expect(finishRotation(other, { leaves: [{ host: 'web-01', certPem: oldLeaf.certPem }, { host: 'web-02', certPem: newLeaf.certPem }] })).rejects.toThrow(
+      `cannot finish the rotation: web-01 still hold a certificate of the old CA ${old}`,
+    );
+    expect(existsSync(path.join(other, 'ca', old))).toBe(true);
+    await finishRotation(other, { leaves: [{ host: 'web-02', certPem: newLeaf.certPem }] });
+    expect(existsSync(path.join(other, 'ca', old))).toBe(false);
   }, 60_000);
 });
