@@ -73,10 +73,15 @@ async function put(file: string, content: string): Promise<void> {
   expect(r.code, r.stderr).toBe(0);
 }
 
-async function fromPrometheus<T>(api: string): Promise<T> {
-  const r = await sh(`curl -sS --fail --max-time 5 'http://${MON}:9090/api/v1/${api}'`, 20_000);
+/** GET a URL on mon-01 itself (the base image has python3, not curl). */
+async function httpGet(url: string): Promise<string> {
+  const r = await sh(`python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' '${url}'`, 20_000);
   expect(r.code, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as { data: T }).data;
+  return r.stdout;
+}
+
+async function fromPrometheus<T>(api: string): Promise<T> {
+  return (JSON.parse(await httpGet(`http://${MON}:9090/api/v1/${api}`)) as { data: T }).data;
 }
 
 let soonPem: string;
@@ -130,9 +135,9 @@ describe('certificate metrics, from the host to a Prometheus alert', () => {
   }, RUN_BOUND_MS);
 
   it('the node exporter serves them', async () => {
-    const m = await sh(`curl -sS --fail --max-time 5 http://${MON}:9100/metrics | grep '^provision_certificate_'`);
-    expect(m.stdout).toContain(`provision_certificate_expiry_timestamp_seconds{path="${SOON}",role="public"} ${notAfter(soonPem)}`);
-    expect(m.stdout).toContain('provision_certificate_renewal_failed 1');
+    const m = await httpGet(`http://${MON}:9100/metrics`);
+    expect(m).toContain(`provision_certificate_expiry_timestamp_seconds{path="${SOON}",role="public"} ${notAfter(soonPem)}`);
+    expect(m).toContain('provision_certificate_renewal_failed 1');
   });
 
   it('Prometheus loaded the rules and raises the certificate alerts (pending or firing): 10 days left, the failed renewal; not the 90-day one', async () => {
