@@ -135,7 +135,13 @@ describe('certificate metrics, from the host to a Prometheus alert', () => {
   }, RUN_BOUND_MS);
 
   it('the node exporter serves them', async () => {
-    const m = await httpGet(`http://${MON}:9100/metrics`);
+    // Polled (bounded): one run read the page right after the converge without them, while
+    // Prometheus had them 17 s later (not understood yet: see the report of session 4).
+    const m =
+      (await pollUntil(async () => {
+        const page = await httpGet(`http://${MON}:9100/metrics`);
+        return page.includes('provision_certificate_renewal_failed') ? page : undefined;
+      }, 60_000, 2000)) ?? (await httpGet(`http://${MON}:9100/metrics`));
     expect(m).toContain(`provision_certificate_expiry_timestamp_seconds{path="${SOON}",role="public"} ${notAfter(soonPem)}`);
     expect(m).toContain('provision_certificate_renewal_failed 1');
   });
