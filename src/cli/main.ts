@@ -4,6 +4,7 @@ import { TOOL_VERSION } from '../util/version.js';
 import { DEFAULT_FORKS } from '../executor/run.js';
 import { applyCommand, parseMaxAge } from './apply.js';
 import { registerDbCommand } from './db.js';
+import { registerPkiCommand } from './pki.js';
 import { driftCommand } from './drift.js';
 import { registerDeployCommands } from './deploy.js';
 import { EXIT } from './exit-codes.js';
@@ -96,6 +97,7 @@ export function buildProgram(setCode: (c: number) => void): Command {
   registerDeployCommands(program, addCommonOptions, setCode);
   registerInitCommand(program, setCode);
   registerDbCommand(program, addCommonOptions, setCode);
+  registerPkiCommand(program, addCommonOptions, setCode);
   program
     .command('completion')
     .description(`print a shell completion script (${COMPLETION_SHELLS.join(', ')}): eval "$(provision completion bash)"`)

@@ -6,6 +6,7 @@ import { acmeIssuer, SHARED_DEFAULTS } from '../shared.js';
 import { oneOf, pick, shared, shown, text, wholeNumber } from '../vars.js';
 import { acmeChallengeAddress, ACME_CHALLENGE_PORT, haproxyCertPath, HAPROXY_CERT_DIR } from '../haproxy/index.js';
 import { apt, command, copy, file, peerFile, service, template } from '../../modules/tasks.js';
+import { CERTIFICATE_METRICS_SCRIPT } from '../monitoring/certificates.js';
 
 export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
@@ -152,7 +153,7 @@ export const role = defineRole({
         src: ctx.file('templates/deploy-hook.sh.njk'),
         dest: DEPLOY_HOOK,
         mode: '0755',
-        vars: { cert_dir: HAPROXY_CERT_DIR },
+        vars: { cert_dir: HAPROXY_CERT_DIR, metrics_script: CERTIFICATE_METRICS_SCRIPT },
         validate: 'sh -n %s',
       }),
       command(`certificate for ${domain} from ${url}`, { cmd: issue, unless: issued, timeout: 300 }),

@@ -7,6 +7,7 @@ import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
 import { absolutePath, pick, shared, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, service, template } from '../../modules/tasks.js';
+import { certificateMetricsHandler, certificateMetricsTasks, DEFAULT_DB_CERT_FILE, monitoredCertificate } from './certificates.js';
 
 interface Exporter {
   /** Debian package = systemd unit. */
@@ -55,7 +56,12 @@ function exporters(ctx: RoleContext<MonitoringVars>): Exporter[] {
   const list: Exporter[] = [
     {
       unit: 'prometheus-node-exporter',
-      files: [defaultsFile(ctx, 'prometheus-node-exporter', [`--web.listen-address=${listen(v.node_exporter_port)}`, ...v.node_exporter_extra_args])],
+      files: [defaultsFile(ctx, 'prometheus-node-exporter', [
+          `--web.listen-address=${listen(v.node_exporter_port)}`,
+          // Said, not left to the package's default: the certificate metrics are written there.
+          `--collector.textfile.directory=${v.node_exporter_textfile_dir}`,
+          ...v.node_exporter_extra_args,
+        ])],
     },
   ];
   if (inGroup(ctx, GROUPS.webservers)) {
@@ -101,6 +107,8 @@ const MY_CNF_SAFE = 'must be non-empty, without newlines, quotes or backslashes 
 const vars = withRules(
   z.object({
     private_address: shared('private_address', 'Where the exporters listen.'),
+    domain: shared('domain', "The public certificate's name (HAProxy's PEM on the load balancers), for the certificate metrics."),
+    backend_tls: shared('backend_tls', "With it, the web servers' backend certificate is in the certificate metrics."),
     ...pick('node_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port', 'nginx_status_port', 'mysql_exporter_user', 'mysql_exporter_password'),
     mysql_socket: absolute().default('/run/mysqld/mysqld.sock').describe("The server's local socket: the exporter never needs TCP to MySQL."),
     mysqld_exporter_my_cnf: absolute().default('/etc/prometheus/mysqld-exporter.cnf').describe("The mysqld exporter's credentials file (mode 0600, never diffed)."),
@@ -110,6 +118,21 @@ const vars = withRules(
     node_exporter_extra_args: stringList(/^--?[A-Za-z0-9._-]+(=[^\s"'`$\\]*)?$/, 'must be a list of flags like "--collector.systemd" (no spaces or quotes)', 'list of flags')
       .default([])
       .describe('Extra node exporter flags, e.g. `["--collector.systemd"]`.'),
+    node_exporter_textfile_dir: absolute()
+      .default('/var/lib/prometheus/node-exporter')
+      .describe("The node exporter's textfile collector folder (`--collector.textfile.directory`): the certificate metrics are written there."),
+    db_tls_cert_file: z
+      .union([absolute(), z.literal('')])
+      .default(DEFAULT_DB_CERT_FILE)
+      .describe('On database hosts, the server certificate watched as `role="db"` (the mysql role\'s TLS); `""`: none.'),
+    monitored_certificates: z
+      .array(monitoredCertificate, { error: 'must be a list of { path, role }' })
+      .meta({ type: 'list of { path, role: public | backend | db }' })
+      .default([])
+      .describe('More certificate files (PEM) on this host to watch, besides the ones its groups imply (HAProxy\'s, the backend\'s, the database\'s).'),
+    certificate_metrics_calendar: text(/^[A-Za-z0-9 *:,./~-]+$/, 'must be a systemd calendar expression like "hourly"', 'calendar expression')
+      .default('hourly')
+      .describe('How often the certificate metrics are refreshed (systemd `OnCalendar`); the converge and certbot\'s deploy hook refresh them too.'),
     nginx_exporter_retries: wholeNumber(0, undefined, 'must be a whole number')
       .default(60)
       .describe('How often (5 s apart) the Nginx exporter retries stub_status at start before giving up.'),
@@ -148,8 +171,11 @@ export const role = defineRole({
   ],
   tasks(ctx) {
     const list = exporters(ctx);
-    // One apt run for all of this host's exporters: each run costs seconds of dpkg overhead.
-    return [apt('install the exporters', { packages: list.map((e) => e.unit) }), ...list.flatMap(exporterTasks)];
+    const certificateTasks = certificateMetricsTasks(ctx);
+    // One apt run for all of this host's exporters (and openssl, which the certificate metrics read
+    // with): each run costs seconds of dpkg overhead.
+    const packages = [...list.map((e) => e.unit), ...(certificateTasks.length ? ['openssl'] : [])];
+    return [apt('install the exporters', { packages }), ...list.flatMap(exporterTasks), ...certificateTasks];
   },
-  handlers: () => UNITS.map((u) => service(`restart ${u}`, { name: u, state: 'restarted' })),
+  handlers: () => [...UNITS.map((u) => service(`restart ${u}`, { name: u, state: 'restarted' })), certificateMetricsHandler()],
 });

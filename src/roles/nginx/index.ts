@@ -76,6 +76,8 @@ export function backendCertNames(host: Host): string[] {
 
 /** Where the internal CA's certificate for this host lives on it: certificate then key, one 0600 file. */
 export const INTERNAL_CERT_FILE = `${TLS_DIR}/backend.pem`;
+/** Where your own certificate (`backend_tls_cert`) goes on the web server (its key beside it). */
+export const OWN_CERT_FILE = `${TLS_DIR}/backend.crt`;
 
 const vars = withRules(
   z.object({
@@ -118,7 +120,7 @@ const ownFiles = (v: NginxVars) => v.backend_tls_cert !== '';
 
 /** The certificate and key nginx reads: your own files, or the internal CA's combined file. */
 function tlsFiles(v: NginxVars): { tls_cert: string; tls_key: string } {
-  return ownFiles(v) ? { tls_cert: `${TLS_DIR}/backend.crt`, tls_key: `${TLS_DIR}/backend.key` } : { tls_cert: INTERNAL_CERT_FILE, tls_key: INTERNAL_CERT_FILE };
+  return ownFiles(v) ? { tls_cert: OWN_CERT_FILE, tls_key: `${TLS_DIR}/backend.key` } : { tls_cert: INTERNAL_CERT_FILE, tls_key: INTERNAL_CERT_FILE };
 }
 
 function tlsTasks(ctx: RoleContext<NginxVars>): Task[] {

@@ -4,8 +4,9 @@ import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
-import { pick, shared, text } from '../vars.js';
-import { apt, service, template } from '../../modules/tasks.js';
+import { pick, shared, text, wholeNumber } from '../vars.js';
+import { apt, copy, service, template } from '../../modules/tasks.js';
+import { ALERT_RULES_FILE, alertRulesYaml, extraAlertRule } from './rules.js';
 
 export interface ScrapeJob {
   job: string;
@@ -96,6 +97,20 @@ const vars = withRules(
       .meta({ type: 'map of label names to strings' })
       .default({})
       .describe('Labels added to every series sent elsewhere (remote_write, federation), e.g. `{ site: prod }`.'),
+    prometheus_public_certificate_alert_days: wholeNumber(1, 60, 'a whole number of days from 1 to 60')
+      .default(14)
+      .describe('Alert `PublicCertificateExpiringSoon` when the public certificate ends within this many days.'),
+    prometheus_internal_certificate_alert_days: wholeNumber(1, 365, 'a whole number of days from 1 to 365')
+      .default(30)
+      .describe('Alert `InternalCertificateExpiringSoon` when a backend or database certificate (internal CA) ends within this many days.'),
+    prometheus_replication_lag_alert_seconds: wholeNumber(1, undefined, 'a whole number of seconds ≥ 1')
+      .default(30)
+      .describe('Alert `MysqlReplicationLagging` when a replica is further behind than this for 2 minutes.'),
+    prometheus_alert_rules_extra: z
+      .array(extraAlertRule, { error: 'must be a list of { alert, expr, for?, labels?, annotations? }' })
+      .meta({ type: 'list of { alert, expr, for?, labels?, annotations? }' })
+      .default([])
+      .describe('Alert rules of your own, added to the file (checked by `promtool check rules` on the host: a bad one fails the run, the live file stays).'),
     prometheus_remote_write: z
       .array(remoteWrite, { error: 'must be a list of { url, … }' })
       .meta({ type: 'list of { url, name?, bearer_token?, basic_auth_username?, basic_auth_password? }' })
@@ -134,6 +149,21 @@ export const role = defineRole({
     ];
     return [
       apt('install prometheus', { packages: ['prometheus'] }),
+      // Before the scrape configuration that names it (its own check reads the rule files too).
+      copy('prometheus alert rules', {
+        content: alertRulesYaml({
+          publicCertificateDays: v.prometheus_public_certificate_alert_days,
+          internalCertificateDays: v.prometheus_internal_certificate_alert_days,
+          replicationLagSeconds: v.prometheus_replication_lag_alert_seconds,
+          databases: ctx.hostsIn(GROUPS.databases).length > 0,
+          extra: v.prometheus_alert_rules_extra,
+        }),
+        dest: ALERT_RULES_FILE,
+        mode: '0644',
+        owner: 'root',
+        group: 'root',
+        validate: 'promtool check rules %s',
+      }, { notify: 'reload prometheus' }),
       template('prometheus scrape configuration', {
         src: ctx.file('templates/prometheus.yml.njk'),
         dest: '/etc/prometheus/prometheus.yml',
@@ -141,7 +171,7 @@ export const role = defineRole({
         owner: 'root',
         group: 'prometheus',
         validate: 'promtool check config %s',
-        vars: { ...v, jobs: scrapeJobs(ctx) },
+        vars: { ...v, jobs: scrapeJobs(ctx), rule_files: [ALERT_RULES_FILE] },
       }, { notify: 'reload prometheus' }),
       template('prometheus server options', {
         src: ctx.file('templates/prometheus-default.njk'),

@@ -232,7 +232,7 @@ describe('a mistyped command', () => {
   it('is exit 4 with the nearest command', async () => {
     expect(await main(['pln', '-i', closedInventory])).toBe(4);
     expect(stderr.join('')).toBe(
-      'provision: error: unknown command "pln" (did you mean plan?)\nprovision: hint: commands: facts, ping, plan, show, apply, drift, inventory, deploy, rollback, releases, init, db, completion, help, lab; provision help\n',
+      'provision: error: unknown command "pln" (did you mean plan?)\nprovision: hint: commands: facts, ping, plan, show, apply, drift, inventory, deploy, rollback, releases, init, db, pki, completion, help, lab; provision help\n',
     );
   });
 
