@@ -39,6 +39,9 @@ export type MonitoredCertificate = z.output<typeof monitoredCertificate>;
  */
 export const DEFAULT_DB_CERT_FILE = '/etc/mysql/tls/server.pem';
 
+/** The node exporter's textfile folder as Debian's package makes it. */
+export const DEFAULT_TEXTFILE_DIR = '/var/lib/prometheus/node-exporter';
+
 export interface CertificateVarsSlice {
   domain: string;
   backend_tls: boolean;
@@ -79,7 +82,11 @@ export function certificateMetricsTasks(ctx: RoleContext<CertificateVarsSlice>):
       vars,
     }, { notify: CERTIFICATE_METRICS_RELOAD });
   return [
-    file('textfile collector folder', { path: v.node_exporter_textfile_dir, state: 'directory', mode: '0755', owner: 'root', group: 'root' }),
+    // Debian's prometheus-node-exporter makes its own folder (root 0755) when the exporters are installed: a task for
+    // it would be planned on fresh hosts and then find nothing to do (plans must equal what runs). Another folder is ours.
+    ...(v.node_exporter_textfile_dir === DEFAULT_TEXTFILE_DIR
+      ? []
+      : [file('textfile collector folder', { path: v.node_exporter_textfile_dir, state: 'directory', mode: '0755', owner: 'root', group: 'root' })]),
     template('certificate metrics script', {
       src: ctx.file('templates/certificate-metrics.sh.njk'),
       dest: CERTIFICATE_METRICS_SCRIPT,
@@ -91,7 +98,9 @@ export function certificateMetricsTasks(ctx: RoleContext<CertificateVarsSlice>):
     }),
     unitFile('service', { script: CERTIFICATE_METRICS_SCRIPT }),
     unitFile('timer', { calendar: v.certificate_metrics_calendar }),
-    service('certificate metrics timer', { name: `${CERTIFICATE_METRICS_UNIT}.timer`, state: 'started', enabled: true, daemon_reload: true }),
+    // Before the timer starts: a timer started for the first time may run the service at once (Persistent=), and the
+    // run would then find the file current where the plan said it runs the script.
     command('certificate metrics are current', { cmd: CERTIFICATE_METRICS_SCRIPT, unless: `${CERTIFICATE_METRICS_SCRIPT} --check` }),
+    service('certificate metrics timer', { name: `${CERTIFICATE_METRICS_UNIT}.timer`, state: 'started', enabled: true, daemon_reload: true }),
   ];
 }

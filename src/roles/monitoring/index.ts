@@ -7,7 +7,7 @@ import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
 import { absolutePath, pick, shared, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, service, template } from '../../modules/tasks.js';
-import { certificateMetricsHandler, certificateMetricsTasks, DEFAULT_DB_CERT_FILE, monitoredCertificate } from './certificates.js';
+import { certificateMetricsHandler, certificateMetricsTasks, DEFAULT_DB_CERT_FILE, DEFAULT_TEXTFILE_DIR, monitoredCertificate } from './certificates.js';
 
 interface Exporter {
   /** Debian package = systemd unit. */
@@ -119,7 +119,7 @@ const vars = withRules(
       .default([])
       .describe('Extra node exporter flags, e.g. `["--collector.systemd"]`.'),
     node_exporter_textfile_dir: absolute()
-      .default('/var/lib/prometheus/node-exporter')
+      .default(DEFAULT_TEXTFILE_DIR)
       .describe("The node exporter's textfile collector folder (`--collector.textfile.directory`): the certificate metrics are written there."),
     db_tls_cert_file: z
       .union([absolute(), z.literal('')])
