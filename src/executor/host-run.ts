@@ -428,9 +428,10 @@ export class HostRun {
       const ctx = this.context(where.session, cache);
       const plan = await task.def.plan(task.params, ctx);
       // A plan may be a shared constant: the note is the run's own.
-      const note = where.on === undefined ? plan.note : plan.note ? `${plan.note}; delegated to ${where.on}` : `delegated to ${where.on}`;
+      // Read when reported, not now: a plan's verify may set its note after the commands ran (a replica's seed).
+      const note = () => (where.on === undefined ? plan.note : plan.note ? `${plan.note}; delegated to ${where.on}` : `delegated to ${where.on}`);
       if (plan.changes.length === 0) {
-        report('ok', [], undefined, note);
+        report('ok', [], undefined, note());
         return { flow: 'go', result: HostRun.result('ok'), reported: true };
       }
       if (!this.flags.check && this.flags.guard) {
@@ -479,7 +480,7 @@ export class HostRun {
           throw new ModuleError(`failed_when holds: ${failedWhen.map((e) => e.text).join(' and ')}${exec ? ` (exit ${exec.code})` : ''}`, exec ? { exitCode: exec.code, stdout: exec.stdout, stderr: exec.stderr } : undefined);
         }
         if (changedWhen.length && !holds(changedWhen, ran)) {
-          report('ok', [], undefined, note);
+          report('ok', [], undefined, note());
           return { flow: 'go', result: { ...ran, changed: false }, reported: true };
         }
         if (changedWhen.length) await this.recordPendingHandlers(toNotify);
@@ -488,7 +489,7 @@ export class HostRun {
       plan.predict?.(this.predicted);
       this.predicted.anyChange = true;
       for (const h of meta.notify) this.notified.add(h);
-      report('changed', plan.changes, undefined, note);
+      report('changed', plan.changes, undefined, note());
       // In a dry run nothing ran: what the task registers (its output, its exit code) is not known.
       return { flow: 'go', result: HostRun.result('changed', undefined, exec), unknown: this.flags.check ? (register ?? meta.name) : undefined, reported: true };
     } catch (err) {

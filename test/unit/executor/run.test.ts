@@ -13,7 +13,7 @@ import { loadPlaybook, runPlaybook, type ChangeGuard, type Gate, type RunEvent }
 import type { Facts, ProbeResult } from '../../../src/facts/index.js';
 import { PENDING_HANDLERS_FILE } from '../../../src/host-paths.js';
 import { loadInventory } from '../../../src/inventory/index.js';
-import { probe, registerModule } from '../../../src/modules/index.js';
+import { probe, registerModule, type Plan } from '../../../src/modules/index.js';
 import { PlanGuard } from '../../../src/plan/guard.js';
 import { planFromRun } from '../../../src/plan/plan.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
@@ -261,6 +261,28 @@ describe('the state read is linear in a play: each task bound once, its probes b
     const { session } = await run(play(10, 4), { answers: answers(10) });
     expect(session().ran).toEqual(['touch-4']);
     expect(session().reads).toEqual([Array.from({ length: 10 }, (_, i) => `counted:${i}`), Array.from({ length: 5 }, (_, i) => `counted:${i + 5}`)]);
+  });
+});
+
+describe("a task's note is the one its plan holds when the task is reported", () => {
+  // A replica's seed says what it copied in its note, which its verify step writes after the commands ran.
+  registerModule({
+    name: 'noted_after',
+    schema: z.object({ n: z.number() }),
+    probes: () => [],
+    plan: () => {
+      const plan: Plan = { changes: [{ kind: 'other', target: 'x', action: 'touch' }], commands: [{ kind: 'shell', cmd: 'touch-x' }], note: 'planned' };
+      plan.verify = async () => {
+        plan.note = 'verified after the commands';
+      };
+      return plan;
+    },
+  });
+
+  it('a note set by verify is the one reported', async () => {
+    const { events } = await run(`- { name: p, hosts: all, tasks: [ { name: t, noted_after: { n: 1 } } ] }\n`);
+    const result = events.find((e) => e.kind === 'task-result' && e.task === 't') as { note?: string } | undefined;
+    expect(result?.note).toBe('verified after the commands');
   });
 });
 
