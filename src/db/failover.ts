@@ -20,7 +20,7 @@ import { sqlString } from '../modules/mysql/client.js';
 import { errorMessage } from '../util/errors.js';
 import { fenceScript, fenceRule, type FenceRecord } from './fence.js';
 import { gtidAtLeast, gtidsBeyond } from './gtid.js';
-import type { DbServer, ServerState } from './server.js';
+import { stepLog, type DbServer, type ServerState } from './server.js';
 import { follow, roleConfig, writeRecord, writeWhole, type ReplicationLogin } from './switchover.js';
 
 /** One database host as failover finds it: SSH up (server), SQL answering (state), or why not. */
@@ -134,14 +134,8 @@ export function chooseTarget(candidates: Candidate[], atLeast: (a: string, b: st
 }
 
 export async function failover(hosts: HostView[], o: FailoverOptions): Promise<FailoverResult> {
-  const t0 = Date.now();
-  const steps: string[] = [];
+  const { steps, log } = stepLog(o.log);
   const warnings: string[] = [];
-  const log = (msg: string) => {
-    const line = `[+${String(Date.now() - t0).padStart(5)} ms] ${msg}`;
-    steps.push(line);
-    o.log(line);
-  };
   const plan = planFailover(hosts, o);
   const { failed } = plan;
   const flavor = plan.candidates[0]!.server!.flavor;

@@ -22,7 +22,7 @@ import { errorMessage } from '../util/errors.js';
 import { quote } from '../util/quote.js';
 import { fenceRule, fenceScript, unfenceScript, type FenceRecord } from './fence.js';
 import { gtidsBeyond } from './gtid.js';
-import type { DbServer } from './server.js';
+import { stepLog, type DbServer } from './server.js';
 import { summarize } from './status.js';
 import { ensureReplicationAccount, follow, writeRecord, type ReplicationLogin } from './switchover.js';
 
@@ -65,14 +65,8 @@ function initCommand(s: DbServer, datadir: string): string {
 }
 
 export async function rejoin(servers: DbServer[], o: RejoinOptions): Promise<RejoinResult> {
-  const t0 = Date.now();
-  const steps: string[] = [];
+  const { steps, log } = stepLog(o.log);
   const warnings: string[] = [];
-  const log = (msg: string) => {
-    const line = `[+${String(Date.now() - t0).padStart(5)} ms] ${msg}`;
-    steps.push(line);
-    o.log(line);
-  };
   const host = servers.find((s) => s.name === o.host);
   if (!host) throw new RejoinRefused(`${o.host} does not answer over SSH: nothing to rejoin`);
   const others = servers.filter((s) => s !== host);

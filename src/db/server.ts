@@ -127,3 +127,18 @@ export function parseServerState(server: Pick<DbServer, 'name' | 'address' | 'fl
     replica: status.configured ? { ...status, received: status.gtidPos, applied: vars.replica_applied ?? '' } : undefined,
   };
 }
+
+/**
+ * The step log of a db command: each line stamped with the time since the command began, kept for
+ * its result and passed on to the caller's log as it happens.
+ */
+export function stepLog(out: (line: string) => void): { steps: string[]; log: (msg: string) => void } {
+  const t0 = Date.now();
+  const steps: string[] = [];
+  const log = (msg: string) => {
+    const line = `[+${String(Date.now() - t0).padStart(5)} ms] ${msg}`;
+    steps.push(line);
+    out(line);
+  };
+  return { steps, log };
+}

@@ -26,7 +26,7 @@ import { changeSourceSql } from '../modules/mysql/replication.js';
 import { quote } from '../util/quote.js';
 import type { Secret } from '../util/secrets.js';
 import { errorMessage } from '../util/errors.js';
-import type { DbServer, ServerState } from './server.js';
+import { stepLog, type DbServer, type ServerState } from './server.js';
 import { summarize } from './status.js';
 
 /** How a server logs in to its source: the mysql role's replication vars of that server's host. */
@@ -75,14 +75,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const OPEN_WRITES_SQL = 'SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX WHERE trx_rows_modified > 0 AND trx_mysql_thread_id <> CONNECTION_ID()';
 
 export async function switchover(servers: DbServer[], o: SwitchoverOptions): Promise<SwitchoverResult> {
-  const t0 = Date.now();
-  const steps: string[] = [];
+  const { steps, log } = stepLog(o.log);
   const warnings: string[] = [];
-  const log = (msg: string) => {
-    const line = `[+${String(Date.now() - t0).padStart(5)} ms] ${msg}`;
-    steps.push(line);
-    o.log(line);
-  };
   const target = servers.find((s) => s.name === o.to);
   if (!target) throw new SwitchoverRefused(`--to ${o.to}: not a database host of the inventory (db_primary, db_replica): ${servers.map((s) => s.name).join(', ')}`);
 
