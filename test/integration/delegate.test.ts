@@ -7,8 +7,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostExec, labDown, labPaths, labUp } from '../../src/lab/index.ts';
+import { hostExec, labDown, labUp } from '../../src/lab/index.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
+import { writeInventory } from './faults-helpers.ts';
 
 const NAME = 'l4d';
 const SUBNET = '10.110.0';
@@ -43,20 +44,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'provision-delegate-'));
   await labDown(NAME);
   await labUp({ name: NAME, subnet: `${SUBNET}.0/24`, only: ['web-01', 'web-02'], pebble: false });
-  const p = labPaths(NAME);
-  inventory = path.join(dir, 'inv.yml');
-  writeFileSync(
-    inventory,
-    `defaults:
-  user: root
-  identity_file: ${p.sshKey}
-  known_hosts: ${p.knownHosts}
-  connect_timeout: 5
-hosts:
-  web-01: { address: ${SUBNET}.11, groups: [web] }
-  web-02: { address: ${SUBNET}.12, groups: [web] }
-`,
-  );
+  inventory = writeInventory(dir, NAME, SUBNET);
   playbook = path.join(dir, 'play.yml');
   writeFileSync(playbook, PLAY);
 }, 180_000);

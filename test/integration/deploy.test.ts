@@ -10,8 +10,9 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostExec, inClient, labDown, labPaths, labUp } from '../../src/lab/index.ts';
+import { hostExec, inClient, labDown, labUp } from '../../src/lab/index.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
+import { writeInventory } from './faults-helpers.ts';
 
 const NAME = 'depl';
 const SUBNET = '10.86.0';
@@ -128,21 +129,11 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'client.cjs'), CLIENT);
   await labDown(NAME);
   await labUp({ name: NAME, subnet: `${SUBNET}.0/24`, only: ['lb-01', 'web-01', 'web-02'], pebble: false });
-  const p = labPaths(NAME);
   writeFileSync(path.join(dir, 'inv.secrets.yml'), 'mysql_app_password: not-used-by-this-app-0123\n', { mode: 0o600 });
-  inv = path.join(dir, 'inv.yml');
-  writeFileSync(
-    inv,
-    `defaults:
-  user: root
-  identity_file: ${p.sshKey}
-  known_hosts: ${p.knownHosts}
-  connect_timeout: 5
-hosts:
-  lb-01: { address: ${LB}, groups: [loadbalancers] }
-  web-01: { address: ${SUBNET}.11, groups: [webservers] }
-  web-02: { address: ${SUBNET}.12, groups: [webservers] }
-vars:
+  inv = writeInventory(dir, NAME, SUBNET, {
+    file: 'inv.yml',
+    hosts: `  lb-01: { address: ${LB}, groups: [loadbalancers] }\n  web-01: { address: ${SUBNET}.11, groups: [webservers] }\n  web-02: { address: ${SUBNET}.12, groups: [webservers] }\n`,
+    tail: `vars:
   domain: ${DOMAIN}
   mysql_app_password: !secret mysql_app_password
   app_packages: [nodejs]
@@ -153,7 +144,7 @@ vars:
   deploy_drain_timeout: 10
   haproxy_check_interval: 1
 `,
-  );
+  });
   play = path.join(dir, 'play.yml');
   writeFileSync(play, `- name: web\n  hosts: webservers\n  roles: [nginx, app]\n- name: lb\n  hosts: loadbalancers\n  roles: [haproxy]\n`);
   const r = await provision(['-i', inv, '-p', play, '--json'], { timeoutMs: 900_000 });

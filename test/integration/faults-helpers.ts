@@ -68,10 +68,11 @@ export function writeInventory(
   dir: string,
   instance: string,
   prefix: string,
-  opts: { knownHosts?: string; acceptNew?: boolean; hosts?: string; extraHosts?: string; tail?: string } = {},
+  /** `file`: the inventory's name in `dir` (a `<name>.secrets.yml` beside it is read by the CLI); default a random one. */
+  opts: { knownHosts?: string; acceptNew?: boolean; hosts?: string; extraHosts?: string; tail?: string; file?: string } = {},
 ): string {
   const p = labPaths(instance);
-  const file = path.join(dir, `inv-${Math.random().toString(36).slice(2, 8)}.yml`);
+  const file = path.join(dir, opts.file ?? `inv-${Math.random().toString(36).slice(2, 8)}.yml`);
   writeFileSync(
     file,
     `defaults:

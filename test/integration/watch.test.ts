@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labPaths, labUp } from '../../src/lab/index.ts';
 import { ALERT_RULES_FILE, alertRulesYaml, type AlertRuleOptions } from '../../src/roles/prometheus/rules.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
-import { failures, onConsole, pollUntil, recap, writePlaybook } from './faults-helpers.ts';
+import { failures, onConsole, pollUntil, recap, writeInventory, writePlaybook } from './faults-helpers.ts';
 
 const NAME = 'w4watch';
 const PREFIX = '10.115.0';
@@ -37,24 +37,14 @@ let playbook: string;
 const sh = (script: string, timeoutMs = 60_000) => onConsole(NAME, 'mon-01', script, timeoutMs);
 
 function inventory(extraVars = ''): string {
-  const p = labPaths(NAME);
-  const file = path.join(dir, `watch-${Math.random().toString(36).slice(2, 8)}.yml`);
-  writeFileSync(
-    file,
-    `defaults:
-  user: root
-  identity_file: ${p.sshKey}
-  known_hosts: ${p.knownHosts}
-  connect_timeout: 5
-hosts:
-  mon-01: { address: ${MON}, groups: [monitoring] }
-vars:
+  return writeInventory(dir, NAME, '', {
+    hosts: `  mon-01: { address: ${MON}, groups: [monitoring] }\n`,
+    tail: `vars:
   monitored_certificates:
     - { path: ${SOON}, role: public }
     - { path: ${LATER}, role: backend }
 ${extraVars}`,
-  );
-  return file;
+  });
 }
 
 const run = (inv: string): Promise<CliResult> => provision(['-i', inv, '-p', playbook, '--json'], { timeoutMs: RUN_BOUND_MS });
