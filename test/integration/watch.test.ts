@@ -100,7 +100,8 @@ beforeAll(async () => {
       '{ systemctl start certbot.service || true; } && systemctl is-failed certbot.service',
   );
   expect(unit.stdout.trim()).toBe('failed');
-}, 120_000);
+  // A bound, not a speed claim: booting the host and its console under a loaded machine took more than 120 s once.
+}, 300_000);
 
 afterAll(async () => {
   await labDown(NAME);
