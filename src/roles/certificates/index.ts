@@ -101,7 +101,9 @@ export const role = defineRole({
     "The site's certificate on the load balancers, from an ACME CA (Let's Encrypt by default) over **http-01 through HAProxy**. " +
     "Runs after the `haproxy` role on the same host (HAProxy must already forward `/.well-known/acme-challenge/` to `127.0.0.1:8888`). " +
     "A deploy hook builds HAProxy's PEM and reloads it; the certbot timer renews. `certificate_mode: selfsigned` keeps the placeholder " +
-    'the haproxy role made (no public DNS, e.g. Vagrant).',
+    'the haproxy role made (no public DNS, e.g. Vagrant). With a load-balancer pair (`lb_virtual_ip`) the first load balancer obtains it and its ' +
+    'deploy hook pushes every renewal to the others at once over SSH, with a key whose only command (`accept-certificate`) checks the ' +
+    'certificate before it installs it; a converge copies it too (docs/edge.md).',
   vars,
 
   tasks(ctx) {
