@@ -27,6 +27,11 @@ const schema = z.strictObject({
   mode: z.string().regex(/^0?[0-7]{3}$/).default('0600'),
   owner: z.string().default('root'),
   group: z.string().default('root'),
+  /**
+   * Text written before the copied content (the peer's public key made a line of authorized_keys or
+   * known_hosts: options or the address the key is for). Part of what is compared.
+   */
+  prefix: z.string().default(''),
   /** How long a real run waits for the sources to appear on the peer (0: not at all). */
   wait_seconds: z.number().int().min(0).max(900).default(0),
 });
@@ -55,7 +60,7 @@ export const peerFileModule = defineModule({
       }
       throw new ModuleError(`${p.sources.join(' + ')} not on ${p.from_host}${p.wait_seconds ? ` after ${p.wait_seconds} s` : ''}: ${p.dest} cannot be copied from it`);
     }
-    const content = new Secret(`${p.from_host}:${p.sources[0]}`, r.stdout);
+    const content = new Secret(`${p.from_host}:${p.sources[0]}`, p.prefix + r.stdout);
     const same = now.type === 'file' && now.content !== undefined && now.content.toString('utf8') === content.reveal();
     if (same) {
       const { changes, needed } = attributeChanges(p.dest, now, { mode: p.mode, owner: p.owner, group: p.group });

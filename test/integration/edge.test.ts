@@ -4,8 +4,10 @@
  * `edgep` (10.87.0.0/24): lb-01, lb-02, web-01, converged once by the real CLI.
  *
  * - The ACME certificate (Pebble's DNS answers with the floating address) obtained by lb-01 only and
- *   served by both; a renewal on lb-01 reaches lb-02 at the next converge; a failed renewal shows in
- *   `provision drift` and the next converge renews.
+ *   served by both; a renewal on lb-01 reaches lb-02 at once (pushed by lb-01's deploy hook over SSH
+ *   with a key whose only command is accept-certificate), without a converge; a bad PEM pushed with
+ *   that key is refused and lb-02's file stays as it was; a failed renewal shows in `provision drift`
+ *   and the next converge renews.
  * - A bounded capture on the lab bridge while requests go through: TLS between load balancer and
  *   web server, never plaintext HTTP (and the same check does catch a plain request: it can fail).
  * - A bounded loop of HTTPS requests to the floating address from the client namespace while
@@ -33,6 +35,11 @@ const LBS = ['lb-01', 'lb-02'] as const;
 const ADDRESS: Record<string, string> = { 'lb-01': `${PREFIX}.10`, 'lb-02': `${PREFIX}.13`, 'web-01': `${PREFIX}.11` };
 const RUN_BOUND_MS = 600_000;
 const ENV = { PROVISION_SECRET_KEEPALIVED_AUTH_PASS: 'edge-pw1' };
+const LB_PEM = `/etc/haproxy/certs/${DOMAIN}.pem`;
+/** lb-01's push as its deploy hook makes it (key and pinned host key from the converge), to the address that follows. */
+const PUSH_SSH =
+  'ssh -T -i /etc/provision/certificate-push/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes ' +
+  '-o UserKnownHostsFile=/etc/provision/certificate-push/known_hosts.lb-02 -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -l provision-cert';
 
 let dir: string;
 let inv: string;
@@ -197,20 +204,54 @@ describe('the ACME certificate: obtained once, served by both load balancers', (
     expect((await request()).ok).toBe(true);
   });
 
-  it('a renewal on lb-01 (through the floating address) reaches lb-02 at the next converge; both serve the new certificate', async () => {
+  it('a renewal on lb-01 (through the floating address) reaches lb-02 at once, without a converge; a converge after it changes nothing', async () => {
     const before = await servedSerial('lb-01');
     // What the certbot timer runs, with the environment its drop-in gives it.
     const renew = await sh('lb-01', 'env $(systemctl show -p Environment --value certbot.service) certbot renew --force-renewal --no-random-sleep-on-renew -q', 300_000);
     expect(renew.code, renew.stderr).toBe(0);
+    const renewedAt = Date.now();
     const renewed = await servedSerial('lb-01');
     expect(renewed).not.toBe(before);
-    expect(await servedSerial('lb-02')).toBe(before);
+    // lb-02 serves it within a bounded poll: pushed by lb-01's deploy hook, no converge ran.
+    const reached = await pollUntil(async () => (await servedSerial('lb-02').catch(() => '')) === renewed || undefined, 60_000, 1000);
+    expect(reached, (await sh('lb-01', 'journalctl -t provision-haproxy-cert -o cat --no-pager | tail -n 5')).stdout).toBe(true);
+    figure('renewal on lb-01 → served by lb-02 (push)', `${Date.now() - renewedAt} ms after certbot returned (upper bound: poll every 1 s)`);
+    const log = await sh('lb-02', 'journalctl -t provision-accept-certificate -o cat --no-pager | tail -n 1');
+    expect(log.stdout).toMatch(/^installed serial \S+ for www\.foobar\.com/);
+    expect((await sh('lb-02', `stat -c '%a %U %G' ${LB_PEM}`)).stdout.trim()).toBe('600 root root');
+    // Written as the converge writes it: the next converge copies nothing, anywhere.
     const r = await run();
-    expect(r.code, r.stdout.slice(-3000) + r.stderr).toBe(2);
-    expect(recap(r)['lb-02']!.changed).toBeGreaterThan(0);
-    expect(recap(r)['lb-01']!.changed).toBe(0);
-    expect(await servedSerial('lb-02')).toBe(renewed);
+    expect(r.code, r.stdout.slice(-3000) + r.stderr).toBe(0);
+    for (const counts of Object.values(recap(r))) expect(counts.changed).toBe(0);
   }, RUN_BOUND_MS);
+
+  it('the push key runs accept-certificate only: a bad PEM (garbage, another key, another name) or a command is refused, lb-02\'s file untouched', async () => {
+    const fileState = async () => (await sh('lb-02', `sha256sum ${LB_PEM}; stat -c '%i %a %U' ${LB_PEM}`)).stdout;
+    const before = await fileState();
+    const live = `/etc/letsencrypt/live/${DOMAIN}`;
+    const cases: Array<[string, string, RegExp]> = [
+      ['garbage', 'head -c 3000 /dev/urandom | base64', /exactly one private key, found 0/],
+      ['another key', `{ cat ${live}/fullchain.pem; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256; }`, /the private key is not the certificate's/],
+      [
+        'another name',
+        `d=$(mktemp -d) && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=www.example.org -keyout $d/k -out $d/c 2>/dev/null && cat $d/c ${live}/chain.pem $d/k`,
+        /does not name www\.foobar\.com/,
+      ],
+    ];
+    for (const [what, make, why] of cases) {
+      const r = await sh('lb-01', `{ ${make}; } | ${PUSH_SSH} ${ADDRESS['lb-02']}; echo "exit=$?"`);
+      expect(r.stdout, `${what}: ${r.stderr}`).toContain('exit=1');
+      expect(r.stdout + r.stderr, what).toMatch(why);
+    }
+    // The key asks for another command: the forced command runs instead (and finds nothing on stdin).
+    const cmd = await sh('lb-01', `${PUSH_SSH} ${ADDRESS['lb-02']} 'cat /etc/shadow' </dev/null; echo "exit=$?"`);
+    expect(cmd.stdout).toContain('exit=1');
+    expect(cmd.stdout + cmd.stderr).toMatch(/nothing on stdin/);
+    expect(cmd.stdout).not.toContain('root:');
+    expect(await fileState()).toBe(before);
+    const refusals = await sh('lb-02', 'journalctl -t provision-accept-certificate -o cat --no-pager | grep -c "^refused" || true');
+    expect(Number(refusals.stdout.trim())).toBeGreaterThanOrEqual(4);
+  }, 120_000);
 
   it('a failed renewal is reported by provision drift; the next converge renews and clears it', async () => {
     // The renewal service fails once (a runtime drop-in, removed right after: the unit stays "failed").

@@ -2,11 +2,12 @@ import { existsSync } from 'node:fs';
 import { quote, sh } from '../../util/quote.js';
 import { z } from 'zod';
 import { defineRole, problemIf, withRules } from '../define.js';
-import { acmeIssuer, SHARED_DEFAULTS } from '../shared.js';
+import { acmeIssuer, GROUPS, SHARED_DEFAULTS } from '../shared.js';
 import { oneOf, pick, shared, shown, text, wholeNumber } from '../vars.js';
 import { acmeChallengeAddress, ACME_CHALLENGE_PORT, haproxyCertPath, HAPROXY_CERT_DIR } from '../haproxy/index.js';
 import { apt, command, copy, file, peerFile, service, template } from '../../modules/tasks.js';
 import { CERTIFICATE_METRICS_SCRIPT } from '../monitoring/certificates.js';
+import { issuerPushTasks, peerAcceptTasks, PUSH_KEY, PUSH_USER, pushPeers } from './push.js';
 
 export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
@@ -28,7 +29,7 @@ const inAcmeMode = (v: { certificate_mode?: unknown }) => v.certificate_mode ===
 const vars = withRules(
   z.object({
     domain: shared('domain', "The certificate's name."),
-    ...pick('lb_virtual_ip'),
+    ...pick('lb_virtual_ip', 'ssh_port'),
     certificate_mode: oneOf(['acme', 'selfsigned'])
       .default('acme')
       .describe('`acme`: issued by the ACME CA; `selfsigned`: no task, HAProxy keeps the placeholder the haproxy role made (no public DNS, e.g. Vagrant).'),
@@ -100,7 +101,9 @@ export const role = defineRole({
     "The site's certificate on the load balancers, from an ACME CA (Let's Encrypt by default) over **http-01 through HAProxy**. " +
     "Runs after the `haproxy` role on the same host (HAProxy must already forward `/.well-known/acme-challenge/` to `127.0.0.1:8888`). " +
     "A deploy hook builds HAProxy's PEM and reloads it; the certbot timer renews. `certificate_mode: selfsigned` keeps the placeholder " +
-    'the haproxy role made (no public DNS, e.g. Vagrant).',
+    'the haproxy role made (no public DNS, e.g. Vagrant). With a load-balancer pair (`lb_virtual_ip`) the first load balancer obtains it and its ' +
+    'deploy hook pushes every renewal to the others at once over SSH, with a key whose only command (`accept-certificate`) checks the ' +
+    'certificate before it installs it; a converge copies it too (docs/edge.md).',
   vars,
 
   tasks(ctx) {
@@ -108,11 +111,14 @@ export const role = defineRole({
     const domain = v.domain;
     if (v.certificate_mode !== 'acme') return []; // the haproxy role's self-signed placeholder is the certificate
     const issuer = acmeIssuer(ctx, v.lb_virtual_ip);
+    const pair = issuer ? ctx.hostsIn(GROUPS.loadbalancers) : [];
     if (issuer && issuer.name !== ctx.host.name) {
       // The pair's other load balancers serve the certificate the issuer obtained (one ACME order,
-      // one renewal), copied through the control machine; a converge after a renewal brings the new one.
+      // one renewal): its deploy hook pushes a renewal here at once (push.ts); a converge copies it
+      // through the control machine too (the first one, and after a push that failed).
       const issuerLive = `/etc/letsencrypt/live/${domain}`;
       return [
+        ...peerAcceptTasks(ctx, issuer, { domain, certPath: haproxyCertPath(domain), metricsScript: CERTIFICATE_METRICS_SCRIPT }),
         peerFile(
           `certificate for ${domain} from ${issuer.name} (obtained once for the pair)`,
           { from_host: issuer.name, sources: [`${issuerLive}/fullchain.pem`, `${issuerLive}/privkey.pem`], dest: haproxyCertPath(domain), mode: '0600', wait_seconds: PEER_WAIT_SECONDS },
@@ -149,11 +155,20 @@ export const role = defineRole({
       bundle
         ? copy('ACME CA bundle', { src: bundle, dest: ACME_CA_PATH, mode: '0644', make_parents: true })
         : file('no ACME CA bundle (system trust)', { path: ACME_CA_PATH, state: 'absent' }),
+      // Before the first certificate: its deploy hook already pushes (a peer not ready yet gets it from the converge).
+      ...(issuer ? issuerPushTasks(issuer, pair) : []),
       template('deploy hook: HAProxy PEM from the issued certificate', {
         src: ctx.file('templates/deploy-hook.sh.njk'),
         dest: DEPLOY_HOOK,
         mode: '0755',
-        vars: { cert_dir: HAPROXY_CERT_DIR, metrics_script: CERTIFICATE_METRICS_SCRIPT },
+        vars: {
+          cert_dir: HAPROXY_CERT_DIR,
+          metrics_script: CERTIFICATE_METRICS_SCRIPT,
+          push_peers: issuer ? pushPeers(issuer, pair) : [],
+          push_key: PUSH_KEY,
+          push_user: PUSH_USER,
+          ssh_port: v.ssh_port,
+        },
         validate: 'sh -n %s',
       }),
       command(`certificate for ${domain} from ${url}`, { cmd: issue, unless: issued, timeout: 300 }),

@@ -56,6 +56,8 @@ export function firewallRules(input: FirewallInput): FirewallRule[] {
     // The pair's first load balancer asks for the ACME certificate: http-01 challenges reach it from whichever holds the address.
     const pair = input.groupAddresses(GROUPS.loadbalancers);
     if (pair.length > 1 && pair[0] === input.self) allow(ACME_CHALLENGE_PORT, peers(GROUPS.loadbalancers), 'acme http-01 from load-balancer peer');
+    // The issuer pushes a renewed certificate to the others over SSH (certificates role, push.ts).
+    if (pair.length > 1 && pair[0] !== input.self) allow(port('ssh_port'), [pair[0]!], 'ssh from the certificate issuer (push)');
   }
   if (member(GROUPS.webservers)) allow(port('http_port'), peers(GROUPS.loadbalancers), 'http from load balancer');
   if (member(GROUPS.databases)) allow(port('mysql_port'), peers(GROUPS.databases, GROUPS.webservers), 'mysql from database/app host');

@@ -64,4 +64,16 @@ describe('peer_file', () => {
     expect(p.commands).toEqual([]);
     expect(p.changes[0]!.action).toMatch(/^copy from lb-01 once it has/);
   });
+
+  it('writes a prefix before the copied content (a public key made an authorized_keys line) and compares with it', async () => {
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB push\n';
+    const prefix = 'restrict,from="10.0.0.10",command="/usr/local/lib/provision/accept-certificate" ';
+    const params = { ...P, sources: ['/etc/provision/certificate-push/id_ed25519.pub'], prefix };
+    const fresh = await plan(params, ctxFor(() => ({ code: 0, stdout: key }), undefined).ctx);
+    const c = fresh.commands[0]!;
+    expect(c.kind === 'shell' && c.stdin).toBe(prefix + key);
+    // The line without its options (written by hand, or before the prefix) is replaced.
+    expect((await plan(params, ctxFor(() => ({ code: 0, stdout: key }), key).ctx)).changes).toHaveLength(1);
+    expect((await plan(params, ctxFor(() => ({ code: 0, stdout: key }), prefix + key).ctx)).changes).toEqual([]);
+  });
 });

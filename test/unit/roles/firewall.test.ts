@@ -153,6 +153,12 @@ describe('the load-balancer pair (lb_virtual_ip)', () => {
     expect(rulesFor('lb-02', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).some((r) => r.port === 8888)).toBe(false);
     expect(rulesFor('lb-02', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).filter((r) => r.proto === 'vrrp').map((r) => r.from)).toEqual(['10.77.0.10']);
     expect(rulesFor('web-01', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).some((r) => r.proto === 'vrrp')).toBe(false);
+    // lb-01 pushes a renewed certificate to lb-02 over SSH: SSH on lb-02 from lb-01 only, nothing the other way.
+    expect(rulesFor('lb-02', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).filter((r) => r.comment?.includes('issuer'))).toEqual([
+      { rule: 'allow', port: 22, proto: 'tcp', from: '10.77.0.10', comment: 'ssh from the certificate issuer (push)' },
+    ]);
+    expect(rulesFor('lb-01', { lb_virtual_ip: '10.77.0.100/24' }, PAIR).some((r) => r.port === 22 && r.from === '10.77.0.13')).toBe(false);
+    expect(rulesFor('lb-02', {}, PAIR).some((r) => r.port === 22 && r.from === '10.77.0.10')).toBe(false);
     // No floating address: no VRRP rule at all (one load balancer stays the reference site).
     expect(rulesFor('lb-01', {}, PAIR).some((r) => r.proto === 'vrrp')).toBe(false);
     const h = host('lb-01', PAIR);

@@ -181,15 +181,58 @@ describe('a load-balancer pair (lb_virtual_ip): one ACME certificate, served by 
 
   it('lb-02 asks nothing: it copies lb-01\'s certificate and key through the control machine and reloads HAProxy', () => {
     const tasks = expandPair(certificates, lb2);
-    expect(tasks.map((t) => t.module)).toEqual(['peer_file']);
-    expect(tasks[0]!.params).toEqual({
+    const copied = tasks.filter((t) => t.name.startsWith('certificate for'));
+    expect(copied.map((t) => t.module)).toEqual(['peer_file']);
+    expect(copied[0]!.params).toEqual({
       from_host: 'lb-01',
       sources: ['/etc/letsencrypt/live/www.foobar.com/fullchain.pem', '/etc/letsencrypt/live/www.foobar.com/privkey.pem'],
       dest: '/etc/haproxy/certs/www.foobar.com.pem',
       mode: '0600',
       wait_seconds: 600,
     });
-    expect(tasks[0]!.notify).toEqual(['reload haproxy (certificate from the pair)']);
+    expect(copied[0]!.notify).toEqual(['reload haproxy (certificate from the pair)']);
+    expect(tasks.some((t) => t.name.startsWith('certificate for') && t.module === 'command')).toBe(false); // no ACME order
+  });
+
+  it('lb-02 lets lb-01\'s push key run accept-certificate only, from lb-01\'s private address only, as a user of its own', () => {
+    const tasks = expandPair(certificates, lb2);
+    const key = tasks.find((t) => t.name.startsWith('certificate push key from lb-01'))!;
+    expect(key.module).toBe('peer_file');
+    expect(key.params).toMatchObject({
+      from_host: 'lb-01',
+      sources: ['/etc/provision/certificate-push/id_ed25519.pub'],
+      dest: '/var/lib/provision-cert/.ssh/authorized_keys',
+      prefix: 'restrict,from="10.9.0.10",command="/usr/local/lib/provision/accept-certificate" ',
+      mode: '0644',
+    });
+    const sudoers = tasks.find((t) => t.name.startsWith('sudoers'))!.params as { content: string; validate: string; mode: string };
+    expect(sudoers.content).toContain('provision-cert ALL=(root) NOPASSWD: /usr/local/lib/provision/accept-certificate ""\n');
+    expect(sudoers.validate).toBe('visudo -cqf %s');
+    expect(sudoers.mode).toBe('0440');
+    const script = rendered(tasks.filter((t) => t.name.startsWith('accept-certificate')));
+    expect(script).toContain("dest='/etc/haproxy/certs/www.foobar.com.pem'");
+    expect(script).toContain("domain='www.foobar.com'");
+    expect(script).toContain('exec sudo -n /usr/local/lib/provision/accept-certificate');
+    // The user's home and keys are root's: a login as it cannot change its own authorized_keys.
+    for (const name of ["provision-cert's home", "provision-cert's .ssh"]) expect(tasks.find((t) => t.name === name)!.params).toMatchObject({ owner: 'root', mode: '0755' });
+  });
+
+  it('lb-01 makes the push key, pins lb-02\'s host key, and its deploy hook pushes to lb-02 with that key and that pin only', () => {
+    const tasks = expandPair(certificates, lb);
+    const keygen = tasks.find((t) => t.name.startsWith('certificate push key'))!.params as { cmd: string; creates: string };
+    expect(keygen.creates).toBe('/etc/provision/certificate-push/id_ed25519');
+    expect(keygen.cmd).toContain("ssh-keygen -q -t ed25519 -N ''");
+    const pin = tasks.find((t) => t.name.startsWith("lb-02's SSH host key pinned"))!;
+    expect(pin.params).toMatchObject({ from_host: 'lb-02', sources: ['/etc/ssh/ssh_host_ed25519_key.pub'], dest: '/etc/provision/certificate-push/known_hosts.lb-02', prefix: '10.9.0.13 ' });
+    const names = tasks.map((t) => t.name);
+    expect(names.indexOf(pin.name)).toBeLessThan(names.findIndex((n) => n.startsWith('certificate for www.foobar.com from')));
+    const hook = rendered(tasks);
+    expect(hook).toContain('push 10.9.0.13 /etc/provision/certificate-push/known_hosts.lb-02');
+    expect(hook).toContain('-i /etc/provision/certificate-push/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes');
+    expect(hook).toContain('-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$2" -o GlobalKnownHostsFile=/dev/null');
+    expect(hook).toContain('-p 22 provision-cert@"$1" < "$dest"');
+    // One load balancer: nothing to push to.
+    expect(rendered(expand(certificates, lb, { acme_directory_url: 'https://acme.test/dir' }))).not.toContain('ssh ');
   });
 
   it('one load balancer: certbot on loopback as before', () => {
