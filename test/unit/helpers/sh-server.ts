@@ -15,6 +15,8 @@ export interface ShServerOptions {
   env?: NodeJS.ProcessEnv;
   /** Called with each exec request's command line; `false` leaves it accepted and never answered (a stuck host). */
   onExec?: (command: string) => boolean | void;
+  /** Called with each connection as it is accepted (to watch or script what the server does). */
+  onConnection?: (client: ssh2.Connection) => void;
 }
 
 export interface ShServer {
@@ -37,6 +39,7 @@ export async function shServer(opts: ShServerOptions = {}): Promise<ShServer> {
   const server = new ssh2.Server({ hostKeys: [ed25519KeyPair().private] }, (client) => {
     accepted++;
     peakOpen = Math.max(peakOpen, ++open);
+    opts.onConnection?.(client);
     client.on('close', () => open--);
     client.on('error', () => {});
     client.on('authentication', (ctx) => ctx.accept());
