@@ -1,4 +1,4 @@
-import { connectHosts, NO_EVENTS, SshConnector } from '../executor/index.js';
+import { connectHosts, DEFAULT_FORKS, NO_EVENTS, SshConnector, type Connected } from '../executor/index.js';
 import { factsToJSON } from '../facts/index.js';
 import { prepareHosts, selectHosts } from '../inventory/index.js';
 import { errorMessage } from '../util/errors.js';
@@ -7,14 +7,28 @@ import { loadInventory } from './load.js';
 import { requireInventory, type CommonOptions } from './options.js';
 import { printOut } from './output.js';
 
-async function withHosts<T>(o: CommonOptions, fn: (r: Awaited<ReturnType<typeof connectHosts>>) => Promise<T>): Promise<T> {
+/**
+ * Connect the selected hosts, read their facts and do `each` on each, at most forks hosts at once
+ * (DEFAULT_FORKS unless --forks says): a host's connection is closed as soon as it is done, so the
+ * controller never holds more than forks connections, as in a run (README "Speed"). A host that
+ * cannot be reached is in `down`, not thrown.
+ */
+async function eachHost<T>(o: CommonOptions, each: (c: Connected) => Promise<T>): Promise<{ done: Map<string, T>; down: Map<string, string> }> {
   const inv = loadInventory(requireInventory(o));
   const names = selectHosts(inv, o.limit);
   prepareHosts(inv, names, { vars: false });
   const connector = new SshConnector(inv);
+  const done = new Map<string, T>();
   try {
-    const res = await connectHosts(connector, names.map((n) => inv.hosts.get(n)!), o.forks ?? names.length, NO_EVENTS);
-    return await fn(res);
+    const forks = o.forks ?? Math.min(Math.max(names.length, 1), DEFAULT_FORKS);
+    const { down } = await connectHosts(connector, names.map((n) => inv.hosts.get(n)!), forks, NO_EVENTS, async (c) => {
+      try {
+        done.set(c.host.name, await each(c));
+      } finally {
+        await c.session.release?.();
+      }
+    });
+    return { done, down };
   } finally {
     await connector.close();
   }
@@ -22,13 +36,11 @@ async function withHosts<T>(o: CommonOptions, fn: (r: Awaited<ReturnType<typeof 
 
 /** `provision facts`: the typed facts of every host, as JSON keyed by host. */
 export async function factsCommand(o: CommonOptions): Promise<number> {
-  return withHosts(o, async ({ up, down }) => {
-    const out: Record<string, unknown> = {};
-    for (const [h, c] of up) out[h] = factsToJSON(c.facts);
-    for (const [h, reason] of down) out[h] = { unreachable: reason };
-    printOut(JSON.stringify(out, null, 2));
-    return down.size ? EXIT.UNREACHABLE : EXIT.OK;
-  });
+  const { done, down } = await eachHost(o, async (c) => factsToJSON(c.facts));
+  const out: Record<string, unknown> = Object.fromEntries(done);
+  for (const [h, reason] of down) out[h] = { unreachable: reason };
+  printOut(JSON.stringify(out, null, 2));
+  return down.size ? EXIT.UNREACHABLE : EXIT.OK;
 }
 
 /**
@@ -37,23 +49,21 @@ export async function factsCommand(o: CommonOptions): Promise<number> {
  * its row, it does not end the command and hide the others' answers.
  */
 export async function pingCommand(o: CommonOptions): Promise<number> {
-  return withHosts(o, async ({ up, down }) => {
-    const rows: { host: string; ok: boolean; user?: string; error?: string; os?: string; unreachable?: string }[] = await Promise.all(
-      [...up].map(async ([host, c]) => {
-        const os = c.facts.os.pretty;
-        try {
-          const r = await c.session.exec('id -un', { become: true, timeoutMs: c.session.probeTimeoutMs });
-          return r.code === 0 ? { host, ok: true, user: r.stdout.trim(), os } : { host, ok: false, error: r.stderr.trim() || `exit ${r.code}`, os };
-        } catch (err) {
-          return { host, ok: false, error: errorMessage(err), os };
-        }
-      }),
-    );
-    for (const [host, reason] of down) rows.push({ host, ok: false, unreachable: reason });
-    if (o.json) printOut(JSON.stringify(rows));
-    else
-      for (const r of rows)
-        printOut(`${r.host}: ${r.unreachable !== undefined ? `UNREACHABLE: ${r.unreachable}` : r.ok ? `pong (become: ${r.user}, ${r.os})` : `become failed: ${r.error}`}`);
-    return down.size ? EXIT.UNREACHABLE : rows.some((r) => !r.ok) ? EXIT.FAILED : EXIT.OK;
+  type Row = { host: string; ok: boolean; user?: string; error?: string; os?: string; unreachable?: string };
+  const { done, down } = await eachHost(o, async ({ host: { name: host }, facts, session }): Promise<Row> => {
+    const os = facts.os.pretty;
+    try {
+      const r = await session.exec('id -un', { become: true, timeoutMs: session.probeTimeoutMs });
+      return r.code === 0 ? { host, ok: true, user: r.stdout.trim(), os } : { host, ok: false, error: r.stderr.trim() || `exit ${r.code}`, os };
+    } catch (err) {
+      return { host, ok: false, error: errorMessage(err), os };
+    }
   });
+  const rows = [...done.values()];
+  for (const [host, reason] of down) rows.push({ host, ok: false, unreachable: reason });
+  if (o.json) printOut(JSON.stringify(rows));
+  else
+    for (const r of rows)
+      printOut(`${r.host}: ${r.unreachable !== undefined ? `UNREACHABLE: ${r.unreachable}` : r.ok ? `pong (become: ${r.user}, ${r.os})` : `become failed: ${r.error}`}`);
+  return down.size ? EXIT.UNREACHABLE : rows.some((r) => !r.ok) ? EXIT.FAILED : EXIT.OK;
 }

@@ -6,6 +6,7 @@ import type { Host } from '../inventory/index.js';
 import { isPassphraseProtected } from '../inventory/identity.js';
 import { ConnectionError } from '../util/errors.js';
 import { HostKeyCheck } from './hostkeys/index.js';
+import { ignoreHostKeysAnnouncement } from './hostkeys/server-notice.js';
 import { registerSecret } from '../util/secrets.js';
 import { boundedScript, CommandTimeoutError, controllerBoundMs, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_PROBE_TIMEOUT_MS, newMarkers, remoteCommand, type SudoMode } from './remote-command.js';
 import { runSession, type SessionResult } from './session.js';
@@ -194,6 +195,7 @@ export class SshConnection implements Connection {
       // handshake" once a timed-out socket closes); with no listener left, it would end the process.
       client.on('error', onError);
       client.connect(config);
+      ignoreHostKeysAnnouncement(client);
     });
     return new SshConnection(client, host, via);
   }

@@ -99,7 +99,15 @@ export function parseKnownHosts(text: string, file: string): KnownHostsFile {
 
 export class KnownHostsReadError extends Error {}
 
-/** Reads and parses a known_hosts file; a missing file is an empty one. */
+/**
+ * A file's parse, kept with the text it was made from. Every connect reads known_hosts; a fleet's
+ * file has a line per host, so parsing it again per connect made a run's host-key work grow with the
+ * square of its hosts (README "Speed", #18). The file is still read each time (cheap) and parsed
+ * again whenever its text differs (an appended host, any edit): a stat's times are too coarse to tell.
+ */
+const parsedFiles = new Map<string, { text: string; known: Readonly<KnownHostsFile> }>();
+
+/** Reads and parses a known_hosts file, parsing it once while its text is unchanged (treat the result as read-only); a missing file is an empty one. */
 export function readKnownHosts(file: string): KnownHostsFile {
   let text: string;
   try {
@@ -109,7 +117,11 @@ export function readKnownHosts(file: string): KnownHostsFile {
     if (code === 'ENOENT') return { file, entries: [], unreadable: [] };
     throw new KnownHostsReadError(`cannot read known_hosts file ${file}: ${code ?? (err as Error).message}`);
   }
-  return parseKnownHosts(text, file);
+  const kept = parsedFiles.get(file);
+  if (kept?.text === text) return kept.known;
+  const known = parseKnownHosts(text, file);
+  parsedFiles.set(file, { text, known });
+  return known;
 }
 
 /** What known_hosts says about one name. */

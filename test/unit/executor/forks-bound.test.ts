@@ -2,68 +2,32 @@
  * A run of more hosts than forks holds at most forks SSH connections at once: a host's connection is
  * closed while it waits for the others and opened again only when a later task needs it, so a
  * controller's memory does not grow with the fleet (README "Speed", #18). Against an in-process SSH
- * server (commands run in this machine's sh) that counts the connections open at the same time;
+ * server (test/unit/helpers/sh-server.ts: commands run in this machine's sh) that counts the connections open at the same time;
  * every inventory host is a name for that one server.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_FORKS, loadPlaybook, runPlaybook, SshConnector } from '../../../src/executor/index.js';
 import { loadInventory } from '../../../src/inventory/index.js';
 import { MemoryReporter } from '../../../src/report/renderers.js';
-import { ed25519KeyPair } from '../../../src/util/ssh-keys.js';
+import { shServer, type ShServer } from '../helpers/sh-server.js';
 
 const HOSTS = 12;
 const FORKS = 3;
 
-let server: ssh2.Server;
+let server: ShServer;
 let port: number;
-let open = 0;
-let peakOpen = 0;
-let accepted = 0;
 let tmp: string;
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'provision-forks-'));
-  server = new ssh2.Server({ hostKeys: [ed25519KeyPair().private] }, (client) => {
-    accepted++;
-    peakOpen = Math.max(peakOpen, ++open);
-    client.on('close', () => open--);
-    client.on('error', () => {});
-    client.on('authentication', (ctx) => ctx.accept());
-    client.on('session', (accept) => {
-      accept().on('exec', (acceptExec, _reject, info) => {
-        const stream = acceptExec();
-        const child = spawn('sh', ['-c', info.command], { env: { PATH: process.env.PATH, LC_ALL: 'C' }, stdio: ['pipe', 'pipe', 'pipe'] });
-        stream.pipe(child.stdin);
-        child.stdin.on('error', () => {});
-        child.stdout.pipe(stream, { end: false });
-        child.stderr.pipe(stream.stderr, { end: false });
-        let pending = 3;
-        let code = 0;
-        const done = () => {
-          if (--pending > 0) return;
-          stream.exit(code);
-          stream.end();
-        };
-        child.stdout.on('end', done);
-        child.stderr.on('end', done);
-        child.on('exit', (c) => {
-          code = c ?? 255;
-          done();
-        });
-      });
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  port = (server.address() as AddressInfo).port;
+  server = await shServer();
+  port = server.port;
 });
 afterAll(async () => {
-  await new Promise<void>((r) => server.close(() => r()));
+  await server.close();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -97,11 +61,10 @@ function playbookFile(): string {
 
 async function run(forks?: number) {
   const inventory = loadInventory(inventoryFile());
-  peakOpen = open;
-  accepted = 0;
+  server.resetCounts();
   const connector = new SshConnector(inventory);
   const res = await runPlaybook({ inventory, playbook: loadPlaybook(playbookFile()), check: false, forks, connector, reporter: new MemoryReporter() });
-  return { res, peakOpen, accepted };
+  return { res, peakOpen: server.peakOpen, accepted: server.accepted };
 }
 
 describe('a run of more hosts than forks', () => {

@@ -7,17 +7,12 @@
  * (asks until a right password made its timestamp file, which a test can remove). It records
  * each call's mode and each password it was given, so tests can see what sudo saw.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import ssh2 from 'ssh2';
 import type { Host } from '../../../src/inventory/index.ts';
-import { ed25519KeyPair } from '../../../src/util/ssh-keys.ts';
 import { loopbackHost } from '../helpers/hosts.ts';
-
-const { Server } = ssh2;
+import { shServer } from '../helpers/sh-server.ts';
 
 export type SudoAsks = 'always' | 'never' | 'cached';
 
@@ -66,43 +61,15 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
   chmodSync(path.join(binDir, 'sudo'), 0o755);
   writeFileSync(path.join(dir, 'asks'), opts.asks);
   writeFileSync(path.join(dir, 'password'), opts.password);
-  const hostKey = ed25519KeyPair().private;
   const execs: string[] = [];
-  const server = new Server({ hostKeys: [hostKey] }, (client) => {
-    client.on('authentication', (ctx) => ctx.accept());
-    client.on('error', () => {});
-    client.on('session', (accept) => {
-      const session = accept();
-      session.on('exec', (acceptExec, _reject, info) => {
-        const stream = acceptExec();
-        execs.push(info.command);
-        if (opts.stuckOn && info.command.includes(opts.stuckOn)) return;
-        const child = spawn('sh', ['-c', info.command], {
-          env: { PATH: `${binDir}:${process.env.PATH}`, FAKE_SUDO_DIR: dir, LC_ALL: 'C' },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        stream.pipe(child.stdin);
-        child.stdin.on('error', () => {});
-        child.stdout.pipe(stream, { end: false });
-        child.stderr.pipe(stream.stderr, { end: false });
-        let pending = 3;
-        let code = 0;
-        const done = () => {
-          if (--pending > 0) return;
-          stream.exit(code);
-          stream.end();
-        };
-        child.stdout.on('end', done);
-        child.stderr.on('end', done);
-        child.on('exit', (c) => {
-          code = c ?? 255;
-          done();
-        });
-      });
-    });
+  const server = await shServer({
+    env: { PATH: `${binDir}:${process.env.PATH}`, FAKE_SUDO_DIR: dir, LC_ALL: 'C' },
+    onExec: (command) => {
+      execs.push(command);
+      if (opts.stuckOn && command.includes(opts.stuckOn)) return false;
+    },
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  const port = server.port;
   const env = opts.passwordEnv ?? `PROVISION_TEST_SUDO_${port}`;
   process.env[env] = opts.password;
   const lines = (f: string) => (existsSync(path.join(dir, f)) ? readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean) : []);
@@ -119,7 +86,7 @@ export async function fakeHost(opts: { asks: SudoAsks; password: string; passwor
     forgetTimestamp: () => rmSync(path.join(dir, 'timestamp'), { force: true }),
     useOwnPrompt: () => writeFileSync(path.join(dir, 'own-prompt'), ''),
     close: () =>
-      new Promise<void>((r) => server.close(() => r())).then(() => {
+      server.close().then(() => {
         delete process.env[env];
         rmSync(dir, { recursive: true, force: true });
       }),

@@ -323,3 +323,29 @@ describe('accept_new_host_keys', () => {
     expect(readKnownHosts(file).entries).toHaveLength(1);
   });
 });
+
+describe('a known_hosts file read by every connect of a run', () => {
+  it('is parsed once while it is unchanged (a fleet of N hosts is not N × N lines parsed)', () => {
+    const file = path.join(dir, 'fleet');
+    writeFileSync(file, expand(Array.from({ length: 50 }, (_, i) => `10.0.1.${i + 1} K1`)));
+    const first = readKnownHosts(file);
+    expect(first.entries).toHaveLength(50);
+    expect(readKnownHosts(file)).toBe(first);
+  });
+
+  it('is read again after any change: an appended host, an edit of the same size, a replaced file', async () => {
+    const file = path.join(dir, 'fleet-changes');
+    writeFileSync(file, expand(['10.0.2.1 K1']));
+    expect(lookupHost(readKnownHosts(file), '10.0.2.1', 22).entries.plain.map((e) => e.key.type)).toEqual(['ssh-ed25519']);
+    // accept_new_host_keys appends a host: the next connect of the same run sees it.
+    const check = await HostKeyCheck.prepare({ label: 'new', address: '10.0.2.2', port: 22, knownHosts: file, acceptNew: true, timeoutMs: 5000 }, () => Promise.reject(new Error('no fetch')));
+    expect(check.verify(keys.K2.blob)).toBe(true);
+    expect(lookupHost(readKnownHosts(file), '10.0.2.2', 22).entries.plain).toHaveLength(1);
+    // The same length, another host name: a same-size edit is seen too.
+    writeFileSync(file, expand(['10.0.2.9 K1']));
+    expect(lookupHost(readKnownHosts(file), '10.0.2.1', 22).entries.plain).toHaveLength(0);
+    expect(lookupHost(readKnownHosts(file), '10.0.2.9', 22).entries.plain).toHaveLength(1);
+    rmSync(file);
+    expect(readKnownHosts(file).entries).toHaveLength(0);
+  });
+});
