@@ -6,6 +6,7 @@ import { getModule, moduleNames, secretParams, type Task } from '../modules/inde
 import { analyzeString, evaluateExpression, isTemplate, renderString, secretsRead, TemplateProblem, truthy } from '../modules/lib/render.js';
 import { getRole, roleVars as parsedRoleVars, type RoleContext } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
+import { resolveLayer } from '../inventory/vars/layer.js';
 import { Secret } from '../util/secrets.js';
 import { bindTask, type HostTask } from './bind.js';
 import { roleTree, type Expr, type Play, type TaskNode, type YamlTask } from './playbook.js';
@@ -28,9 +29,24 @@ function roleContext(roleName: string, host: Host, facts: Facts, inventory: Inve
   };
 }
 
-/** The vars "{{ … }}" in a play's YAML tasks see on a host (facts are never secrets, so checks before connecting leave them out). */
-export function playVars(host: Host, play: Play, facts?: Facts): Record<string, unknown> {
-  return { ...host.vars, ...play.vars, inventory_hostname: host.name, ...(facts ? { facts } : {}) };
+/** The play's vars worked out on a host before connecting (the checks read them once per task). */
+const beforeConnecting = new WeakMap<Play, Map<string, Record<string, unknown>>>();
+
+/**
+ * The vars "{{ … }}" in a play's YAML tasks see on a host: the inventory's, then the play's (their
+ * templates worked out for this host: src/inventory/vars/layer.ts), then the facts and the results
+ * registered so far. Facts are never secrets, so checks before connecting leave them out; a play var
+ * that reads them, or a result not registered yet, is left out until it is known.
+ */
+export function playVars(host: Host, play: Play, facts?: Facts, registered?: Record<string, unknown>): Record<string, unknown> {
+  const early = !facts && !registered;
+  const cached = early ? beforeConnecting.get(play)?.get(host.name) : undefined;
+  if (cached) return cached;
+  const known = { inventory_hostname: host.name, ...(facts ? { facts } : {}), ...(registered ?? {}) };
+  const pending = (name: string) => (name === 'facts' && !facts) || (play.registers?.has(name) ?? false);
+  const vars = { ...host.vars, ...resolveLayer({ host, layer: play.vars, at: (name) => play.varSource?.(name), known, pending }), ...known };
+  if (early) (beforeConnecting.get(play) ?? beforeConnecting.set(play, new Map()).get(play)!).set(host.name, vars);
+  return vars;
 }
 
 /** How a module takes what a template puts into one of its (top-level) params. */
@@ -242,6 +258,8 @@ export interface HostPlay {
   steps?: Step[];
   /** The vars YAML tasks see on this host, before any result is registered. */
   vars?: Record<string, unknown>;
+  /** The vars the play's own YAML tasks see once these results are registered (a play var may read one). */
+  varsWith?(registered: Record<string, unknown>): Record<string, unknown>;
 }
 
 /** A play expanded for one host, or why it cannot be (reported when the play runs on that host). */
@@ -330,6 +348,7 @@ export function expandPlay(play: Play, host: Host, facts: Facts, inventory: Inve
         handlers: rendered.handlers.map((t) => bindTask(t, target)),
         steps: rendered.steps,
         vars: rendered.vars,
+        varsWith: (registered) => playVars(host, play, facts, registered),
       },
     };
   } catch (error) {

@@ -619,7 +619,7 @@ export class HostRun {
     else {
       try {
         const target = { host: this.host, facts: this.facts };
-        runs = evaluateYamlTask(t, { ...(step.vars ?? play.vars ?? {}), ...this.registered }, this.host.name, step.templateVars).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
+        runs = evaluateYamlTask(t, step.vars || !play.varsWith ? { ...(step.vars ?? play.vars ?? {}), ...this.registered } : play.varsWith(this.registered), this.host.name, step.templateVars).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
       } catch (err) {
         const msg = errorMessage(err);
         if (t.ignoreErrors || rescuable) {

@@ -161,6 +161,8 @@ export interface Play {
   vars: Record<string, unknown>;
   /** "file:line:col" of a var set in the play's vars (for errors about role vars). */
   varSource?(name: string): string | undefined;
+  /** Every `register:` name a run of the play may see: a play var reading one is worked out once it is registered. */
+  registers?: ReadonlySet<string>;
   roles: string[];
   /** Every module task of the play, blocks and includes flattened (what checks before connecting look at). */
   tasks: YamlTask[];
@@ -563,9 +565,15 @@ export function loadPlaybook(file: string, read?: LocatedYaml, role?: RoleFileOp
     };
   });
   loader.resolveRegisters();
+  // A task reads what the play vars it reads read (a registered result among them: it is evaluated when it runs).
+  for (const play of plays) {
+    const through = playVarRoots(play.vars);
+    for (const t of [...play.tasks, ...play.handlers]) t.rootsRead = [...new Set([...t.rootsRead, ...t.rootsRead.flatMap((r) => through.get(r) ?? [])])];
+  }
   // A register of a YAML role is read by later tasks of the play, and the play's by the role's tasks.
   const trees = reachableRoleTrees(plays.flatMap((p) => [...p.roles, ...p.importedRoles]));
   const registers = new Set([...loader.registers, ...trees.flatMap((t) => [...t.registers])]);
+  for (const play of plays) play.registers = registers;
   linkRegisters([...loader.tasks, ...trees.flatMap((t) => t.tasks)], registers);
   // Imported roles and handlers are expanded before the play runs: their conditions cannot wait for a result.
   const early = (conditions: readonly Expr[], what: string) => {
@@ -596,6 +604,25 @@ export function loadPlaybook(file: string, read?: LocatedYaml, role?: RoleFileOp
     }
   }
   return { file, dir: path.dirname(file), plays, registers: loader.registers };
+}
+
+/** Each play var's reads, through the other play vars it reads (a var's own name apart). */
+function playVarRoots(vars: Record<string, unknown>): Map<string, string[]> {
+  const direct = new Map(Object.entries(vars).map(([name, v]) => [name, templatedStrings(v).flatMap((s) => analyzeString(s.text).paths.flatMap((p) => (typeof p[0] === 'string' ? [p[0]] : [])))]));
+  const closure = new Map<string, string[]>();
+  for (const name of direct.keys()) {
+    const seen = new Set<string>();
+    const visit = (n: string): void => {
+      for (const r of direct.get(n) ?? []) {
+        if (seen.has(r)) continue;
+        seen.add(r);
+        if (direct.has(r)) visit(r);
+      }
+    };
+    visit(name);
+    closure.set(name, [...seen]);
+  }
+  return closure;
 }
 
 /** The role imports among these nodes (blocks and includes looked into). */
@@ -642,6 +669,8 @@ export function checkDelegates(inventory: Inventory, playbook: Playbook): void {
 export function checkSecretsInParams(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
   for (const play of playbook.plays) {
     const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
+    // The play's vars are worked out on each host now: a cycle or a var nobody set is bad input, found before connecting.
+    for (const name of targets) playVars(inventory.hosts.get(name)!, play);
     // A YAML role's tasks too: a secret of the inventory in a role's command line is refused before connecting as well.
     const roleTasks = reachableRoleTrees([...play.roles, ...play.importedRoles]).flatMap((tree) => tree.tasks);
     for (const task of [...play.tasks, ...play.handlers, ...roleTasks]) {
