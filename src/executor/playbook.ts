@@ -21,6 +21,8 @@ const STRUCTURE_KEYS = ['block', 'rescue', 'always', 'include_tasks', 'import_ta
 const RESERVED = new Set<string>([...TASK_KEYS, ...STRUCTURE_KEYS]);
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A user name sudo -u is given: never an option, never a "#uid" (a name, as written in the inventory). */
+export const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*\$?$/;
 const condition = z.union([z.string().min(1), z.boolean(), z.array(z.union([z.string().min(1), z.boolean()]))]);
 
 const taskSchema = z
@@ -44,7 +46,7 @@ const taskSchema = z
     /** Hide the task's output, diff and messages in every view (plain, -vv, --log, --json). */
     no_log: z.boolean().optional(),
     become: z.boolean().optional(),
-    become_user: z.string().optional(),
+    become_user: z.string().min(1).optional(),
   })
   .catchall(z.unknown());
 
@@ -57,6 +59,8 @@ const structureSchema = z.strictObject({
   run_once: z.boolean().optional(),
   delegate_to: z.string().optional(),
   vars: z.record(z.string().regex(NAME, 'a var name'), z.unknown()).optional(),
+  become: z.boolean().optional(),
+  become_user: z.string().min(1).optional(),
   block: z.array(z.unknown()).min(1, 'a block holds at least one task').optional(),
   rescue: z.array(z.unknown()).optional(),
   always: z.array(z.unknown()).optional(),
@@ -102,6 +106,18 @@ export interface Expr {
 /** A task's `loop`: a list written in the playbook (its strings may be templates), or an expression giving one. */
 export type Loop = { items: unknown[]; at: string } | { expr: Expr };
 
+/**
+ * A task's own become settings (Ansible's keywords): `become` switches sudo on or off for its
+ * command, `user` (a name, or a template of one) is who sudo runs it as. Either may be absent: the
+ * inventory's then applies.
+ */
+export interface Become {
+  become?: boolean;
+  user?: string;
+  /** "file:line:col: [0].tasks[1].become_user" */
+  at: string;
+}
+
 /** A task from YAML, before vars are applied: its conditions, loop and templates are evaluated per host. */
 export interface YamlTask extends Task {
   /** The `when:` as written when it is a bare var name or "not NAME" (what the unread-vars check reads). */
@@ -124,6 +140,8 @@ export interface YamlTask extends Task {
   runOnce: boolean;
   /** no_log: its output, diff and messages are hidden in every view. */
   noLog: boolean;
+  /** become / become_user of the task or its blocks: who its command runs as (absent: the inventory's become settings). */
+  become?: Become;
   /** delegate_to: the inventory host whose connection runs it (with this host's vars), and where it was written. */
   delegateTo?: { host: string; at: string };
   /** Vars of the task, of its blocks and of the include that brought it (values may be templates). */
@@ -243,6 +261,7 @@ interface Inherited {
   vars: Record<string, unknown>;
   ignoreErrors?: boolean;
   runOnce?: boolean;
+  become?: Become;
 }
 
 /** A YAML file being read, and how its positions are named. */
@@ -254,6 +273,23 @@ interface Located {
 }
 
 const whenVarOf = (when: unknown): string | undefined => (typeof when === 'string' && /^(not\s+)?[A-Za-z_][A-Za-z0-9_]*$/.test(when.trim()) ? when : undefined);
+
+/**
+ * Who a task runs as is the command's business only: files are written as root under the safe-path
+ * rules (src/modules/lib/safe-path.ts), and a module's state is read by the connection's user, so
+ * another user on a module that writes or reads the host would hold only for a part of what it does.
+ * `become: true` (as root, what the inventory does anyway) is accepted on every module.
+ */
+function becomeSupported(module: string, b: Become, task: string): void {
+  if (module === 'command') return;
+  const asRoot = b.become !== false && (b.user === undefined || b.user === 'root');
+  if (asRoot) return;
+  const what = b.become === false ? 'become: false' : `become_user: ${b.user}`;
+  throw new PlaybookError(
+    `${b.at}: ${what} on a ${module} task ("${task}") is not supported: provision runs only commands as another user; ${module} reads and writes as root, under its safe-path rules`,
+    'set owner/group (and mode) on what it writes instead, or run the step as a command task',
+  );
+}
 
 /** `"{{ expr }}"` (a whole string that is one output) is the expression `expr`; any other string is an expression itself. */
 function expressionText(text: string): string {
@@ -320,8 +356,12 @@ class Loader {
       vars: { ...inherited.vars, ...(s.vars ?? {}) },
       ignoreErrors: s.ignore_errors ?? inherited.ignoreErrors,
       runOnce: s.run_once ?? inherited.runOnce,
+      become: this.become(l, p, s, inherited.become),
     };
     const kind = kinds[0]!;
+    if (inner.become !== inherited.become && (kind === 'import_role' || kind === 'include_role')) {
+      throw new PlaybookError(`${inner.become!.at}: become on a role import is not supported yet`, "put become on the role's tasks, or set it in the inventory");
+    }
     if (kind !== 'block' && (s.rescue || s.always)) throw new PlaybookError(`${this.at(l, [...p, s.rescue ? 'rescue' : 'always'])}: rescue and always belong to a block`);
     if (kind === 'block') {
       return {
@@ -388,6 +428,27 @@ class Loader {
     return { host: value.trim(), at };
   }
 
+  /** A task's or block's become settings over those it inherits (its own keys win, one by one). */
+  private become(l: Located, p: Array<string | number>, own: { become?: boolean; become_user?: string }, inherited: Become | undefined): Become | undefined {
+    if (own.become === undefined && own.become_user === undefined) return inherited;
+    const key = own.become_user !== undefined ? 'become_user' : 'become';
+    const at = `${whereKey(l.src, [...p, key])}: ${fieldName([...p, key])}`;
+    const user = own.become_user ?? inherited?.user;
+    if (own.become_user !== undefined) {
+      if (isTemplate(own.become_user)) {
+        try {
+          analyzeString(own.become_user);
+        } catch (err) {
+          if (err instanceof TemplateProblem) throw new PlaybookError(`${at}: ${err.described}`);
+          throw err;
+        }
+      } else if (!USER_NAME.test(own.become_user)) {
+        throw new PlaybookError(`${at}: "${own.become_user}" is not a user name (letters, digits, _, -, .; not starting with -)`);
+      }
+    }
+    return { become: own.become ?? inherited?.become, user, at };
+  }
+
   private task(l: Located, raw: unknown, p: Array<string | number>, inherited: Inherited, handlers: boolean): YamlTask {
     const parsed = taskSchema.safeParse(raw);
     if (!parsed.success) throw new PlaybookError(schemaError(l.src, parsed.error.issues, p));
@@ -397,13 +458,8 @@ class Loader {
       throw new PlaybookError(`${this.at(l, p)}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`);
     }
     const delegateTo = t.delegate_to !== undefined ? this.delegateTo(l, p, t.delegate_to) : undefined;
-    // The connection decides who commands run as (the inventory's become): a task does not switch user.
-    const becomeKey = (['become', 'become_user'] as const).find((k) => t[k] !== undefined);
-    if (becomeKey) {
-      throw new PlaybookError(`${whereKey(l.src, [...p, becomeKey])}: ${fieldName([...p, becomeKey])}: ${becomeKey} on a task is not supported yet: the inventory's become settings apply to every task of a host`, 'set become/become_user in the inventory (ansible_become, ansible_become_user)');
-    }
     if (handlers) {
-      const loopKey = (['loop', 'register', 'run_once', 'delegate_to', 'environment', 'no_log'] as const).find((k) => t[k] !== undefined);
+      const loopKey = (['loop', 'register', 'run_once', 'delegate_to', 'environment', 'become', 'become_user'] as const).find((k) => t[k] !== undefined);
       if (loopKey) throw new PlaybookError(`${whereKey(l.src, [...p, loopKey])}: ${fieldName([...p, loopKey])}: not supported on a handler`);
     }
     // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
@@ -411,6 +467,8 @@ class Loader {
     const module = call.module;
     const def = getModule(module);
     if (!def) throw new PlaybookError(`${whereKey(l.src, [...p, module])}: ${fieldName([...p, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
+    const become = this.become(l, p, t, inherited.become);
+    if (become) becomeSupported(module, become, t.name);
     let params = call.params;
     if (t.environment !== undefined) {
       // The command module hands its environment over on stdin (never argv): a task's environment joins it.
@@ -430,6 +488,10 @@ class Loader {
     const check = def.schema.safeParse(params);
     if (!check.success) {
       throw new PlaybookError(schemaError(l.src, check.error.issues.map((i) => ({ ...i, path: call.source(i.path) })), p));
+    }
+    const guard = become && (become.become === false || (become.user ?? 'root') !== 'root') ? (['unless', 'onlyif'] as const).find((k) => (params as Record<string, unknown>)[k] !== undefined) : undefined;
+    if (guard) {
+      throw new PlaybookError(`${become!.at}: ${guard} with ${become!.become === false ? 'become: false' : `become_user: ${become!.user}`} is not supported: ${guard} is a state read, run as the connection's user, not as the command's`, `put the check in the command itself (cmd: "CHECK || COMMAND")`);
     }
     // Templates are parsed now, so a syntax error, or a value placed where a command line cannot
     // escape it, is bad input named by file:line:col rather than a failure on every host.
@@ -494,6 +556,7 @@ class Loader {
       failedWhen,
       runOnce: t.run_once ?? inherited.runOnce ?? false,
       noLog: t.no_log ?? false,
+      become,
       delegateTo,
       vars: { ...inherited.vars, ...(t.vars ?? {}) },
       registersRead: [],
