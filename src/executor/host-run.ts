@@ -61,9 +61,9 @@ interface TaskRun {
  * result then registered on every host of the play.
  */
 export class PlayShared {
-  private readonly slots = new Map<number, Promise<RunOnceDone>>();
+  private readonly slots = new Map<number | string, Promise<RunOnceDone>>();
 
-  claim(taskId: number, host: string): { owner: true; settle: (d: RunOnceDone) => void } | { owner: false; done: Promise<RunOnceDone> } {
+  claim(taskId: number | string, host: string): { owner: true; settle: (d: RunOnceDone) => void } | { owner: false; done: Promise<RunOnceDone> } {
     const taken = this.slots.get(taskId);
     if (taken) return { owner: false, done: taken };
     let settle!: (d: RunOnceDone) => void;
@@ -595,7 +595,7 @@ export class HostRun {
     const t = step.task;
     if (!this.selectedTags(t.tags ?? [], t.role)) return 'go';
     if (t.runOnce && shared) {
-      const slot = shared.claim(t.id, this.host.name);
+      const slot = shared.claim(t.onceKey ?? t.id, this.host.name);
       if (!slot.owner) {
         // Ran on another host of the play: its result is this host's too (Ansible registers it on every host).
         const done = await slot.done;
@@ -682,10 +682,12 @@ export class HostRun {
     const steps: Step[] = play.steps ?? play.tasks.map((_, index) => ({ kind: 'task', index }));
     // notified handlers stay recorded on the host for the next run
     if ((await this.runSteps(play, steps, false, shared)) !== 'go') return;
-    const due = play.handlers.filter((h) => this.notified.has(h.meta.name));
+    const dueAt = play.handlers.flatMap((h, i) => (this.notified.has(h.meta.name) ? [i] : []));
+    const due = dueAt.map((i) => play.handlers[i]!);
     const ran: string[] = [];
     for (let i = 0; i < due.length; i++) {
-      if ((await this.runTask(due, i, true)).flow !== 'go') break;
+      // A YAML handler's own keys (no_log, changed_when / failed_when) apply as they do to a task.
+      if ((await this.runTask(due, i, true, play.handlerSources?.[dueAt[i]!])).flow !== 'go') break;
       ran.push(due[i]!.meta.name);
       this.notified.delete(due[i]!.meta.name);
     }

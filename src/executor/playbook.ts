@@ -138,6 +138,8 @@ export interface YamlTask extends Task {
   changedWhen: Expr[];
   failedWhen: Expr[];
   runOnce: boolean;
+  /** The run_once slot of a role's task: one per import of the role (unset: the task's id). */
+  onceKey?: string;
   /** no_log: its output, diff and messages are hidden in every view. */
   noLog: boolean;
   /** become / become_user of the task or its blocks: who its command runs as (absent: the inventory's become settings). */
