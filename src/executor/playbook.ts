@@ -61,6 +61,8 @@ const structureSchema = z.strictObject({
   vars: z.record(z.string().regex(NAME, 'a var name'), z.unknown()).optional(),
   become: z.boolean().optional(),
   become_user: z.string().min(1).optional(),
+  /** Handed to the block's command tasks (joined with their own). */
+  environment: z.record(z.string().regex(NAME, 'an environment variable name (letters, digits, _)'), z.unknown()).optional(),
   block: z.array(z.unknown()).min(1, 'a block holds at least one task').optional(),
   rescue: z.array(z.unknown()).optional(),
   always: z.array(z.unknown()).optional(),
@@ -264,6 +266,10 @@ interface Inherited {
   ignoreErrors?: boolean;
   runOnce?: boolean;
   become?: Become;
+  /** A block's environment: its command tasks' (their own win). */
+  environment?: Record<string, unknown>;
+  /** A block's delegate_to: where its tasks run (their own wins). */
+  delegateTo?: { host: string; at: string };
 }
 
 /** A YAML file being read, and how its positions are named. */
@@ -349,7 +355,6 @@ class Loader {
     const parsed = structureSchema.safeParse(raw);
     if (!parsed.success) throw new PlaybookError(schemaError(l.src, parsed.error.issues, p));
     const s = parsed.data;
-    if (s.delegate_to !== undefined) throw new PlaybookError(`${this.at(l, [...p, 'delegate_to'])}: delegate_to on a block, include or role import is not supported yet`, 'put delegate_to on its tasks');
     const kinds = (['block', 'include_tasks', 'import_tasks', 'import_role', 'include_role'] as const).filter((k) => s[k] !== undefined);
     if (kinds.length !== 1) throw new PlaybookError(`${this.at(l, p)}: one of block, include_tasks, import_tasks, import_role (found ${kinds.join(', ') || 'rescue/always without block'})`);
     const inner: Inherited = {
@@ -359,8 +364,15 @@ class Loader {
       ignoreErrors: s.ignore_errors ?? inherited.ignoreErrors,
       runOnce: s.run_once ?? inherited.runOnce,
       become: this.become(l, p, s, inherited.become),
+      environment: s.environment ? { ...inherited.environment, ...s.environment } : inherited.environment,
+      delegateTo: s.delegate_to !== undefined ? this.delegateTo(l, p, s.delegate_to) : inherited.delegateTo,
     };
     const kind = kinds[0]!;
+    if (kind === 'import_role' || kind === 'include_role') {
+      // A role's task tree is shared by every import of it: what runs where is the role's business.
+      const key = (['delegate_to', 'environment'] as const).find((k) => s[k] !== undefined);
+      if (key) throw new PlaybookError(`${this.at(l, [...p, key])}: ${key} on a role import is not supported`, "put it on the role's tasks");
+    }
     if (inner.become !== inherited.become && (kind === 'import_role' || kind === 'include_role')) {
       throw new PlaybookError(`${inner.become!.at}: become on a role import is not supported yet`, "put become on the role's tasks, or set it in the inventory");
     }
@@ -459,7 +471,7 @@ class Loader {
     if (moduleKeys.length !== 1) {
       throw new PlaybookError(`${this.at(l, p)}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`);
     }
-    const delegateTo = t.delegate_to !== undefined ? this.delegateTo(l, p, t.delegate_to) : undefined;
+    const delegateTo = t.delegate_to !== undefined ? this.delegateTo(l, p, t.delegate_to) : inherited.delegateTo;
     if (handlers) {
       const loopKey = (['loop', 'register', 'run_once', 'delegate_to', 'environment', 'become', 'become_user'] as const).find((k) => t[k] !== undefined);
       if (loopKey) throw new PlaybookError(`${whereKey(l.src, [...p, loopKey])}: ${fieldName([...p, loopKey])}: not supported on a handler`);
@@ -472,11 +484,14 @@ class Loader {
     const become = this.become(l, p, t, inherited.become);
     if (become) becomeSupported(module, become, t.name);
     let params = call.params;
-    if (t.environment !== undefined) {
-      // The command module hands its environment over on stdin (never argv): a task's environment joins it.
-      if (module !== 'command') throw new PlaybookError(`${whereKey(l.src, [...p, 'environment'])}: ${fieldName([...p, 'environment'])}: environment is for command and shell tasks (${module} runs no command of yours)`);
+    if (t.environment !== undefined && module !== 'command') {
+      throw new PlaybookError(`${whereKey(l.src, [...p, 'environment'])}: ${fieldName([...p, 'environment'])}: environment is for command and shell tasks (${module} runs no command of yours)`);
+    }
+    // The command module hands its environment over on stdin (never argv): the task's and its blocks' join it
+    // (a block's reaches only its command tasks: the other modules run no command of yours).
+    if (module === 'command' && (t.environment !== undefined || inherited.environment !== undefined)) {
       const own = (params as { environment?: Record<string, unknown> }).environment ?? {};
-      params = { ...(params as object), environment: { ...t.environment, ...own } };
+      params = { ...(params as object), environment: { ...inherited.environment, ...t.environment, ...own } };
     }
     // Paths on the control machine (template sources, files to copy…): in a role, in its templates/ or
     // files/ (as in Ansible); in a playbook, relative to the file the task is in.

@@ -2,6 +2,7 @@
  * A play's `vars:` that are templates are worked out per host, as Ansible does: over the
  * inventory's vars, inventory_hostname, facts, the other play vars and registered results; a
  * cycle or a var nobody set is bad input before any connection; a var that reads a secret is one.
+ * Also what a block hands its tasks that it did not before: environment and delegate_to.
  * Hosts are recorded sessions (recorded-connection.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -136,5 +137,62 @@ describe('play vars that are templates', () => {
       await expect(attempt).rejects.toThrow(message);
       expect(connector.opened).toEqual([]);
     }
+  });
+});
+
+describe('environment and delegate_to on a block', () => {
+  it("are its tasks' (their own win); the environment goes on stdin to command tasks only, never a command line", async () => {
+    const { ran, stdins } = await run(`
+- name: p
+  hosts: web-01
+  tasks:
+    - name: in a block
+      environment: { DB_PASS: "{{ db_password }}", MODE: block }
+      delegate_to: web-02
+      block:
+        - { name: delegated, command: { cmd: "use-env {{ inventory_hostname }}" } }
+        - { name: own env wins, command: { cmd: "own-env" }, environment: { MODE: task } }
+        - { name: own delegate wins, command: { cmd: "on-web-01" }, delegate_to: web-01 }
+`);
+    // web-01 is the play's host: the block's tasks ran on web-02's connection, but the one delegated back.
+    const last = (c: string) => c.split('; ').pop()!;
+    expect(ran('web-02').map(last)).toEqual(['use-env web-01', 'own-env']);
+    expect(ran('web-01').map(last)).toEqual(['on-web-01']);
+    const envOf = (cmd: string, host: string) => {
+      const i = ran(host).findIndex((c) => last(c) === cmd);
+      return stdins(host)[i] ?? '';
+    };
+    const decode = (block: string) => Object.fromEntries(block.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), Buffer.from(l.slice(l.indexOf('=') + 1), 'base64').toString()]));
+    expect(decode(envOf('use-env web-01', 'web-02'))).toEqual({ DB_PASS: 'pw-xyz-secret', MODE: 'block' });
+    expect(decode(envOf('own-env', 'web-02'))).toEqual({ DB_PASS: 'pw-xyz-secret', MODE: 'task' });
+    expect([...ran('web-01'), ...ran('web-02')].join('\n')).not.toContain('pw-xyz-secret');
+    // A module that runs no command of yours in such a block loads (the environment is not its).
+    const f = files('- name: p\n  hosts: all\n  tasks:\n    - name: b\n      environment: { A: b }\n      block:\n        - { name: d, file: { path: /srv/x, state: directory } }\n');
+    expect((loadPlaybook(f.playbook).plays[0]!.tasks[0]!.params as Record<string, unknown>).environment).toBeUndefined();
+  });
+
+  it('delegate_to on a block naming a host the inventory lacks is exit 4 before connecting; on a role import it is refused at load', async () => {
+    const f = files(`
+- name: p
+  hosts: web-01
+  tasks:
+    - name: b
+      delegate_to: db-09
+      block:
+        - { name: t, command: { cmd: "true" } }
+`);
+    const connector = new RecordedConnector();
+    const inventory = loadInventory(f.inventory, { env: { PROVISION_SECRET_DB_PASSWORD: 'xxxxxxxxxx' } });
+    await expect(runPlaybook({ inventory, playbook: loadPlaybook(f.playbook), check: false, connector, reporter: new MemoryReporter() })).rejects.toThrow(
+      /play\.yml:6:20: \[0\]\.tasks\[0\]\.delegate_to: delegate_to: "db-09" is not a host of inventory/,
+    );
+    expect(connector.opened).toEqual([]);
+    const g = files(`
+- name: p
+  hosts: web-01
+  tasks:
+    - { import_role: { name: common }, delegate_to: web-02 }
+`);
+    expect(() => loadPlaybook(g.playbook)).toThrow(/play\.yml:5:\d+: \[0\]\.tasks\[0\]\.delegate_to: delegate_to on a role import is not supported/);
   });
 });
