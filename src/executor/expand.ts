@@ -31,7 +31,7 @@ function roleContext(roleName: string, host: Host, facts: Facts, inventory: Inve
 }
 
 /** The play's vars worked out on a host before connecting (the checks read them once per task). */
-const beforeConnecting = new WeakMap<Play, Map<string, Record<string, unknown>>>();
+const beforeConnecting = new WeakMap<Play, WeakMap<Host, Record<string, unknown>>>();
 
 /**
  * The vars "{{ … }}" in a play's YAML tasks see on a host: the inventory's, then the play's (their
@@ -41,12 +41,12 @@ const beforeConnecting = new WeakMap<Play, Map<string, Record<string, unknown>>>
  */
 export function playVars(host: Host, play: Play, facts?: Facts, registered?: Record<string, unknown>): Record<string, unknown> {
   const early = !facts && !registered;
-  const cached = early ? beforeConnecting.get(play)?.get(host.name) : undefined;
+  const cached = early ? beforeConnecting.get(play)?.get(host) : undefined;
   if (cached) return cached;
   const known = { inventory_hostname: host.name, ...(facts ? { facts } : {}), ...(registered ?? {}) };
   const pending = (name: string) => (name === 'facts' && !facts) || (play.registers?.has(name) ?? false);
   const vars = { ...host.vars, ...resolveLayer({ host, layer: play.vars, at: (name) => play.varSource?.(name), known, pending }), ...known };
-  if (early) (beforeConnecting.get(play) ?? beforeConnecting.set(play, new Map()).get(play)!).set(host.name, vars);
+  if (early) (beforeConnecting.get(play) ?? beforeConnecting.set(play, new WeakMap()).get(play)!).set(host, vars);
   return vars;
 }
 
