@@ -6,7 +6,9 @@ import { getModule, moduleNames, secretParams, type Task } from '../modules/inde
 import { analyzeString, evaluateExpression, isTemplate, renderString, secretsRead, TemplateProblem, truthy } from '../modules/lib/render.js';
 import { getRole, roleVars as parsedRoleVars, type RoleContext } from '../roles/index.js';
 import { PlaybookError } from '../util/errors.js';
+import { resolveLayer } from '../inventory/vars/layer.js';
 import { Secret } from '../util/secrets.js';
+import { withDependencies } from '../project/dependencies.js';
 import { bindTask, type HostTask } from './bind.js';
 import { roleTree, type Expr, type Play, type TaskNode, type YamlTask } from './playbook.js';
 
@@ -28,9 +30,24 @@ function roleContext(roleName: string, host: Host, facts: Facts, inventory: Inve
   };
 }
 
-/** The vars "{{ … }}" in a play's YAML tasks see on a host (facts are never secrets, so checks before connecting leave them out). */
-export function playVars(host: Host, play: Play, facts?: Facts): Record<string, unknown> {
-  return { ...host.vars, ...play.vars, inventory_hostname: host.name, ...(facts ? { facts } : {}) };
+/** The play's vars worked out on a host before connecting (the checks read them once per task). */
+const beforeConnecting = new WeakMap<Play, WeakMap<Host, Record<string, unknown>>>();
+
+/**
+ * The vars "{{ … }}" in a play's YAML tasks see on a host: the inventory's, then the play's (their
+ * templates worked out for this host: src/inventory/vars/layer.ts), then the facts and the results
+ * registered so far. Facts are never secrets, so checks before connecting leave them out; a play var
+ * that reads them, or a result not registered yet, is left out until it is known.
+ */
+export function playVars(host: Host, play: Play, facts?: Facts, registered?: Record<string, unknown>): Record<string, unknown> {
+  const early = !facts && !registered;
+  const cached = early ? beforeConnecting.get(play)?.get(host) : undefined;
+  if (cached) return cached;
+  const known = { inventory_hostname: host.name, ...(facts ? { facts } : {}), ...(registered ?? {}) };
+  const pending = (name: string) => (name === 'facts' && !facts) || (play.registers?.has(name) ?? false);
+  const vars = { ...host.vars, ...resolveLayer({ host, layer: play.vars, at: (name) => play.varSource?.(name), known, pending }), ...known };
+  if (early) (beforeConnecting.get(play) ?? beforeConnecting.set(play, new WeakMap()).get(play)!).set(host, vars);
+  return vars;
 }
 
 /** How a module takes what a template puts into one of its (top-level) params. */
@@ -238,10 +255,14 @@ export interface HostPlay {
   /** Every task bound before the play runs (its state is read in one round trip). */
   tasks: HostTask[];
   handlers: HostTask[];
+  /** The YAML handler each of `handlers` comes from (its no_log, changed_when…) and its vars; undefined for a role's. */
+  handlerSources?: Array<{ task: YamlTask; vars: Record<string, unknown> } | undefined>;
   /** What runs, in order (absent: `tasks`, in order). */
   steps?: Step[];
   /** The vars YAML tasks see on this host, before any result is registered. */
   vars?: Record<string, unknown>;
+  /** The vars the play's own YAML tasks see once these results are registered (a play var may read one). */
+  varsWith?(registered: Record<string, unknown>): Record<string, unknown>;
 }
 
 /** A play expanded for one host, or why it cannot be (reported when the play runs on that host). */
@@ -252,6 +273,8 @@ interface Scope {
   vars: Record<string, unknown>;
   /** The role the tasks belong to (its name tags them, as a TypeScript role's). */
   role?: string;
+  /** Which role import (or `roles:` entry) of the play they come from, counted in play order: the same on every host. */
+  site?: number;
   /** A role's vars, which its templates read. */
   templateVars?: Record<string, unknown>;
   /** The when of the role import around them held (false: every task is skipped). */
@@ -260,11 +283,14 @@ interface Scope {
 }
 
 /** Role tasks and the play's YAML tasks with "{{ … }}" rendered for this host, not yet bound. Throws on bad input. */
-function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory): { tasks: Task[]; handlers: Task[]; steps: Step[]; vars: Record<string, unknown> } {
+function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory): { tasks: Task[]; handlers: Task[]; steps: Step[]; vars: Record<string, unknown>; handlerSources: HostPlay['handlerSources'] } {
   const tasks: Task[] = [];
   const handlers: Task[] = [];
   const steps: Step[] = [];
   const vars = playVars(host, play, facts);
+  let sites = 0;
+  /** Roles the play has run so far (`roles:` come with their dependencies already). */
+  const ranRoles = new Set(play.roles);
   /** A role's steps: a TypeScript role's tasks as it makes them; a YAML role's tree, walked as the play's body. */
   const roleSteps = (name: string, site?: { when: boolean; tags: string[]; vars: Record<string, unknown>; seen: Record<string, unknown> }): Step[] => {
     const role = getRole(name)!;
@@ -273,7 +299,7 @@ function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory):
     const ctx = roleContext(name, host, facts, inventory, importVars ? { ...play, vars: { ...play.vars, ...importVars } } : play);
     handlers.push(...(role.handlers?.(ctx) ?? []).map((t) => ({ ...t, role: name })));
     const tree = roleTree(role);
-    if (tree) return walk(tree.body, { vars: { ...vars, ...(importVars ?? {}), ...ctx.vars }, role: name, templateVars: ctx.vars, gate: site?.when ?? true, tags: site?.tags ?? [] });
+    if (tree) return walk(tree.body, { vars: { ...vars, ...(importVars ?? {}), ...ctx.vars }, role: name, site: sites++, templateVars: ctx.vars, gate: site?.when ?? true, tags: site?.tags ?? [] });
     const out: Step[] = [];
     for (const t of role.tasks(ctx)) {
       out.push({ kind: 'task', index: tasks.length });
@@ -286,10 +312,16 @@ function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory):
       if (n.kind === 'block') return [{ kind: 'block', block: walk(n.block, scope), rescue: walk(n.rescue, scope), always: walk(n.always, scope) }];
       if (n.kind === 'role') {
         const when = scope.gate && n.conditions.every((c) => truthy(evaluateExpression(c.text, scope.vars)));
-        return roleSteps(n.name, { when, tags: [...scope.tags, ...n.tags], vars: n.vars, seen: scope.vars });
+        const site = { when, tags: [...scope.tags, ...n.tags], vars: n.vars, seen: scope.vars };
+        // Its dependencies (meta/main.yml) first, with its when and tags, each once in the play as Ansible dedups them:
+        // one that `roles:` or an earlier import ran is not run again. The imported role itself always runs.
+        const deps = withDependencies([n.name]).filter((d) => d !== n.name && !ranRoles.has(d));
+        for (const d of [...deps, n.name]) ranRoles.add(d);
+        return [...deps.flatMap((d) => roleSteps(d, { ...site, vars: {} })), ...roleSteps(n.name, site)];
       }
-      // A role's task is named by its role and carries the import's tags (the tree itself is shared by every host and import).
-      const t: YamlTask = scope.role ? { ...n.task, role: scope.role, tags: [...new Set([...(n.task.tags ?? []), ...scope.tags])] } : n.task;
+      // A role's task is named by its role and carries the import's tags (the tree itself is shared by every host and import);
+      // its run_once slot is its import's (the same role imported twice runs its run_once tasks twice, as in Ansible).
+      const t: YamlTask = scope.role ? { ...n.task, role: scope.role, tags: [...new Set([...(n.task.tags ?? []), ...scope.tags])], onceKey: `${scope.site}:${n.task.id}` } : n.task;
       if (!scope.gate) {
         // The import's when does not hold: skipped as any task whose when does not (it registers "skipped").
         tasks.push({ name: t.name, module: t.module, params: t.params, tags: t.tags, role: t.role, when: false });
@@ -305,13 +337,13 @@ function renderPlay(play: Play, host: Host, facts: Facts, inventory: Inventory):
     });
   for (const name of play.roles) steps.push(...roleSteps(name));
   steps.push(...walk(play.body, { vars, gate: true, tags: [] }));
-  handlers.push(
-    ...play.handlers.map((t) => {
-      const [only] = evaluateYamlTask(t, vars, host.name);
-      return only!.task;
-    }),
-  );
-  return { tasks, handlers, steps, vars };
+  const handlerSources: HostPlay['handlerSources'] = handlers.map(() => undefined);
+  for (const t of play.handlers) {
+    const [only] = evaluateYamlTask(t, vars, host.name);
+    handlers.push(only!.task);
+    handlerSources.push({ task: t, vars: only!.vars });
+  }
+  return { tasks, handlers, steps, vars, handlerSources };
 }
 
 /**
@@ -328,8 +360,10 @@ export function expandPlay(play: Play, host: Host, facts: Facts, inventory: Inve
         name: play.name,
         tasks: rendered.tasks.map((t) => bindTask(t, target)),
         handlers: rendered.handlers.map((t) => bindTask(t, target)),
+        handlerSources: rendered.handlerSources,
         steps: rendered.steps,
         vars: rendered.vars,
+        varsWith: (registered) => playVars(host, play, facts, registered),
       },
     };
   } catch (error) {

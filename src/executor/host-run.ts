@@ -8,8 +8,8 @@ import { ConnectionError, errorMessage, ModuleError, ValidationError } from '../
 import { bindTask, isBound, type BoundTask, type HostTask } from './bind.js';
 import { emptyCounts, maskedSink, NO_EVENTS, type EventSink, type HostCounts, type TaskStatus } from './events.js';
 import { evaluate, evaluateYamlTask, type HostPlay, type PlayExpansion, type Step } from './expand.js';
-import type { Expr, YamlTask } from './playbook.js';
-import { truthy } from '../modules/lib/render.js';
+import { USER_NAME, type Expr, type YamlTask } from './playbook.js';
+import { analyzeString, isTemplate, renderString, secretsRead, truthy } from '../modules/lib/render.js';
 import type { HostSession } from './session.js';
 
 /** What one task did (or would do) on a host. Plain data, NOT masked: it goes out through an output that masks. */
@@ -61,9 +61,9 @@ interface TaskRun {
  * result then registered on every host of the play.
  */
 export class PlayShared {
-  private readonly slots = new Map<number, Promise<RunOnceDone>>();
+  private readonly slots = new Map<number | string, Promise<RunOnceDone>>();
 
-  claim(taskId: number, host: string): { owner: true; settle: (d: RunOnceDone) => void } | { owner: false; done: Promise<RunOnceDone> } {
+  claim(taskId: number | string, host: string): { owner: true; settle: (d: RunOnceDone) => void } | { owner: false; done: Promise<RunOnceDone> } {
     const taken = this.slots.get(taskId);
     if (taken) return { owner: false, done: taken };
     let settle!: (d: RunOnceDone) => void;
@@ -290,7 +290,27 @@ export class HostRun {
     this.sink.emit({ kind: 'host-unreachable', host: this.host.name, reason });
   }
 
-  private async runCommand(c: Command, task: BoundTask, handler: boolean, session: HostSession = this.session, noLog = false): Promise<ExecResult | undefined> {
+  /**
+   * Who a YAML command task's command runs as: its become / become_user (a template of the user
+   * rendered over its vars), or undefined for the inventory's become settings. Only command tasks
+   * switch user (the loader refuses it elsewhere).
+   */
+  private runAs(lang: TaskLanguage | undefined, module: string): { become?: boolean; becomeUser?: string; shown?: string } | undefined {
+    const b = lang?.task.become;
+    if (!b || module !== 'command') return undefined;
+    let user = b.user;
+    if (user !== undefined && isTemplate(user)) {
+      const secrets = secretsRead(analyzeString(user), lang!.vars);
+      if (secrets.length) throw new ModuleError(`${b.at}: reads the secret var "${secrets[0]}": a user name goes into sudo's command line`);
+      user = renderString(user, lang!.vars).trim();
+      if (!USER_NAME.test(user)) throw new ModuleError(`${b.at}: gave ${JSON.stringify(user)}, which is not a user name`);
+    }
+    const becomes = b.become ?? this.host.connection.become;
+    const as = user ?? this.host.connection.becomeUser;
+    return { become: b.become, becomeUser: user, shown: becomes ? as : this.host.connection.user };
+  }
+
+  private async runCommand(c: Command, task: BoundTask, handler: boolean, session: HostSession = this.session, noLog = false, runAs?: { become?: boolean; becomeUser?: string }): Promise<ExecResult | undefined> {
     if (c.kind === 'call') {
       const started = Date.now();
       await c.run({ hostName: this.host.name, spawn: session.spawn ? (command, opts) => session.spawn!(command, opts) : undefined });
@@ -301,7 +321,7 @@ export class HostRun {
     // The task's own bound, else the inventory's, else the module's, else the transport's default.
     const timeoutMs = c.timeoutMs ?? this.host.connection.commandTimeoutMs ?? task.def.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const started = Date.now();
-    const res = await session.exec(c.cmd, { stdin: c.stdin, timeoutMs }).catch((err: unknown) => {
+    const res = await session.exec(c.cmd, { stdin: c.stdin, timeoutMs, ...(runAs ? { become: runAs.become, becomeUser: runAs.becomeUser } : {}) }).catch((err: unknown) => {
       throw err instanceof CommandTimeoutError ? err.as(c.describe ?? `command \`${c.cmd.split('\n')[0]}\``, c.timeoutMs ? "the task's timeout" : 'command_timeout') : err;
     });
     const { meta } = task;
@@ -426,7 +446,10 @@ export class HostRun {
       const hung = task.probes.find((p) => cache.hung.has(p.key));
       if (hung) throw cache.hung.get(hung.key);
       const ctx = this.context(where.session, cache);
-      const plan = await task.def.plan(task.params, ctx);
+      const planned = await task.def.plan(task.params, ctx);
+      // A task's become_user is said in what it would do (check mode, plans), not only in what it does.
+      const runAs = this.runAs(lang, meta.module);
+      const plan = runAs?.shown === undefined ? planned : { ...planned, changes: planned.changes.map((c) => (c.kind === 'command' ? { ...c, action: `${c.action} as ${runAs.shown}` } : c)) };
       // A plan may be a shared constant: the note is the run's own.
       // Read when reported, not now: a plan's verify may set its note after the commands ran (a replica's seed).
       const note = () => (where.on === undefined ? plan.note : plan.note ? `${plan.note}; delegated to ${where.on}` : `delegated to ${where.on}`);
@@ -466,7 +489,7 @@ export class HostRun {
         // (With changed_when, it is recorded once the task turns out to have changed.)
         if (!changedWhen.length) await this.recordPendingHandlers(toNotify);
         try {
-          for (const c of plan.commands) exec = (await this.runCommand(c, task, handler, where.session, noLog)) ?? exec;
+          for (const c of plan.commands) exec = (await this.runCommand(c, task, handler, where.session, noLog, runAs)) ?? exec;
         } catch (err) {
           // failed_when decides whether a command that exited non-zero failed.
           if (!(failedWhen.length && err instanceof ModuleError && err.detail?.exitCode !== undefined)) throw err;
@@ -572,7 +595,7 @@ export class HostRun {
     const t = step.task;
     if (!this.selectedTags(t.tags ?? [], t.role)) return 'go';
     if (t.runOnce && shared) {
-      const slot = shared.claim(t.id, this.host.name);
+      const slot = shared.claim(t.onceKey ?? t.id, this.host.name);
       if (!slot.owner) {
         // Ran on another host of the play: its result is this host's too (Ansible registers it on every host).
         const done = await slot.done;
@@ -619,7 +642,7 @@ export class HostRun {
     else {
       try {
         const target = { host: this.host, facts: this.facts };
-        runs = evaluateYamlTask(t, { ...(step.vars ?? play.vars ?? {}), ...this.registered }, this.host.name, step.templateVars).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
+        runs = evaluateYamlTask(t, step.vars || !play.varsWith ? { ...(step.vars ?? play.vars ?? {}), ...this.registered } : play.varsWith(this.registered), this.host.name, step.templateVars).map((it) => ({ list: [bindTask(it.task, target)], at: 0, vars: it.vars }));
       } catch (err) {
         const msg = errorMessage(err);
         if (t.ignoreErrors || rescuable) {
@@ -659,10 +682,12 @@ export class HostRun {
     const steps: Step[] = play.steps ?? play.tasks.map((_, index) => ({ kind: 'task', index }));
     // notified handlers stay recorded on the host for the next run
     if ((await this.runSteps(play, steps, false, shared)) !== 'go') return;
-    const due = play.handlers.filter((h) => this.notified.has(h.meta.name));
+    const dueAt = play.handlers.flatMap((h, i) => (this.notified.has(h.meta.name) ? [i] : []));
+    const due = dueAt.map((i) => play.handlers[i]!);
     const ran: string[] = [];
     for (let i = 0; i < due.length; i++) {
-      if ((await this.runTask(due, i, true)).flow !== 'go') break;
+      // A YAML handler's own keys (no_log, changed_when / failed_when) apply as they do to a task.
+      if ((await this.runTask(due, i, true, play.handlerSources?.[dueAt[i]!])).flow !== 'go') break;
       ran.push(due[i]!.meta.name);
       this.notified.delete(due[i]!.meta.name);
     }

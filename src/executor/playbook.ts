@@ -21,6 +21,8 @@ const STRUCTURE_KEYS = ['block', 'rescue', 'always', 'include_tasks', 'import_ta
 const RESERVED = new Set<string>([...TASK_KEYS, ...STRUCTURE_KEYS]);
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A user name sudo -u is given: never an option, never a "#uid" (a name, as written in the inventory). */
+export const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*\$?$/;
 const condition = z.union([z.string().min(1), z.boolean(), z.array(z.union([z.string().min(1), z.boolean()]))]);
 
 const taskSchema = z
@@ -44,7 +46,7 @@ const taskSchema = z
     /** Hide the task's output, diff and messages in every view (plain, -vv, --log, --json). */
     no_log: z.boolean().optional(),
     become: z.boolean().optional(),
-    become_user: z.string().optional(),
+    become_user: z.string().min(1).optional(),
   })
   .catchall(z.unknown());
 
@@ -57,6 +59,10 @@ const structureSchema = z.strictObject({
   run_once: z.boolean().optional(),
   delegate_to: z.string().optional(),
   vars: z.record(z.string().regex(NAME, 'a var name'), z.unknown()).optional(),
+  become: z.boolean().optional(),
+  become_user: z.string().min(1).optional(),
+  /** Handed to the block's command tasks (joined with their own). */
+  environment: z.record(z.string().regex(NAME, 'an environment variable name (letters, digits, _)'), z.unknown()).optional(),
   block: z.array(z.unknown()).min(1, 'a block holds at least one task').optional(),
   rescue: z.array(z.unknown()).optional(),
   always: z.array(z.unknown()).optional(),
@@ -102,6 +108,18 @@ export interface Expr {
 /** A task's `loop`: a list written in the playbook (its strings may be templates), or an expression giving one. */
 export type Loop = { items: unknown[]; at: string } | { expr: Expr };
 
+/**
+ * A task's own become settings (Ansible's keywords): `become` switches sudo on or off for its
+ * command, `user` (a name, or a template of one) is who sudo runs it as. Either may be absent: the
+ * inventory's then applies.
+ */
+export interface Become {
+  become?: boolean;
+  user?: string;
+  /** "file:line:col: [0].tasks[1].become_user" */
+  at: string;
+}
+
 /** A task from YAML, before vars are applied: its conditions, loop and templates are evaluated per host. */
 export interface YamlTask extends Task {
   /** The `when:` as written when it is a bare var name or "not NAME" (what the unread-vars check reads). */
@@ -122,8 +140,12 @@ export interface YamlTask extends Task {
   changedWhen: Expr[];
   failedWhen: Expr[];
   runOnce: boolean;
+  /** The run_once slot of a role's task: one per import of the role (unset: the task's id). */
+  onceKey?: string;
   /** no_log: its output, diff and messages are hidden in every view. */
   noLog: boolean;
+  /** become / become_user of the task or its blocks: who its command runs as (absent: the inventory's become settings). */
+  become?: Become;
   /** delegate_to: the inventory host whose connection runs it (with this host's vars), and where it was written. */
   delegateTo?: { host: string; at: string };
   /** Vars of the task, of its blocks and of the include that brought it (values may be templates). */
@@ -161,6 +183,8 @@ export interface Play {
   vars: Record<string, unknown>;
   /** "file:line:col" of a var set in the play's vars (for errors about role vars). */
   varSource?(name: string): string | undefined;
+  /** Every `register:` name a run of the play may see: a play var reading one is worked out once it is registered. */
+  registers?: ReadonlySet<string>;
   roles: string[];
   /** Every module task of the play, blocks and includes flattened (what checks before connecting look at). */
   tasks: YamlTask[];
@@ -241,6 +265,11 @@ interface Inherited {
   vars: Record<string, unknown>;
   ignoreErrors?: boolean;
   runOnce?: boolean;
+  become?: Become;
+  /** A block's environment: its command tasks' (their own win). */
+  environment?: Record<string, unknown>;
+  /** A block's delegate_to: where its tasks run (their own wins). */
+  delegateTo?: { host: string; at: string };
 }
 
 /** A YAML file being read, and how its positions are named. */
@@ -252,6 +281,23 @@ interface Located {
 }
 
 const whenVarOf = (when: unknown): string | undefined => (typeof when === 'string' && /^(not\s+)?[A-Za-z_][A-Za-z0-9_]*$/.test(when.trim()) ? when : undefined);
+
+/**
+ * Who a task runs as is the command's business only: files are written as root under the safe-path
+ * rules (src/modules/lib/safe-path.ts), and a module's state is read by the connection's user, so
+ * another user on a module that writes or reads the host would hold only for a part of what it does.
+ * `become: true` (as root, what the inventory does anyway) is accepted on every module.
+ */
+function becomeSupported(module: string, b: Become, task: string): void {
+  if (module === 'command') return;
+  const asRoot = b.become !== false && (b.user === undefined || b.user === 'root');
+  if (asRoot) return;
+  const what = b.become === false ? 'become: false' : `become_user: ${b.user}`;
+  throw new PlaybookError(
+    `${b.at}: ${what} on a ${module} task ("${task}") is not supported: provision runs only commands as another user; ${module} reads and writes as root, under its safe-path rules`,
+    'set owner/group (and mode) on what it writes instead, or run the step as a command task',
+  );
+}
 
 /** `"{{ expr }}"` (a whole string that is one output) is the expression `expr`; any other string is an expression itself. */
 function expressionText(text: string): string {
@@ -309,7 +355,6 @@ class Loader {
     const parsed = structureSchema.safeParse(raw);
     if (!parsed.success) throw new PlaybookError(schemaError(l.src, parsed.error.issues, p));
     const s = parsed.data;
-    if (s.delegate_to !== undefined) throw new PlaybookError(`${this.at(l, [...p, 'delegate_to'])}: delegate_to on a block, include or role import is not supported yet`, 'put delegate_to on its tasks');
     const kinds = (['block', 'include_tasks', 'import_tasks', 'import_role', 'include_role'] as const).filter((k) => s[k] !== undefined);
     if (kinds.length !== 1) throw new PlaybookError(`${this.at(l, p)}: one of block, include_tasks, import_tasks, import_role (found ${kinds.join(', ') || 'rescue/always without block'})`);
     const inner: Inherited = {
@@ -318,8 +363,19 @@ class Loader {
       vars: { ...inherited.vars, ...(s.vars ?? {}) },
       ignoreErrors: s.ignore_errors ?? inherited.ignoreErrors,
       runOnce: s.run_once ?? inherited.runOnce,
+      become: this.become(l, p, s, inherited.become),
+      environment: s.environment ? { ...inherited.environment, ...s.environment } : inherited.environment,
+      delegateTo: s.delegate_to !== undefined ? this.delegateTo(l, p, s.delegate_to) : inherited.delegateTo,
     };
     const kind = kinds[0]!;
+    if (kind === 'import_role' || kind === 'include_role') {
+      // A role's task tree is shared by every import of it: what runs where is the role's business.
+      const key = (['delegate_to', 'environment'] as const).find((k) => s[k] !== undefined);
+      if (key) throw new PlaybookError(`${this.at(l, [...p, key])}: ${key} on a role import is not supported`, "put it on the role's tasks");
+    }
+    if (inner.become !== inherited.become && (kind === 'import_role' || kind === 'include_role')) {
+      throw new PlaybookError(`${inner.become!.at}: become on a role import is not supported yet`, "put become on the role's tasks, or set it in the inventory");
+    }
     if (kind !== 'block' && (s.rescue || s.always)) throw new PlaybookError(`${this.at(l, [...p, s.rescue ? 'rescue' : 'always'])}: rescue and always belong to a block`);
     if (kind === 'block') {
       return {
@@ -386,6 +442,27 @@ class Loader {
     return { host: value.trim(), at };
   }
 
+  /** A task's or block's become settings over those it inherits (its own keys win, one by one). */
+  private become(l: Located, p: Array<string | number>, own: { become?: boolean; become_user?: string }, inherited: Become | undefined): Become | undefined {
+    if (own.become === undefined && own.become_user === undefined) return inherited;
+    const key = own.become_user !== undefined ? 'become_user' : 'become';
+    const at = `${whereKey(l.src, [...p, key])}: ${fieldName([...p, key])}`;
+    const user = own.become_user ?? inherited?.user;
+    if (own.become_user !== undefined) {
+      if (isTemplate(own.become_user)) {
+        try {
+          analyzeString(own.become_user);
+        } catch (err) {
+          if (err instanceof TemplateProblem) throw new PlaybookError(`${at}: ${err.described}`);
+          throw err;
+        }
+      } else if (!USER_NAME.test(own.become_user)) {
+        throw new PlaybookError(`${at}: "${own.become_user}" is not a user name (letters, digits, _, -, .; not starting with -)`);
+      }
+    }
+    return { become: own.become ?? inherited?.become, user, at };
+  }
+
   private task(l: Located, raw: unknown, p: Array<string | number>, inherited: Inherited, handlers: boolean): YamlTask {
     const parsed = taskSchema.safeParse(raw);
     if (!parsed.success) throw new PlaybookError(schemaError(l.src, parsed.error.issues, p));
@@ -394,14 +471,9 @@ class Loader {
     if (moduleKeys.length !== 1) {
       throw new PlaybookError(`${this.at(l, p)}: a task names exactly one module (found ${moduleKeys.length ? moduleKeys.join(', ') : 'none'})`);
     }
-    const delegateTo = t.delegate_to !== undefined ? this.delegateTo(l, p, t.delegate_to) : undefined;
-    // The connection decides who commands run as (the inventory's become): a task does not switch user.
-    const becomeKey = (['become', 'become_user'] as const).find((k) => t[k] !== undefined);
-    if (becomeKey) {
-      throw new PlaybookError(`${whereKey(l.src, [...p, becomeKey])}: ${fieldName([...p, becomeKey])}: ${becomeKey} on a task is not supported yet: the inventory's become settings apply to every task of a host`, 'set become/become_user in the inventory (ansible_become, ansible_become_user)');
-    }
+    const delegateTo = t.delegate_to !== undefined ? this.delegateTo(l, p, t.delegate_to) : inherited.delegateTo;
     if (handlers) {
-      const loopKey = (['loop', 'register', 'run_once', 'delegate_to', 'environment', 'no_log'] as const).find((k) => t[k] !== undefined);
+      const loopKey = (['loop', 'register', 'run_once', 'delegate_to', 'environment', 'become', 'become_user'] as const).find((k) => t[k] !== undefined);
       if (loopKey) throw new PlaybookError(`${whereKey(l.src, [...p, loopKey])}: ${fieldName([...p, loopKey])}: not supported on a handler`);
     }
     // Ansible's names (ansible.builtin.apt, name: for packages: …) become ours here.
@@ -409,12 +481,17 @@ class Loader {
     const module = call.module;
     const def = getModule(module);
     if (!def) throw new PlaybookError(`${whereKey(l.src, [...p, module])}: ${fieldName([...p, module])}: unknown module "${module}"`, `modules: ${moduleNames().join(', ')}`);
+    const become = this.become(l, p, t, inherited.become);
+    if (become) becomeSupported(module, become, t.name);
     let params = call.params;
-    if (t.environment !== undefined) {
-      // The command module hands its environment over on stdin (never argv): a task's environment joins it.
-      if (module !== 'command') throw new PlaybookError(`${whereKey(l.src, [...p, 'environment'])}: ${fieldName([...p, 'environment'])}: environment is for command and shell tasks (${module} runs no command of yours)`);
+    if (t.environment !== undefined && module !== 'command') {
+      throw new PlaybookError(`${whereKey(l.src, [...p, 'environment'])}: ${fieldName([...p, 'environment'])}: environment is for command and shell tasks (${module} runs no command of yours)`);
+    }
+    // The command module hands its environment over on stdin (never argv): the task's and its blocks' join it
+    // (a block's reaches only its command tasks: the other modules run no command of yours).
+    if (module === 'command' && (t.environment !== undefined || inherited.environment !== undefined)) {
       const own = (params as { environment?: Record<string, unknown> }).environment ?? {};
-      params = { ...(params as object), environment: { ...t.environment, ...own } };
+      params = { ...(params as object), environment: { ...inherited.environment, ...t.environment, ...own } };
     }
     // Paths on the control machine (template sources, files to copy…): in a role, in its templates/ or
     // files/ (as in Ansible); in a playbook, relative to the file the task is in.
@@ -428,6 +505,10 @@ class Loader {
     const check = def.schema.safeParse(params);
     if (!check.success) {
       throw new PlaybookError(schemaError(l.src, check.error.issues.map((i) => ({ ...i, path: call.source(i.path) })), p));
+    }
+    const guard = become && (become.become === false || (become.user ?? 'root') !== 'root') ? (['unless', 'onlyif'] as const).find((k) => (params as Record<string, unknown>)[k] !== undefined) : undefined;
+    if (guard) {
+      throw new PlaybookError(`${become!.at}: ${guard} with ${become!.become === false ? 'become: false' : `become_user: ${become!.user}`} is not supported: ${guard} is a state read, run as the connection's user, not as the command's`, `put the check in the command itself (cmd: "CHECK || COMMAND")`);
     }
     // Templates are parsed now, so a syntax error, or a value placed where a command line cannot
     // escape it, is bad input named by file:line:col rather than a failure on every host.
@@ -492,6 +573,7 @@ class Loader {
       failedWhen,
       runOnce: t.run_once ?? inherited.runOnce ?? false,
       noLog: t.no_log ?? false,
+      become,
       delegateTo,
       vars: { ...inherited.vars, ...(t.vars ?? {}) },
       registersRead: [],
@@ -563,9 +645,15 @@ export function loadPlaybook(file: string, read?: LocatedYaml, role?: RoleFileOp
     };
   });
   loader.resolveRegisters();
+  // A task reads what the play vars it reads read (a registered result among them: it is evaluated when it runs).
+  for (const play of plays) {
+    const through = playVarRoots(play.vars);
+    for (const t of [...play.tasks, ...play.handlers]) t.rootsRead = [...new Set([...t.rootsRead, ...t.rootsRead.flatMap((r) => through.get(r) ?? [])])];
+  }
   // A register of a YAML role is read by later tasks of the play, and the play's by the role's tasks.
   const trees = reachableRoleTrees(plays.flatMap((p) => [...p.roles, ...p.importedRoles]));
   const registers = new Set([...loader.registers, ...trees.flatMap((t) => [...t.registers])]);
+  for (const play of plays) play.registers = registers;
   linkRegisters([...loader.tasks, ...trees.flatMap((t) => t.tasks)], registers);
   // Imported roles and handlers are expanded before the play runs: their conditions cannot wait for a result.
   const early = (conditions: readonly Expr[], what: string) => {
@@ -596,6 +684,25 @@ export function loadPlaybook(file: string, read?: LocatedYaml, role?: RoleFileOp
     }
   }
   return { file, dir: path.dirname(file), plays, registers: loader.registers };
+}
+
+/** Each play var's reads, through the other play vars it reads (a var's own name apart). */
+function playVarRoots(vars: Record<string, unknown>): Map<string, string[]> {
+  const direct = new Map(Object.entries(vars).map(([name, v]) => [name, templatedStrings(v).flatMap((s) => analyzeString(s.text).paths.flatMap((p) => (typeof p[0] === 'string' ? [p[0]] : [])))]));
+  const closure = new Map<string, string[]>();
+  for (const name of direct.keys()) {
+    const seen = new Set<string>();
+    const visit = (n: string): void => {
+      for (const r of direct.get(n) ?? []) {
+        if (seen.has(r)) continue;
+        seen.add(r);
+        if (direct.has(r)) visit(r);
+      }
+    };
+    visit(name);
+    closure.set(name, [...seen]);
+  }
+  return closure;
 }
 
 /** The role imports among these nodes (blocks and includes looked into). */
@@ -642,6 +749,8 @@ export function checkDelegates(inventory: Inventory, playbook: Playbook): void {
 export function checkSecretsInParams(inventory: Inventory, playbook: Playbook, hosts: string[]): void {
   for (const play of playbook.plays) {
     const targets = playTargets(inventory, play.hosts).hosts.filter((h) => hosts.includes(h));
+    // The play's vars are worked out on each host now: a cycle or a var nobody set is bad input, found before connecting.
+    for (const name of targets) playVars(inventory.hosts.get(name)!, play);
     // A YAML role's tasks too: a secret of the inventory in a role's command line is refused before connecting as well.
     const roleTasks = reachableRoleTrees([...play.roles, ...play.importedRoles]).flatMap((tree) => tree.tasks);
     for (const task of [...play.tasks, ...play.handlers, ...roleTasks]) {

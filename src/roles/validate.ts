@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { selectHosts, type Host, type Inventory } from '../inventory/index.js';
+import { resolveLayer } from '../inventory/vars/layer.js';
 import { PlaybookError } from '../util/errors.js';
 import { expectedTypeName, fieldName } from '../util/yaml.js';
 import { getRole } from './registry.js';
@@ -88,11 +89,13 @@ type Parsed = ReturnType<typeof parseRoleVars>;
 const parsed = new WeakMap<Host, WeakMap<object, Map<RoleDef, Parsed>>>();
 
 /** A role's vars on a host: inventory vars (all < groups < host), then the play's vars, parsed by its schema. */
-function parseFor(role: RoleDef, host: Host, play: Pick<PlayVars, 'vars'>): Parsed {
+function parseFor(role: RoleDef, host: Host, play: Pick<PlayVars, 'vars' | 'varSource'>): Parsed {
   const byPlay = parsed.get(host) ?? parsed.set(host, new WeakMap()).get(host)!;
   const byRole = byPlay.get(play.vars) ?? byPlay.set(play.vars, new Map()).get(play.vars)!;
   let result = byRole.get(role);
-  if (!result) byRole.set(role, (result = parseRoleVars(role, { ...host.vars, ...play.vars }, host)));
+  // Play vars that are templates are worked out for this host; one that reads what is not known before connecting stays as written.
+  const rendered = () => resolveLayer({ host, layer: play.vars, at: (name) => play.varSource?.(name), pending: () => true });
+  if (!result) byRole.set(role, (result = parseRoleVars(role, { ...host.vars, ...play.vars, ...rendered() }, host)));
   return result;
 }
 
@@ -106,7 +109,7 @@ export class RoleVarsError extends PlaybookError {
  * Vars as a role sees them on a host: its schema's parse of the inventory and play vars (defaults
  * filled in, its own keys only), plus the host's name and address.
  */
-export function roleVars(roleName: string, host: Host, play: Pick<PlayVars, 'vars'>): Record<string, unknown> & BuiltinVars {
+export function roleVars(roleName: string, host: Host, play: Pick<PlayVars, 'vars' | 'varSource'>): Record<string, unknown> & BuiltinVars {
   const role = getRole(roleName);
   if (!role) throw new PlaybookError(`unknown role "${roleName}"`);
   const { vars, issues } = parseFor(role, host, play);

@@ -22,6 +22,8 @@ export interface ExecOptions {
   stdin?: string | Buffer;
   /** Run as the host's become user (default: the host's `become` setting). */
   become?: boolean;
+  /** Where it becomes: this user instead of the host's become_user (a task's become_user: sudo -H -u NAME). */
+  becomeUser?: string;
   /**
    * Bound on the host (default: the host's command_timeout, else 10 min). When it runs out the host
    * stops the command's whole process tree (TERM, KILL a tenth of the bound later, 1 to 5 s) and exec rejects with a
@@ -201,9 +203,9 @@ export class SshConnection implements Connection {
   }
 
   /** How this command gets past sudo (see SudoMode). */
-  private sudoMode(become: boolean): SudoMode {
+  private sudoMode(become: boolean, user = this.host.connection.becomeUser): SudoMode {
     const c = this.host.connection;
-    if (!become || c.user === c.becomeUser) return 'none';
+    if (!become || c.user === user) return 'none';
     if (this.#becomePassword === undefined) return 'no-password';
     return this.#sudoAskedLast ? 'prompt' : 'try-without-password';
   }
@@ -218,23 +220,24 @@ export class SshConnection implements Connection {
     const c = this.host.connection;
     const boundMs = opts.timeoutMs ?? c.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const setting = opts.timeoutMs ? 'its bound' : 'command_timeout';
-    let mode = this.sudoMode(opts.become ?? c.become);
+    const user = opts.becomeUser ?? c.becomeUser;
+    let mode = this.sudoMode(opts.become ?? c.become, user);
     if (mode === 'prompt' || mode === 'try-without-password') {
       if (this.#becomeRefused) throw this.#becomeRefused;
       if (/[\r\n]/.test(this.#becomePassword!)) {
         throw new ConnectionError(`${this.host.name}: the become password in $${c.becomePasswordEnv} contains a line break; sudo reads one line`, 'auth');
       }
     }
-    let r = await this.run(command, mode, boundMs, setting, opts.stdin);
+    let r = await this.run(command, mode, boundMs, setting, opts.stdin, user);
     if (mode === 'try-without-password' && !r.started) {
       // sudo wants the password again (its timestamp ran out, sudoers changed): the command did not run.
       mode = 'prompt';
-      r = await this.run(command, mode, boundMs, setting, opts.stdin);
+      r = await this.run(command, mode, boundMs, setting, opts.stdin, user);
     }
     if (mode === 'prompt') this.#sudoAskedLast = r.asked;
     if (r.passwordRefused) {
       this.#becomeRefused = new ConnectionError(
-        `${this.host.name}: sudo refused the become password (from $${c.becomePasswordEnv}) for ${c.user}; nothing was run as ${c.becomeUser}`,
+        `${this.host.name}: sudo refused the become password (from $${c.becomePasswordEnv}) for ${c.user}; nothing was run as ${user}`,
         'auth',
         `check ${c.becomePasswordEnv}; it was tried once on this host, not again`,
       );
@@ -253,10 +256,10 @@ export class SshConnection implements Connection {
   }
 
   /** One channel: the bounded script in sudo's mode; settles when the channel closes, or when the controller's own bound runs out. */
-  private run(command: string, mode: SudoMode, boundMs: number, setting: string, stdin: string | Buffer | undefined): Promise<SessionResult> {
+  private run(command: string, mode: SudoMode, boundMs: number, setting: string, stdin: string | Buffer | undefined, user: string): Promise<SessionResult> {
     if (this.#closed) return Promise.reject(this.#closed);
     const markers = newMarkers();
-    const cmd = remoteCommand(boundedScript(command, boundMs / 1000, markers), mode, this.host.connection.becomeUser, markers);
+    const cmd = remoteCommand(boundedScript(command, boundMs / 1000, markers), mode, user, markers);
     this.#roundTrips++;
     return new Promise<SessionResult>((resolve, reject) => {
       let settled = false;

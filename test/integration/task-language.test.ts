@@ -2,7 +2,8 @@
  * The YAML task language on a real host (instance langt, one fresh lab host): loop, when over
  * facts and registered results, register, changed_when, block/rescue/always. --check on the fresh
  * host predicts the first run (saying "unknown" where it cannot know), the first run changes,
- * the second changes nothing.
+ * the second changes nothing. Then a task's become_user (sudo -u on the real host) and a play var
+ * that reads what it registered.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -145,5 +146,36 @@ describe('the task language on a real host', () => {
     expect(statusOf(second)['marker written once']).toBe('skipped');
     expect(statusOf(second)['fallback config']).toBe('ok');
     expect(second.code).toBe(0);
+  });
+});
+
+describe('become_user and play vars on a real host', () => {
+  const BECOME = `
+- name: become_user on a real host
+  hosts: all
+  vars:
+    stamp: "{{ inventory_hostname }} ran it as {{ who.stdout }}"
+  tasks:
+    - { name: the app account, user: { name: app, system: true } }
+    - name: who runs it
+      command: { cmd: id -un }
+      become: true
+      become_user: app
+      register: who
+      changed_when: false
+    - { name: stamp, copy: { dest: /srv/lang/who, content: "{{ stamp }}\\n" } }
+`;
+
+  it('a command with become_user: app runs as app (id -un registers "app"); --check says so; a play var reads the result', async () => {
+    const file = path.join(dir, 'become.yml');
+    writeFileSync(file, BECOME);
+    const check = await provision(['-i', inventory, '-p', file, '--check', '--json']);
+    expect(byStatus(check, 'failed')).toEqual([]);
+    expect(statusOf(check)).toMatchObject({ 'who runs it': 'ok', stamp: 'unknown' });
+    const run = await provision(['-i', inventory, '-p', file, '--json']);
+    expect(byStatus(run, 'failed')).toEqual([]);
+    expect(statusOf(run)).toEqual({ 'the app account': 'changed', 'who runs it': 'ok', stamp: 'changed' });
+    const onHost = await hostExec('web-01', ['cat', '/srv/lang/who'], NAME);
+    expect(onHost.stdout).toBe('web-01 ran it as app\n');
   });
 });

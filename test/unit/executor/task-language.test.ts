@@ -466,12 +466,8 @@ describe('environment and no_log on a task', () => {
     expect(lines.join('\n')).not.toMatch(/s3cret-output|hidden-item|leak-it|fail-detail-xyz/);
   });
 
-  it('become on a task, and environment on a module that runs no command, are exit 4 naming where', () => {
+  it('environment on a module that runs no command is exit 4 naming where (become on a task: become-user.test.ts)', () => {
     const dir = mkdtempSync(path.join(tmp, 'become-'));
-    writeFileSync(path.join(dir, 'b.yml'), '- name: p\n  hosts: all\n  tasks:\n    - name: t\n      command: { cmd: "true" }\n      become: true\n');
-    expect(() => loadPlaybook(path.join(dir, 'b.yml'))).toThrow(
-      `${path.join(dir, 'b.yml')}:6:7: [0].tasks[0].become: become on a task is not supported yet: the inventory's become settings apply to every task of a host`,
-    );
     writeFileSync(path.join(dir, 'e.yml'), '- name: p\n  hosts: all\n  tasks:\n    - name: t\n      file: { path: /x, state: directory }\n      environment: { A: b }\n');
     expect(() => loadPlaybook(path.join(dir, 'e.yml'))).toThrow(`${path.join(dir, 'e.yml')}:6:7: [0].tasks[0].environment: environment is for command and shell tasks (file runs no command of yours)`);
   });
