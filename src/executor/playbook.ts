@@ -283,16 +283,24 @@ interface Located {
 const whenVarOf = (when: unknown): string | undefined => (typeof when === 'string' && /^(not\s+)?[A-Za-z_][A-Za-z0-9_]*$/.test(when.trim()) ? when : undefined);
 
 /**
+ * What a task's become settings switch away from root, as the task says it (`become: false`,
+ * `become_user: app`); undefined when its command still runs as root (what the inventory does anyway).
+ */
+function leavesRoot(b: Become | undefined): string | undefined {
+  if (!b) return undefined;
+  if (b.become === false) return 'become: false';
+  return b.user === undefined || b.user === 'root' ? undefined : `become_user: ${b.user}`;
+}
+
+/**
  * Who a task runs as is the command's business only: files are written as root under the safe-path
  * rules (src/modules/lib/safe-path.ts), and a module's state is read by the connection's user, so
  * another user on a module that writes or reads the host would hold only for a part of what it does.
  * `become: true` (as root, what the inventory does anyway) is accepted on every module.
  */
 function becomeSupported(module: string, b: Become, task: string): void {
-  if (module === 'command') return;
-  const asRoot = b.become !== false && (b.user === undefined || b.user === 'root');
-  if (asRoot) return;
-  const what = b.become === false ? 'become: false' : `become_user: ${b.user}`;
+  const what = leavesRoot(b);
+  if (module === 'command' || what === undefined) return;
   throw new PlaybookError(
     `${b.at}: ${what} on a ${module} task ("${task}") is not supported: provision runs only commands as another user; ${module} reads and writes as root, under its safe-path rules`,
     'set owner/group (and mode) on what it writes instead, or run the step as a command task',
@@ -506,9 +514,10 @@ class Loader {
     if (!check.success) {
       throw new PlaybookError(schemaError(l.src, check.error.issues.map((i) => ({ ...i, path: call.source(i.path) })), p));
     }
-    const guard = become && (become.become === false || (become.user ?? 'root') !== 'root') ? (['unless', 'onlyif'] as const).find((k) => (params as Record<string, unknown>)[k] !== undefined) : undefined;
+    const asOther = leavesRoot(become);
+    const guard = asOther && (['unless', 'onlyif'] as const).find((k) => (params as Record<string, unknown>)[k] !== undefined);
     if (guard) {
-      throw new PlaybookError(`${become!.at}: ${guard} with ${become!.become === false ? 'become: false' : `become_user: ${become!.user}`} is not supported: ${guard} is a state read, run as the connection's user, not as the command's`, `put the check in the command itself (cmd: "CHECK || COMMAND")`);
+      throw new PlaybookError(`${become!.at}: ${guard} with ${asOther} is not supported: ${guard} is a state read, run as the connection's user, not as the command's`, `put the check in the command itself (cmd: "CHECK || COMMAND")`);
     }
     // Templates are parsed now, so a syntax error, or a value placed where a command line cannot
     // escape it, is bad input named by file:line:col rather than a failure on every host.
