@@ -2,6 +2,7 @@ import type { Host } from '../../inventory/index.js';
 import type { Task } from '../../modules/index.js';
 import { apt, command, copy, file, peerFile, template, user } from '../../modules/tasks.js';
 import { sh } from '../../util/quote.js';
+import { HAPROXY_CONFIG } from '../haproxy/index.js';
 import { privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
 
@@ -89,7 +90,7 @@ export function peerAcceptTasks(ctx: RoleContext, issuer: Host, script: { domain
       vars: {
         domain: script.domain,
         cert_path: script.certPath,
-        haproxy_cfg: '/etc/haproxy/haproxy.cfg',
+        haproxy_cfg: HAPROXY_CONFIG,
         max_bytes: ACCEPT_MAX_BYTES,
         self_path: ACCEPT_CERTIFICATE,
         push_user: PUSH_USER,

@@ -9,6 +9,8 @@ import { apt, command, copy, file, internalTls, service, template } from '../../
 const RELOAD = 'reload haproxy';
 
 /** Where HAProxy reads the site's certificate (fullchain + key): the certificates role writes it here. */
+/** HAProxy's configuration file (Debian's package reads it; the accept-certificate push checks a copy of it). */
+export const HAPROXY_CONFIG = '/etc/haproxy/haproxy.cfg';
 export const HAPROXY_CERT_DIR = '/etc/haproxy/certs';
 export const haproxyCertPath = (domain: string) => `${HAPROXY_CERT_DIR}/${domain}.pem`;
 /** The CA that signed the web servers' certificates, when the load balancer re-encrypts to them. */
@@ -117,7 +119,7 @@ export const role = defineRole({
         'haproxy.cfg',
         {
           src: ctx.file('templates/haproxy.cfg.njk'),
-          dest: '/etc/haproxy/haproxy.cfg',
+          dest: HAPROXY_CONFIG,
           mode: '0644',
           vars: {
             ...v,
