@@ -3,6 +3,8 @@
 import { role as app } from './app/index.js';
 import { role as certificates } from './certificates/index.js';
 import { role as common } from './common/index.js';
+import { role as db_endpoint } from './db_endpoint/index.js';
+import { role as db_health } from './db_health/index.js';
 import { role as firewall } from './firewall/index.js';
 import { role as haproxy } from './haproxy/index.js';
 import { role as keepalived } from './keepalived/index.js';
@@ -12,5 +14,5 @@ import { role as nginx } from './nginx/index.js';
 import { role as prometheus } from './prometheus/index.js';
 import { registerBuiltinRole } from './registry.js';
 
-export const builtinRoles = [app, certificates, common, firewall, haproxy, keepalived, monitoring, mysql, nginx, prometheus];
+export const builtinRoles = [app, certificates, common, db_endpoint, db_health, firewall, haproxy, keepalived, monitoring, mysql, nginx, prometheus];
 for (const role of builtinRoles) registerBuiltinRole(role);
