@@ -93,9 +93,51 @@ async function sh(host: HostName, script: string, timeoutMs = 60_000): Promise<s
   return r.stdout.trim();
 }
 const sql = (host: HostName, query: string) => sh(host, `mysql --batch --skip-column-names <<'EOF'\n${query}\nEOF`);
-/** A query as the app makes it: its user, through this web server's endpoint. */
-const viaEndpoint = (host: HostName, address: string, query: string) =>
-  sh(host, `mysql --defaults-extra-file=/root/app.cnf -h ${address} --connect-timeout=3 --batch --skip-column-names -e ${JSON.stringify(query)}`);
+/**
+ * The app's own client (Debian's node-mysql, what the web servers have; no mysql CLI there), as the app:
+ * `node /root/q.js HOST SQL` prints the first column of the first row; `node /root/writer.js` is the writer
+ * of test (4). The app's password from a 0600 file, never argv.
+ */
+const QUERY_JS = `const mysql = require('mysql');
+const fs = require('fs');
+const login = { port: 3306, user: 'app', password: fs.readFileSync('/root/app.pw', 'utf8'), database: 'app', connectTimeout: 3000 };
+exports.login = login;
+if (require.main === module) {
+  const [host, sql] = process.argv.slice(2);
+  const c = mysql.createConnection({ ...login, host });
+  c.query(sql, (err, rows) => {
+    if (err) { console.error(String(err.code) + ' ' + err.message); process.exit(1); }
+    const row = rows[0] || {};
+    console.log(String(Object.values(row)[0]));
+    c.end();
+  });
+}
+`;
+/**
+ * Ids 1, 2, … each inserted through the write endpoint on a new connection until acknowledged (a duplicate
+ * key on a retry: an earlier attempt committed); bounded: 6000 ids, 150 s, or the stop file.
+ */
+const WRITER_JS = `const mysql = require('mysql');
+const fs = require('fs');
+const { login } = require('/root/q.js');
+const out = '/root/writer';
+for (const f of ['.acked', '.failed', '.stop']) fs.rmSync(out + f, { force: true });
+const end = Date.now() + 150000;
+const insert = (id) => new Promise((resolve) => {
+  const c = mysql.createConnection({ ...login, host: process.argv[2] });
+  c.query('INSERT INTO writes (id) VALUES (?)', [id], (err) => { c.destroy(); resolve(err); });
+});
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+(async () => {
+  let id = 1;
+  while (id <= 6000 && Date.now() < end && !fs.existsSync(out + '.stop')) {
+    const err = await insert(id);
+    if (!err || err.code === 'ER_DUP_ENTRY') { fs.appendFileSync(out + '.acked', id + ' ' + Date.now() + '\\n'); id++; await sleep(20); }
+    else { fs.appendFileSync(out + '.failed', id + ' ' + Date.now() + ' ' + err.code + '\\n'); await sleep(50); }
+  }
+})();
+`;
+const viaEndpoint = (host: HostName, address: string, query: string) => sh(host, `node /root/q.js ${address} ${JSON.stringify(query)}`);
 /** What the health agent on `dbHost` answers `from` a host: the HTTP status, or "refused"/"timeout". */
 const agent = async (from: HostName, dbHost: HostName, pathname: string) => {
   const r = await hostExec(from, ['sh', '-c', `curl -sS --max-time 3 -o /dev/null -w '%{http_code}' http://${ADDRESS(dbHost)}:9200${pathname} || echo " failed"`], NAME, { timeoutMs: 20_000 });
@@ -111,7 +153,9 @@ beforeAll(async () => {
   const r = await converge(inv);
   console.log(`FIGURE split topology (5 hosts) first converge of the site: ${Math.round((Date.now() - t0) / 1000)} s, exit ${r.code}`);
   expectSuccess(r);
-  for (const h of ['web-01', 'web-02'] as const) await sh(h, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\n' '${APP_PASSWORD}' > /root/app.cnf`);
+  for (const h of ['web-01', 'web-02'] as const) {
+    await sh(h, `umask 077; printf %s '${APP_PASSWORD}' > /root/app.pw; cat > /root/q.js <<'EOF'\n${QUERY_JS}EOF\ncat > /root/writer.js <<'EOF'\n${WRITER_JS}EOF`);
+  }
 }, RUN_BOUND_MS + 120_000);
 
 afterAll(async () => {
@@ -157,20 +201,10 @@ describe('databases on their own hosts, the app following the writer through its
 
   it('(4) switchover to db-02 under writes through the endpoint: writes resume with no change on the web servers, none lost', async () => {
     await sql('db-01', 'CREATE TABLE app.writes (id INT PRIMARY KEY, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
+    const envBeforeProbe = await viaEndpoint('web-01', WRITE, 'SELECT COUNT(*) FROM writes');
+    expect(envBeforeProbe).toBe('0');
     const envBefore = await sh('web-01', 'sha256sum /opt/app/shared/env /etc/provision/db-endpoint/haproxy.cfg');
-    // The client: ids 1, 2, … each inserted through 127.0.0.2 until acknowledged (a duplicate on a retry: an
-    // earlier attempt committed); bounded by count and time, stops at the stop file.
-    const writer = `set -u
-out=/root/writer; rm -f $out.acked $out.failed $out.stop
-i=1; end=$(( $(date +%s) + 150 ))
-while [ $i -le 6000 ] && [ ! -e $out.stop ] && [ $(date +%s) -lt $end ]; do
-  if err=$(mysql --defaults-extra-file=/root/app.cnf -h ${WRITE} --connect-timeout=2 -e "INSERT INTO app.writes (id) VALUES ($i)" 2>&1) || case "$err" in *"ERROR 1062"*) true ;; *) false ;; esac; then
-    echo "$i $(date +%s%3N)" >> $out.acked; i=$((i+1)); sleep 0.02
-  else
-    echo "$i $(date +%s%3N) $err" | tr '\\n' ' ' >> $out.failed; echo >> $out.failed; sleep 0.05
-  fi
-done`;
-    const writing = hostExec('web-01', ['sh', '-c', writer], NAME, { timeoutMs: 200_000 });
+    const writing = hostExec('web-01', ['node', '/root/writer.js', WRITE], NAME, { timeoutMs: 200_000 });
     const acked = async () => Number(await sh('web-01', 'wc -l < /root/writer.acked 2>/dev/null || echo 0'));
     expect(await pollUntil(async () => (await acked()) >= 30, 60_000, 250), 'the client writes').toBeTruthy();
     const before = await acked();
@@ -179,7 +213,8 @@ done`;
     const doneAt = Date.now();
     expect(await pollUntil(async () => (await acked()) >= before + 60, 60_000, 250), `writes resume after the switchover\n${result.stdout}`).toBeTruthy();
     await sh('web-01', 'touch /root/writer.stop');
-    expect((await writing).code).toBe(0);
+    const w = await writing;
+    expect(w.code, w.stdout + w.stderr).toBe(0);
     const rows = (await sh('web-01', 'cat /root/writer.acked')).split('\n').map((l) => l.split(' ').map(Number) as [number, number]);
     const failedAttempts = Number(await sh('web-01', 'cat /root/writer.failed 2>/dev/null | grep -c . || true'));
     let pauseMs = 0;

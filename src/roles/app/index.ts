@@ -11,6 +11,7 @@ import { defineRole } from '../define.js';
 import { DB_ENDPOINT_READ_ADDRESS, DB_ENDPOINT_WRITE_ADDRESS } from '../db_endpoint/index.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
+import type { Task } from '../../modules/index.js';
 import { pick, shared, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
 
@@ -105,6 +106,19 @@ export function appEnvironment(ctx: RoleContext<AppVars>): Array<[string, string
   ];
 }
 
+/** The example app's tables in the app's database, made unless they all exist: run on the primary only. */
+export function appSchemaTask(db: string, schemaFile: string, options: { when?: boolean } = {}): Task {
+  return mysqlQuery(
+    `schema of database ${db} (${TABLES.join(', ')})`,
+    {
+      database: db,
+      sql: readFileSync(schemaFile, 'utf8'),
+      unless: `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${TABLES.map((t) => `'${t}'`).join(', ')}) HAVING COUNT(*) = ${TABLES.length}`,
+    },
+    options,
+  );
+}
+
 export const role = defineRole({
   name: 'app',
   description:
@@ -143,15 +157,8 @@ export const role = defineRole({
         { notify: RESTART },
       ),
       // The schema is made on the primary only (it replicates): a replica must never be written to directly.
-      mysqlQuery(
-        `schema of database ${db} (${TABLES.join(', ')})`,
-        {
-          database: db,
-          sql: readFileSync(ctx.file('files/schema.sql'), 'utf8'),
-          unless: `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${TABLES.map((t) => `'${t}'`).join(', ')}) HAVING COUNT(*) = ${TABLES.length}`,
-        },
-        { when: inGroup(ctx, GROUPS.dbPrimary) },
-      ),
+      // A primary that is no web server gets it from the app_schema role (site.yml); both skip tables that exist.
+      appSchemaTask(db, ctx.file('files/schema.sql'), { when: inGroup(ctx, GROUPS.dbPrimary) }),
       // The first release only: once a host runs one, releases change by `provision deploy` (rolling), never by a converge.
       command(
         `first release ${release.id} (${path.basename(release.source)})`,

@@ -13,6 +13,7 @@ import type { Host, Inventory } from '../../../src/inventory/index.ts';
 import { renderTemplate, type Task } from '../../../src/modules/index.ts';
 import { appEnvironment, role as appRole } from '../../../src/roles/app/index.ts';
 import { role as endpointRole } from '../../../src/roles/db_endpoint/index.ts';
+import { role as schemaRole } from '../../../src/roles/app_schema/index.ts';
 import { role as healthRole } from '../../../src/roles/db_health/index.ts';
 import type { RoleDef } from '../../../src/roles/index.ts';
 import { Secret } from '../../../src/util/secrets.ts';
@@ -127,6 +128,17 @@ describe('the app follows the endpoint', () => {
     expect(dbEnv(SPLIT, 'web-02', { db_endpoint: false })).toEqual({ DB_WRITE_HOST: '10.9.0.21', DB_READ_HOST: '10.9.0.21', DB_PORT: '3306' });
     expect(dbEnv(SPLIT, 'web-02', { app_db_write_host: 'db.internal' })).toMatchObject({ DB_WRITE_HOST: 'db.internal', DB_READ_HOST: '127.0.0.3' });
     expect(dbEnv({ 'web-01': SPLIT['web-01']! }, 'web-01')).toEqual({});
+  });
+});
+
+describe('app_schema role', () => {
+  it('makes the app role\'s tables on a primary that is no web server (split topology), the same task as the app role\'s', () => {
+    const [task, ...rest] = expand(schemaRole, SPLIT, 'db-01');
+    expect(rest).toEqual([]);
+    expect(task!.module).toBe('mysql_query');
+    const own = expand(appRole, THREE, 'web-01').find((t) => t.module === 'mysql_query')!;
+    expect(task!.params).toEqual(own.params);
+    expect(task!.name).toBe(own.name);
   });
 });
 
