@@ -147,6 +147,9 @@ export const SHARED = {
   mysqld_exporter_port: port().default(9104).describe('The MySQL exporter, on the database hosts.'),
   prometheus_port: port().default(9090).describe('Prometheus, on the monitoring host (open to `admin_cidrs`).'),
   nginx_status_port: port().default(8080).describe("Nginx's stub_status, on 127.0.0.1 only, read by the Nginx exporter."),
+  mysql_bind_address: doc(z.string({ error: 'a string (empty = the private address)' }), { type: 'address or ""' })
+    .default('')
+    .describe('Address the database server listens on; `""`: its private address (a web server\'s database endpoint takes the loopback addresses at the same port).'),
   db_health_port: port()
     .default(9200)
     .describe("The database hosts' health agent (db_health role), on their private address: the web servers' database endpoint checks it."),

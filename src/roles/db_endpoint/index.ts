@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineRole, problemIf } from '../define.js';
 import { GROUPS, privateAddress } from '../shared.js';
 import { HEALTH_PATHS } from '../db_health/index.js';
-import { doc, pick, shared, wholeNumber } from '../vars.js';
+import { pick, shared, wholeNumber } from '../vars.js';
 import { apt, file, service, template } from '../../modules/tasks.js';
 
 /**
@@ -25,9 +25,7 @@ function takesEndpointPort(bind: string): boolean {
 const vars = z.object({
     ...pick('mysql_port', 'db_health_port', 'db_endpoint'),
     private_address: shared('private_address', 'The address the endpoint connects from (the servers know the app by it).'),
-    mysql_bind_address: doc(z.string({ error: 'a string' }), { type: 'address or ""' })
-      .default('')
-      .describe("The mysql role's bind address, read here only to refuse one that would take the endpoint's port on a host that is both (any address, loopback)."),
+    mysql_bind_address: shared('mysql_bind_address', "The mysql role's bind address, read here only to refuse one that would take the endpoint's port on a host that is both (any address, loopback)."),
     db_endpoint_check_interval: wholeNumber(100, 60000, 'a whole number of milliseconds from 100 to 60000')
       .default(1000)
       .describe("Milliseconds between two checks of a database server's agent."),
