@@ -169,7 +169,8 @@ describe('the application', () => {
       got = await appRequest(REPLICA, 'GET', `/api/notes/${id}`);
     }
     expect(got.status).toBe(200);
-    expect(got.json).toMatchObject({ id, body: 'written through web-01', written_by: PRIMARY, host: REPLICA, read_host: privateAddr(REPLICA) });
+    // Read through web-02's database endpoint (127.0.0.3), which reads from the replica.
+    expect(got.json).toMatchObject({ id, body: 'written through web-01', written_by: PRIMARY, host: REPLICA, read_host: '127.0.0.3' });
     expect((await appRequest(REPLICA, 'GET', '/api/notes/999999999')).status).toBe(404);
   });
 
@@ -178,7 +179,8 @@ describe('the application', () => {
       const page = await appRequest(h, 'GET', '/');
       expect(page.status).toBe(200);
       expect(page.json.host).toBe(h);
-      expect(page.json.write_host).toBe(privateAddr(PRIMARY));
+      // Writes through this web server's database endpoint, which follows the writable server.
+      expect(page.json.write_host).toBe('127.0.0.2');
       expect((await appRequest(h, 'GET', '/health')).status).toBe(200);
     }
   });

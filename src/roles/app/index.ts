@@ -10,8 +10,10 @@ import { sh } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { checkRef, gitInstallScript, isKnownHostsLine, isRepositoryUrl, readDeployKey } from '../../deploy/git.js';
+import { DB_ENDPOINT_READ_ADDRESS, DB_ENDPOINT_WRITE_ADDRESS } from '../db_endpoint/index.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
+import type { Task } from '../../modules/index.js';
 import { oneOf, pick, shared, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
 
@@ -24,15 +26,18 @@ export const EXAMPLE_APP = path.join(PACKAGE_ROOT, 'examples', 'app');
 const RESERVED_ENV = ['PORT', 'HOST', 'NODE_ENV', 'DB_WRITE_HOST', 'DB_READ_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD'];
 
 /**
- * Where the app writes (the primary) and reads (its own database when it is a database host, else the
- * primary); undefined when the site has no database (an app that needs none).
+ * Where the app writes and reads; undefined when the site has no database (an app that needs none).
+ * With the database endpoint (`db_endpoint`, the default): its loopback addresses on this host, which
+ * follow the writer by health checks. Without: the primary, and the host's own database when it is
+ * a database host, else the primary. `app_db_write_host`/`app_db_read_host` win either way.
  */
 export function databaseHosts(ctx: RoleContext<AppVars>): { write: string; read: string } | undefined {
   const primaries = ctx.hostsIn(GROUPS.dbPrimary);
   const primary = primaries[0] ? privateAddress(primaries[0]) : '';
-  const write = ctx.vars.app_db_write_host || primary;
+  const endpoint = ctx.vars.db_endpoint && primary !== '';
   const local = inGroup(ctx, GROUPS.dbPrimary) || inGroup(ctx, GROUPS.dbReplica) ? privateAddress(ctx.host) : primary;
-  const read = ctx.vars.app_db_read_host || local;
+  const write = ctx.vars.app_db_write_host || (endpoint ? DB_ENDPOINT_WRITE_ADDRESS : primary);
+  const read = ctx.vars.app_db_read_host || (endpoint ? DB_ENDPOINT_READ_ADDRESS : local);
   return write && read ? { write, read } : undefined;
 }
 
@@ -49,12 +54,12 @@ const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const vars = withRules(z.object({
   app_port: shared('app_port', 'The port the app listens on (its `PORT`).'),
-  ...pick('mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password', 'http_port', 'domain', 'backend_tls'),
+  ...pick('mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password', 'http_port', 'domain', 'backend_tls', 'db_endpoint'),
   app_user: text(NAME, 'letters, digits and _ only, 1 to 32 characters', 'user name').default('app').describe('System user and group the app runs as.'),
   app_dir: absolutePath().default('/opt/app').describe('Where releases live: `releases/<id>`, `shared/`, `current` (owned by root).'),
   app_listen_address: address().min(1, { error: 'required' }).default('127.0.0.1').describe('Listen address (its `HOST`): only Nginx in front of it reaches the app.'),
-  app_db_write_host: address().default('').describe("Where the app writes; `\"\"`: the `db_primary` host's private address."),
-  app_db_read_host: address().default('').describe("Where the app reads; `\"\"`: the host's own private address when it is a database host, else the primary."),
+  app_db_write_host: address().default('').describe("Where the app writes; `\"\"`: this host's database endpoint (`127.0.0.2`, db_endpoint role), or with `db_endpoint: false` the `db_primary` host's private address."),
+  app_db_read_host: address().default('').describe("Where the app reads; `\"\"`: this host's database endpoint (`127.0.0.3`), or with `db_endpoint: false` the host's own private address when it is a database host, else the primary."),
   app_packages: stringList(() => true, 'a non-empty list of package names', 'list of package names', { nonEmpty: true })
     .default(['nodejs', 'node-mysql'])
     .describe('Debian packages the app needs (the runtime).'),
@@ -155,6 +160,19 @@ function firstRelease(v: AppVars, l: ReturnType<typeof appLayout>) {
   );
 }
 
+/** The example app's tables in the app's database, made unless they all exist: run on the primary only. */
+export function appSchemaTask(db: string, schemaFile: string, options: { when?: boolean } = {}): Task {
+  return mysqlQuery(
+    `schema of database ${db} (${TABLES.join(', ')})`,
+    {
+      database: db,
+      sql: readFileSync(schemaFile, 'utf8'),
+      unless: `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${TABLES.map((t) => `'${t}'`).join(', ')}) HAVING COUNT(*) = ${TABLES.length}`,
+    },
+    options,
+  );
+}
+
 export const role = defineRole({
   name: 'app',
   description:
@@ -198,15 +216,8 @@ export const role = defineRole({
         { notify: RESTART },
       ),
       // The schema is made on the primary only (it replicates): a replica must never be written to directly.
-      mysqlQuery(
-        `schema of database ${db} (${TABLES.join(', ')})`,
-        {
-          database: db,
-          sql: readFileSync(ctx.file('files/schema.sql'), 'utf8'),
-          unless: `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${TABLES.map((t) => `'${t}'`).join(', ')}) HAVING COUNT(*) = ${TABLES.length}`,
-        },
-        { when: inGroup(ctx, GROUPS.dbPrimary) },
-      ),
+      // A primary that is no web server gets it from the app_schema role (site.yml); both skip tables that exist.
+      appSchemaTask(db, ctx.file('files/schema.sql'), { when: inGroup(ctx, GROUPS.dbPrimary) }),
       // The first release only: once a host runs one, releases change by `provision deploy` (rolling), never by a converge.
       firstRelease(v, l),
       template(

@@ -62,9 +62,7 @@ const vars = withRules(
     mysql_server_id: doc(wholeNumber(0, 4294967295, 'an integer from 1 to 4294967295 (0 = derived from the address)'), { defaultText: '`0`: derived from the private address (third octet × 256 + fourth)' })
       .default(0)
       .describe('The server id; each server of a replication pair needs its own.'),
-    mysql_bind_address: doc(z.string({ error: 'a string (empty = the private address)' }), { type: 'address or ""' })
-      .default('')
-      .describe('Address the server listens on; `""`: the private address.'),
+    mysql_bind_address: shared('mysql_bind_address', 'Address the server listens on; `""`: the private address.'),
     mysql_max_connections: positive('`max_connections`.', 151),
     mysql_innodb_buffer_pool_size: text(/^\d+[KMG]?$/, 'a size like 128M or 2G', 'size').default('128M').describe('`innodb_buffer_pool_size`.'),
     mysql_binlog_expire_days: positive('Days the binary log is kept.', 7),

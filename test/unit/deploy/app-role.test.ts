@@ -41,8 +41,13 @@ describe('app role', () => {
     const env = rendered(tasks, '/opt/app/shared/env');
     expect(env).toContain('PORT="3000"\n');
     expect(env).toContain('HOST="127.0.0.1"\n');
-    expect(env).toContain('DB_WRITE_HOST="10.9.0.11"\n');
-    expect(env).toContain('DB_READ_HOST="192.168.5.12"\n');
+    // The database endpoint (db_endpoint, the default): this host's loopback addresses, following the writer.
+    expect(env).toContain('DB_WRITE_HOST="127.0.0.2"\n');
+    expect(env).toContain('DB_READ_HOST="127.0.0.3"\n');
+    // Without it: the primary and this host's own database, by private address.
+    const direct = rendered(expand(web2, site, { db_endpoint: false }), '/opt/app/shared/env');
+    expect(direct).toContain('DB_WRITE_HOST="10.9.0.11"\n');
+    expect(direct).toContain('DB_READ_HOST="192.168.5.12"\n');
     expect(env).toContain(`DB_PASSWORD=${JSON.stringify(PASSWORD)}\n`);
     expect(env).toContain('GREETING="a \\"b\\" $c \\\\d"\n');
     const t = tasks.find((x) => (x.params as { dest?: string }).dest === '/opt/app/shared/env')!;
