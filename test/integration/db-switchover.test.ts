@@ -171,8 +171,8 @@ beforeAll(async () => {
   swapped = inventory(WEB2);
   expectSuccess(await converge(original));
   await sql(WEB1, 'CREATE TABLE app.writes (id INT PRIMARY KEY, via VARCHAR(20) NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3))');
-  // The writer's login, in a 0600 option file (never in argv).
-  await sh(WEB2, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\n' '${APP_PASSWORD}' > /root/writer.cnf`);
+  // The writer's login, in a 0600 option file (never in argv); over TLS, verifying the server (the servers require it).
+  await sh(WEB2, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\nssl-ca=/etc/provision/tls/db-ca.pem\\nssl-verify-server-cert\\n' '${APP_PASSWORD}' > /root/writer.cnf`);
 }, 900_000);
 
 afterAll(async () => {
