@@ -154,7 +154,7 @@ describe('database traffic over verified TLS', () => {
     const appMarker = `app-row-${Date.now()}`;
     const cap = await captureOnBridge({ instance: NAME, dir, filter: 'tcp port 3306' }, async () => {
       // Rows written on the primary (over its socket) replicate to web-02 across the bridge.
-      await sql(PRIMARY, `INSERT INTO app.probe (body) SELECT CONCAT('${marker}-', seq) FROM seq_1_to_50`);
+      await sql(PRIMARY, `USE app; INSERT INTO app.probe (body) SELECT CONCAT('${marker}-', seq) FROM seq_1_to_50`);
       // The app user writes and reads across the bridge, as the app does.
       for (let i = 0; i < 5; i++) {
         const r = await client(appTls, `INSERT INTO app.probe (body) VALUES ('${appMarker}-${i}'); SELECT COUNT(*) FROM app.probe WHERE body LIKE '${appMarker}-%'`);
@@ -201,12 +201,22 @@ describe('database traffic over verified TLS', () => {
   });
 
   it('(3) a client without TLS is refused (require_secure_transport, and REQUIRE SSL alone); one verifying with another CA fails; the internal CA gets in', async () => {
-    const plain = await clientFile('app-plain', undefined);
-    const refused = await client(plain, 'SELECT 1');
+    // require_secure_transport on its own: an account without REQUIRE SSL (made here, for the test) is refused in clear.
+    await sql(PRIMARY, `CREATE USER IF NOT EXISTS 'plainprobe'@'${SUBNET}.12' IDENTIFIED BY 'Plain-Probe-Passw0rd'`);
+    const probeFile = '/root/plainprobe.cnf';
+    expect((await sh(REPLICA, `umask 077 && printf '[client]\\nuser=plainprobe\\npassword=Plain-Probe-Passw0rd\\nhost=${PRIMARY_ADDRESS}\\nskip-ssl\\n' > ${probeFile}`)).code).toBe(0);
+    const refused = await client(probeFile, 'SELECT 1');
     expect(refused.code).not.toBe(0);
     expect(refused.stdout).toMatch(/insecure transport are prohibited/i);
+    await sql(PRIMARY, `DROP USER 'plainprobe'@'${SUBNET}.12'`);
 
-    // REQUIRE SSL on the account holds on its own (with the server-wide switch off for a moment).
+    // The app's account without TLS: refused (REQUIRE SSL is checked first, "Access denied")…
+    const plain = await clientFile('app-plain', undefined);
+    const appRefused = await client(plain, 'SELECT 1');
+    expect(appRefused.code).not.toBe(0);
+    expect(appRefused.stdout).toMatch(/Access denied for user 'app'|insecure transport are prohibited/);
+
+    // …and REQUIRE SSL on the account holds on its own (with the server-wide switch off for a moment).
     await sql(PRIMARY, 'SET GLOBAL require_secure_transport = OFF');
     try {
       const denied = await client(plain, 'SELECT 1');
