@@ -143,7 +143,9 @@ ${extraVars}`,
     return { acked, failedAttempts };
   }
   /** The writer's login, in a 0600 option file (never in argv). */
-  const writerLogin = (on: string) => sh(on, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\n' '${APP_PASSWORD}' > /root/writer.cnf`);
+  // The writer's login, in a 0600 option file (never in argv); over TLS, verifying the server (the servers require it).
+  const writerLogin = (on: string) =>
+    sh(on, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\nssl-ca=/etc/provision/tls/db-ca.pem\\nssl-verify-server-cert\\n' '${APP_PASSWORD}' > /root/writer.cnf`);
 
   return { inventory, converge, db, sh, sql, status, expectPrimary, startWriter, waitForAcks, stopWriter, writerLogin };
 }

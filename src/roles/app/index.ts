@@ -15,7 +15,9 @@ import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
 import type { Task } from '../../modules/index.js';
 import { oneOf, pick, shared, stringList, text, wholeNumber } from '../vars.js';
-import { apt, command, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
+import { apt, command, file, group, internalTls, mysqlQuery, service, template, user } from '../../modules/tasks.js';
+import { DB_CA_FILE } from '../../modules/mysql/tls.js';
+import { pkiDirFor } from '../../pki/index.js';
 
 const RESTART = 'restart app';
 const NAME = /^[A-Za-z0-9_]{1,32}$/;
@@ -23,7 +25,7 @@ const TABLES = ['visits', 'notes'];
 /** The example application (the reference site's): what `app_source: ""` deploys. */
 export const EXAMPLE_APP = path.join(PACKAGE_ROOT, 'examples', 'app');
 /** Set by the role from other vars: app_env may not set them too. */
-const RESERVED_ENV = ['PORT', 'HOST', 'NODE_ENV', 'DB_WRITE_HOST', 'DB_READ_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD'];
+const RESERVED_ENV = ['PORT', 'HOST', 'NODE_ENV', 'DB_WRITE_HOST', 'DB_READ_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD', 'DB_SSL_CA'];
 
 /**
  * Where the app writes and reads; undefined when the site has no database (an app that needs none).
@@ -127,6 +129,8 @@ export function appEnvironment(ctx: RoleContext<AppVars>): Array<[string, string
           ['DB_NAME', v.app_db_name],
           ['DB_USER', v.mysql_app_user],
           ['DB_PASSWORD', v.mysql_app_password],
+          // The database servers require TLS: the app verifies them with the internal CA's bundle (0644).
+          ['DB_SSL_CA', DB_CA_FILE],
         ] as Array<[string, string | Secret]>)
       : []),
     ...Object.entries(v.app_env).sort(([a], [b]) => a.localeCompare(b)),
@@ -202,6 +206,12 @@ export const role = defineRole({
       file(`${l.releases}`, { path: l.releases, state: 'directory', owner: 'root', group: 'root', mode: '0755' }),
       file(`${l.shared} (readable by ${appUser}, not writable)`, { path: l.shared, state: 'directory', owner: 'root', group: appUser, mode: '0750' }),
       file(`${l.data} (written by ${appUser})`, { path: l.data, state: 'directory', owner: appUser, group: appUser, mode: '0750' }),
+      // The CA the database servers' certificates come from, for DB_SSL_CA (a new CA restarts the app, which reads it at start).
+      internalTls(
+        `database CA bundle ${DB_CA_FILE} (the app verifies the database servers with it)`,
+        { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, ca_file: DB_CA_FILE },
+        { notify: RESTART, when: databaseHosts(ctx) !== undefined },
+      ),
       template(
         `environment ${l.envFile}`,
         {
