@@ -1,5 +1,5 @@
 /**
- * The split topology (inventory/prod-split.yml) on real lab hosts, instance `e4split` (10.114.0.0/24):
+ * The split topology (inventory/prod-split.yml) on real lab hosts, instance `e5split` (10.114.0.0/24):
  * lb-01, web-01, web-02 and the databases on hosts of their own, db-01 (primary) and db-02 (replica),
  * converged by the site playbook (playbooks/site.yml) as a user runs it.
  *
@@ -12,7 +12,9 @@
  *   4. `provision db switchover --to db-02` while a client on web-01 writes through the endpoint
  *      (127.0.0.2, no other address ever given to it): writes resume on db-02 with no change to any web
  *      server; every acknowledged id is on both servers; the pause is measured (FIGURE);
- *   5. a replica that stops replicating: reads fall back to the primary, and come back once it runs.
+ *   5. a replica that stops replicating: reads fall back to the primary, and come back once it runs;
+ *   6. hundreds of checks later, no agent instance is failed or kept on a database host (each check is
+ *      one socket-activated instance: one that ends badly would stay, one per check, for ever).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +24,7 @@ import { hostExec, inClient, labDown, labPaths, labUp } from '../../src/lab/inde
 import { changedTasks, provision, ROOT, type CliResult } from '../e2e/lab-env.ts';
 import { failures, pollUntil } from './faults-helpers.ts';
 
-const NAME = 'e4split';
+const NAME = 'e5split';
 const PREFIX = '10.114.0';
 const HOSTS = { 'lb-01': 10, 'web-01': 11, 'web-02': 12, 'db-01': 21, 'db-02': 22 } as const;
 type HostName = keyof typeof HOSTS;
@@ -145,7 +147,7 @@ const agent = async (from: HostName, dbHost: HostName, pathname: string) => {
 };
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'provision-e4split-'));
+  dir = mkdtempSync(path.join(tmpdir(), 'provision-e5split-'));
   await labDown(NAME);
   await labUp({ name: NAME, subnet: `${PREFIX}.0/24`, only: Object.keys(HOSTS), pebble: false });
   inv = inventory('db-01');
@@ -250,5 +252,19 @@ describe('databases on their own hosts, the app following the writer through its
       await sql('db-01', 'START SLAVE');
     }
     expect(await pollUntil(async () => (await viaEndpoint('web-02', READ, 'SELECT @@server_id')) === SERVER_ID['db-01'], 30_000, 500), 'reads back on the replica').toBe(true);
+  });
+
+  it('(6) after hundreds of checks no agent instance is failed or kept: every check ends clean, and its unit is collected', async () => {
+    // Each endpoint checks each server twice a second (write and read backends, every 1000 ms): 4 checks/s per server.
+    const accepted = async (h: HostName) => Number(await sh(h, 'systemctl show -P NAccepted provision-db-health.socket'));
+    for (const h of ['db-01', 'db-02'] as const) {
+      expect(await pollUntil(async () => (await accepted(h)) >= 200, 120_000, 1000), `${h}: 200 checks accepted`).toBeTruthy();
+      // Loaded instances that are not running: a failed check (kept by default, with its result), or an ended one not collected.
+      const kept = await sh(h, "systemctl list-units --all --no-legend --plain 'provision-db-health@*' | awk '$4 != \"running\" {print $1, $3, $4}'");
+      const why = kept
+        ? await sh(h, `for u in $(systemctl list-units --all --no-legend --plain 'provision-db-health@*' | awk '$4 != "running" {print $1}' | head -n 3); do systemctl show -p Id,Result,ExecMainCode,ExecMainStatus "$u"; done; journalctl -q --no-pager -n 30 -u 'provision-db-health@*'`)
+        : '';
+      expect(kept, `${h}: ${await accepted(h)} checks accepted; kept instances:\n${kept}\n${why}`).toBe('');
+    }
   });
 });

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { appLayout } from '../../deploy/host-state.js';
 import { buildLocal, localRelease, packedRelease } from '../../deploy/release.js';
@@ -15,13 +14,12 @@ import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
 import type { Task } from '../../modules/index.js';
 import { oneOf, pick, shared, stringList, text, wholeNumber } from '../vars.js';
-import { apt, command, file, group, internalTls, mysqlQuery, service, template, user } from '../../modules/tasks.js';
+import { apt, command, file, group, internalTls, service, template, user } from '../../modules/tasks.js';
 import { DB_CA_FILE } from '../../modules/mysql/tls.js';
 import { pkiDirFor } from '../../pki/index.js';
 
 const RESTART = 'restart app';
 const NAME = /^[A-Za-z0-9_]{1,32}$/;
-const TABLES = ['visits', 'notes'];
 /** The example application (the reference site's): what `app_source: ""` deploys. */
 export const EXAMPLE_APP = path.join(PACKAGE_ROOT, 'examples', 'app');
 /** Set by the role from other vars: app_env may not set them too. */
@@ -164,19 +162,6 @@ function firstRelease(v: AppVars, l: ReturnType<typeof appLayout>) {
   );
 }
 
-/** The example app's tables in the app's database, made unless they all exist: run on the primary only. */
-export function appSchemaTask(db: string, schemaFile: string, options: { when?: boolean } = {}): Task {
-  return mysqlQuery(
-    `schema of database ${db} (${TABLES.join(', ')})`,
-    {
-      database: db,
-      sql: readFileSync(schemaFile, 'utf8'),
-      unless: `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${TABLES.map((t) => `'${t}'`).join(', ')}) HAVING COUNT(*) = ${TABLES.length}`,
-    },
-    options,
-  );
-}
-
 export const role = defineRole({
   name: 'app',
   description:
@@ -185,13 +170,12 @@ export const role = defineRole({
     "Debian's `nodejs`; the app runs under its own system user with a hardened unit, in `current`, listening on " +
     '`127.0.0.1:app_port` (Nginx in front of it is the only client), its environment from `shared/env`. A host with no release ' +
     "gets `app_source` (by default the example app, `examples/app`: it writes to the MySQL primary, reads the local database, " +
-    'and the role creates its schema on the primary); `provision deploy` rolls new releases through the load balancers.',
+    'its schema comes from the app_schema role on the primary); `provision deploy` rolls new releases through the load balancers.',
   vars,
   tasks(ctx) {
     const v = ctx.vars;
     const appUser = v.app_user;
     const l = appLayout(v.app_dir);
-    const db = v.app_db_name;
     const packages = v.app_repository ? [...new Set([...v.app_packages, 'git', 'openssh-client'])] : v.app_packages;
     return [
       ...nodejsRepositoryTasks(v),
@@ -225,9 +209,8 @@ export const role = defineRole({
         },
         { notify: RESTART },
       ),
-      // The schema is made on the primary only (it replicates): a replica must never be written to directly.
-      // A primary that is no web server gets it from the app_schema role (site.yml); both skip tables that exist.
-      appSchemaTask(db, ctx.file('files/schema.sql'), { when: inGroup(ctx, GROUPS.dbPrimary) }),
+      // No schema here: the app_schema role (site.yml, on db_primary before the web servers) is its one owner in
+      // both topologies; two owners on a primary that is also a web server made a plan list a change its run skips.
       // The first release only: once a host runs one, releases change by `provision deploy` (rolling), never by a converge.
       firstRelease(v, l),
       template(

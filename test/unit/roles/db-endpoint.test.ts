@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import type { Facts } from '../../../src/facts/index.ts';
 import type { Host, Inventory } from '../../../src/inventory/index.ts';
 import { renderTemplate, type Task } from '../../../src/modules/index.ts';
@@ -45,7 +46,8 @@ function expand(r: RoleDef, site: Site, name: string, vars: Record<string, unkno
     host: h,
     facts: { os: { family: 'debian' }, hostname: name } as unknown as Facts,
     vars: roleVarsFor(r, h, { ...SECRETS, ...vars }),
-    inventory: { name: 'unit' } as unknown as Inventory,
+    // The app role's database-CA task names the inventory's PKI folder, derived from its file.
+    inventory: { name: 'unit', file: '/srv/site/unit.yml' } as unknown as Inventory,
     hostsIn: (g) => Object.keys(site).filter((n) => site[n]!.groups.includes(g)).map((n) => host(site, n)),
     file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles', r.name, rel),
   });
@@ -132,13 +134,26 @@ describe('the app follows the endpoint', () => {
 });
 
 describe('app_schema role', () => {
-  it('makes the app role\'s tables on a primary that is no web server (split topology), the same task as the app role\'s', () => {
-    const [task, ...rest] = expand(schemaRole, SPLIT, 'db-01');
-    expect(rest).toEqual([]);
-    expect(task!.module).toBe('mysql_query');
-    const own = expand(appRole, THREE, 'web-01').find((t) => t.module === 'mysql_query')!;
-    expect(task!.params).toEqual(own.params);
-    expect(task!.name).toBe(own.name);
+  it('is the one owner of the schema: on the primary in both topologies; the app role makes none, not even on a primary that is a web server', () => {
+    for (const [site, primary] of [[SPLIT, 'db-01'], [THREE, 'web-01']] as const) {
+      const [task, ...rest] = expand(schemaRole, site, primary);
+      expect(rest).toEqual([]);
+      expect(task!.module).toBe('mysql_query');
+      expect(task!.name).toBe('schema of database app (visits, notes)');
+      expect((task!.params as { sql: string }).sql).toMatch(/CREATE TABLE IF NOT EXISTS visits/);
+    }
+    // Two owners on a 3-host primary: the plan of a fresh site listed the schema twice, the run made it once.
+    for (const name of ['web-01', 'web-02']) expect(expand(appRole, THREE, name).filter((t) => t.module === 'mysql_query')).toEqual([]);
+    expect(expand(appRole, SPLIT, 'web-01').filter((t) => t.module === 'mysql_query')).toEqual([]);
+  });
+
+  it('plays on db_primary in the site playbook, before the web servers (the app starts on its tables)', () => {
+    const plays = parse(readFileSync(path.resolve(import.meta.dirname, '../../../playbooks/site.yml'), 'utf8')) as Array<{ hosts: string; roles: string[] }>;
+    const schema = plays.findIndex((p) => p.roles.includes('app_schema'));
+    const web = plays.findIndex((p) => p.roles.includes('app'));
+    expect(plays[schema]!.hosts).toBe('db_primary');
+    expect(schema).toBeGreaterThan(plays.findIndex((p) => p.hosts === 'db_primary' && p.roles.includes('mysql')));
+    expect(schema).toBeLessThan(web);
   });
 });
 
