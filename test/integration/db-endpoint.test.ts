@@ -96,13 +96,15 @@ async function sh(host: HostName, script: string, timeoutMs = 60_000): Promise<s
 }
 const sql = (host: HostName, query: string) => sh(host, `mysql --batch --skip-column-names <<'EOF'\n${query}\nEOF`);
 /**
- * The app's own client (Debian's node-mysql, what the web servers have; no mysql CLI there), as the app:
+ * The app's own client (Debian's node-mysql, what the web servers have; no mysql CLI there), as the app (TLS, the CA's chain verified):
  * `node /root/q.js HOST SQL` prints the first column of the first row; `node /root/writer.js` is the writer
  * of test (4). The app's password from a 0600 file, never argv.
  */
 const QUERY_JS = `const mysql = require('mysql');
 const fs = require('fs');
-const login = { port: 3306, user: 'app', password: fs.readFileSync('/root/app.pw', 'utf8'), database: 'app', connectTimeout: 3000 };
+// Over TLS, as the app: the servers refuse a client without it (require_secure_transport); the chain checked with the app's CA.
+const ssl = { ca: fs.readFileSync('/etc/provision/tls/db-ca.pem', 'utf8'), rejectUnauthorized: true };
+const login = { port: 3306, user: 'app', password: fs.readFileSync('/root/app.pw', 'utf8'), database: 'app', connectTimeout: 3000, ssl };
 exports.login = login;
 if (require.main === module) {
   const [host, sql] = process.argv.slice(2);
