@@ -267,6 +267,9 @@ describe('databases on their own hosts, the app following the writer through its
         ? await sh(h, `for u in $(systemctl list-units --all --no-legend --plain 'provision-db-health@*' | awk '$4 != "running" {print $1}' | head -n 3); do systemctl show -p Id,Result,ExecMainCode,ExecMainStatus "$u"; done; journalctl -q --no-pager -n 30 -u 'provision-db-health@*'`)
         : '';
       expect(kept, `${h}: ${await accepted(h)} checks accepted; kept instances:\n${kept}\n${why}`).toBe('');
+      // Collected is not enough: none may have ended badly (an exit status, a signal systemd counts as unclean, a timeout).
+      const ended = await sh(h, "journalctl -q --no-pager -o cat -u 'provision-db-health@*' | grep -E 'Failed with result|code=exited, status=[1-9]|code=killed|code=dumped' | sort | uniq -c | sort -rn | head -n 5 || true");
+      expect(ended, `${h}: checks that ended badly (journal)`).toBe('');
     }
   });
 });
