@@ -3,10 +3,12 @@
  * the mysql role as the site runs it, the inventory with one of them in db_primary, `provision db …`,
  * SQL and shell on a host, and the client that writes numbered rows in a bounded loop.
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { hostExec, labPaths } from '../../src/lab/index.ts';
+import { pkiDirFor } from '../../src/pki/index.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
 import { failures, pollUntil } from './faults-helpers.ts';
 
@@ -93,7 +95,20 @@ ${extraVars}`,
     return file;
   }
 
+  /**
+   * The inventories of one lab are one site with one CA. The CA folder is beside the inventory file
+   * (inv-web-01.pki), so the first one made is copied (modes kept) beside an inventory that has none
+   * yet: a site whose inventory is edited keeps its CA; without this, the edited inventory would get
+   * a CA of its own and every database certificate and CA bundle would be replaced.
+   */
+  function shareCa(inv: string): void {
+    const mine = pkiDirFor({ file: inv });
+    const first = readdirSync(o.dir).find((f) => f.endsWith('.pki'));
+    if (!existsSync(mine) && first) execFileSync('cp', ['-a', path.join(o.dir, first), mine]);
+  }
+
   function converge(inv: string): Promise<CliResult> {
+    shareCa(inv);
     const pb = path.join(o.dir, 'site.yml');
     writeFileSync(pb, PLAYBOOK);
     return provision(['-i', inv, '-p', pb, '--json'], { env, timeoutMs: RUN_BOUND_MS });
