@@ -10,10 +10,10 @@
  * A host that cannot be read makes the step refuse (exit 3) unless --force. `pki status --hosts`
  * reads the same files and says which CA signed each certificate and which CAs each bundle trusts.
  */
+import { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
 import { connectHosts, NO_EVENTS, SshConnector } from '../executor/index.js';
 import { prepareHosts, type Host, type Inventory } from '../inventory/index.js';
-import { X509Certificate } from 'node:crypto';
 import { probe, type Probe } from '../modules/contract.js';
 import { leafFileState } from '../modules/internal-tls.js';
 import { DB_CA_FILE, DB_CERT_FILE } from '../modules/mysql/tls.js';
