@@ -45,7 +45,8 @@ function expand(r: RoleDef, site: Site, name: string, vars: Record<string, unkno
     host: h,
     facts: { os: { family: 'debian' }, hostname: name } as unknown as Facts,
     vars: roleVarsFor(r, h, { ...SECRETS, ...vars }),
-    inventory: { name: 'unit' } as unknown as Inventory,
+    // The app role's database CA bundle comes from the inventory's CA folder (pkiDirFor reads the inventory's file).
+    inventory: { name: 'unit', file: '/srv/provision/inventory/unit.yml' } as unknown as Inventory,
     hostsIn: (g) => Object.keys(site).filter((n) => site[n]!.groups.includes(g)).map((n) => host(site, n)),
     file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles', r.name, rel),
   });
