@@ -95,20 +95,8 @@ ${extraVars}`,
     return file;
   }
 
-  /**
-   * The inventories of one lab are one site with one CA. The CA folder is beside the inventory file
-   * (inv-web-01.pki), so the first one made is copied (modes kept) beside an inventory that has none
-   * yet: a site whose inventory is edited keeps its CA; without this, the edited inventory would get
-   * a CA of its own and every database certificate and CA bundle would be replaced.
-   */
-  function shareCa(inv: string): void {
-    const mine = pkiDirFor({ file: inv });
-    const first = readdirSync(o.dir).find((f) => f.endsWith('.pki'));
-    if (!existsSync(mine) && first) execFileSync('cp', ['-a', path.join(o.dir, first), mine]);
-  }
-
   function converge(inv: string): Promise<CliResult> {
-    shareCa(inv);
+    shareCa(o.dir, inv);
     const pb = path.join(o.dir, 'site.yml');
     writeFileSync(pb, PLAYBOOK);
     return provision(['-i', inv, '-p', pb, '--json'], { env, timeoutMs: RUN_BOUND_MS });
@@ -163,6 +151,18 @@ ${extraVars}`,
     sh(on, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\nssl-ca=/etc/provision/tls/db-ca.pem\\nssl-verify-server-cert\\n' '${APP_PASSWORD}' > /root/writer.cnf`);
 
   return { inventory, converge, db, sh, sql, status, expectPrimary, startWriter, waitForAcks, stopWriter, writerLogin };
+}
+
+/**
+ * The inventories a test writes in `dir` are one site with one CA. The CA folder is beside the
+ * inventory file (inv-web-01.pki), so the first one made is copied (modes kept) beside an inventory
+ * that has none yet: a site whose inventory is edited keeps its CA; without this, each inventory file
+ * would get a CA of its own and every certificate and CA bundle would be replaced by its converge.
+ */
+export function shareCa(dir: string, inv: string): void {
+  const mine = pkiDirFor({ file: inv });
+  const first = readdirSync(dir).find((f) => f.endsWith('.pki'));
+  if (!existsSync(mine) && first) execFileSync('cp', ['-a', path.join(dir, first), mine]);
 }
 
 export function expectSuccess(r: CliResult): void {
