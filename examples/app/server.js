@@ -36,6 +36,9 @@ const config = {
     write: { host: required('DB_WRITE_HOST'), port: Number(process.env.DB_PORT || 3306) },
     read: { host: required('DB_READ_HOST'), port: Number(process.env.DB_PORT || 3306) },
     // TLS to the database, the server's certificate checked against the internal CA (never accepted unverified).
+    // This package (Debian's node-mysql) checks the chain, not the name; through the endpoint (127.0.0.2/.3) any
+    // database server may answer. A client that checks names checks db.<inventory>.internal, which every
+    // database certificate carries (docs/database.md, "What is verified where").
     // Read once at start: a new CA bundle restarts the app (the role's handler).
     ssl: process.env.DB_SSL_CA ? { ca: fs.readFileSync(process.env.DB_SSL_CA, 'utf8'), rejectUnauthorized: true } : undefined,
   },

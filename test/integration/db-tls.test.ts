@@ -1,5 +1,5 @@
 /**
- * Database traffic over verified TLS on real hosts (instance `t4dbtls`, 10.113.0.0/24): web-01 the
+ * Database traffic over verified TLS on real hosts (instance `t5dbtls`, 10.113.0.0/24): web-01 the
  * MariaDB primary, web-02 its replica, converged by the real CLI with the mysql role as the site runs
  * it (one play for db_primary, then one for db_replica). Both hosts are in `webservers` so the role
  * makes the app's accounts for them; the "app" here is the MariaDB client on web-02 logging in as the
@@ -15,7 +15,12 @@
  *      a client verifying with another CA fails; with the internal CA it gets in over TLS;
  *   4. a plaintext site (no certificates, no TLS settings, accounts REQUIRE NONE, replication without
  *      TLS) is moved to TLS by one converge while rows are written: replication keeps every row and
- *      runs over verified TLS; the next converge changes nothing.
+ *      runs over verified TLS; the next converge changes nothing;
+ *   5. the name is verified, not only the chain: a client (the MariaDB client, ssl-verify-server-cert)
+ *      and the replica (MASTER_SSL_VERIFY_SERVER_CERT) dialing the primary by a name its certificate
+ *      does not carry are refused; by its private address (an IP SAN) they get in;
+ *   6. every database certificate also carries the inventory's shared name (db.<inventory>.internal, for
+ *      apps behind the endpoint that check a name): a client verifying that name gets in.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,7 +32,7 @@ import { changedTasks, provision, type CliResult } from '../e2e/lab-env.ts';
 import { captureOnBridge } from './bridge-capture.ts';
 import { failures, pollUntil, taskResult, writeInventory } from './faults-helpers.ts';
 
-const NAME = 't4dbtls';
+const NAME = 't5dbtls';
 const SUBNET = '10.113.0';
 const PRIMARY = 'web-01';
 const REPLICA = 'web-02';
@@ -103,7 +108,7 @@ async function clientFile(name: string, tls: string | undefined): Promise<string
 const client = (file: string, query: string) => sh(REPLICA, `mysql --defaults-extra-file=${file} --batch --skip-column-names -e ${JSON.stringify(query)} 2>&1`);
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'provision-t4dbtls-'));
+  dir = mkdtempSync(path.join(tmpdir(), 'provision-t5dbtls-'));
   await labDown(NAME);
   await labUp({ name: NAME, subnet: `${SUBNET}.0/24`, only: [PRIMARY, REPLICA], pebble: false });
   inv = writeInventory(dir, NAME, SUBNET, {
@@ -280,5 +285,48 @@ describe('database traffic over verified TLS', () => {
     const again = await converge();
     expectSuccess(again);
     expect(changedTasks(again).map((e) => `${String(e.host)}: ${String(e.task)}`)).toEqual([]);
+  });
+
+  it('(5) the name is checked too: a client or a replica dialing a name the certificate does not carry is refused; the private address (an IP SAN) is not', async () => {
+    // A second name for the primary's address on web-02 only: the same server, the same CA, a name not in its certificate.
+    expect((await sh(REPLICA, `grep -q ' not-in-cert.test$' /etc/hosts || echo '${PRIMARY_ADDRESS} not-in-cert.test' >> /etc/hosts`)).code).toBe(0);
+    const appTls = await clientFile('app-tls', CA_FILE);
+    const byName = await sh(REPLICA, `mysql --defaults-extra-file=${appTls} -h not-in-cert.test --batch --skip-column-names -e 'SELECT 1' 2>&1`);
+    expect(byName.code, byName.stdout).not.toBe(0);
+    expect(byName.stdout).toMatch(/certificate|SSL|TLS|name/i);
+    const byAddress = await client(appTls, 'SELECT 1');
+    expect(byAddress.code, byAddress.stdout).toBe(0);
+
+    // Replication (MASTER_SSL_VERIFY_SERVER_CERT = 1) pointed at that name: the IO thread is refused; back to the address, it runs.
+    await sql(REPLICA, "STOP SLAVE; CHANGE MASTER TO MASTER_HOST = 'not-in-cert.test'; START SLAVE");
+    try {
+      const refused = await pollUntil(async () => {
+        const s = await slaveStatus();
+        return s.Slave_IO_Running !== 'Yes' && s.Last_IO_Errno !== '0' && s.Last_IO_Errno !== undefined ? s : undefined;
+      }, 60_000, 500);
+      expect(refused, JSON.stringify(await slaveStatus())).toBeDefined();
+      console.log(`replication toward a name not in the certificate: IO error ${refused!.Last_IO_Errno}: ${refused!.Last_IO_Error}`);
+      expect(refused!.Last_IO_Error).toMatch(/certificate|SSL|TLS|name/i);
+    } finally {
+      await sql(REPLICA, `STOP SLAVE; CHANGE MASTER TO MASTER_HOST = '${PRIMARY_ADDRESS}'; START SLAVE`);
+    }
+    await sql(PRIMARY, "INSERT INTO app.probe (body) VALUES ('after-name-check')");
+    await caughtUp();
+    const s = await slaveStatus();
+    expect([s.Slave_IO_Running, s.Slave_SQL_Running, s.Master_SSL_Verify_Server_Cert]).toEqual(['Yes', 'Yes', 'Yes']);
+  });
+
+  it('(6) every database certificate carries the inventory\'s shared name (db.<inventory>.internal): a client checking that name gets in on either server', async () => {
+    const shared = `db.${path.basename(inv).replace(/\.ya?ml$/, '')}.internal`;
+    for (const host of [PRIMARY, REPLICA]) {
+      const san = await sh(host, `openssl x509 -in ${CERT_FILE} -noout -ext subjectAltName`);
+      expect(san.stdout).toContain(`DNS:${shared}`);
+    }
+    // The shared name resolving to the primary on web-02 (as an app would dial it): verified by name, it gets in.
+    expect((await sh(REPLICA, `sed -i '/ ${shared}$/d' /etc/hosts && echo '${PRIMARY_ADDRESS} ${shared}' >> /etc/hosts`)).code).toBe(0);
+    const appTls = await clientFile('app-tls', CA_FILE);
+    const byShared = await sh(REPLICA, `mysql --defaults-extra-file=${appTls} -h ${shared} --batch --skip-column-names -e 'SELECT @@hostname' 2>&1`);
+    expect(byShared.code, byShared.stdout).toBe(0);
+    expect(byShared.stdout.trim()).toBe(PRIMARY);
   });
 });

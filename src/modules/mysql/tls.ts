@@ -30,3 +30,15 @@ export interface SourceTls {
 export function sourceTlsFields(tls: SourceTls, sqlString: (s: string) => string): string[] {
   return ['MASTER_SSL = 1', `MASTER_SSL_CA = ${sqlString(tls.ca)}`, 'MASTER_SSL_VERIFY_SERVER_CERT = 1'];
 }
+
+/**
+ * The name every database certificate of an inventory carries besides its host's own name and address:
+ * `db.<inventory name>.internal`. Behind the web servers' database endpoint any database server may
+ * answer the app, which dials a loopback address no certificate names: a client that checks the name
+ * (mysql2 with `verifyIdentity`) checks this one (docs/database.md, "What is verified where"). The
+ * inventory name made a DNS label (lower case; anything but letters, digits and hyphens a hyphen).
+ */
+export function databaseServiceName(inventoryName: string): string {
+  const label = inventoryName.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  return `db.${label || 'site'}.internal`;
+}

@@ -7,7 +7,7 @@ import { defineRole, problemIf, withRules } from '../define.js';
 import type { RoleContext, VarIssue } from '../types.js';
 import { bool, doc, mysqlName, pick, secret, shared, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, file, internalTls, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlTopology, mysqlUser, service, template } from '../../modules/tasks.js';
-import { DB_CA_FILE, DB_CERT_FILE, DB_TLS_DIR } from '../../modules/mysql/tls.js';
+import { databaseServiceName, DB_CA_FILE, DB_CERT_FILE, DB_TLS_DIR } from '../../modules/mysql/tls.js';
 import { pkiDirFor } from '../../pki/index.js';
 
 /** Handler: the server takes a renewed certificate (or CA bundle) without a restart. */
@@ -156,7 +156,9 @@ export const role = defineRole({
           cert_file: DB_CERT_FILE,
           cert_owner: 'mysql',
           cert_group: 'mysql',
-          names: [ctx.host.name, address],
+          // Its own name and address (replication verifies the address it dials), and the name every database
+          // certificate of the inventory carries (an app behind the endpoint checks that one).
+          names: [ctx.host.name, address, databaseServiceName(ctx.inventory.name)],
           renew_before_days: v.mysql_tls_renew_days,
         },
         { notify: RELOAD_TLS },
