@@ -186,13 +186,21 @@ describe('databases on their own hosts, the app following the writer through its
   });
 
   it('(2) a request through the load balancer writes and reads the database: 200; writes go to db-01, reads to db-02', async () => {
-    const r = await inClient(['curl', '-sS', '-k', '--max-time', '10', '--resolve', `${DOMAIN}:443:${ADDRESS('lb-01')}`, '-w', '\n%{http_code}', `https://${DOMAIN}/`], NAME, { timeoutMs: 30_000 });
-    // The app's JSON ends with a newline, then curl's status line: the first line is the body, the last the status.
-    const lines = r.stdout.trim().split('\n');
-    const [body, code] = [lines[0], lines.at(-1)];
-    expect(code, r.stdout + r.stderr).toBe('200');
-    expect(JSON.parse(body!)).toMatchObject({ write_host: WRITE, read_host: READ });
-    expect(JSON.parse(body!).visits).toBeGreaterThanOrEqual(1);
+    // Each request records a visit on the primary (127.0.0.2) and counts visits on the replica (127.0.0.3):
+    // replication is asynchronous, so the first request may count before its own visit arrived. At most
+    // 10 requests, 500 ms apart, until one counts a visit.
+    let body = '';
+    for (let i = 0; i < 10; i++) {
+      const r = await inClient(['curl', '-sS', '-k', '--max-time', '10', '--resolve', `${DOMAIN}:443:${ADDRESS('lb-01')}`, '-w', '\n%{http_code}', `https://${DOMAIN}/`], NAME, { timeoutMs: 30_000 });
+      // The app's JSON ends with a newline, then curl's status line: the first line is the body, the last the status.
+      const lines = r.stdout.trim().split('\n');
+      expect(lines.at(-1), r.stdout + r.stderr).toBe('200');
+      body = lines[0]!;
+      if (JSON.parse(body).visits >= 1) break;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    expect(JSON.parse(body)).toMatchObject({ write_host: WRITE, read_host: READ });
+    expect(JSON.parse(body).visits).toBeGreaterThanOrEqual(1);
     for (const h of ['web-01', 'web-02'] as const) {
       expect(await viaEndpoint(h, WRITE, 'SELECT @@server_id')).toBe(SERVER_ID['db-01']);
       expect(await viaEndpoint(h, READ, 'SELECT @@server_id')).toBe(SERVER_ID['db-02']);
