@@ -7,13 +7,16 @@
  *
  * The contract it follows: started as `node server.js` in its release directory, as the app user,
  * with PORT (and HOST, the listen address) and DB_WRITE_HOST, DB_READ_HOST, DB_PORT, DB_NAME,
- * DB_USER, DB_PASSWORD in its environment; answers GET /health with 200 when it can serve.
+ * DB_USER, DB_PASSWORD in its environment (and DB_SSL_CA: the CA bundle its database connections verify
+ * the servers with, over TLS; the servers refuse clients without TLS); answers GET /health with 200 when
+ * it can serve.
  *
  *   GET  /               which web server answered, a visit recorded on the primary, visits read locally
  *   POST /api/notes      body = note text; stored on the primary; answers {id}
  *   GET  /api/notes/:id  the note as the local database has it (404 until it has replicated)
  *   GET  /health         200 only when the local database answers
  */
+const fs = require('fs');
 const http = require('http');
 const os = require('os');
 const mysql = require('mysql');
@@ -32,6 +35,12 @@ const config = {
     password: required('DB_PASSWORD'),
     write: { host: required('DB_WRITE_HOST'), port: Number(process.env.DB_PORT || 3306) },
     read: { host: required('DB_READ_HOST'), port: Number(process.env.DB_PORT || 3306) },
+    // TLS to the database, the server's certificate checked against the internal CA (never accepted unverified).
+    // This package (Debian's node-mysql) checks the chain, not the name; through the endpoint (127.0.0.2/.3) any
+    // database server may answer. A client that checks names checks db.<inventory>.internal, which every
+    // database certificate carries (docs/database.md, "What is verified where").
+    // Read once at start: a new CA bundle restarts the app (the role's handler).
+    ssl: process.env.DB_SSL_CA ? { ca: fs.readFileSync(process.env.DB_SSL_CA, 'utf8'), rejectUnauthorized: true } : undefined,
   },
 };
 const hostname = os.hostname();
@@ -49,6 +58,7 @@ function pool(db) {
     acquireTimeout: 5000,
     charset: 'utf8mb4',
     dateStrings: true,
+    ...(config.db.ssl ? { ssl: config.db.ssl } : {}),
   });
 }
 

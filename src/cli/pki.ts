@@ -2,17 +2,22 @@
  * `provision pki status | rotate start|promote|finish|abort`: the inventory's internal CA (src/pki,
  * docs/pki.md) and its rotation, one step per command, a converge of every host between steps.
  * Each step that depends on the hosts reads them first and refuses when they are not ready:
- *   promote: every load balancer that verifies the web servers with the internal CA must already
- *            trust the new CA (its ca-file holds it), or a re-issued web server would be refused;
- *   finish:  no web server may still hold a certificate of the old CA (it would be cut off).
- * A host that cannot be read makes the step refuse (exit 3) unless --force.
+ *   promote: every CA bundle a peer verifies with must already trust the new CA, or a certificate
+ *            re-issued by it would be refused: the load balancers' (web servers verified), the
+ *            database hosts' (replication) and the web servers' database bundle (the app);
+ *   finish:  no host may still hold a certificate of the old CA (it would be cut off): the web
+ *            servers' backend certificates and the database servers'.
+ * A host that cannot be read makes the step refuse (exit 3) unless --force. `pki status --hosts`
+ * reads the same files and says which CA signed each certificate and which CAs each bundle trusts.
  */
+import { X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
 import { connectHosts, NO_EVENTS, SshConnector } from '../executor/index.js';
 import { prepareHosts, type Host, type Inventory } from '../inventory/index.js';
-import { probe } from '../modules/contract.js';
+import { probe, type Probe } from '../modules/contract.js';
 import { leafFileState } from '../modules/internal-tls.js';
-import { abortRotation, finishRotation, loadCa, pkiDirFor, PkiError, promoteRotation, startRotation, type Ca, type RotationResult } from '../pki/index.js';
+import { DB_CA_FILE, DB_CERT_FILE } from '../modules/mysql/tls.js';
+import { abortRotation, finishRotation, loadCa, pkiDirFor, PkiError, promoteRotation, startRotation, type Ca, type CaCert, type RotationResult } from '../pki/index.js';
 import { certificateExpiry } from '../pki/expiry.js';
 import { roleVars } from '../roles/index.js';
 import { BACKEND_CA_PATH } from '../roles/haproxy/index.js';
@@ -54,18 +59,62 @@ function hostsIn(inv: Inventory, group: string): Host[] {
   return [...inv.hosts.values()].filter((h) => names.has(h.name));
 }
 
-/** One probe on each host, as root; what could not be read is in `down`. */
-async function readHosts<T>(inv: Inventory, hosts: Host[], read: (h: Host) => ReturnType<typeof probe<T>>): Promise<{ got: Map<string, T>; down: Map<string, string> }> {
-  const got = new Map<string, T>();
-  if (hosts.length === 0) return { got, down: new Map() };
-  prepareHosts(inv, hosts.map((h) => h.name));
+/** The database hosts: the mysql role gives each a certificate of the internal CA and the CA bundle. */
+function databaseHosts(inv: Inventory): Host[] {
+  const names = new Set([...(inv.groups.get(GROUPS.dbPrimary) ?? []), ...(inv.groups.get(GROUPS.dbReplica) ?? [])]);
+  return [...inv.hosts.values()].filter((h) => names.has(h.name));
+}
+
+/** A file on a host that a rotation step depends on. */
+export interface HostFile {
+  host: Host;
+  path: string;
+}
+
+/** Every certificate the internal CA issued, where it is: the web servers' backend certificates, the database servers'. */
+export function leafFiles(inv: Inventory): HostFile[] {
+  return [...internalLeafHosts(inv).map((host) => ({ host, path: INTERNAL_CERT_FILE })), ...databaseHosts(inv).map((host) => ({ host, path: DB_CERT_FILE }))];
+}
+
+/**
+ * Every CA bundle a peer verifies a certificate of the internal CA with: the load balancers' (the web
+ * servers), the database hosts' (replication), and the web servers' database bundle (the app role
+ * installs it for DB_SSL_CA wherever the inventory has a primary).
+ */
+export function bundleFiles(inv: Inventory): HostFile[] {
+  const db = databaseHosts(inv);
+  const apps = hostsIn(inv, GROUPS.dbPrimary).length > 0 ? hostsIn(inv, GROUPS.webservers).filter((h) => !db.includes(h)) : [];
+  return [
+    ...bundleHosts(inv).map((host) => ({ host, path: BACKEND_CA_PATH })),
+    ...[...db, ...apps].map((host) => ({ host, path: DB_CA_FILE })),
+  ];
+}
+
+const bundleProbe = (path: string) => probe(`pki:bundle:${path}`, sh`cat -- ${path} 2>/dev/null || true`, (r) => r?.stdout ?? '');
+
+/** What a file held, by host and path. */
+export interface FileRead<T> {
+  host: string;
+  path: string;
+  value: T;
+}
+
+/** The files' probes, each host's in one read as root (one connection per host); a host that could not be read is in `down`. */
+async function readFiles<T>(inv: Inventory, files: HostFile[], probeOf: (path: string) => Probe<T>): Promise<{ got: Array<FileRead<T>>; down: Map<string, string> }> {
+  const got: Array<FileRead<T>> = [];
+  const byHost = new Map<string, HostFile[]>();
+  for (const f of files) byHost.set(f.host.name, [...(byHost.get(f.host.name) ?? []), f]);
+  if (byHost.size === 0) return { got, down: new Map() };
+  const hosts = [...byHost.keys()].map((n) => inv.hosts.get(n)!);
+  prepareHosts(inv, [...byHost.keys()]);
   const connector = new SshConnector(inv);
   try {
     const { up, down } = await connectHosts(connector, hosts, hosts.length, NO_EVENTS);
     for (const [name, c] of up) {
-      const p = read(c.host);
+      const probes = byHost.get(name)!.map((f) => ({ path: f.path, p: probeOf(f.path) }));
       try {
-        got.set(name, p.parse((await c.session.read([p])).get(p.key)));
+        const results = await c.session.read(probes.map((x) => x.p));
+        for (const { path, p } of probes) got.push({ host: name, path, value: p.parse(results.get(p.key)) });
       } catch (err) {
         down.set(name, err instanceof Error ? err.message : String(err));
       }
@@ -77,7 +126,12 @@ async function readHosts<T>(inv: Inventory, hosts: Host[], read: (h: Host) => Re
 }
 
 const pemBody = (pem: string) => pem.replace(/-----[A-Z ]+-----|\s/g, '');
-const bundleProbe = probe('pki:bundle', sh`cat -- ${BACKEND_CA_PATH} 2>/dev/null || true`, (r) => r?.stdout ?? '');
+const where = (f: { host: string; path: string }) => `${f.host} (${f.path})`;
+
+/** The bundles among `bundles` that do not hold `ca`: promoting it would have their host refuse a certificate it signed. */
+export function bundlesWithout(ca: Pick<CaCert, 'certPem'>, bundles: Array<FileRead<string>>): string[] {
+  return bundles.filter((b) => !pemBody(b.value).includes(pemBody(ca.certPem))).map(where);
+}
 
 /** Refusal with the hosts that could not be read, unless --force. */
 function unreachableRefusal(step: Step, down: Map<string, string>, force: boolean | undefined): number | undefined {
@@ -90,21 +144,60 @@ async function promoteWhenTrusted(inv: Inventory, dir: string, o: PkiOptions): P
   const ca = loadCa(dir);
   const next = ca?.trusted.find((c) => c.role === 'next');
   if (ca && next) {
-    const { got, down } = await readHosts(inv, bundleHosts(inv), () => bundleProbe);
+    const { got, down } = await readFiles(inv, bundleFiles(inv), bundleProbe);
     const refused = unreachableRefusal('promote', down, o.force);
     if (refused !== undefined) return refused;
-    const missing = [...got].filter(([, bundle]) => !pemBody(bundle).includes(pemBody(next.certPem))).map(([h]) => h);
-    if (missing.length) throw new PkiError(`cannot promote the new CA ${next.id}: ${missing.join(', ')} do not trust it yet (${BACKEND_CA_PATH})`, 'converge every host first');
+    const missing = bundlesWithout(next, got);
+    if (missing.length) throw new PkiError(`cannot promote the new CA ${next.id}: ${missing.join(', ')} do not trust it yet`, 'converge every host first');
   }
   return promoteRotation(dir);
 }
 
 async function finishWhenReissued(inv: Inventory, dir: string, o: PkiOptions): Promise<RotationResult | number> {
-  const { got, down } = await readHosts(inv, internalLeafHosts(inv), () => leafFileState(INTERNAL_CERT_FILE));
+  const { got, down } = await readFiles(inv, leafFiles(inv), leafFileState);
   const refused = unreachableRefusal('finish', down, o.force);
   if (refused !== undefined) return refused;
-  const leaves = [...got].flatMap(([host, s]) => (s.certPem ? [{ host, certPem: s.certPem }] : []));
+  const leaves = got.flatMap((f) => (f.value.certPem ? [{ host: where(f), certPem: f.value.certPem }] : []));
   return finishRotation(dir, { leaves });
+}
+
+/** Which of the trusted CAs signed a certificate (its id), or null: none of them (another CA, or not a certificate). */
+function signerOf(certPem: string, ca: Ca): string | null {
+  try {
+    const cert = new X509Certificate(certPem);
+    return ca.trusted.find((c) => cert.checkIssued(c.cert) && cert.verify(c.cert.publicKey))?.id ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** One file of `pki status --hosts`. */
+export type HostFileStatus =
+  | { host: string; path: string; kind: 'certificate'; present: boolean; signedBy: string | null; notAfter?: string; daysLeft?: number }
+  | { host: string; path: string; kind: 'bundle'; present: boolean; trusts: string[]; missing: string[] };
+
+/** What each host holds, against the CA folder: which trusted CA signed each certificate, which trusted CAs each bundle lacks. */
+export function describeHostFiles(ca: Ca, leaves: Array<FileRead<{ certPem?: string; exists: boolean }>>, bundles: Array<FileRead<string>>, now: Date): HostFileStatus[] {
+  return [
+    ...leaves.map((f): HostFileStatus => {
+      if (!f.value.certPem) return { host: f.host, path: f.path, kind: 'certificate', present: false, signedBy: null };
+      const e = certificateExpiry(f.value.certPem, now);
+      return { host: f.host, path: f.path, kind: 'certificate', present: true, signedBy: signerOf(f.value.certPem, ca), notAfter: e.notAfter.toISOString(), daysLeft: e.daysLeft };
+    }),
+    ...bundles.map((f): HostFileStatus => {
+      const trusts = ca.trusted.filter((c) => pemBody(f.value).includes(pemBody(c.certPem))).map((c) => c.id);
+      return { host: f.host, path: f.path, kind: 'bundle', present: f.value.trim() !== '', trusts, missing: ca.trusted.map((c) => c.id).filter((id) => !trusts.includes(id)) };
+    }),
+  ];
+}
+
+function renderHostFile(f: HostFileStatus): string {
+  if (f.kind === 'certificate') {
+    if (!f.present) return `  ${where(f)}: no certificate`;
+    return `  ${where(f)}: certificate signed by ${f.signedBy ?? 'a CA this folder does not trust'}, ends ${f.notAfter} (${f.daysLeft} days)`;
+  }
+  if (!f.present) return `  ${where(f)}: no CA bundle`;
+  return `  ${where(f)}: bundle trusts ${f.trusts.join(', ') || 'none of this folder\'s CAs'}${f.missing.length ? `; NOT ${f.missing.join(', ')}` : ''}`;
 }
 
 function describeCa(ca: Ca, now: Date) {
@@ -118,8 +211,12 @@ function describeCa(ca: Ca, now: Date) {
   };
 }
 
-/** `provision pki status`: the CA folder, its phase and every trusted CA (0; 1 when there is no CA yet). */
-export function pkiStatusCommand(o: PkiOptions): number {
+/**
+ * `provision pki status [--hosts]`: the CA folder, its phase and every trusted CA (0; 1 when there is no
+ * CA yet). --hosts also reads every certificate and CA bundle of the rotation on the hosts (3 when a
+ * host could not be read; what was read is shown).
+ */
+export async function pkiStatusCommand(o: PkiOptions & { hosts?: boolean }): Promise<number> {
   const inv = loadInventory(requireInventory(o));
   const dir = pkiDirFor(inv);
   const ca = loadCa(dir);
@@ -128,13 +225,27 @@ export function pkiStatusCommand(o: PkiOptions): number {
     else printOut(`${dir}: no CA yet (the first real run with backend_tls makes it)`);
     return EXIT.FAILED;
   }
-  const d = describeCa(ca, new Date());
-  if (o.json) printOut(JSON.stringify(d));
+  const now = new Date();
+  const d = describeCa(ca, now);
+  let files: HostFileStatus[] | undefined;
+  let down = new Map<string, string>();
+  if (o.hosts) {
+    const leaves = await readFiles(inv, leafFiles(inv), leafFileState);
+    const bundles = await readFiles(inv, bundleFiles(inv), bundleProbe);
+    down = new Map([...leaves.down, ...bundles.down]);
+    files = describeHostFiles(ca, leaves.got, bundles.got, now);
+  }
+  if (o.json) printOut(JSON.stringify({ ...d, ...(files ? { hosts: files, unreadable: Object.fromEntries(down) } : {}) }));
   else {
     printOut(`${d.dir}: ${d.phase}${d.phase === 'stable' ? '' : ' (a rotation is under way)'}`);
     for (const c of d.cas) printOut(`  ${c.role.padEnd(8)} ${c.id}  ${c.subject}  ends ${c.notAfter} (${c.daysLeft} days)`);
+    if (files) {
+      printOut('hosts:');
+      for (const f of files) printOut(renderHostFile(f));
+      for (const [h, why] of down) printOut(`  ${h}: could not be read (${why})`);
+    }
   }
-  return EXIT.OK;
+  return down.size > 0 ? EXIT.UNREACHABLE : EXIT.OK;
 }
 
 /** `provision pki rotate STEP`: 2 the step was made, 1 refused (the CA folder unchanged), 3 a host could not be read, 4 bad input. */
@@ -166,7 +277,9 @@ export async function pkiRotateCommand(step: string, o: PkiOptions): Promise<num
 
 export function registerPkiCommand(program: Command, addCommon: (cmd: Command) => Command, setCode: (c: number) => void): void {
   const pki = program.command('pki').description("the inventory's internal CA: pki status | pki rotate start|promote|finish|abort (docs/pki.md)");
-  addCommon(pki.command('status').description('the CA folder beside the inventory: its phase and every CA trusted now')).action((o) => setCode(pkiStatusCommand(o)));
+  addCommon(pki.command('status').description('the CA folder beside the inventory: its phase and every CA trusted now'))
+    .option('--hosts', "also read every host's certificates and CA bundles of the internal CA: which CA signed each, which CAs each trusts")
+    .action(async (o) => setCode(await pkiStatusCommand(o)));
   addCommon(
     pki
       .command('rotate')

@@ -179,11 +179,20 @@ export async function switchover(servers: DbServer[], o: SwitchoverOptions): Pro
 
 /**
  * The account `login` uses from `address`, made on `on` (a primary: it replicates to the others) by
- * its password hash, so that the clear password never enters the binary log.
+ * its password hash, so that the clear password never enters the binary log. TLS required (REQUIRE
+ * SSL), also of an account that was already there: the mysql role makes every replication account
+ * so, and an account made here otherwise would be "changed" by the next converge (and would let a
+ * replica log in in clear where the server did not require secure transport).
  */
 export async function ensureReplicationAccount(on: DbServer, address: string, login: ReplicationLogin): Promise<void> {
   const acct = account(login.user, address);
-  await on.query(`CREATE USER IF NOT EXISTS ${acct} ${identifiedClause(nativePasswordHash(login.password.reveal()), on.flavor)};\nGRANT REPLICATION SLAVE ON *.* TO ${acct}`);
+  await on.query(
+    [
+      `CREATE USER IF NOT EXISTS ${acct} ${identifiedClause(nativePasswordHash(login.password.reveal()), on.flavor)} REQUIRE SSL`,
+      `ALTER USER ${acct} REQUIRE SSL`,
+      `GRANT REPLICATION SLAVE ON *.* TO ${acct}`,
+    ].join(';\n'),
+  );
 }
 
 /** Wait (bounded) for uncommitted writes to end; kill the connections that still hold some. Returns how many were killed. */

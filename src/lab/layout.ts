@@ -24,9 +24,14 @@ export const REFERENCE_HOSTS: ReadonlyArray<readonly [string, number]> = [
 ];
 /**
  * Hosts a test asks for by name (`only`) that the reference design does not have, so a plain `lab up`
- * starts exactly the reference hosts: the second load balancer of the edge pair.
+ * starts exactly the reference hosts: the second load balancer of the edge pair, the database hosts
+ * of the split topology (inventory/prod-split.yml).
  */
-export const OPTIONAL_HOSTS: ReadonlyArray<readonly [string, number]> = [['lb-02', 13]];
+export const OPTIONAL_HOSTS: ReadonlyArray<readonly [string, number]> = [
+  ['lb-02', 13],
+  ['db-01', 21],
+  ['db-02', 22],
+];
 /** A floating address a test may give the load-balancer pair (keepalived): on the bridge, never a host's. */
 export const VIRTUAL_IP_OCTET = 100;
 const GATEWAY_OCTET = 1;

@@ -63,6 +63,12 @@ const schema = z
     ca_file: z.string().startsWith('/').optional(),
     /** Where this host's certificate and key go on the host, in one 0600 file. */
     cert_file: z.string().startsWith('/').optional(),
+    /**
+     * Owner and group of cert_file: root, unless the server that reads its key runs as another
+     * user and opens the file itself (MariaDB's mariadbd runs as mysql). Still 0600: that user only.
+     */
+    cert_owner: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'a user name').default('root'),
+    cert_group: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'a group name').default('root'),
     /** DNS names and addresses of the certificate (the first is its CN). */
     names: z.array(z.string().min(1)).default([]),
     usage: z.enum(['server', 'client', 'both']).default('server'),
@@ -113,15 +119,16 @@ export const internalTlsModule = defineModule({
         if (!ctx.check) {
           const issued = await issueLeaf(ca!, { names: p.names, usage: p.usage });
           const content = issued.certPem.trimEnd() + '\n' + issued.keyPem.reveal().trimEnd() + '\n';
-          commands.push(writeFileCommand(p.cert_file, content, { mode: LEAF_FILE_MODE, owner: 'root', group: 'root', makeParents: true }));
+          commands.push(writeFileCommand(p.cert_file, content, { mode: LEAF_FILE_MODE, owner: p.cert_owner, group: p.cert_group, makeParents: true }));
           notes.push(`issued serial ${issued.serial}, valid until ${issued.notAfter.toISOString()}`);
         }
         written.set(p.cert_file, Buffer.from('(certificate and key)'));
       } else {
         if (d.warning) notes.push(d.warning);
-        if (leaf.mode !== LEAF_FILE_MODE || leaf.owner !== 'root:root') {
-          changes.push({ kind: 'file', target: p.cert_file, action: `mode/owner ${leaf.mode} ${leaf.owner} → ${LEAF_FILE_MODE} root:root` });
-          commands.push(setAttributesCommand(p.cert_file, 'file', { mode: LEAF_FILE_MODE, owner: 'root', group: 'root' }));
+        const owner = `${p.cert_owner}:${p.cert_group}`;
+        if (leaf.mode !== LEAF_FILE_MODE || leaf.owner !== owner) {
+          changes.push({ kind: 'file', target: p.cert_file, action: `mode/owner ${leaf.mode} ${leaf.owner} → ${LEAF_FILE_MODE} ${owner}` });
+          commands.push(setAttributesCommand(p.cert_file, 'file', { mode: LEAF_FILE_MODE, owner: p.cert_owner, group: p.cert_group }));
         }
       }
     }

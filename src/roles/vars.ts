@@ -147,6 +147,18 @@ export const SHARED = {
   mysqld_exporter_port: port().default(9104).describe('The MySQL exporter, on the database hosts.'),
   prometheus_port: port().default(9090).describe('Prometheus, on the monitoring host (open to `admin_cidrs`).'),
   nginx_status_port: port().default(8080).describe("Nginx's stub_status, on 127.0.0.1 only, read by the Nginx exporter."),
+  mysql_bind_address: doc(z.string({ error: 'a string (empty = the private address)' }), { type: 'address or ""' })
+    .default('')
+    .describe('Address the database server listens on; `""`: its private address (a web server\'s database endpoint takes the loopback addresses at the same port).'),
+  db_health_port: port()
+    .default(9200)
+    .describe("The database hosts' health agent (db_health role), on their private address: the web servers' database endpoint checks it."),
+  db_endpoint: bool()
+    .default(true)
+    .describe(
+      'The web servers reach the databases through their local endpoint (db_endpoint role: writes on 127.0.0.2, reads on 127.0.0.3, at `mysql_port`), ' +
+        'which follows the writable server by health checks: a switchover needs no change to the app. `false`: the app connects to the servers themselves (`app_db_write_host`, `app_db_read_host`).',
+    ),
   mysql_exporter_user: mysqlName().default('exporter').describe('The MySQL account the mysqld exporter uses (created by the mysql role on the primary, replicated).'),
   mysql_exporter_password: secret('mysql_exporter_password').optional().describe("The exporter account's password; required on database hosts."),
   private_address: doc(text(isAddress, 'must be an IP address', 'IP address').optional(), { defaultText: "the host's inventory address" }).describe(

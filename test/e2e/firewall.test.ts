@@ -164,7 +164,8 @@ describe('firewall matrix', () => {
       .filter((l) => /^\[\s*\d+\]/.test(l))
       .map((l) => l.replace(/^\[\s*\d+\]\s*/, '').replace(/\s+/g, ' ').trim());
     expect(rules.every((l) => /\b(ALLOW|DENY|LIMIT|REJECT)\b/.test(l)), rules.join('\n')).toBe(true);
-    // web-01 (web server, database primary): ssh from the admin, http from the LB, mysql from web-02,
+    // web-01 (web server, database primary): ssh from the admin, http from the LB, mysql and the database
+    // health agent from web-02,
     // then the three exporters from monitoring; all from IPv4 sources, so no (v6) twin.
     const admin = `${address('lb-01').split('.').slice(0, 3).join('.')}.1`;
     const mon = address('mon-01');
@@ -172,6 +173,7 @@ describe('firewall matrix', () => {
       `${P.ssh_port}/tcp ALLOW IN ${admin} # ssh from admin`,
       `${P.http_port}/tcp ALLOW IN ${address('lb-01')} # http from load balancer`,
       `${P.mysql_port}/tcp ALLOW IN ${address('web-02')} # mysql from database/app host`,
+      `${P.db_health_port}/tcp ALLOW IN ${address('web-02')} # db health agent from app host`,
       `${P.node_exporter_port}/tcp ALLOW IN ${mon} # node exporter from monitoring`,
       `${P.nginx_exporter_port}/tcp ALLOW IN ${mon} # nginx exporter from monitoring`,
       `${P.mysqld_exporter_port}/tcp ALLOW IN ${mon} # mysqld exporter from monitoring`,

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadInventory, type Host, type Inventory } from '../../src/inventory/index.js';
 import { SshConnection } from '../../src/transport/index.js';
 import { Secret } from '../../src/util/secrets.js';
+import { caBundle, loadCa, pkiDirFor } from '../../src/pki/index.js';
 import { changedTasks, INVENTORY, onHost, provision, type CliResult } from './lab-env.js';
 
 const PLAYBOOK = process.env.PROVISION_E2E_PLAYBOOK;
@@ -42,7 +43,10 @@ async function tunnelledMysql(name: string): Promise<mysql.Connection> {
   const ssh = await SshConnection.connect(host(name));
   connections.push(ssh);
   const stream = await ssh.forward(privateAddr(name), 3306);
-  return mysql.createConnection({ stream: stream as never, user: appUser(), password: appPassword(), database: appDb(), connectTimeout: 10_000 });
+  // The servers accept TLS only (docs/database.md): verified against the inventory's internal CA, as the app does.
+  const ca = loadCa(pkiDirFor(inventory));
+  if (!ca) throw new Error(`no internal CA beside ${INVENTORY}: the site was never converged`);
+  return mysql.createConnection({ stream: stream as never, user: appUser(), password: appPassword(), database: appDb(), connectTimeout: 10_000, ssl: { ca: caBundle(ca), rejectUnauthorized: true } });
 }
 
 /** The replica's SHOW SLAVE STATUS, read with the host's own client. */
@@ -169,7 +173,8 @@ describe('the application', () => {
       got = await appRequest(REPLICA, 'GET', `/api/notes/${id}`);
     }
     expect(got.status).toBe(200);
-    expect(got.json).toMatchObject({ id, body: 'written through web-01', written_by: PRIMARY, host: REPLICA, read_host: privateAddr(REPLICA) });
+    // Read through web-02's database endpoint (127.0.0.3), which reads from the replica.
+    expect(got.json).toMatchObject({ id, body: 'written through web-01', written_by: PRIMARY, host: REPLICA, read_host: '127.0.0.3' });
     expect((await appRequest(REPLICA, 'GET', '/api/notes/999999999')).status).toBe(404);
   });
 
@@ -178,7 +183,8 @@ describe('the application', () => {
       const page = await appRequest(h, 'GET', '/');
       expect(page.status).toBe(200);
       expect(page.json.host).toBe(h);
-      expect(page.json.write_host).toBe(privateAddr(PRIMARY));
+      // Writes through this web server's database endpoint, which follows the writable server.
+      expect(page.json.write_host).toBe('127.0.0.2');
       expect((await appRequest(h, 'GET', '/health')).status).toBe(200);
     }
   });

@@ -83,7 +83,7 @@ describe('security scans of the converged site', () => {
   });
 
   it('nmap from outside: exactly the intended ports are open per host', async () => {
-    const ports = '22,80,443,3000,3306,8080,8405,9090,9100,9104,9113';
+    const ports = '22,80,443,3000,3306,8080,8405,9090,9100,9104,9113,9200';
     const expected: Record<string, string[]> = { 'lb-01': ['80', '443'], 'web-01': [], 'web-02': [], 'mon-01': [] };
     const seen: Record<string, string[]> = {};
     for (const host of HOSTS) {

@@ -3,10 +3,12 @@
  * the mysql role as the site runs it, the inventory with one of them in db_primary, `provision db …`,
  * SQL and shell on a host, and the client that writes numbered rows in a bounded loop.
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { hostExec, labPaths } from '../../src/lab/index.ts';
+import { pkiDirFor } from '../../src/pki/index.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
 import { failures, pollUntil } from './faults-helpers.ts';
 
@@ -94,6 +96,7 @@ ${extraVars}`,
   }
 
   function converge(inv: string): Promise<CliResult> {
+    shareCa(o.dir, inv);
     const pb = path.join(o.dir, 'site.yml');
     writeFileSync(pb, PLAYBOOK);
     return provision(['-i', inv, '-p', pb, '--json'], { env, timeoutMs: RUN_BOUND_MS });
@@ -143,9 +146,23 @@ ${extraVars}`,
     return { acked, failedAttempts };
   }
   /** The writer's login, in a 0600 option file (never in argv). */
-  const writerLogin = (on: string) => sh(on, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\n' '${APP_PASSWORD}' > /root/writer.cnf`);
+  // The writer's login, in a 0600 option file (never in argv); over TLS, verifying the server (the servers require it).
+  const writerLogin = (on: string) =>
+    sh(on, `umask 077; printf '[client]\\nuser=app\\npassword=%s\\nssl-ca=/etc/provision/tls/db-ca.pem\\nssl-verify-server-cert\\n' '${APP_PASSWORD}' > /root/writer.cnf`);
 
   return { inventory, converge, db, sh, sql, status, expectPrimary, startWriter, waitForAcks, stopWriter, writerLogin };
+}
+
+/**
+ * The inventories a test writes in `dir` are one site with one CA. The CA folder is beside the
+ * inventory file (inv-web-01.pki), so the first one made is copied (modes kept) beside an inventory
+ * that has none yet: a site whose inventory is edited keeps its CA; without this, each inventory file
+ * would get a CA of its own and every certificate and CA bundle would be replaced by its converge.
+ */
+export function shareCa(dir: string, inv: string): void {
+  const mine = pkiDirFor({ file: inv });
+  const first = readdirSync(dir).find((f) => f.endsWith('.pki'));
+  if (!existsSync(mine) && first) execFileSync('cp', ['-a', path.join(dir, first), mine]);
 }
 
 export function expectSuccess(r: CliResult): void {

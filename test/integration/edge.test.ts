@@ -17,13 +17,14 @@
  * The web server's app is a stand-in (a small HTTP server on 127.0.0.1:3000, answering 200): the app
  * role needs the database tier, which is not what this file is about.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { captureOnBridge } from './bridge-capture.ts';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inClient, labDown, labPaths, labUp, linkDown, linkUp, startHost, stopHost } from '../../src/lab/index.ts';
-import { bridgeName, VIRTUAL_IP_OCTET } from '../../src/lab/layout.ts';
+import { VIRTUAL_IP_OCTET } from '../../src/lab/layout.ts';
 import { provision, type CliResult } from '../e2e/lab-env.ts';
 import { onConsole, pollUntil, recap, writePlaybook } from './faults-helpers.ts';
 
@@ -301,35 +302,7 @@ describe('TLS from the load balancers to the web server, from the internal CA', 
   });
 
   /** A bounded capture on the bridge of the traffic to and from the web server's port 80, as text. */
-  async function capture(during: () => Promise<void>): Promise<{ text: string; handshakes: number; summary: string }> {
-    const file = path.join(dir, `cap-${Date.now()}.pcap`);
-    const filter = `tcp port 80 and host ${ADDRESS['web-01']}`;
-    // -Z root: Debian's tcpdump otherwise drops to its own user, which cannot write into this 0700 folder.
-    // --immediate-mode: without it libpcap hands packets over in blocks retired after a 1 s timeout, and the
-    // SIGINT below discards a block not yet retired (seen: "0 packets captured, 26 received by filter").
-    const dump = spawn('timeout', ['60', 'tcpdump', '-Z', 'root', '-i', bridgeName(NAME), '--immediate-mode', '-U', '-n', '-s', '0', '-c', '2000', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    dump.stderr.on('data', (d) => (err += d));
-    const exited = new Promise<void>((r) => dump.on('close', () => r()));
-    expect(await pollUntil(async () => err.includes('listening on') || undefined, 15_000, 100), `tcpdump did not start: ${err}`).toBe(true);
-    await during();
-    await new Promise((r) => setTimeout(r, 500));
-    dump.kill('SIGINT');
-    await exited;
-    const read = (args: string[]) =>
-      new Promise<string>((resolve) => {
-        const c = spawn('tcpdump', ['-r', file, '-n', ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
-        let out = '';
-        c.stdout.on('data', (d) => (out += d));
-        c.on('close', () => resolve(out));
-      });
-    const text = await read(['-A']);
-    // TLS handshake records (content type 22) in the TCP payload.
-    const handshakes = (await read(['tcp[((tcp[12]&0xf0)>>2)]=0x16'])).split('\n').filter(Boolean).length;
-    // tcpdump's own account ("N packets captured, M received by filter, K dropped by kernel"), for a failure message.
-    const summary = err.trim().split('\n').slice(-4).join(' | ');
-    return { text, handshakes, summary };
-  }
+  const capture = (during: () => Promise<void>) => captureOnBridge({ instance: NAME, dir, filter: `tcp port 80 and host ${ADDRESS['web-01']}` }, during);
 
   const PLAINTEXT_HTTP = /(GET|HEAD|POST) \/\S* HTTP\/1\.[01]|HTTP\/1\.[01] \d{3} /;
 

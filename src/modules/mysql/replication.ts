@@ -49,6 +49,7 @@ import {
 } from './seed.js';
 import { quote } from '../../util/quote.js';
 import type { Secret } from '../../util/secrets.js';
+import { DB_CA_FILE, sourceTlsFields } from './tls.js';
 
 const replicationParams = z.strictObject({
   primary_host: hostName,
@@ -65,6 +66,11 @@ const replicationParams = z.strictObject({
    * them with the copy of the primary. Without it such a server is refused and left as it is.
    */
   reinitialize: z.boolean().default(false),
+  /**
+   * The CA bundle on this host to verify the primary with: replication over TLS (MASTER_SSL = 1,
+   * MASTER_SSL_CA, MASTER_SSL_VERIFY_SERVER_CERT = 1). Omitted: the source's TLS settings are left as they are.
+   */
+  tls_ca: z.string().startsWith('/').optional(),
   flavor,
 });
 export type MysqlReplicationParams = z.input<typeof replicationParams>;
@@ -86,6 +92,10 @@ export interface ReplicaStatus {
   lag: string | null;
   gtid: boolean;
   gtidPos: string;
+  /** Master_SSL_Allowed (Yes, No, Ignored), Master_SSL_CA_File, Master_SSL_Verify_Server_Cert (Yes, No). */
+  sslAllowed: string;
+  sslCa: string;
+  sslVerify: string;
 }
 
 /**
@@ -111,6 +121,9 @@ const STATUS_COLUMN_TABLE: Record<keyof Omit<ReplicaStatus, 'configured'>, strin
   lag: 'Seconds_Behind_Master',
   gtid: { mariadb: 'Using_Gtid', mysql: 'Auto_Position' },
   gtidPos: { mariadb: 'Gtid_IO_Pos', mysql: 'Retrieved_Gtid_Set' },
+  sslAllowed: 'Master_SSL_Allowed',
+  sslCa: 'Master_SSL_CA_File',
+  sslVerify: 'Master_SSL_Verify_Server_Cert',
 };
 
 const columnsFor = (f: MysqlFlavor) =>
@@ -141,6 +154,9 @@ export function parseReplicaStatus(stdout: string, f: MysqlFlavor): ReplicaStatu
     lag: rec?.[c.lag] ?? null,
     gtid: f === 'mariadb' ? gtid === 'Slave_Pos' : gtid === '1',
     gtidPos: get('gtidPos') ?? '',
+    sslAllowed: get('sslAllowed') ?? '',
+    sslCa: get('sslCa') ?? '',
+    sslVerify: get('sslVerify') ?? '',
   };
 }
 
@@ -184,6 +200,7 @@ function changeSourceStmt(p: ReplicationParams, f: MysqlFlavor, credentialsOnly 
   const fields = [
     ...(credentialsOnly ? CREDENTIAL_FIELDS : CHANGE_FIELDS).map((field) => `${name(field)} = ${values[field]}`),
     ...(credentialsOnly ? [] : GTID_FIELDS[f]),
+    ...(credentialsOnly || !p.tls_ca ? [] : sourceTlsFields({ ca: p.tls_ca }, sqlString).map(name)),
   ];
   const sql = `${f === 'mariadb' ? 'CHANGE MASTER TO' : 'CHANGE REPLICATION SOURCE TO'} ${fields.join(', ')}`;
   return { sql, show: sql.replace(sqlString(pw), "'********'") };
@@ -192,10 +209,24 @@ function changeSourceStmt(p: ReplicationParams, f: MysqlFlavor, credentialsOnly 
 /**
  * CHANGE MASTER TO (CHANGE REPLICATION SOURCE TO) exactly as this module writes it, for `provision db`
  * to point a server at a new primary such that the next converge finds the same source (no change).
+ * Over verified TLS with the database CA bundle (DB_CA_FILE), as the mysql role sets every replica up,
+ * unless `tls: null`.
  */
-export function changeSourceSql(source: { host: string; port: number; user: string; password: string | Secret }, f: MysqlFlavor): Stmt {
-  const p = replicationParams.parse({ primary_host: source.host, primary_port: source.port, user: source.user, password: source.password, seed_from: 'x', flavor: f });
+export function changeSourceSql(source: { host: string; port: number; user: string; password: string | Secret; tls?: { ca: string } | null }, f: MysqlFlavor): Stmt {
+  const tls = source.tls === undefined ? { ca: DB_CA_FILE } : source.tls;
+  const p = replicationParams.parse({ primary_host: source.host, primary_port: source.port, user: source.user, password: source.password, seed_from: 'x', flavor: f, ...(tls ? { tls_ca: tls.ca } : {}) });
   return changeSourceStmt(p, f);
+}
+
+/** The source's TLS as SHOW SLAVE STATUS has it, against the wanted CA; undefined when it is as wanted (or not asked for). */
+function tlsDifference(s: ReplicaStatus, p: ReplicationParams): string | undefined {
+  if (!p.tls_ca) return undefined;
+  if (s.sslAllowed === 'Yes' && s.sslCa === p.tls_ca && s.sslVerify === 'Yes') return undefined;
+  return s.sslAllowed === 'Yes' ? `TLS with CA ${s.sslCa || '(none)'}, server certificate ${s.sslVerify === 'Yes' ? 'verified' : 'not verified'}` : 'no TLS';
+}
+
+function describeTls(p: ReplicationParams): string {
+  return p.tls_ca ? ` over TLS (server verified with ${p.tls_ca})` : '';
 }
 
 /** The replica's status, server variables, databases and seed marker, in one read. */
@@ -288,7 +319,7 @@ function seedPlan(p: ReplicationParams, f: MysqlFlavor, ctx: ModuleContext, foun
         target,
         action: `seed from ${p.seed_from} (${why}), then replicate by GTID${f === 'mariadb' ? ' (slave_pos)' : ' (auto-position)'}`,
         before: replaces ? `${describeContents(found)}\n` : undefined,
-        after: `copy of ${p.seed_from}; replicating as ${p.user}@${p.primary_host}:${p.primary_port}\n`,
+        after: `copy of ${p.seed_from}; replicating as ${p.user}@${p.primary_host}:${p.primary_port}${describeTls(p)}\n`,
       },
     ],
     commands: [
@@ -342,16 +373,18 @@ export const mysqlReplicationModule: ModuleDef<ReplicationParams> = {
     }
     let plan: Plan;
     const sameSource = status.host === p.primary_host && status.port === p.primary_port && status.user === p.user && status.gtid;
-    if (!sameSource) {
-      // Another source (or no GTID): repointed, positions kept (GTID), nothing reset.
+    const tlsDiffers = tlsDifference(status, p);
+    if (!sameSource || tlsDiffers) {
+      // Another source, no GTID or not the TLS wanted (a plaintext replica moving to TLS): repointed,
+      // positions kept (GTID), nothing reset.
       plan = {
         changes: [
           {
             kind: 'sql',
             target,
-            action: 'change source',
-            before: `${status.user}@${status.host}:${status.port}${status.gtid ? '' : ' (no GTID)'}\n`,
-            after: `${p.user}@${p.primary_host}:${p.primary_port}\n`,
+            action: sameSource ? 'replicate over TLS' : 'change source',
+            before: `${status.user}@${status.host}:${status.port}${status.gtid ? '' : ' (no GTID)'}${tlsDiffers ? `, ${tlsDiffers}` : ''}\n`,
+            after: `${p.user}@${p.primary_host}:${p.primary_port}${describeTls(p)}\n`,
           },
         ],
         commands: [sqlCommand([stop, changeSourceStmt(p, f), start], false)],

@@ -46,6 +46,8 @@ const userParams = z.strictObject({
   update_password: z.enum(['always', 'on_create']).default('always'),
   /** Exact privileges per level ("*.*", "db.*", "db.table"); anything else granted is revoked. Omitted: left alone. */
   privileges: z.record(level, z.array(privilegeName)).optional(),
+  /** true: the account may log in over TLS only (REQUIRE SSL); false: REQUIRE NONE. Omitted: left alone. */
+  require_ssl: z.boolean().optional(),
   binlog: z.boolean().default(true),
   flavor,
 });
@@ -78,6 +80,8 @@ export function userGrants(p: { user: string; host: string }): RawRead {
 interface UserState {
   plugin: string;
   authentication: string;
+  /** mysql.user.ssl_type: '' (REQUIRE NONE), ANY (REQUIRE SSL), X509, SPECIFIED. */
+  sslType: string;
   /** level → privileges (GRANT OPTION included as a privilege). */
   privileges: Map<string, Set<string>>;
 }
@@ -86,7 +90,7 @@ function parseUserState(stdout: string, f: MysqlFlavor): UserState | undefined {
   let state: UserState | undefined;
   const privileges = new Map<string, Set<string>>();
   for (const row of parseRows(stdout)) {
-    if (row[0] === 'user') state = { plugin: row[1] ?? '', authentication: row[2] ?? '', privileges };
+    if (row[0] === 'user') state = { plugin: row[1] ?? '', authentication: row[2] ?? '', sslType: row[3] ?? '', privileges };
     else if (row[0] === 'priv' && row[1] && row[2]) {
       const priv = canonicalPrivilege(row[2], f);
       if (priv === 'USAGE') continue;
@@ -102,7 +106,7 @@ function parseUserState(stdout: string, f: MysqlFlavor): UserState | undefined {
 function userProbeSql(p: { user: string; host: string }): string {
   const grantee = sqlString(`'${p.user}'@'${p.host}'`);
   return [
-    `SELECT 'user', plugin, authentication_string FROM mysql.user WHERE User = ${sqlString(p.user)} AND Host = ${sqlString(p.host)};`,
+    `SELECT 'user', plugin, authentication_string, ssl_type FROM mysql.user WHERE User = ${sqlString(p.user)} AND Host = ${sqlString(p.host)};`,
     `SELECT 'priv', '*.*', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ${grantee};`,
     `SELECT 'priv', CONCAT(TABLE_SCHEMA, '.*'), PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ${grantee};`,
     `SELECT 'priv', CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ${grantee};`,
@@ -174,13 +178,18 @@ export const mysqlUserModule: ModuleDef<UserParams> = {
     const hash = p.password === undefined ? undefined : nativePasswordHash(reveal(p.password));
     const hidden = (s: string) => (hash ? s.split(sqlString(hash)).join("'<hash>'") : s);
     if (!have) {
-      const sql = `CREATE USER ${acct}${hash ? ` ${identifiedClause(hash, f)}` : ''}`;
+      const sql = `CREATE USER ${acct}${hash ? ` ${identifiedClause(hash, f)}` : ''}${p.require_ssl ? ' REQUIRE SSL' : ''}`;
       stmts.push({ sql, show: hidden(sql) });
-      changes.push({ kind: 'sql', target, action: hash ? 'create (with password)' : 'create', sensitive: hash ? true : undefined });
+      changes.push({ kind: 'sql', target, action: `${hash ? 'create (with password)' : 'create'}${p.require_ssl ? ', TLS required' : ''}`, sensitive: hash ? true : undefined });
     } else if (hash && p.update_password === 'always' && (have.plugin !== 'mysql_native_password' || have.authentication !== hash)) {
       const sql = `ALTER USER ${acct} ${identifiedClause(hash, f)}`;
       stmts.push({ sql, show: hidden(sql) });
       changes.push({ kind: 'sql', target, action: have.plugin === 'mysql_native_password' ? 'update password' : `update password (${have.plugin} → mysql_native_password)`, sensitive: true });
+    }
+    if (have && p.require_ssl !== undefined && (have.sslType !== '') !== p.require_ssl) {
+      // REQUIRE SSL is the only demand this module makes: X509/SPECIFIED (set by hand) count as TLS required and are kept.
+      stmts.push({ sql: `ALTER USER ${acct} REQUIRE ${p.require_ssl ? 'SSL' : 'NONE'}` });
+      changes.push({ kind: 'sql', target, action: p.require_ssl ? 'require TLS (REQUIRE SSL)' : 'TLS no longer required (REQUIRE NONE)', before: `ssl_type ${have.sslType || '(none)'}\n`, after: `ssl_type ${p.require_ssl ? 'ANY' : '(none)'}\n` });
     }
     if (p.privileges) {
       const priv = planUserPrivileges(p, have?.privileges ?? new Map(), f, acct);

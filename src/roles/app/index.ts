@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { appLayout } from '../../deploy/host-state.js';
 import { buildLocal, localRelease, packedRelease } from '../../deploy/release.js';
@@ -10,29 +9,35 @@ import { sh } from '../../util/quote.js';
 import { Secret } from '../../util/secrets.js';
 import { defineRole, problemIf, withRules } from '../define.js';
 import { checkRef, gitInstallScript, isKnownHostsLine, isRepositoryUrl, readDeployKey } from '../../deploy/git.js';
+import { DB_ENDPOINT_READ_ADDRESS, DB_ENDPOINT_WRITE_ADDRESS } from '../db_endpoint/index.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
+import type { Task } from '../../modules/index.js';
 import { oneOf, pick, shared, stringList, text, wholeNumber } from '../vars.js';
-import { apt, command, file, group, mysqlQuery, service, template, user } from '../../modules/tasks.js';
+import { apt, command, file, group, internalTls, service, template, user } from '../../modules/tasks.js';
+import { DB_CA_FILE } from '../../modules/mysql/tls.js';
+import { pkiDirFor } from '../../pki/index.js';
 
 const RESTART = 'restart app';
 const NAME = /^[A-Za-z0-9_]{1,32}$/;
-const TABLES = ['visits', 'notes'];
 /** The example application (the reference site's): what `app_source: ""` deploys. */
 export const EXAMPLE_APP = path.join(PACKAGE_ROOT, 'examples', 'app');
 /** Set by the role from other vars: app_env may not set them too. */
-const RESERVED_ENV = ['PORT', 'HOST', 'NODE_ENV', 'DB_WRITE_HOST', 'DB_READ_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD'];
+const RESERVED_ENV = ['PORT', 'HOST', 'NODE_ENV', 'DB_WRITE_HOST', 'DB_READ_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD', 'DB_SSL_CA'];
 
 /**
- * Where the app writes (the primary) and reads (its own database when it is a database host, else the
- * primary); undefined when the site has no database (an app that needs none).
+ * Where the app writes and reads; undefined when the site has no database (an app that needs none).
+ * With the database endpoint (`db_endpoint`, the default): its loopback addresses on this host, which
+ * follow the writer by health checks. Without: the primary, and the host's own database when it is
+ * a database host, else the primary. `app_db_write_host`/`app_db_read_host` win either way.
  */
 export function databaseHosts(ctx: RoleContext<AppVars>): { write: string; read: string } | undefined {
   const primaries = ctx.hostsIn(GROUPS.dbPrimary);
   const primary = primaries[0] ? privateAddress(primaries[0]) : '';
-  const write = ctx.vars.app_db_write_host || primary;
+  const endpoint = ctx.vars.db_endpoint && primary !== '';
   const local = inGroup(ctx, GROUPS.dbPrimary) || inGroup(ctx, GROUPS.dbReplica) ? privateAddress(ctx.host) : primary;
-  const read = ctx.vars.app_db_read_host || local;
+  const write = ctx.vars.app_db_write_host || (endpoint ? DB_ENDPOINT_WRITE_ADDRESS : primary);
+  const read = ctx.vars.app_db_read_host || (endpoint ? DB_ENDPOINT_READ_ADDRESS : local);
   return write && read ? { write, read } : undefined;
 }
 
@@ -49,12 +54,12 @@ const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const vars = withRules(z.object({
   app_port: shared('app_port', 'The port the app listens on (its `PORT`).'),
-  ...pick('mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password', 'http_port', 'domain', 'backend_tls'),
+  ...pick('mysql_port', 'private_address', 'app_db_name', 'mysql_app_user', 'mysql_app_password', 'http_port', 'domain', 'backend_tls', 'db_endpoint'),
   app_user: text(NAME, 'letters, digits and _ only, 1 to 32 characters', 'user name').default('app').describe('System user and group the app runs as.'),
   app_dir: absolutePath().default('/opt/app').describe('Where releases live: `releases/<id>`, `shared/`, `current` (owned by root).'),
   app_listen_address: address().min(1, { error: 'required' }).default('127.0.0.1').describe('Listen address (its `HOST`): only Nginx in front of it reaches the app.'),
-  app_db_write_host: address().default('').describe("Where the app writes; `\"\"`: the `db_primary` host's private address."),
-  app_db_read_host: address().default('').describe("Where the app reads; `\"\"`: the host's own private address when it is a database host, else the primary."),
+  app_db_write_host: address().default('').describe("Where the app writes; `\"\"`: this host's database endpoint (`127.0.0.2`, db_endpoint role), or with `db_endpoint: false` the `db_primary` host's private address."),
+  app_db_read_host: address().default('').describe("Where the app reads; `\"\"`: this host's database endpoint (`127.0.0.3`), or with `db_endpoint: false` the host's own private address when it is a database host, else the primary."),
   app_packages: stringList(() => true, 'a non-empty list of package names', 'list of package names', { nonEmpty: true })
     .default(['nodejs', 'node-mysql'])
     .describe('Debian packages the app needs (the runtime).'),
@@ -122,6 +127,8 @@ export function appEnvironment(ctx: RoleContext<AppVars>): Array<[string, string
           ['DB_NAME', v.app_db_name],
           ['DB_USER', v.mysql_app_user],
           ['DB_PASSWORD', v.mysql_app_password],
+          // The database servers require TLS: the app verifies them with the internal CA's bundle (0644).
+          ['DB_SSL_CA', DB_CA_FILE],
         ] as Array<[string, string | Secret]>)
       : []),
     ...Object.entries(v.app_env).sort(([a], [b]) => a.localeCompare(b)),
@@ -163,13 +170,12 @@ export const role = defineRole({
     "Debian's `nodejs`; the app runs under its own system user with a hardened unit, in `current`, listening on " +
     '`127.0.0.1:app_port` (Nginx in front of it is the only client), its environment from `shared/env`. A host with no release ' +
     "gets `app_source` (by default the example app, `examples/app`: it writes to the MySQL primary, reads the local database, " +
-    'and the role creates its schema on the primary); `provision deploy` rolls new releases through the load balancers.',
+    'its schema comes from the app_schema role on the primary); `provision deploy` rolls new releases through the load balancers.',
   vars,
   tasks(ctx) {
     const v = ctx.vars;
     const appUser = v.app_user;
     const l = appLayout(v.app_dir);
-    const db = v.app_db_name;
     const packages = v.app_repository ? [...new Set([...v.app_packages, 'git', 'openssh-client'])] : v.app_packages;
     return [
       ...nodejsRepositoryTasks(v),
@@ -184,6 +190,12 @@ export const role = defineRole({
       file(`${l.releases}`, { path: l.releases, state: 'directory', owner: 'root', group: 'root', mode: '0755' }),
       file(`${l.shared} (readable by ${appUser}, not writable)`, { path: l.shared, state: 'directory', owner: 'root', group: appUser, mode: '0750' }),
       file(`${l.data} (written by ${appUser})`, { path: l.data, state: 'directory', owner: appUser, group: appUser, mode: '0750' }),
+      // The CA the database servers' certificates come from, for DB_SSL_CA (a new CA restarts the app, which reads it at start).
+      internalTls(
+        `database CA bundle ${DB_CA_FILE} (the app verifies the database servers with it)`,
+        { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, ca_file: DB_CA_FILE },
+        { notify: RESTART, when: databaseHosts(ctx) !== undefined },
+      ),
       template(
         `environment ${l.envFile}`,
         {
@@ -197,16 +209,8 @@ export const role = defineRole({
         },
         { notify: RESTART },
       ),
-      // The schema is made on the primary only (it replicates): a replica must never be written to directly.
-      mysqlQuery(
-        `schema of database ${db} (${TABLES.join(', ')})`,
-        {
-          database: db,
-          sql: readFileSync(ctx.file('files/schema.sql'), 'utf8'),
-          unless: `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (${TABLES.map((t) => `'${t}'`).join(', ')}) HAVING COUNT(*) = ${TABLES.length}`,
-        },
-        { when: inGroup(ctx, GROUPS.dbPrimary) },
-      ),
+      // No schema here: the app_schema role (site.yml, on db_primary before the web servers) is its one owner in
+      // both topologies; two owners on a primary that is also a web server made a plan list a change its run skips.
       // The first release only: once a host runs one, releases change by `provision deploy` (rolling), never by a converge.
       firstRelease(v, l),
       template(

@@ -13,6 +13,7 @@ const vars = z.object({
     'http_port',
     'https_port',
     'mysql_port',
+    'db_health_port',
     'node_exporter_port',
     'haproxy_exporter_port',
     'nginx_exporter_port',

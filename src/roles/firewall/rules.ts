@@ -7,7 +7,7 @@ import { isAddress, oneOf, text, wholeNumber } from '../vars.js';
 
 export type FirewallRule = NonNullable<UfwParams['rules']>[number];
 
-type PortVar = 'ssh_port' | 'http_port' | 'https_port' | 'mysql_port' | 'node_exporter_port' | 'haproxy_exporter_port' | 'nginx_exporter_port' | 'mysqld_exporter_port' | 'prometheus_port';
+type PortVar = 'ssh_port' | 'http_port' | 'https_port' | 'mysql_port' | 'db_health_port' | 'node_exporter_port' | 'haproxy_exporter_port' | 'nginx_exporter_port' | 'mysqld_exporter_port' | 'prometheus_port';
 /** The firewall role's vars the rules are computed from. */
 export type FirewallVars = Record<PortVar, number> & { admin_cidrs: string[]; monitoring_cidrs: string[]; firewall_extra_rules: FirewallRule[]; lb_virtual_ip?: string };
 
@@ -61,6 +61,8 @@ export function firewallRules(input: FirewallInput): FirewallRule[] {
   }
   if (member(GROUPS.webservers)) allow(port('http_port'), peers(GROUPS.loadbalancers), 'http from load balancer');
   if (member(GROUPS.databases)) allow(port('mysql_port'), peers(GROUPS.databases, GROUPS.webservers), 'mysql from database/app host');
+  // The health agent (db_health role) answers the web servers' database endpoints only.
+  if (member(GROUPS.databases)) allow(port('db_health_port'), peers(GROUPS.webservers), 'db health agent from app host');
 
   const monitoring = cidrs('monitoring_cidrs');
   allow(port('node_exporter_port'), monitoring, 'node exporter from monitoring');

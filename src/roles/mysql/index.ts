@@ -6,7 +6,12 @@ import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import { defineRole, problemIf, withRules } from '../define.js';
 import type { RoleContext, VarIssue } from '../types.js';
 import { bool, doc, mysqlName, pick, secret, shared, stringList, text, wholeNumber } from '../vars.js';
-import { apt, command, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlTopology, mysqlUser, service, template } from '../../modules/tasks.js';
+import { apt, command, file, internalTls, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlTopology, mysqlUser, service, template } from '../../modules/tasks.js';
+import { databaseServiceName, DB_CA_FILE, DB_CERT_FILE, DB_TLS_DIR } from '../../modules/mysql/tls.js';
+import { pkiDirFor } from '../../pki/index.js';
+
+/** Handler: the server takes a renewed certificate (or CA bundle) without a restart. */
+const RELOAD_TLS = 'reload the database server\'s TLS certificate';
 
 /** What differs between MariaDB (Debian) and MySQL 8 (Ubuntu). */
 function flavorSettings(ctx: RoleContext<MysqlVars>) {
@@ -17,6 +22,7 @@ function flavorSettings(ctx: RoleContext<MysqlVars>) {
       service: 'mysql',
       configFile: '/etc/mysql/mysql.conf.d/60-provision.cnf',
       validate: 'mysqld --defaults-file=%s --validate-config',
+      reloadTls: 'ALTER INSTANCE RELOAD TLS',
       exporterPrivileges: ['PROCESS', 'REPLICATION CLIENT', 'SELECT'],
     };
   }
@@ -27,6 +33,8 @@ function flavorSettings(ctx: RoleContext<MysqlVars>) {
     configFile: '/etc/mysql/mariadb.conf.d/60-provision.cnf',
     // Unknown or malformed settings make mariadbd refuse to start: checked before the live file is replaced.
     validate: 'mariadbd --defaults-file=%s --help --verbose >/dev/null',
+    // MariaDB 10.4+: the certificate, key and CA files read again by the running server.
+    reloadTls: 'FLUSH SSL',
     // MariaDB 10.5+ split SHOW SLAVE STATUS out of REPLICATION CLIENT (now BINLOG MONITOR) into SLAVE MONITOR.
     exporterPrivileges: ['PROCESS', 'REPLICATION CLIENT', 'SLAVE MONITOR', 'SELECT'],
   };
@@ -62,9 +70,7 @@ const vars = withRules(
     mysql_server_id: doc(wholeNumber(0, 4294967295, 'an integer from 1 to 4294967295 (0 = derived from the address)'), { defaultText: '`0`: derived from the private address (third octet × 256 + fourth)' })
       .default(0)
       .describe('The server id; each server of a replication pair needs its own.'),
-    mysql_bind_address: doc(z.string({ error: 'a string (empty = the private address)' }), { type: 'address or ""' })
-      .default('')
-      .describe('Address the server listens on; `""`: the private address.'),
+    mysql_bind_address: shared('mysql_bind_address', 'Address the server listens on; `""`: the private address.'),
     mysql_max_connections: positive('`max_connections`.', 151),
     mysql_innodb_buffer_pool_size: text(/^\d+[KMG]?$/, 'a size like 128M or 2G', 'size').default('128M').describe('`innodb_buffer_pool_size`.'),
     mysql_binlog_expire_days: positive('Days the binary log is kept.', 7),
@@ -77,6 +83,9 @@ const vars = withRules(
     mysql_replication_user: mysqlName().default('replicator').describe('The replication account, one per replica\'s private address.'),
     mysql_replication_password: secret('mysql_replication_password').describe("The replication account's password (12 to 32 characters)."),
     mysql_exporter_password: shared('mysql_exporter_password', "The exporter account's password (at least 12 characters); required on database hosts."),
+    mysql_tls_renew_days: wholeNumber(1, 365, 'a whole number of days from 1 to 365')
+      .default(30)
+      .describe("The database server's certificate from the internal CA is issued again when it ends within this many days."),
     mysql_replication_verify_timeout: positive('Seconds the replica task waits for both replication threads, then for the replica to catch up before the tables are compared.', 60),
     mysql_replica_reinitialize: bool()
       .default(false)
@@ -136,6 +145,25 @@ export const role = defineRole({
           ]
         : []),
       apt(`install ${s.packages.join(', ')}`, { packages: s.packages }),
+      // TLS before the config that names its files: the server would not start without them. The key's file is the
+      // server's (mysql, 0600) in a folder only root and mysql enter; the CA bundle is for every client (0644).
+      file(`database TLS folder ${DB_TLS_DIR}`, { path: DB_TLS_DIR, state: 'directory', mode: '0750', owner: 'root', group: 'mysql' }),
+      internalTls(
+        `database server certificate from the internal CA (${ctx.host.name}, ${address})`,
+        {
+          pki_dir: pkiDirFor(ctx.inventory),
+          ca_label: ctx.inventory.name,
+          cert_file: DB_CERT_FILE,
+          cert_owner: 'mysql',
+          cert_group: 'mysql',
+          // Its own name and address (replication verifies the address it dials), and the name every database
+          // certificate of the inventory carries (an app behind the endpoint checks that one).
+          names: [ctx.host.name, address, databaseServiceName(ctx.inventory.name)],
+          renew_before_days: v.mysql_tls_renew_days,
+        },
+        { notify: RELOAD_TLS },
+      ),
+      internalTls('database CA bundle (replication and the app verify the servers with it)', { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, ca_file: DB_CA_FILE }, { notify: RELOAD_TLS }),
       template(`configure ${s.flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} (${s.configFile})`, {
         src: ctx.file('templates/provision.cnf.njk'),
         dest: s.configFile,
@@ -148,6 +176,8 @@ export const role = defineRole({
           primary_address: primaryAddress,
           server_id: serverIdFor(address, v.mysql_server_id),
           bind_address: v.mysql_bind_address || address,
+          tls_cert: DB_CERT_FILE,
+          tls_ca: DB_CA_FILE,
         },
       }),
       // The new settings (server id, binary log, GTID, read-only) must be live before any SQL below: a replica
@@ -187,6 +217,7 @@ export const role = defineRole({
             host: privateAddress(h),
             password: v.mysql_app_password as Secret,
             privileges: appPrivileges,
+            require_ssl: true,
             flavor: s.flavor,
           }),
         );
@@ -199,6 +230,7 @@ export const role = defineRole({
             host: privateAddress(h),
             password: v.mysql_replication_password as Secret,
             privileges: { '*.*': ['REPLICATION SLAVE'] },
+            require_ssl: true,
             flavor: s.flavor,
           }),
         );
@@ -226,10 +258,14 @@ export const role = defineRole({
           verify_timeout: v.mysql_replication_verify_timeout,
           seed_from: primaries[0]!.name,
           reinitialize: v.mysql_replica_reinitialize,
+          tls_ca: DB_CA_FILE,
           flavor: s.flavor,
         }),
       );
     }
     return tasks;
   },
+  // A new certificate on a running server: FLUSH SSL (MySQL: ALTER INSTANCE RELOAD TLS), host-local. A first one is
+  // taken by the restart above (config newer than the server), which happens before this handler.
+  handlers: (ctx) => [mysqlQuery(RELOAD_TLS, { sql: flavorSettings(ctx as RoleContext<MysqlVars>).reloadTls, binlog: false })],
 });

@@ -8,13 +8,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import { ensureCa, finishRotation, issueLeaf, loadCa, promoteRotation, startRotation } from '../../../src/pki/index.ts';
+import { bundleFiles, bundlesWithout, describeHostFiles, leafFiles } from '../../../src/cli/pki.js';
+import { loadInventory } from '../../../src/inventory/index.js';
+import { caBundle, ensureCa, finishRotation, issueLeaf, loadCa, promoteRotation, startRotation } from '../../../src/pki/index.ts';
 import { captureOutput } from '../helpers/output.ts';
 
 const out = captureOutput();
 let dir: string;
 let inv: string;
 let unreachable: string;
+let databases: string;
 const pki = () => path.join(dir, 'site.pki');
 const state = () => JSON.parse(readFileSync(path.join(pki(), 'state.json'), 'utf8')) as { current: string; next?: string; previous?: string };
 const json = () => JSON.parse(out.stdout.join('').trim().split('\n').at(-1)!) as Record<string, unknown>;
@@ -31,6 +34,20 @@ beforeAll(async () => {
     `hosts:
   lb-01: { address: 127.0.0.1, port: 1, connect_timeout: 2, groups: [loadbalancers] }
   web-01: { address: 127.0.0.1, port: 1, connect_timeout: 2, groups: [webservers] }
+`,
+  );
+  // The same CA folder again, through an inventory whose only hosts are database hosts and an app server.
+  databases = path.join(dir, 'site.ini');
+  writeFileSync(
+    databases,
+    `[db_primary]
+db-01 ansible_host=127.0.0.1 ansible_port=1
+[db_replica]
+db-02 ansible_host=127.0.0.1 ansible_port=1
+[webservers]
+app-01 ansible_host=127.0.0.1 ansible_port=1
+[all:vars]
+connect_timeout=2
 `,
   );
   await ensureCa(pki(), { label: 'site' });
@@ -68,12 +85,23 @@ describe('provision pki', () => {
     expect(out.stderr.join('')).toMatch(/lb-01 could not be read/);
     expect(state()).toEqual({ version: 1, current: old, next });
 
+    // The database hosts' and the app server's CA bundles are read too (replication and the app verify with them).
+    expect(await main(['pki', 'rotate', 'promote', '-i', databases])).toBe(3);
+    expect(out.stderr.join('')).toMatch(/db-01 could not be read.*db-02 could not be read.*app-01 could not be read/);
+    expect(state()).toEqual({ version: 1, current: old, next });
+
     expect(await main(['pki', 'rotate', 'promote', '-i', inv])).toBe(2);
     expect(out.stdout.join('')).toContain('pki rotate promote: staged → promoted. Next: converge every host');
     expect(state()).toMatchObject({ current: next, previous: old });
 
     expect(await main(['pki', 'rotate', 'finish', '-i', unreachable])).toBe(3);
     expect(out.stderr.join('')).toMatch(/web-01 could not be read/);
+    expect(state()).toMatchObject({ current: next, previous: old });
+
+    // The database servers' certificates are read too (app-01's: its backend certificate, backend_tls by default).
+    expect(await main(['pki', 'rotate', 'finish', '-i', databases])).toBe(3);
+    const finishRefusal = out.stderr.join('').trim().split('\n').at(-1)!;
+    expect(finishRefusal).toMatch(/^provision: pki rotate finish refused.*app-01 could not be read.*db-01 could not be read.*db-02 could not be read/);
     expect(state()).toMatchObject({ current: next, previous: old });
 
     expect(await main(['pki', 'rotate', 'finish', '-i', inv])).toBe(2);
@@ -105,4 +133,67 @@ describe('provision pki', () => {
     await finishRotation(other, { leaves: [{ host: 'web-02', certPem: newLeaf.certPem }] });
     expect(existsSync(path.join(other, 'ca', old))).toBe(false);
   }, 60_000);
+
+  it('the files a rotation depends on: web and database certificates; load balancer, database and app CA bundles', () => {
+    const split = path.join(dir, 'split.yml');
+    writeFileSync(
+      split,
+      `hosts:
+  lb-01: { address: 10.9.0.10, groups: [loadbalancers] }
+  web-01: { address: 10.9.0.11, groups: [webservers] }
+  db-01: { address: 10.9.0.21, groups: [db_primary] }
+  db-02: { address: 10.9.0.22, groups: [db_replica] }
+vars:
+  backend_tls: true
+`,
+    );
+    const files = (f: Array<{ host: { name: string }; path: string }>) => f.map((x) => `${x.host.name} ${x.path}`);
+    const site = loadInventory(split);
+    expect(files(leafFiles(site))).toEqual(['web-01 /etc/nginx/tls/backend.pem', 'db-01 /etc/mysql/tls/server.pem', 'db-02 /etc/mysql/tls/server.pem']);
+    expect(files(bundleFiles(site))).toEqual(['lb-01 /etc/haproxy/backend-ca.pem', 'db-01 /etc/provision/tls/db-ca.pem', 'db-02 /etc/provision/tls/db-ca.pem', 'web-01 /etc/provision/tls/db-ca.pem']);
+    // Without a primary the app gets no database CA bundle: nothing of it to read.
+    expect(files(bundleFiles(loadInventory(inv)))).toEqual([]);
+  });
+
+  it('finish refused while a database server holds a certificate of the old CA; promote while a db-ca.pem lacks the new CA; status says which CA signed what', async () => {
+    const db = path.join(dir, 'db.pki');
+    await ensureCa(db, { label: 'db' });
+    await startRotation(db, { label: 'db' });
+    const staged = loadCa(db)!;
+    const oldId = staged.signer.id;
+    const next = staged.trusted.find((c) => c.role === 'next')!;
+    const oldBundle = `${staged.signer.certPem}`;
+    // db-01 converged after start (both CAs), db-02 not yet (the old CA only): promote would cut db-02's replication off.
+    const bundles = [
+      { host: 'db-01', path: '/etc/provision/tls/db-ca.pem', value: caBundle(staged) },
+      { host: 'db-02', path: '/etc/provision/tls/db-ca.pem', value: oldBundle },
+    ];
+    expect(bundlesWithout(next, bundles)).toEqual(['db-02 (/etc/provision/tls/db-ca.pem)']);
+    const oldLeaf = await issueLeaf(staged, { names: ['db-02', '10.9.0.22'] });
+    await promoteRotation(db);
+    const promoted = loadCa(db)!;
+    const newLeaf = await issueLeaf(promoted, { names: ['db-01', '10.9.0.21'] });
+    const leaves = [
+      { host: 'db-01', path: '/etc/mysql/tls/server.pem', value: { exists: true, certPem: newLeaf.certPem } },
+      { host: 'db-02', path: '/etc/mysql/tls/server.pem', value: { exists: true, certPem: oldLeaf.certPem } },
+    ];
+    const status = describeHostFiles(promoted, leaves, bundles, new Date());
+    expect(status.map((f) => (f.kind === 'certificate' ? `${f.host} signed by ${f.signedBy}` : `${f.host} trusts ${f.trusts.join('+')}, missing ${f.missing.join('+') || '-'}`))).toEqual([
+      `db-01 signed by ${next.id}`,
+      `db-02 signed by ${oldId}`,
+      `db-01 trusts ${next.id}+${oldId}, missing -`,
+      `db-02 trusts ${oldId}, missing ${next.id}`,
+    ]);
+    await expect(finishRotation(db, { leaves: leaves.map((l) => ({ host: `${l.host} (${l.path})`, certPem: l.value.certPem })) })).rejects.toThrow(
+      `cannot finish the rotation: db-02 (/etc/mysql/tls/server.pem) still hold a certificate of the old CA ${oldId}`,
+    );
+    expect(existsSync(path.join(db, 'ca', oldId))).toBe(true);
+  }, 60_000);
+
+  it('status --hosts: a host that cannot be read is said, exit 3', async () => {
+    expect(await main(['pki', 'status', '--hosts', '-i', databases, '--json'])).toBe(3);
+    const s = json() as { hosts: unknown[]; unreadable: Record<string, string> };
+    expect(Object.keys(s.unreadable).sort()).toEqual(['app-01', 'db-01', 'db-02']);
+    expect(await main(['pki', 'status', '-i', databases])).toBe(0);
+  });
 });

@@ -26,7 +26,7 @@ function replicaState(name: string, address: string, source: string, applied = '
     executed: applied,
     replica: {
       configured: true, host: source, port: 3306, user: 'replicator', io: 'Connecting', sql: 'Yes', ioState: '', ioErrno: 2003, ioError: "Can't connect",
-      sqlErrno: 0, sqlError: '', lag: null, gtid: true, gtidPos: applied, received: applied, applied,
+      sqlErrno: 0, sqlError: '', lag: null, gtid: true, gtidPos: applied, sslAllowed: 'Yes', sslCa: '', sslVerify: 'Yes', received: applied, applied,
     },
   };
 }

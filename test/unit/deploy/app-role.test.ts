@@ -21,7 +21,7 @@ function expand(h: Host, groups: Record<string, Host[]>, vars: Record<string, un
     host: h,
     facts: {} as Facts,
     vars: roleVarsFor<AppVars>(app, h, { mysql_app_password: new Secret('mysql_app_password', PASSWORD), ...h.vars, ...vars }),
-    inventory: {} as Inventory,
+    inventory: { file: '/srv/site/prod.yml', name: 'prod' } as unknown as Inventory,
     hostsIn: (g) => groups[g] ?? [],
     file: (rel) => path.resolve(import.meta.dirname, '../../../src/roles/app', rel),
   });
@@ -41,9 +41,19 @@ describe('app role', () => {
     const env = rendered(tasks, '/opt/app/shared/env');
     expect(env).toContain('PORT="3000"\n');
     expect(env).toContain('HOST="127.0.0.1"\n');
-    expect(env).toContain('DB_WRITE_HOST="10.9.0.11"\n');
-    expect(env).toContain('DB_READ_HOST="192.168.5.12"\n');
+    // The database endpoint (db_endpoint, the default): this host's loopback addresses, following the writer.
+    expect(env).toContain('DB_WRITE_HOST="127.0.0.2"\n');
+    expect(env).toContain('DB_READ_HOST="127.0.0.3"\n');
+    // Without it: the primary and this host's own database, by private address.
+    const direct = rendered(expand(web2, site, { db_endpoint: false }), '/opt/app/shared/env');
+    expect(direct).toContain('DB_WRITE_HOST="10.9.0.11"\n');
+    expect(direct).toContain('DB_READ_HOST="192.168.5.12"\n');
     expect(env).toContain(`DB_PASSWORD=${JSON.stringify(PASSWORD)}\n`);
+    // The database servers require TLS: the app verifies them with the internal CA's bundle, which the role puts there.
+    expect(env).toContain('DB_SSL_CA="/etc/provision/tls/db-ca.pem"\n');
+    const ca = tasks.find((x) => x.module === 'internal_tls')!;
+    expect(ca.params).toEqual({ pki_dir: '/srv/site/prod.pki', ca_label: 'prod', ca_file: '/etc/provision/tls/db-ca.pem' });
+    expect(ca.when).not.toBe(false);
     expect(env).toContain('GREETING="a \\"b\\" $c \\\\d"\n');
     const t = tasks.find((x) => (x.params as { dest?: string }).dest === '/opt/app/shared/env')!;
     expect(t.params).toMatchObject({ owner: 'root', group: 'app', mode: '0640', sensitive: true });
@@ -53,6 +63,7 @@ describe('app role', () => {
     const env = rendered(expand(web1, { webservers: [web1] }), '/opt/app/shared/env');
     expect(env).not.toContain('DB_');
     expect(env).toContain('PORT="3000"');
+    expect(expand(web1, { webservers: [web1] }).find((x) => x.module === 'internal_tls')!.when).toBe(false);
   });
 
   it('the unit runs current with the env file: no secret and no environment in it', () => {

@@ -12,8 +12,8 @@ const env = {
   PROVISION_SECRET_MYSQL_EXPORTER_PASSWORD: 'exporter-secret-1',
 };
 
-describe('inventory/prod.yml, the documented example', () => {
-  const inv = loadInventory(path.join(root, 'inventory/prod.yml'), { env });
+describe.each(['prod', 'prod-split'])('inventory/%s.yml, a documented example', (name) => {
+  const inv = loadInventory(path.join(root, `inventory/${name}.yml`), { env });
 
   it('loads, and the site playbook accepts its vars for every host (what --check needs before connecting)', () => {
     const playbook = loadPlaybook(path.join(root, 'playbooks/site.yml'));

@@ -108,6 +108,18 @@ describe('internal_tls', () => {
     expect(shell(p.commands[0]!).stdin).toBe('');
   });
 
+  it('gives the file to the server that reads its key (cert_owner: mysql), still 0600, and keeps it so', async () => {
+    const mine = { pki_dir: dir, cert_file: CERT, names: NAMES, cert_owner: 'mysql', cert_group: 'mysql' };
+    const fresh = await plan(mine, ctxFor({}));
+    expect(shell(fresh.commands[0]!).cmd).toContain("mysql:mysql");
+    expect(shell(fresh.commands[0]!).cmd).toContain('chmod 600');
+    const leaf = await issueLeaf(await ca(), { names: NAMES });
+    // A root-owned file (as a default internal_tls would leave it) is handed over without a new key.
+    const handed = await plan(mine, ctxFor(leafAnswer(leaf.certPem)));
+    expect(handed.changes).toEqual([{ kind: 'file', target: CERT, action: 'mode/owner 600 root:root → 600 mysql:mysql' }]);
+    expect((await plan(mine, ctxFor(leafAnswer(leaf.certPem, '600', 'mysql:mysql')))).changes).toEqual([]);
+  });
+
   it('writes the CA bundle, then leaves it be', async () => {
     const bundle = caBundle(await ca());
     const first = await plan({ pki_dir: dir, ca_file: CA_FILE }, ctxFor({}));

@@ -57,6 +57,8 @@ describe('firewall rules from the inventory', () => {
       'allow 80/tcp from 10.77.0.10',
       // web-02 is both the replica and an app host: one rule, and never web-01 itself (that is loopback).
       'allow 3306/tcp from 10.77.0.12',
+      // The database health agent: from the other web server only (web-01's own endpoint checks over loopback).
+      'allow 9200/tcp from 10.77.0.12',
       'allow 9100/tcp from 10.77.0.20',
       'allow 9113/tcp from 10.77.0.20',
       'allow 9104/tcp from 10.77.0.20',
@@ -87,6 +89,28 @@ describe('firewall rules from the inventory', () => {
     const mysql = rulesFor('db-01', {}, site).filter((r) => r.port === 3306).map((r) => r.from);
     expect(mysql.sort()).toEqual(['10.77.0.11', '10.77.0.12', '10.77.0.30']);
     expect(rulesFor('app-01', {}, site).some((r) => r.port === 3306 || r.port === 9104)).toBe(false);
+  });
+
+  test('databases on their own hosts (prod-split): MySQL from the web servers and the other database host, the health agent from the web servers only', () => {
+    const split = {
+      'lb-01': { address: '10.77.0.10', groups: ['loadbalancers'] },
+      'web-01': { address: '10.77.0.11', groups: ['webservers'] },
+      'web-02': { address: '10.77.0.12', groups: ['webservers'] },
+      'db-01': { address: '10.77.0.21', groups: ['databases', 'db_primary'] },
+      'db-02': { address: '10.77.0.22', groups: ['databases', 'db_replica'] },
+      'mon-01': { address: '10.77.0.20', groups: ['monitoring'] },
+    };
+    expect(brief(rulesFor('db-01', {}, split))).toEqual([
+      'allow 22/tcp from 10.77.0.1',
+      'allow 3306/tcp from 10.77.0.22',
+      'allow 3306/tcp from 10.77.0.11',
+      'allow 3306/tcp from 10.77.0.12',
+      'allow 9200/tcp from 10.77.0.11',
+      'allow 9200/tcp from 10.77.0.12',
+      'allow 9100/tcp from 10.77.0.20',
+      'allow 9104/tcp from 10.77.0.20',
+    ]);
+    for (const web of ['web-01', 'web-02', 'lb-01']) expect(rulesFor(web, {}, split).some((r) => r.port === 3306 || r.port === 9200)).toBe(false);
   });
 
   test('extra rules come last, as given; rules carry comments', () => {

@@ -7,6 +7,7 @@
 import { describe, expect, test } from 'vitest';
 import type { Host } from '../../../src/inventory/index.js';
 import { mysqlTopologyModule } from '../../../src/modules/mysql/topology.js';
+import { databaseServiceName } from '../../../src/modules/mysql/tls.js';
 import type { Task } from '../../../src/modules/index.js';
 import { role } from '../../../src/roles/mysql/index.js';
 import type { RoleContext } from '../../../src/roles/types.js';
@@ -96,5 +97,21 @@ describe('the mysql role and the recorded primary', () => {
     const plan = await guard(tasksOf('web-01', 'web-01')[0]!, undefined);
     expect(plan.changes).toEqual([]);
     expect(plan.note).toBe('no primary recorded on this host: the inventory decides');
+  });
+});
+
+describe('the database certificate', () => {
+  test("names its host, its private address and the name every database certificate of the inventory carries (db.<inventory>.internal)", () => {
+    for (const name of ['web-01', 'web-02']) {
+      const leaf = tasksOf(name, 'web-01').find((t) => t.module === 'internal_tls' && (t.params as { cert_file?: string }).cert_file)!;
+      expect((leaf.params as { names: string[] }).names).toEqual([name, ADDRESS[name], 'db.t.internal']);
+    }
+  });
+
+  test('the shared name is a DNS name whatever the inventory is called', () => {
+    expect(databaseServiceName('prod')).toBe('db.prod.internal');
+    expect(databaseServiceName('Prod_Split.v2')).toBe('db.prod-split-v2.internal');
+    expect(databaseServiceName('__')).toBe('db.site.internal');
+    expect(databaseServiceName('x'.repeat(80))).toBe(`db.${'x'.repeat(63)}.internal`);
   });
 });

@@ -58,7 +58,7 @@ function problems(role: string, c: Case): string[] {
   }
 }
 
-const PROBLEM = /^vars\.yml(?::(\d+):(\d+))?: ([A-Za-z_][\w.[\]]*): (.+) \(host h1; role [a-z]+\)$/;
+const PROBLEM = /^vars\.yml(?::(\d+):(\d+))?: ([A-Za-z_][\w.[\]]*): (.+) \(host h1; role [a-z_]+\)$/;
 const fieldOf = (old: string) => old.slice(0, old.indexOf(': '));
 const converted = roleNames();
 
