@@ -68,6 +68,13 @@ export function longestGap(acked: Ack[]): number {
   return gap;
 }
 
+/**
+ * The name every database certificate of a test's site carries (db_tls_name). The tests write inventories under
+ * several names (one per primary, one per case); without a pinned name each would be `db.<inventory>.internal`
+ * and every converge under another name would issue every database certificate again.
+ */
+export const LAB_DB_TLS_NAME = 'db.lab.internal';
+
 /** One lab instance's database hosts: its inventories, commands and SQL. */
 export function dbLab(o: { name: string; dir: string; address: Record<string, string> }) {
   const hosts = Object.keys(o.address);
@@ -90,6 +97,7 @@ ${hosts.map(line).join('')}vars:
   mysql_app_password: !secret mysql_app_password
   mysql_exporter_password: !secret mysql_exporter_password
   mysql_replication_verify_timeout: 30
+  db_tls_name: ${LAB_DB_TLS_NAME}
 ${extraVars}`,
     );
     return file;

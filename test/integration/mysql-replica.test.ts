@@ -18,7 +18,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostExec, labDown, labUp, restoreHost, snapshotHost } from '../../src/lab/index.ts';
 import { changedTasks, provision, type CliResult } from '../e2e/lab-env.ts';
-import { shareCa } from './db-helpers.ts';
+import { LAB_DB_TLS_NAME, shareCa } from './db-helpers.ts';
 import { failures, pollUntil, taskResult, writeInventory } from './faults-helpers.ts';
 
 const NAME = 'my';
@@ -55,6 +55,7 @@ function inventory(hosts: string): string {
   mysql_app_password: !secret mysql_app_password
   mysql_exporter_password: !secret mysql_exporter_password
   mysql_replication_verify_timeout: 30
+  db_tls_name: ${LAB_DB_TLS_NAME}
 `,
   });
 }
@@ -64,7 +65,8 @@ const replicaLine = (vars = '') => `  ${REPLICA}: { address: ${SUBNET}.12, group
 const pair = (replicaVars = '', extra = '') => inventory(PRIMARY_LINE + replicaLine(replicaVars) + extra);
 
 function run(inv: string, playbook: string, ...extra: string[]): Promise<CliResult> {
-  // Each inventory here is a new file: they share the first one's CA, or each converge would re-issue every certificate.
+  // Each inventory here is a new file: they share the first one's CA and name its certificates alike (LAB_DB_TLS_NAME),
+  // or each converge would re-issue every certificate.
   shareCa(dir, inv);
   const pb = path.join(dir, `play-${Math.random().toString(36).slice(2, 8)}.yml`);
   writeFileSync(pb, playbook);

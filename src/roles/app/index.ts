@@ -18,12 +18,23 @@ import { apt, command, file, group, internalTls, service, template, user } from 
 import { DB_CA_FILE } from '../../modules/mysql/tls.js';
 import { pkiDirFor } from '../../pki/index.js';
 
-const RESTART = 'restart app';
+/**
+ * The app's restart handler. Exported for the mysql role: on a host that is a database server AND a web server,
+ * that role's task owns the database CA bundle and notifies this (a notification outlives its play: the handler
+ * runs at the end of the web servers' play, or on a later run if this one dies first).
+ */
+export const APP_RESTART = 'restart app';
+const RESTART = APP_RESTART;
 const NAME = /^[A-Za-z0-9_]{1,32}$/;
 /** The example application (the reference site's): what `app_source: ""` deploys. */
 export const EXAMPLE_APP = path.join(PACKAGE_ROOT, 'examples', 'app');
 /** Set by the role from other vars: app_env may not set them too. */
 const RESERVED_ENV = ['PORT', 'HOST', 'NODE_ENV', 'DB_WRITE_HOST', 'DB_READ_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD', 'DB_SSL_CA'];
+
+/** A host the mysql role serves a database on (site.yml's db_primary and db_replica plays). */
+export function isDatabaseServer(ctx: { host: { groups: readonly string[] } }): boolean {
+  return ctx.host.groups.includes(GROUPS.dbPrimary) || ctx.host.groups.includes(GROUPS.dbReplica);
+}
 
 /**
  * Where the app writes and reads; undefined when the site has no database (an app that needs none).
@@ -35,7 +46,7 @@ export function databaseHosts(ctx: RoleContext<AppVars>): { write: string; read:
   const primaries = ctx.hostsIn(GROUPS.dbPrimary);
   const primary = primaries[0] ? privateAddress(primaries[0]) : '';
   const endpoint = ctx.vars.db_endpoint && primary !== '';
-  const local = inGroup(ctx, GROUPS.dbPrimary) || inGroup(ctx, GROUPS.dbReplica) ? privateAddress(ctx.host) : primary;
+  const local = isDatabaseServer(ctx) ? privateAddress(ctx.host) : primary;
   const write = ctx.vars.app_db_write_host || (endpoint ? DB_ENDPOINT_WRITE_ADDRESS : primary);
   const read = ctx.vars.app_db_read_host || (endpoint ? DB_ENDPOINT_READ_ADDRESS : local);
   return write && read ? { write, read } : undefined;
@@ -191,10 +202,13 @@ export const role = defineRole({
       file(`${l.shared} (readable by ${appUser}, not writable)`, { path: l.shared, state: 'directory', owner: 'root', group: appUser, mode: '0750' }),
       file(`${l.data} (written by ${appUser})`, { path: l.data, state: 'directory', owner: appUser, group: appUser, mode: '0750' }),
       // The CA the database servers' certificates come from, for DB_SSL_CA (a new CA restarts the app, which reads it at start).
+      // One owner of the file per host: on a database host the mysql role writes it (earlier, for the server) and
+      // notifies this role's restart; a second task here would find it written and a fresh host's plan would list a
+      // change its run never makes.
       internalTls(
         `database CA bundle ${DB_CA_FILE} (the app verifies the database servers with it)`,
         { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, ca_file: DB_CA_FILE },
-        { notify: RESTART, when: databaseHosts(ctx) !== undefined },
+        { notify: RESTART, when: databaseHosts(ctx) !== undefined && !isDatabaseServer(ctx) },
       ),
       template(
         `environment ${l.envFile}`,

@@ -5,10 +5,11 @@ import { Secret } from '../../util/secrets.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import { defineRole, problemIf, withRules } from '../define.js';
 import type { RoleContext, VarIssue } from '../types.js';
-import { bool, doc, mysqlName, pick, secret, shared, stringList, text, wholeNumber } from '../vars.js';
+import { bool, doc, isHostname, mysqlName, pick, secret, shared, shown, stringList, text, wholeNumber } from '../vars.js';
 import { apt, command, file, internalTls, mysqlAccounts, mysqlDb, mysqlQuery, mysqlReplication, mysqlTopology, mysqlUser, service, template } from '../../modules/tasks.js';
 import { databaseServiceName, DB_CA_FILE, DB_CERT_FILE, DB_TLS_DIR } from '../../modules/mysql/tls.js';
 import { pkiDirFor } from '../../pki/index.js';
+import { APP_RESTART } from '../app/index.js';
 
 /** Handler: the server takes a renewed certificate (or CA bundle) without a restart. */
 const RELOAD_TLS = 'reload the database server\'s TLS certificate';
@@ -83,6 +84,15 @@ const vars = withRules(
     mysql_replication_user: mysqlName().default('replicator').describe('The replication account, one per replica\'s private address.'),
     mysql_replication_password: secret('mysql_replication_password').describe("The replication account's password (12 to 32 characters)."),
     mysql_exporter_password: shared('mysql_exporter_password', "The exporter account's password (at least 12 characters); required on database hosts."),
+    db_tls_name: doc(
+      text((s) => s === '' || isHostname(s), (v) => `a fully qualified DNS name like db.example.internal (or "" for the default), got ${shown(v)}`, 'DNS name'),
+      { defaultText: '`""`: `db.<inventory name>.internal`' },
+    )
+      .default('')
+      .describe(
+        'The name every database certificate of the site carries besides its host\'s own (a client behind the endpoint may check it). ' +
+          'Set it once for all database hosts to keep the certificates when the inventory file is renamed: a new name issues every one again.',
+      ),
     mysql_tls_renew_days: wholeNumber(1, 365, 'a whole number of days from 1 to 365')
       .default(30)
       .describe("The database server's certificate from the internal CA is issued again when it ends within this many days."),
@@ -158,12 +168,18 @@ export const role = defineRole({
           cert_group: 'mysql',
           // Its own name and address (replication verifies the address it dials), and the name every database
           // certificate of the inventory carries (an app behind the endpoint checks that one).
-          names: [ctx.host.name, address, databaseServiceName(ctx.inventory.name)],
+          names: [ctx.host.name, address, v.db_tls_name || databaseServiceName(ctx.inventory.name)],
           renew_before_days: v.mysql_tls_renew_days,
         },
         { notify: RELOAD_TLS },
       ),
-      internalTls('database CA bundle (replication and the app verify the servers with it)', { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, ca_file: DB_CA_FILE }, { notify: RELOAD_TLS }),
+      // The one owner of the bundle on a database host (the app role leaves it to this task there). The app reads it
+      // at start: on a host that is also a web server, a new bundle (a CA rotation) restarts the app as well.
+      internalTls(
+        'database CA bundle (replication and the app verify the servers with it)',
+        { pki_dir: pkiDirFor(ctx.inventory), ca_label: ctx.inventory.name, ca_file: DB_CA_FILE },
+        { notify: inGroup(ctx, GROUPS.webservers) ? [RELOAD_TLS, APP_RESTART] : RELOAD_TLS },
+      ),
       template(`configure ${s.flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} (${s.configFile})`, {
         src: ctx.file('templates/provision.cnf.njk'),
         dest: s.configFile,

@@ -146,6 +146,26 @@ describe('handlers', () => {
     expect(res.hosts['web-01']!.failed).toBe(true);
   });
 
+  it('a handler notified in an earlier play runs at the end of the play that defines it, in a dry run too (the mysql role owns the database CA bundle and restarts the app of a later play)', async () => {
+    const plays = `
+- name: first
+  hosts: all
+  tasks:
+    - { name: write, command: { cmd: do-write, creates: /w }, notify: restart }
+- name: second
+  hosts: all
+  tasks:
+    - { name: other, command: { cmd: do-other, creates: /o } }
+  handlers:
+    - { name: restart, command: { cmd: restart-it } }
+`;
+    const answers = { 'exists:/w': missing, 'exists:/o': present };
+    const real = await run(plays, { answers });
+    expect(taskCommands(real.session())).toEqual(['do-write', 'restart-it']);
+    expect(real.statuses()).toEqual(['write: changed', 'other: ok', 'handler restart: changed']);
+    expect((await run(plays, { answers, check: true })).statuses()).toEqual(['write: changed', 'other: ok', 'handler restart: changed']);
+  });
+
   it('a handler owed by an earlier run (pending on the host) runs though nothing notified it, and is cleared', async () => {
     const facts: Facts = { ...debianFacts(), pendingHandlers: ['restart'] };
     const { session } = await run(play, { hosts: { 'web-01': { facts, answers: { 'exists:/one': present, 'exists:/two': present, 'exists:/three': present } } } });
