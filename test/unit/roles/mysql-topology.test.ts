@@ -13,7 +13,7 @@ import { role } from '../../../src/roles/mysql/index.js';
 import type { RoleContext } from '../../../src/roles/types.js';
 import { Secret } from '../../../src/util/secrets.js';
 import { debianFacts, moduleContext } from '../modules/fixtures.js';
-import { roleVarsFor } from './helpers.js';
+import { problemsOf, roleVarsFor } from './helpers.js';
 import { emptyPredictedState } from '../../../src/modules/contract.js';
 
 const ADDRESS: Record<string, string> = { 'web-01': '10.88.0.11', 'web-02': '10.88.0.12' };
@@ -40,14 +40,14 @@ function site(primary: string): Map<string, Host> {
   );
 }
 
-function tasksOf(hostName: string, primary: string): Task[] {
+function tasksOf(hostName: string, primary: string, vars: Record<string, unknown> = {}, inventoryName = 't'): Task[] {
   const hosts = site(primary);
   const host = hosts.get(hostName)!;
   const ctx = {
     host,
     facts: { ...debianFacts(), hostname: hostName },
-    vars: roleVarsFor(role, host, VARS),
-    inventory: { name: 't', file: 't.yml', hosts, groups: new Map(), secrets: [] },
+    vars: roleVarsFor(role, host, { ...VARS, ...vars }),
+    inventory: { name: inventoryName, file: `${inventoryName}.yml`, hosts, groups: new Map(), secrets: [] },
     hostsIn: (g: string) => [...hosts.values()].filter((h) => h.groups.includes(g)),
     file: (rel: string) => `/roles/mysql/${rel}`,
   } as unknown as RoleContext<never>;
@@ -106,6 +106,25 @@ describe('the database certificate', () => {
       const leaf = tasksOf(name, 'web-01').find((t) => t.module === 'internal_tls' && (t.params as { cert_file?: string }).cert_file)!;
       expect((leaf.params as { names: string[] }).names).toEqual([name, ADDRESS[name], 'db.t.internal']);
     }
+  });
+
+  const certificateNames = (name: string, vars: Record<string, unknown>, inventoryName?: string) =>
+    (tasksOf(name, 'web-01', vars, inventoryName).find((t) => t.module === 'internal_tls' && (t.params as { cert_file?: string }).cert_file)!.params as { names: string[] }).names;
+
+  test('db_tls_name pins the shared name: an inventory renamed (or a test writing inventories under several names) keeps every certificate', () => {
+    for (const inventoryName of ['prod', 'prod-renamed', 'inv-x1y2z3']) {
+      expect(certificateNames('web-02', { db_tls_name: 'db.shop.internal' }, inventoryName)).toEqual(['web-02', ADDRESS['web-02'], 'db.shop.internal']);
+    }
+    // Unset or "": the name derived from the inventory's, as before.
+    expect(certificateNames('web-02', { db_tls_name: '' }, 'prod')).toEqual(['web-02', ADDRESS['web-02'], 'db.prod.internal']);
+  });
+
+  test('db_tls_name must be a DNS name: one clear problem, naming the var', () => {
+    const host = site('web-01').get('web-01')!;
+    for (const bad of ['db', 'db..internal', '-db.internal', 'db.int ernal', 'db.internal/x', 7]) {
+      expect(problemsOf(role, host, { ...VARS, db_tls_name: bad })).toEqual([expect.stringMatching(/^db_tls_name: a fully qualified DNS name like db\.example\.internal/)]);
+    }
+    expect(problemsOf(role, host, { ...VARS, db_tls_name: 'DB-1.Example.internal' })).toEqual([]);
   });
 
   test('the shared name is a DNS name whatever the inventory is called', () => {
