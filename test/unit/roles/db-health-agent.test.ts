@@ -3,7 +3,8 @@
  * process, listening on a port, its `mysql` client a stand-in that answers the agent's queries on its
  * pipe as a server would (batch mode: a header line, then one line a row), from files the test changes
  * while the agent runs: `ro` (read_only), `slave` (SHOW SLAVE STATUS, header + row; absent: none),
- * `hang` (no answer), `gone` (the server goes away mid-session), `down` (no connection at all). Each
+ * `hang` (no answer), `gone` (the server goes away mid-session), `down` (no connection at all), `warn`
+ * (a line before any result). Each
  * client start is a line in `starts`, each poll answered a line in `polls`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -21,6 +22,7 @@ const FAKE_CLIENT = `#!/bin/sh
 D=$(dirname "$0")
 echo $$ >> "$D/starts"
 [ "$1" = "--defaults-extra-file=$D/client.cnf" ] || { echo "ERROR 1045 (28000): bad login option $1"; exit 1; }
+[ -e "$D/warn" ] && echo "mysql: [Warning] a line before any result"
 [ -e "$D/down" ] && { echo "ERROR 2002 (HY000): Can't connect to local server through socket '/run/mysqld/mysqld.sock' (2)"; exit 1; }
 while IFS= read -r line; do
   [ -e "$D/gone" ] && { echo "ERROR 2006 (HY000) at line 1: MySQL server has gone away"; exit 1; }
@@ -44,7 +46,7 @@ interface Agent {
   proc: ChildProcess;
   port: number;
   log: () => string[];
-  set: (name: 'ro' | 'slave' | 'hang' | 'gone' | 'down', content?: string) => void;
+  set: (name: 'ro' | 'slave' | 'hang' | 'gone' | 'down' | 'warn', content?: string) => void;
   starts: () => number;
   polls: () => number;
 }
@@ -167,6 +169,8 @@ describe('the database health agent: one process, one connection, answers from m
     a.set('gone', '');
     expect(await until(async () => (await check(a, '/write')).code === 503)).toBe(true);
     expect(await until(async () => /ERROR 2002/.test((await check(a, '/write')).body)), (await check(a, '/write')).body).toBe(true);
+    // Back, its client printing a warning before any result: the answers are read all the same.
+    a.set('warn', '');
     a.set('gone');
     a.set('down');
     expect(await until(async () => (await codes(a)) === '200 503'), a.log().join('\n')).toBe(true);

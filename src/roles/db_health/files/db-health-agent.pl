@@ -107,6 +107,8 @@ sub poll_send {
 # One poll's output: "provision_read_only", its value, SHOW SLAVE STATUS (header + row, or nothing), the end.
 sub poll_parse {
   my @lines = @_;
+  # Anything the client printed before this poll's first result (a warning at its start) is not part of it.
+  shift @lines while @lines && $lines[0] ne 'provision_read_only';
   return 'no read_only in the answer' unless @lines >= 2 && $lines[0] eq 'provision_read_only' && $lines[1] =~ /^[01]$/;
   my %replica;
   if (@lines >= 4) {
