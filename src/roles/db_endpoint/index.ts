@@ -28,7 +28,10 @@ const vars = z.object({
     mysql_bind_address: shared('mysql_bind_address', "The mysql role's bind address, read here only to refuse one that would take the endpoint's port on a host that is both (any address, loopback)."),
     db_endpoint_check_interval: wholeNumber(100, 60000, 'a whole number of milliseconds from 100 to 60000')
       .default(1000)
-      .describe("Milliseconds between two checks of a database server's agent."),
+      .describe("Milliseconds between two checks of a database server's agent while its state holds (up and passing)."),
+    db_endpoint_fast_interval: wholeNumber(100, 60000, 'a whole number of milliseconds from 100 to 60000')
+      .default(250)
+      .describe("Milliseconds between two checks of a server that is out, or changing state (HAProxy's downinter and fastinter): how soon a new primary is found. The agent answers from memory, so a check costs it no process."),
     db_endpoint_fall: wholeNumber(1, 10, 'a whole number from 1 to 10').default(2).describe('Failed checks in a row before a server is out (its sessions are cut).'),
     db_endpoint_rise: wholeNumber(1, 10, 'a whole number from 1 to 10').default(2).describe('Good checks in a row before a server is in.'),
   db_endpoint_maxconn: wholeNumber(1, undefined, 'a whole number ≥ 1').default(1024).describe("The endpoint's connection limit."),
@@ -69,6 +72,7 @@ export const role = defineRole({
       write_path: HEALTH_PATHS.write,
       read_path: HEALTH_PATHS.read,
       interval: v.db_endpoint_check_interval,
+      fast_interval: v.db_endpoint_fast_interval,
       fall: v.db_endpoint_fall,
       rise: v.db_endpoint_rise,
       maxconn: v.db_endpoint_maxconn,

@@ -1,11 +1,9 @@
 /**
  * The database endpoint (db_endpoint role) and the health agent (db_health role) without a host: what
  * they render for the 3-host and the split topology, the app's database addresses, the bind rule,
- * and the agent script itself run by dash against a stand-in `mysql` that answers as a server would.
+ * and the health agent's units (the agent itself: db-health-agent.test.ts).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -66,7 +64,7 @@ describe('db_endpoint role', () => {
   it('listens on loopback only (writes 127.0.0.2, reads 127.0.0.3, one port), checks each server on its agent, cuts the sessions of a server marked out', () => {
     const cfg = rendered(expand(endpointRole, SPLIT, 'web-01'), CONFIG);
     expect([...cfg.matchAll(/^\s+bind (\S+)$/gm)].map((m) => m[1])).toEqual(['127.0.0.2:3306', '127.0.0.3:3306']);
-    expect(cfg).toContain('default-server inter 1000ms fall 2 rise 2 on-marked-down shutdown-sessions');
+    expect(cfg).toContain('default-server inter 1000ms fastinter 250ms downinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions');
     expect(cfg).toContain('source 10.9.0.11');
     const write = cfg.slice(cfg.indexOf('listen db_write'), cfg.indexOf('frontend db_read'));
     expect(write).toContain('balance first');
@@ -158,80 +156,41 @@ describe('app_schema role', () => {
 });
 
 describe('db_health role', () => {
-  it('a socket on the private address, one agent per check with no account of its own, its login 0600 and never diffed', () => {
+  it('one long-running agent on the private address (a service, no socket, no unit per check), no account of its own, least privilege; its login 0600 and never diffed', () => {
     const tasks = expand(healthRole, SPLIT, 'db-01');
-    const socket = rendered(tasks, "/etc/systemd/system/provision-db-health.socket");
-    expect(socket).toContain("ListenStream=10.9.0.21:9200\n");
-    expect(socket).toContain("Accept=yes\n");
-    const unit = rendered(tasks, '/etc/systemd/system/provision-db-health@.service');
-    expect(unit).toContain('ExecStart=/usr/local/lib/provision/db-health 30');
-    expect(unit).toContain('DynamicUser=yes');
-    expect(unit).toContain('LoadCredential=client.cnf:/etc/provision/db-health.cnf');
+    const dests = tasks.map((t) => (t.params as { dest?: string }).dest).filter(Boolean);
+    expect(dests).toEqual(['/usr/local/lib/provision/db-health-agent', '/etc/provision/db-health.cnf', '/etc/systemd/system/provision-db-health.service']);
+    const unit = rendered(tasks, '/etc/systemd/system/provision-db-health.service');
+    expect(unit).toContain(
+      'ExecStart=/usr/bin/perl /usr/local/lib/provision/db-health-agent --listen 10.9.0.21 --port 9200 --max-lag 30 --poll-ms 250 --max-age-ms 2000 --client-config %d/client.cnf\n',
+    );
+    for (const line of ['Restart=always', 'StartLimitIntervalSec=0', 'DynamicUser=yes', 'LoadCredential=client.cnf:/etc/provision/db-health.cnf', 'NoNewPrivileges=yes', 'CapabilityBoundingSet=', 'ProtectSystem=strict', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX']) {
+      expect(unit).toContain(`${line}\n`);
+    }
+    expect(unit).not.toMatch(/Accept=|StandardInput=socket|User=root/);
+    expect(tasks.find((t) => t.module === 'service')!.params).toMatchObject({ name: 'provision-db-health.service', state: 'started', enabled: true });
+    // The agent is restarted when its program, login or unit changes (it reads them at start).
+    for (const dest of dests) expect(tasks.find((t) => (t.params as { dest?: string }).dest === dest)!.notify).toEqual(['restart the health agent']);
     const login = tasks.find((t) => (t.params as { dest?: string }).dest === '/etc/provision/db-health.cnf')!.params as { mode: string; sensitive: boolean };
     expect([login.mode, login.sensitive]).toEqual(['0600', true]);
     expect(rendered(tasks, '/etc/provision/db-health.cnf')).toContain('user=exporter\npassword="Exp-Passw0rd-20241"');
     expect(problemsOf(healthRole, host(SPLIT, 'db-01'), {})).toEqual(['mysql_exporter_password: required, as a !secret (the health agent logs in with it)']);
   });
-});
 
-/**
- * The agent script under dash, its `mysql` a stand-in on PATH: `SELECT @@read_only` prints $RO,
- * SHOW SLAVE STATUS prints $SLAVE (vertical); $FAIL=1 makes every query fail.
- */
-describe('the health agent script', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'db-health-'));
-  const script = path.join(dir, 'db-health');
-  writeFileSync(script, readFileSync(path.resolve(import.meta.dirname, '../../../src/roles/db_health/files/db-health.sh')));
-  writeFileSync(path.join(dir, 'client.cnf'), '[client]\n');
-  const bin = path.join(dir, 'bin');
-  execFileSync('mkdir', ['-p', bin]);
-  writeFileSync(
-    path.join(bin, 'mysql'),
-    `#!/bin/sh
-[ "\${FAIL:-0}" = 1 ] && exit 1
-case "$1" in --defaults-extra-file="$CREDENTIALS_DIRECTORY/client.cnf") ;; *) echo "bad login option $1" >&2; exit 9 ;; esac
-case "$*" in *@@read_only*) echo "$RO" ;; *"SHOW SLAVE STATUS"*) [ -n "$SLAVE" ] && printf '*************************** 1. row ***************************\\n%s\\n' "$SLAVE" ;; esac
-exit 0
-`,
-  );
-  chmodSync(path.join(bin, 'mysql'), 0o755);
-  const replica = (io: string, applier: string, lag: string) => `               Slave_IO_State: Waiting for master\n             Slave_IO_Running: ${io}\n            Slave_SQL_Running: ${applier}\n        Seconds_Behind_Master: ${lag}`;
-
-  function ask(pathname: string, server: { RO?: string; SLAVE?: string; FAIL?: string }, request = `GET ${pathname} HTTP/1.0\r\nHost: x\r\nUser-Agent: haproxy\r\n\r\n`): { status: string; body: string } {
-    const r = spawnSync('dash', [script, '30'], {
-      input: request,
-      env: { PATH: `${bin}:/usr/bin:/bin`, CREDENTIALS_DIRECTORY: dir, RO: '1', SLAVE: '', ...server },
-      encoding: 'utf8',
-      timeout: 10_000,
-    });
-    expect(r.status, r.stderr).toBe(0);
-    const [head, body] = r.stdout.split('\r\n\r\n');
-    expect(head).toMatch(/Content-Length: \d+/);
-    expect(Number(/Content-Length: (\d+)/.exec(head!)![1])).toBe(Buffer.byteLength(body!));
-    return { status: head!.split('\r\n')[0]!, body: body!.trim() };
-  }
-  const primary = { RO: '0', SLAVE: '' };
-
-  it('/write: 200 on the writable server that replicates from nobody; 503 on a replica, on a writable replica, on no answer', () => {
-    expect(ask('/write', primary)).toEqual({ status: 'HTTP/1.0 200 OK', body: 'writable primary' });
-    expect(ask('/write', { RO: '1', SLAVE: replica('Yes', 'Yes', '0') }).status).toBe('HTTP/1.0 503 Service Unavailable');
-    expect(ask('/write', { RO: '0', SLAVE: replica('Yes', 'Yes', '0') })).toEqual({ status: 'HTTP/1.0 503 Service Unavailable', body: 'writable but replicating: not a primary' });
-    expect(ask('/write', { FAIL: '1' })).toEqual({ status: 'HTTP/1.0 503 Service Unavailable', body: 'no answer from the local database server' });
+  it('removes the per-check socket and template units of earlier versions first, only when they are there (idempotent)', () => {
+    const [first] = expand(healthRole, SPLIT, 'db-01');
+    expect(first!.module).toBe('command');
+    const p = first!.params as { cmd: string; onlyif: string };
+    expect(p.onlyif).toBe("test -e /etc/systemd/system/provision-db-health.socket || test -e /etc/systemd/system/provision-db-health@.service");
+    expect(p.cmd).toContain('systemctl disable --now provision-db-health.socket');
+    expect(p.cmd).toContain('rm -f /etc/systemd/system/provision-db-health.socket /etc/systemd/system/provision-db-health@.service && systemctl daemon-reload');
   });
 
-  it('/read: 200 on a replica with both threads and lag within the bound; 503 on the primary, a stopped thread, unknown or too much lag', () => {
-    expect(ask('/read', { SLAVE: replica('Yes', 'Yes', '30') })).toEqual({ status: 'HTTP/1.0 200 OK', body: 'replica, lag 30 s' });
-    expect(ask('/read', { SLAVE: replica('Yes', 'Yes', '31') }).body).toBe('lag 31 s above 30 s');
-    expect(ask('/read', { SLAVE: replica('Yes', 'No', 'NULL') }).body).toBe('replication threads IO Yes, SQL No');
-    expect(ask('/read', { SLAVE: replica('Connecting', 'Yes', '0') }).status).toBe('HTTP/1.0 503 Service Unavailable');
-    expect(ask('/read', { SLAVE: replica('Yes', 'Yes', 'NULL') }).body).toBe('lag unknown (NULL)');
-    expect(ask('/read', primary).body).toBe('not a replica');
-  });
-
-  it('anything else: 404 or 405; an empty connection gets no answer', () => {
-    expect(ask('/', primary).status).toBe('HTTP/1.0 404 Not Found');
-    expect(ask('/write', primary, 'POST /write HTTP/1.0\r\n\r\n').status).toBe('HTTP/1.0 405 Method Not Allowed');
-    const r = spawnSync('dash', [script, '30'], { input: '', env: { PATH: `${bin}:/usr/bin:/bin`, CREDENTIALS_DIRECTORY: dir }, encoding: 'utf8' });
-    expect([r.status, r.stdout]).toEqual([0, '']);
+  it('poll interval and staleness bound: rendered, and a bound under two polls refused', () => {
+    const unit = rendered(expand(healthRole, SPLIT, 'db-02', { db_health_poll_interval: 100, db_health_max_age: 1000, db_read_max_lag: 5 }), '/etc/systemd/system/provision-db-health.service');
+    expect(unit).toContain('--listen 10.9.0.22 --port 9200 --max-lag 5 --poll-ms 100 --max-age-ms 1000 ');
+    expect(problemsOf(healthRole, host(SPLIT, 'db-01'), { ...SECRETS, db_health_poll_interval: 1000, db_health_max_age: 1500 })).toEqual([
+      'db_health_max_age: 1500 ms is less than twice db_health_poll_interval (1000 ms): every poll would be late',
+    ]);
   });
 });
