@@ -11,6 +11,9 @@ const node = process.execPath;
 const bin = path.join(root, 'bin/provision.mjs');
 const vitest = path.join(root, 'node_modules/vitest/vitest.mjs');
 const started = Date.now();
+/** The split-topology e2e pass's lab instance: a subnet no lab test and no other instance of the suite uses. */
+const SPLIT_INSTANCE = 'e2split';
+const SPLIT_SUBNET = '10.76.0.0/24';
 const results = [];
 
 function step(name, cmd, args, opts = {}) {
@@ -56,6 +59,13 @@ if (!onLinuxAsRoot) {
       step('lab and integration tests', node, [vitest, 'run', '--project', 'lab']);
       step('end-to-end tests (the whole site)', node, [vitest, 'run', '--project', 'e2e']);
     }
+    // The same end-to-end files again on the split topology (inventory/prod-split.yml: the databases on
+    // hosts of their own), on an instance and subnet of its own, after the others are down: the 2 cores
+    // run one site at a time (test/e2e/topology.ts; the time it adds is in README "Tests").
+    for (const name of instances()) step(`lab down --name ${name}`, node, [bin, 'lab', 'down', '--name', name]);
+    step('end-to-end tests (split topology)', node, [vitest, 'run', '--project', 'e2e'], {
+      env: { PROVISION_E2E_INSTANCE: SPLIT_INSTANCE, PROVISION_E2E_SUBNET: SPLIT_SUBNET, PROVISION_E2E_TOPOLOGY: 'split' },
+    });
   } finally {
     // Whatever a test started, stop it: every lab instance with a state file goes down.
     for (const name of instances()) step(`lab down --name ${name}`, node, [bin, 'lab', 'down', '--name', name]);

@@ -2,12 +2,15 @@
  * The firewall matrix, measured from outside each host: who can open a TCP connection to what.
  * Sources: the lab's client namespace ("everyone else"), the control machine (the admin), and
  * the hosts themselves. Every "closed" below is a port something listens on (sshd, Nginx, MySQL,
- * an exporter), so only the firewall can close it: without ufw these assertions fail.
+ * the database health agent, an exporter), so only the firewall can close it: without ufw these
+ * assertions fail. Hosts are named by their groups, so the same matrix judges the 3-host site (the
+ * web servers are the databases) and the split topology (databases on hosts of their own): MySQL
+ * only from the web servers and the other database hosts, the health agent from the web servers only.
  */
 import net from 'node:net';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { SHARED_DEFAULTS as P } from '../../src/roles/shared.ts';
-import { address, fromClient, onHost } from './lab-env.ts';
+import { address, fromClient, group, onHost, only } from './lab-env.ts';
 
 type Reach = 'open' | 'closed';
 
@@ -75,8 +78,24 @@ async function check(source: (targets: string[]) => Promise<Record<string, Reach
   expect(gotMap).toEqual(wantMap);
 }
 
-const WEB = ['web-01', 'web-02'];
-const ALL = ['lb-01', ...WEB, 'mon-01'];
+const LB = group('loadbalancers');
+const WEB = group('webservers');
+const DB = group('databases');
+const PRIMARY = only('db_primary');
+const MON = only('monitoring');
+const ALL = group('all');
+const is = (h: string, members: string[]) => members.includes(h);
+
+/** What listens on a host by its groups, except SSH (everywhere) and the load balancer's 80/443. */
+function servicePorts(h: string): number[] {
+  return [
+    P.node_exporter_port,
+    ...(is(h, LB) ? [P.haproxy_exporter_port] : []),
+    ...(is(h, WEB) ? [P.http_port, P.nginx_exporter_port] : []),
+    ...(is(h, DB) ? [P.mysql_port, P.mysqld_exporter_port, P.db_health_port] : []),
+    ...(h === MON ? [P.prometheus_port] : []),
+  ];
+}
 
 describe('firewall matrix', () => {
   beforeAll(() => {
@@ -85,74 +104,101 @@ describe('firewall matrix', () => {
 
   test('from the internet: the load balancer answers 80 and 443, nothing else anywhere (not even SSH)', async () => {
     await check(fromOutside, [
-      ['lb-01', P.http_port, 'open'],
-      ['lb-01', P.https_port, 'open'],
-      ['lb-01', P.ssh_port, 'closed'],
-      ['lb-01', P.node_exporter_port, 'closed'],
-      ['lb-01', P.haproxy_exporter_port, 'closed'],
-      ...WEB.flatMap((h): Array<[string, number, Reach]> => [
-        [h, P.ssh_port, 'closed'],
-        [h, P.http_port, 'closed'],
-        [h, P.mysql_port, 'closed'],
-        [h, P.node_exporter_port, 'closed'],
-        [h, P.nginx_exporter_port, 'closed'],
-        [h, P.mysqld_exporter_port, 'closed'],
+      ...LB.flatMap((h): Array<[string, number, Reach]> => [
+        [h, P.http_port, 'open'],
+        [h, P.https_port, 'open'],
       ]),
-      ['mon-01', P.ssh_port, 'closed'],
-      ['mon-01', P.prometheus_port, 'closed'],
-      ['mon-01', P.node_exporter_port, 'closed'],
+      ...ALL.flatMap((h) => [P.ssh_port, ...servicePorts(h)].map((port): [string, number, Reach] => [h, port, 'closed'])),
     ]);
   });
 
   test('from the control machine: SSH everywhere and Prometheus, but no service or exporter port', async () => {
     await check(fromController, [
       ...ALL.map((h): [string, number, Reach] => [h, P.ssh_port, 'open']),
-      ['mon-01', P.prometheus_port, 'open'],
-      ['web-01', P.http_port, 'closed'],
-      ['web-01', P.mysql_port, 'closed'],
-      ['web-01', P.node_exporter_port, 'closed'],
-      ['lb-01', P.haproxy_exporter_port, 'closed'],
+      [MON, P.prometheus_port, 'open'],
+      [WEB[0]!, P.http_port, 'closed'],
+      [PRIMARY, P.mysql_port, 'closed'],
+      [PRIMARY, P.db_health_port, 'closed'],
+      [WEB[0]!, P.node_exporter_port, 'closed'],
+      [LB[0]!, P.haproxy_exporter_port, 'closed'],
     ]);
   });
 
-  test('from the load balancer: the web servers port 80, and nothing else of theirs', async () => {
-    await check((t) => fromHost('lb-01', t), [
+  test('from the load balancer: the web servers port 80, and nothing else of theirs or the databases\'', async () => {
+    await check((t) => fromHost(LB[0]!, t), [
       ...WEB.map((h): [string, number, Reach] => [h, P.http_port, 'open']),
-      ['web-01', P.mysql_port, 'closed'],
-      ['web-01', P.node_exporter_port, 'closed'],
-      ['web-01', P.ssh_port, 'closed'],
-      ['mon-01', P.prometheus_port, 'closed'],
+      ...DB.flatMap((h): Array<[string, number, Reach]> => [
+        [h, P.mysql_port, 'closed'],
+        [h, P.db_health_port, 'closed'],
+      ]),
+      [WEB[0]!, P.node_exporter_port, 'closed'],
+      [WEB[0]!, P.ssh_port, 'closed'],
+      [MON, P.prometheus_port, 'closed'],
     ]);
   });
 
   test('between the database hosts: MySQL both ways; nothing else of each other', async () => {
-    await check((t) => fromHost('web-02', t), [
-      ['web-01', P.mysql_port, 'open'],
-      ['web-01', P.node_exporter_port, 'closed'],
-      ['web-01', P.ssh_port, 'closed'],
-    ]);
-    await check((t) => fromHost('web-01', t), [
-      ['web-02', P.mysql_port, 'open'],
-      ['web-02', P.mysqld_exporter_port, 'closed'],
+    for (const from of DB) {
+      await check((t) => fromHost(from, t), DB.filter((h) => h !== from).flatMap((h): Array<[string, number, Reach]> => [
+        [h, P.mysql_port, 'open'],
+        [h, P.node_exporter_port, 'closed'],
+        [h, P.mysqld_exporter_port, 'closed'],
+        [h, P.ssh_port, 'closed'],
+      ]));
+    }
+  });
+
+  test('from each web server: MySQL and the health agent of every database host; nothing else of theirs', async () => {
+    for (const from of WEB) {
+      const dbs = DB.filter((h) => h !== from);
+      expect(dbs.length, `${from} has a database host to reach`).toBeGreaterThan(0);
+      await check((t) => fromHost(from, t), dbs.flatMap((h): Array<[string, number, Reach]> => [
+        [h, P.mysql_port, 'open'],
+        [h, P.db_health_port, 'open'],
+        [h, P.mysqld_exporter_port, 'closed'],
+        [h, P.node_exporter_port, 'closed'],
+        [h, P.ssh_port, 'closed'],
+      ]));
+    }
+  });
+
+  test('from monitoring: every exporter, but no web, database, health-agent or SSH port', async () => {
+    await check((t) => fromHost(MON, t), [
+      ...ALL.filter((h) => h !== MON).map((h): [string, number, Reach] => [h, P.node_exporter_port, 'open']),
+      ...LB.map((h): [string, number, Reach] => [h, P.haproxy_exporter_port, 'open']),
+      ...WEB.map((h): [string, number, Reach] => [h, P.nginx_exporter_port, 'open']),
+      ...DB.map((h): [string, number, Reach] => [h, P.mysqld_exporter_port, 'open']),
+      [WEB[0]!, P.http_port, 'closed'],
+      [PRIMARY, P.mysql_port, 'closed'],
+      [PRIMARY, P.db_health_port, 'closed'],
+      [LB[0]!, P.ssh_port, 'closed'],
     ]);
   });
 
-  test('from monitoring: every exporter, but no web, database or SSH port', async () => {
-    await check((t) => fromHost('mon-01', t), [
-      ...ALL.filter((h) => h !== 'mon-01').map((h): [string, number, Reach] => [h, P.node_exporter_port, 'open']),
-      ['lb-01', P.haproxy_exporter_port, 'open'],
-      ...WEB.flatMap((h): Array<[string, number, Reach]> => [
-        [h, P.nginx_exporter_port, 'open'],
-        [h, P.mysqld_exporter_port, 'open'],
-      ]),
-      ['web-01', P.http_port, 'closed'],
-      ['web-01', P.mysql_port, 'closed'],
-      ['lb-01', P.ssh_port, 'closed'],
-    ]);
-  });
+  /**
+   * The rules a host must hold, written out from the matrix above (not from src/roles/firewall): ssh from
+   * the admin, http from the load balancer (web), mysql from the other database hosts then the web servers
+   * and the health agent from the web servers (database), then the exporters from monitoring; all from IPv4
+   * sources, so no (v6) twin.
+   */
+  function expectedRules(h: string): string[] {
+    const admin = `${address(LB[0]!).split('.').slice(0, 3).join('.')}.1`;
+    const mon = address(MON);
+    const others = (members: string[]) => members.filter((m) => m !== h);
+    const mysqlFrom = [...new Set([...others(DB), ...others(WEB)])];
+    return [
+      `${P.ssh_port}/tcp ALLOW IN ${admin} # ssh from admin`,
+      ...(is(h, WEB) ? LB.map((l) => `${P.http_port}/tcp ALLOW IN ${address(l)} # http from load balancer`) : []),
+      ...(is(h, DB) ? mysqlFrom.map((m) => `${P.mysql_port}/tcp ALLOW IN ${address(m)} # mysql from database/app host`) : []),
+      ...(is(h, DB) ? others(WEB).map((w) => `${P.db_health_port}/tcp ALLOW IN ${address(w)} # db health agent from app host`) : []),
+      `${P.node_exporter_port}/tcp ALLOW IN ${mon} # node exporter from monitoring`,
+      ...(is(h, WEB) ? [`${P.nginx_exporter_port}/tcp ALLOW IN ${mon} # nginx exporter from monitoring`] : []),
+      ...(is(h, DB) ? [`${P.mysqld_exporter_port}/tcp ALLOW IN ${mon} # mysqld exporter from monitoring`] : []),
+    ];
+  }
 
-  test('ufw itself: enabled, deny incoming, exactly the computed rules in their order (nothing left over)', async () => {
-    const r = await onHost('web-01', 'ufw status verbose; ufw status numbered');
+  test.each([...new Set([WEB[0]!, PRIMARY])])('ufw itself on %s: enabled, deny incoming, exactly the computed rules in their order (nothing left over)', async (h) => {
+    const r = await onHost(h, 'ufw status verbose; ufw status numbered');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Status: active/m);
     expect(r.stdout).toMatch(/^Default: deny \(incoming\), allow \(outgoing\)/m);
@@ -164,19 +210,6 @@ describe('firewall matrix', () => {
       .filter((l) => /^\[\s*\d+\]/.test(l))
       .map((l) => l.replace(/^\[\s*\d+\]\s*/, '').replace(/\s+/g, ' ').trim());
     expect(rules.every((l) => /\b(ALLOW|DENY|LIMIT|REJECT)\b/.test(l)), rules.join('\n')).toBe(true);
-    // web-01 (web server, database primary): ssh from the admin, http from the LB, mysql and the database
-    // health agent from web-02,
-    // then the three exporters from monitoring; all from IPv4 sources, so no (v6) twin.
-    const admin = `${address('lb-01').split('.').slice(0, 3).join('.')}.1`;
-    const mon = address('mon-01');
-    expect(rules).toEqual([
-      `${P.ssh_port}/tcp ALLOW IN ${admin} # ssh from admin`,
-      `${P.http_port}/tcp ALLOW IN ${address('lb-01')} # http from load balancer`,
-      `${P.mysql_port}/tcp ALLOW IN ${address('web-02')} # mysql from database/app host`,
-      `${P.db_health_port}/tcp ALLOW IN ${address('web-02')} # db health agent from app host`,
-      `${P.node_exporter_port}/tcp ALLOW IN ${mon} # node exporter from monitoring`,
-      `${P.nginx_exporter_port}/tcp ALLOW IN ${mon} # nginx exporter from monitoring`,
-      `${P.mysqld_exporter_port}/tcp ALLOW IN ${mon} # mysqld exporter from monitoring`,
-    ]);
+    expect(rules).toEqual(expectedRules(h));
   });
 });

@@ -31,10 +31,9 @@ export interface FirstRun {
 
 /** A hash of every file that decides what a run does: the source, the playbooks, this inventory. */
 export function codeHash(): string {
-  const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z', 'src', 'playbooks', `inventory/${INVENTORY}.yml`], { cwd: ROOT, encoding: 'utf8' })
-    .split('\0')
-    .filter(Boolean)
-    .sort();
+  const listed = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z', 'src', 'playbooks'], { cwd: ROOT, encoding: 'utf8' }).split('\0');
+  // The inventory by name: a generated one (the split topology's) is git-ignored, and still decides the run.
+  const files = [...new Set([...listed, `inventory/${INVENTORY}.yml`])].filter(Boolean).sort();
   const h = createHash('sha256');
   for (const f of files) {
     const p = path.join(ROOT, f);

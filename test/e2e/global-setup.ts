@@ -8,11 +8,14 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { labUp } from '../../src/lab/index.ts';
 import { currentStamp, FIRST_RUN_FILE } from './first-run.ts';
-import { INSTANCE, provision } from './lab-env.ts';
+import { INSTANCE, INVENTORY, provision, ROOT, TOPOLOGY } from './lab-env.ts';
+import { SPLIT_HOSTS, writeSplitInventory } from './topology.ts';
 
 export default async function setup(): Promise<void> {
   // PROVISION_E2E_SUBNET: the subnet of an instance that is not up yet and has no default one.
-  await labUp({ name: INSTANCE, subnet: process.env.PROVISION_E2E_SUBNET || undefined });
+  // The split topology's database hosts are not reference hosts: asked for by name.
+  await labUp({ name: INSTANCE, subnet: process.env.PROVISION_E2E_SUBNET || undefined, ...(TOPOLOGY === 'split' ? { only: SPLIT_HOSTS } : {}) });
+  if (TOPOLOGY === 'split') writeSplitInventory(ROOT, INSTANCE, INVENTORY);
   if (process.env.PROVISION_E2E_SKIP_CONVERGE === '1') return;
   // An earlier run's record must not survive a failed converge of this one.
   rmSync(FIRST_RUN_FILE, { force: true });
@@ -38,6 +41,6 @@ export default async function setup(): Promise<void> {
     }),
   );
   const recap = r.events.find((e) => e.kind === 'recap');
-  process.stdout.write(`e2e setup: first converge of lab "${INSTANCE}" exited ${r.code} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  process.stdout.write(`e2e setup: first converge of lab "${INSTANCE}" (${TOPOLOGY}, inventory ${INVENTORY}) exited ${r.code} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   if (!recap) process.stdout.write(`e2e setup: no recap; stderr: ${r.stderr.slice(0, 2000)}\n`);
 }

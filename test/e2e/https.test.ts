@@ -16,9 +16,11 @@ import type { Facts } from '../../src/facts/index.ts';
 import { loadInventory } from '../../src/inventory/index.ts';
 import { renderTemplate } from '../../src/modules/index.ts';
 import { getRole } from '../../src/roles/index.ts';
-import { address, changedTasks, fromClient, hosts, INVENTORY, onHost, paths, provision } from './lab-env.ts';
+import { address, changedTasks, fromClient, group, INVENTORY, onHost, paths, provision } from './lab-env.ts';
 
 const DOMAIN = 'www.foobar.com';
+/** The load balancer the certificate is issued on (the first of its group, in either topology). */
+const LB_HOST = group('loadbalancers')[0]!;
 const dir = mkdtempSync(path.join(tmpdir(), 'provision-https-'));
 const rootCa = path.join(dir, 'pebble-root.pem');
 let lb: string;
@@ -53,7 +55,7 @@ async function servedBy(n: number): Promise<string[]> {
 /** HAProxy's own view of its backends, through the admin socket (python3: the host has no socat). */
 async function backendStates(): Promise<Record<string, string>> {
   const py = "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); s.sendall(b'show stat\\n'); print(b''.join(iter(lambda: s.recv(65536), b'')).decode())";
-  const r = await onHost('lb-01', `python3 -c "${py}"`);
+  const r = await onHost(LB_HOST, `python3 -c "${py}"`);
   expect(r.code, r.stderr).toBe(0);
   const states: Record<string, string> = {};
   for (const line of r.stdout.split('\n')) {
@@ -72,8 +74,8 @@ async function waitUntil(what: string, ok: () => Promise<boolean>, attempts = 60
 }
 
 beforeAll(() => {
-  lb = address('lb-01');
-  webs = Object.keys(hosts()).filter((h) => h.startsWith('web-')).sort();
+  lb = address(LB_HOST);
+  webs = group('webservers');
   // Pebble makes a new root at every start: the one the site must chain to is the one it serves now.
   const p = paths();
   const pem = execFileSync('curl', ['-sS', '--max-time', '10', '--cacert', p.pebbleCa, p.pebbleRootsUrl], { encoding: 'utf8' });
@@ -177,10 +179,10 @@ describe('load balancing to the web servers', () => {
 describe('between the load balancer and the web servers', () => {
   it('carries HTTP or TLS as backend_tls says (TLS: a plain request to a web server is refused)', async () => {
     // TLS unless the inventory turns it off (the default is on: docs/edge.md).
-    const backendTls = loadInventory(INVENTORY).hosts.get('lb-01')!.vars.backend_tls !== false;
+    const backendTls = loadInventory(INVENTORY).hosts.get(LB_HOST)!.vars.backend_tls !== false;
     const w = webs[0]!;
     const py = `import urllib.request as u, urllib.error as e\ntry: print(u.urlopen(u.Request('http://${address(w)}/health', headers={'Host': '${DOMAIN}'})).status)\nexcept e.HTTPError as x: print(x.code)`;
-    const r = await onHost('lb-01', `printf '%b' "${py}" | python3 -`);
+    const r = await onHost(LB_HOST, `printf '%b' "${py}" | python3 -`);
     expect(r.code, r.stderr).toBe(0);
     // nginx answers plain HTTP on a TLS port with 400; without backend_tls the app's health is 200.
     expect(r.stdout.trim()).toBe(backendTls ? '400' : '200');
@@ -195,14 +197,14 @@ describe('certificate lifecycle', () => {
       return r.stdout.trim();
     };
     const before = await serial();
-    const timer = await onHost('lb-01', 'systemctl is-enabled certbot.timer && systemctl is-active certbot.timer');
+    const timer = await onHost(LB_HOST, 'systemctl is-enabled certbot.timer && systemctl is-active certbot.timer');
     expect(timer.stdout.split('\n').filter(Boolean)).toEqual(['enabled', 'active']);
     // What the timer's certbot.service runs, with the environment its drop-in gives it.
-    const renew = await onHost('lb-01', 'env $(systemctl show -p Environment --value certbot.service) certbot renew --force-renewal --no-random-sleep-on-renew -q', 300_000);
+    const renew = await onHost(LB_HOST, 'env $(systemctl show -p Environment --value certbot.service) certbot renew --force-renewal --no-random-sleep-on-renew -q', 300_000);
     expect(renew.code, renew.stderr).toBe(0);
     const after = await serial();
     expect(after).not.toBe(before);
-    const pem = await onHost('lb-01', `stat -c '%a %U' /etc/haproxy/certs/${DOMAIN}.pem`);
+    const pem = await onHost(LB_HOST, `stat -c '%a %U' /etc/haproxy/certs/${DOMAIN}.pem`);
     expect(pem.stdout.trim()).toBe('600 root');
     // Still trusted, still the domain.
     expect((await get('/')).status).toBe(200);
@@ -224,7 +226,7 @@ describe('HAProxy configuration', () => {
   /** The haproxy role's config for lb-01 as the converge would render it. */
   function renderedConfig(): { text: string; certPath: string } {
     const inventory = loadInventory(INVENTORY);
-    const host = inventory.hosts.get('lb-01')!;
+    const host = inventory.hosts.get(LB_HOST)!;
     const role = getRole('haproxy')!;
     const vars = roleVars('haproxy', host, { vars: {} } as unknown as Play);
     const tasks = role.tasks({
@@ -242,7 +244,7 @@ describe('HAProxy configuration', () => {
 
   async function haproxyCheck(text: string): Promise<{ code: number; out: string }> {
     const b64 = Buffer.from(text).toString('base64');
-    const r = await onHost('lb-01', `f=$(mktemp); echo ${b64} | base64 -d > "$f"; haproxy -c -f "$f"; c=$?; rm -f "$f"; exit $c`);
+    const r = await onHost(LB_HOST, `f=$(mktemp); echo ${b64} | base64 -d > "$f"; haproxy -c -f "$f"; c=$?; rm -f "$f"; exit $c`);
     return { code: r.code, out: r.stdout + r.stderr };
   }
 
@@ -252,7 +254,7 @@ describe('HAProxy configuration', () => {
     for (const w of webs) expect(text).toContain(`server ${w} ${address(w)}:80`);
     const ok = await haproxyCheck(text);
     expect(ok.code, ok.out).toBe(0);
-    const live = await onHost('lb-01', 'cat /etc/haproxy/haproxy.cfg');
+    const live = await onHost(LB_HOST, 'cat /etc/haproxy/haproxy.cfg');
     expect(live.stdout).toBe(text);
   });
 

@@ -1,15 +1,20 @@
 /**
  * What end-to-end tests share: which lab instance and inventory they run against, and a way to
- * run the real CLI. PROVISION_E2E_INSTANCE picks a lab instance (default: "default"), whose
- * inventory is inventory/lab.yml (default) or inventory/<instance>.yml.
+ * run the real CLI. PROVISION_E2E_INSTANCE picks a lab instance (default: "default");
+ * PROVISION_E2E_TOPOLOGY the site on it (topology.ts): `site` (default), whose inventory is
+ * inventory/lab.yml (default instance) or inventory/<instance>.yml, or `split` (inventory/prod-split.yml
+ * made into inventory/e2e-split-<instance>.yml by the global setup).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { loadInventory } from '../../src/inventory/index.ts';
 import { hostExec, inClient, labHosts, labPaths } from '../../src/lab/index.ts';
+import { inventoryName, topologyFrom } from './topology.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const INSTANCE = process.env.PROVISION_E2E_INSTANCE ?? 'default';
-export const INVENTORY = INSTANCE === 'default' ? 'lab' : INSTANCE;
+export const TOPOLOGY = topologyFrom(process.env.PROVISION_E2E_TOPOLOGY);
+export const INVENTORY = inventoryName(TOPOLOGY, INSTANCE);
 export const paths = () => labPaths(INSTANCE);
 export const hosts = () => labHosts(INSTANCE);
 export const address = (host: string) => {
@@ -17,6 +22,25 @@ export const address = (host: string) => {
   if (!a) throw new Error(`lab ${INSTANCE} has no host ${host}`);
   return a;
 };
+
+let groupsOfInventory: Map<string, string[]> | undefined;
+/**
+ * The hosts of an inventory group (with its child groups), in inventory order: the tests name hosts by
+ * what they are (webservers, db_primary, databases…), so one file judges every topology. Throws on an
+ * empty group, so that a test cannot pass by checking nobody.
+ */
+export function group(name: string): string[] {
+  groupsOfInventory ??= loadInventory(INVENTORY).groups;
+  const members = groupsOfInventory.get(name) ?? [];
+  if (!members.length) throw new Error(`inventory ${INVENTORY} has no host in group ${name}`);
+  return [...members];
+}
+/** The one host of a group that has exactly one (db_primary, db_replica in the lab's sites). */
+export function only(name: string): string {
+  const members = group(name);
+  if (members.length !== 1) throw new Error(`inventory ${INVENTORY}: group ${name} has ${members.length} hosts (${members.join(', ')}), the test expects one`);
+  return members[0]!;
+}
 
 export interface CliResult {
   code: number;

@@ -4,14 +4,18 @@
  */
 import { describe, expect, test } from 'vitest';
 import { SHARED_DEFAULTS as P } from '../../src/roles/shared.ts';
-import { address, onHost } from './lab-env.ts';
+import { address, group, onHost, only } from './lab-env.ts';
 
-const WEB = ['web-01', 'web-02'];
-const ALL = ['lb-01', ...WEB, 'mon-01'];
+// By group: the 3-host site and the split topology (databases on hosts of their own) alike.
+const LB = group('loadbalancers');
+const WEB = group('webservers');
+const DB = group('databases');
+const MON = only('monitoring');
+const ALL = group('all');
 
 /** GET a URL from mon-01 (where the firewall lets the scrapes through). */
 async function fromMonitoring(url: string): Promise<string> {
-  const r = await onHost('mon-01', `curl -sS --fail --max-time 5 '${url}'`, 30_000);
+  const r = await onHost(MON, `curl -sS --fail --max-time 5 '${url}'`, 30_000);
   if (r.code !== 0) throw new Error(`GET ${url} from mon-01: exit ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;
 }
@@ -22,15 +26,15 @@ function sample(metrics: string, name: string): number | undefined {
   return line === undefined ? undefined : Number(line.trim().split(/\s+/).at(-1));
 }
 
-describe('exporters, scraped from mon-01', () => {
+describe('exporters, scraped from the monitoring host', () => {
   test.each(ALL)('node exporter on %s', async (h) => {
     const m = await fromMonitoring(`http://${address(h)}:${P.node_exporter_port}/metrics`);
     expect(sample(m, 'node_exporter_build_info')).toBe(1);
     expect(sample(m, 'node_load1')).toBeGreaterThanOrEqual(0);
   });
 
-  test("HAProxy's built-in exporter on lb-01", async () => {
-    const m = await fromMonitoring(`http://${address('lb-01')}:${P.haproxy_exporter_port}/metrics`);
+  test.each(LB)("HAProxy's built-in exporter on %s", async (h) => {
+    const m = await fromMonitoring(`http://${address(h)}:${P.haproxy_exporter_port}/metrics`);
     expect(sample(m, 'haproxy_process_nbthread')).toBeGreaterThanOrEqual(1);
     expect(m).toMatch(/^haproxy_process_start_time_seconds \d/m);
   });
@@ -41,7 +45,7 @@ describe('exporters, scraped from mon-01', () => {
     expect(sample(m, 'nginx_connections_active')).toBeGreaterThanOrEqual(1); // the exporter's own scrape
   });
 
-  test.each(WEB)('mysqld exporter on %s is logged in to MySQL', async (h) => {
+  test.each(DB)('mysqld exporter on %s is logged in to MySQL', async (h) => {
     const m = await fromMonitoring(`http://${address(h)}:${P.mysqld_exporter_port}/metrics`);
     expect(sample(m, 'mysql_up')).toBe(1);
     expect(sample(m, 'mysql_global_status_uptime')).toBeGreaterThan(0);
@@ -55,13 +59,13 @@ describe('exporters listen on the private address only', () => {
     expect(locals).toEqual([`${address(h)}:${P.node_exporter_port}`]);
   });
 
-  test('the mysqld exporter credentials are readable by its user only', async () => {
-    const r = await onHost('web-01', 'stat -c "%a %U" /etc/prometheus/mysqld-exporter.cnf');
+  test.each(DB)('the mysqld exporter credentials on %s are readable by its user only', async (h) => {
+    const r = await onHost(h, 'stat -c "%a %U" /etc/prometheus/mysqld-exporter.cnf');
     expect(r.stdout.trim()).toBe('600 prometheus');
   });
 });
 
-describe('Prometheus on mon-01', () => {
+describe('Prometheus on the monitoring host', () => {
   interface Target {
     labels: Record<string, string>;
     scrapeUrl: string;
@@ -70,15 +74,15 @@ describe('Prometheus on mon-01', () => {
   }
 
   const expected = [
-    'prometheus/mon-01',
+    `prometheus/${MON}`,
     ...ALL.map((h) => `node/${h}`),
-    'haproxy/lb-01',
+    ...LB.map((h) => `haproxy/${h}`),
     ...WEB.map((h) => `nginx/${h}`),
-    ...WEB.map((h) => `mysqld/${h}`),
+    ...DB.map((h) => `mysqld/${h}`),
   ].sort();
 
   test('lists every exporter of the inventory as a target, all healthy', async () => {
-    const url = `http://${address('mon-01')}:${P.prometheus_port}/api/v1/targets?state=active`;
+    const url = `http://${address(MON)}:${P.prometheus_port}/api/v1/targets?state=active`;
     // A target is "unknown" until its first scrape: poll for at most a few scrape intervals (15 s).
     const deadline = Date.now() + 60_000;
     let targets: Target[] = [];
@@ -97,8 +101,8 @@ describe('Prometheus on mon-01', () => {
   });
 
   test('answers only on its private address', async () => {
-    const r = await onHost('mon-01', `curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://127.0.0.1:${P.prometheus_port}/-/ready`);
+    const r = await onHost(MON, `curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://127.0.0.1:${P.prometheus_port}/-/ready`);
     expect(r.stdout).toBe('000');
-    expect(await fromMonitoring(`http://${address('mon-01')}:${P.prometheus_port}/-/ready`)).toMatch(/Ready/);
+    expect(await fromMonitoring(`http://${address(MON)}:${P.prometheus_port}/-/ready`)).toMatch(/Ready/);
   });
 });

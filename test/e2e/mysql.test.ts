@@ -1,8 +1,10 @@
 /**
  * MySQL primary/replica and the application on the converged site. Both access paths are used:
  * the hosts' own client over SSH (onHost), and mysql2 from this machine through an SSH tunnel
- * (SshConnection.forward) — so the app user, its password and the address-bound grants are
- * exercised exactly as the app uses them.
+ * (SshConnection.forward) from a web server — so the app user, its password and the address-bound
+ * grants are exercised exactly as the app uses them. The hosts come from the inventory's groups
+ * (db_primary, db_replica, webservers): on the 3-host site the web servers are the databases, in the
+ * split topology the databases are hosts of their own and the app reaches them over the network.
  *
  * PROVISION_E2E_PLAYBOOK picks the playbook converged again here (default: the site playbook).
  */
@@ -12,11 +14,13 @@ import { loadInventory, type Host, type Inventory } from '../../src/inventory/in
 import { SshConnection } from '../../src/transport/index.js';
 import { Secret } from '../../src/util/secrets.js';
 import { caBundle, loadCa, pkiDirFor } from '../../src/pki/index.js';
-import { changedTasks, INVENTORY, onHost, provision, type CliResult } from './lab-env.js';
+import { changedTasks, group, INVENTORY, onHost, only, provision, type CliResult } from './lab-env.js';
 
 const PLAYBOOK = process.env.PROVISION_E2E_PLAYBOOK;
-const PRIMARY = 'web-01';
-const REPLICA = 'web-02';
+const PRIMARY = only('db_primary');
+const REPLICA = only('db_replica');
+/** Where the app runs: the first writes, the second reads back (each through its own database endpoint). */
+const [WRITER, READER] = group('webservers') as [string, string];
 
 let inventory: Inventory;
 const connections: SshConnection[] = [];
@@ -38,9 +42,12 @@ function appPassword(): string {
   return pw.reveal();
 }
 
-/** A mysql2 connection to a host's MySQL, tunnelled through that host's SSH (the server sees the host's own address). */
+/** The web server a tunnel to a database host goes through: the host itself when it is one (the app's grants are for web servers). */
+const tunnelHost = (name: string) => (group('webservers').includes(name) ? name : WRITER);
+
+/** A mysql2 connection to a host's MySQL, tunnelled through a web server's SSH (the server sees that web server's address). */
 async function tunnelledMysql(name: string): Promise<mysql.Connection> {
-  const ssh = await SshConnection.connect(host(name));
+  const ssh = await SshConnection.connect(host(tunnelHost(name)));
   connections.push(ssh);
   const stream = await ssh.forward(privateAddr(name), 3306);
   // The servers accept TLS only (docs/database.md): verified against the inventory's internal CA, as the app does.
@@ -117,7 +124,7 @@ describe('MySQL replication', () => {
     const replica = await tunnelledMysql(REPLICA);
     try {
       const [rows] = await replica.query('SELECT @@read_only AS ro, CURRENT_USER() AS who');
-      expect((rows as Array<{ ro: number; who: string }>)[0]).toEqual({ ro: 1, who: `${appUser()}@${privateAddr(REPLICA)}` });
+      expect((rows as Array<{ ro: number; who: string }>)[0]).toEqual({ ro: 1, who: `${appUser()}@${privateAddr(tunnelHost(REPLICA))}` });
       await expect(replica.query("INSERT INTO notes (body, host) VALUES ('must not land', 'e2e')")).rejects.toMatchObject({ errno: 1290 });
     } finally {
       await replica.end();
@@ -161,25 +168,25 @@ describe('MySQL replication', () => {
 });
 
 describe('the application', () => {
-  test('a note posted to web-01 (written on the primary) is read back by web-02 from the replica', async () => {
-    const posted = await appRequest(PRIMARY, 'POST', '/api/notes', 'written through web-01');
+  test('a note posted to one web server (written on the primary) is read back by the other from the replica', async () => {
+    const posted = await appRequest(WRITER, 'POST', '/api/notes', `written through ${WRITER}`);
     expect(posted.status).toBe(201);
-    expect(posted.json.host).toBe(PRIMARY);
+    expect(posted.json.host).toBe(WRITER);
     const id = posted.json.id as number;
     expect(id).toBeGreaterThan(0);
-    let got = await appRequest(REPLICA, 'GET', `/api/notes/${id}`);
+    let got = await appRequest(READER, 'GET', `/api/notes/${id}`);
     for (let i = 0; i < 30 && got.status === 404; i++) {
       await new Promise((r) => setTimeout(r, 1000));
-      got = await appRequest(REPLICA, 'GET', `/api/notes/${id}`);
+      got = await appRequest(READER, 'GET', `/api/notes/${id}`);
     }
     expect(got.status).toBe(200);
-    // Read through web-02's database endpoint (127.0.0.3), which reads from the replica.
-    expect(got.json).toMatchObject({ id, body: 'written through web-01', written_by: PRIMARY, host: REPLICA, read_host: '127.0.0.3' });
-    expect((await appRequest(REPLICA, 'GET', '/api/notes/999999999')).status).toBe(404);
+    // Read through the reader's database endpoint (127.0.0.3), which reads from the replica.
+    expect(got.json).toMatchObject({ id, body: `written through ${WRITER}`, written_by: WRITER, host: READER, read_host: '127.0.0.3' });
+    expect((await appRequest(READER, 'GET', '/api/notes/999999999')).status).toBe(404);
   });
 
   test('GET / names the web server that answered; /health answers 200', async () => {
-    for (const h of [PRIMARY, REPLICA]) {
+    for (const h of [WRITER, READER]) {
       const page = await appRequest(h, 'GET', '/');
       expect(page.status).toBe(200);
       expect(page.json.host).toBe(h);
@@ -190,7 +197,7 @@ describe('the application', () => {
   });
 
   test('the app runs as its own user with the hardened unit, its environment (the database password) readable by it only', async () => {
-    const r = await onHost(PRIMARY, 'systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p CapabilityBoundingSet app.service; stat -c "%a %U %G" /opt/app/shared/env');
+    const r = await onHost(WRITER, 'systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p CapabilityBoundingSet app.service; stat -c "%a %U %G" /opt/app/shared/env');
     expect(r.stdout).toContain('User=app');
     expect(r.stdout).toContain('NoNewPrivileges=yes');
     expect(r.stdout).toContain('ProtectSystem=strict');

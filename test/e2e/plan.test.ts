@@ -8,7 +8,14 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { changeLines, changeLinesFromEvents, type PlanFile } from '../../src/plan/plan.ts';
 import { firstRun } from './first-run.ts';
-import { onHost, provision } from './lab-env.ts';
+import { group, onHost, only, provision } from './lab-env.ts';
+
+// Hosts by what they are, so the same scenarios run on the 3-host site and the split topology.
+const ALL = group('all');
+const LB = group('loadbalancers')[0]!;
+const WEB = group('webservers');
+const MON = only('monitoring');
+const REPLICA = only('db_replica');
 
 function planned(plan: PlanFile): Record<string, string[]> {
   return Object.fromEntries(Object.entries(plan.hosts).map(([h, p]) => [h, changeLines(p)]).filter(([, l]) => l.length > 0));
@@ -124,7 +131,7 @@ async function snapshot(): Promise<string[]> {
     "systemctl list-unit-files --type=service --no-legend | awk '{print $1,$2}'; " +
     'ufw status verbose 2>/dev/null; ' +
     "if command -v mysql >/dev/null; then mysql -N -e 'select user,host from mysql.user order by 1,2' 2>/dev/null; fi";
-  return Promise.all(['lb-01', 'web-01', 'web-02', 'mon-01'].map(async (h) => (await onHost(h, cmd, 120_000)).stdout));
+  return Promise.all(ALL.map(async (h) => (await onHost(h, cmd, 120_000)).stdout));
 }
 
 describe('plans match reality on the lab', () => {
@@ -139,7 +146,7 @@ describe('plans match reality on the lab', () => {
     const want = expectations(plan);
     const { mismatches, counts } = await readBack(want);
     // The fresh plan installs the site: a reading that found no file content, package or unit checked nothing.
-    expect(Object.keys(want).sort()).toEqual(['lb-01', 'mon-01', 'web-01', 'web-02']);
+    expect(Object.keys(want).sort()).toEqual([...ALL].sort());
     for (const kind of ['file sha256', 'package installed', 'unit active', 'unit enabled']) expect(counts[kind] ?? 0, kind).toBeGreaterThan(0);
     expect(counts['file sha256']).toBeGreaterThan(10);
     expect(mismatches).toEqual([]);
@@ -158,11 +165,11 @@ describe('plans match reality on the lab', () => {
   });
 
   it.each([
-    ['a config file edited by hand', 'lb-01', 'echo "# edited by hand" >> /etc/haproxy/haproxy.cfg'],
-    ['a service stopped', 'web-02', 'systemctl stop prometheus-node-exporter'],
-    ['a package removed', 'mon-01', 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q curl'],
-    ['a firewall rule deleted', 'lb-01', 'ufw delete allow 443/tcp'],
-    ['the replica stopped', 'web-02', 'mysql -e "STOP SLAVE"'],
+    ['a config file edited by hand', LB, 'echo "# edited by hand" >> /etc/haproxy/haproxy.cfg'],
+    ['a service stopped', WEB.at(-1)!, 'systemctl stop prometheus-node-exporter'],
+    ['a package removed', MON, 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q curl'],
+    ['a firewall rule deleted', LB, 'ufw delete allow 443/tcp'],
+    ['the replica stopped', REPLICA, 'mysql -e "STOP SLAVE"'],
   ])('%s: the plan lists exactly what the run then changes', async (_name, host, breakIt) => {
     try {
       const broke = await onHost(host, breakIt);
@@ -187,23 +194,23 @@ describe('plans match reality on the lab', () => {
 
   it('apply refuses a host that drifted after the plan, applies the others, and --all-or-nothing applies none', async () => {
     try {
-    await onHost('lb-01', 'echo "# drift 1" >> /etc/haproxy/haproxy.cfg');
-    await onHost('web-01', 'systemctl stop prometheus-node-exporter');
+    await onHost(LB, 'echo "# drift 1" >> /etc/haproxy/haproxy.cfg');
+    await onHost(WEB[0]!, 'systemctl stop prometheus-node-exporter');
     const planFile = `/tmp/provision-e2e/apply-plan.json`;
     expect((await provision(['plan', '--out', planFile])).code).toBe(2);
-    await onHost('web-01', 'systemctl start prometheus-node-exporter; systemctl stop nginx');
+    await onHost(WEB[0]!, 'systemctl start prometheus-node-exporter; systemctl stop nginx');
     const none = await provision(['apply', planFile, '--all-or-nothing']);
     expect(none.code).toBe(5);
-    expect(none.stderr).toContain('web-01: refused');
-    expect((await onHost('lb-01', 'tail -1 /etc/haproxy/haproxy.cfg')).stdout).toContain('# drift 1');
+    expect(none.stderr).toContain(`${WEB[0]!}: refused`);
+    expect((await onHost(LB, 'tail -1 /etc/haproxy/haproxy.cfg')).stdout).toContain('# drift 1');
     const some = await provision(['apply', planFile]);
     expect(some.code).toBe(5);
-    expect((await onHost('lb-01', 'tail -1 /etc/haproxy/haproxy.cfg')).stdout).not.toContain('# drift 1');
-    expect((await onHost('web-01', 'systemctl is-active nginx')).stdout.trim()).not.toBe('active');
-      expect((await provision(['--json'])).code).toBe(2); // converges web-01 again
+    expect((await onHost(LB, 'tail -1 /etc/haproxy/haproxy.cfg')).stdout).not.toContain('# drift 1');
+    expect((await onHost(WEB[0]!, 'systemctl is-active nginx')).stdout.trim()).not.toBe('active');
+      expect((await provision(['--json'])).code).toBe(2); // converges the web server again
       expect((await provision(['--json'])).code).toBe(0);
     } finally {
-      await onHost('web-01', 'systemctl start nginx prometheus-node-exporter');
+      await onHost(WEB[0]!, 'systemctl start nginx prometheus-node-exporter');
       await provision(['--json']);
     }
   });

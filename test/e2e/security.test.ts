@@ -6,10 +6,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { INSTANCE, INVENTORY, address, fromClient, onHost, paths, provision, ROOT } from './lab-env.ts';
+import { INSTANCE, INVENTORY, address, fromClient, group, onHost, paths, provision, ROOT, TOPOLOGY } from './lab-env.ts';
 
-/** The default lab's figures are the README's; another instance keeps its own. */
-const FIGURES = `/tmp/provision-e2e/${INSTANCE === 'default' ? '' : `${INSTANCE}-`}security.json`;
+/** The default lab's figures are the README's; another instance or topology keeps its own. */
+const FIGURES = `/tmp/provision-e2e/${INSTANCE === 'default' && TOPOLOGY === 'site' ? '' : `${INSTANCE}-${TOPOLOGY}-`}security.json`;
 const figures: Record<string, unknown> = {};
 function record(key: string, value: unknown) {
   figures[key] = value;
@@ -17,7 +17,9 @@ function record(key: string, value: unknown) {
   writeFileSync(FIGURES, JSON.stringify(figures, null, 2));
 }
 
-const HOSTS = ['lb-01', 'web-01', 'web-02', 'mon-01'];
+// Every host of the inventory, whichever topology; the load balancers are the only ones the internet reaches.
+const HOSTS = group('all');
+const LB = group('loadbalancers');
 
 /**
  * The lynis hardening index the README promises on every host ("lynis hardening index **≥ N**"): the
@@ -44,7 +46,7 @@ describe('security scans of the converged site', () => {
     const json = '/tmp/provision-e2e/testssl.json';
     rmSync(json, { force: true });
     const t = await fromClient(
-      ['testssl', '--quiet', '--color', '0', '--warnings', 'off', '-p', '-s', '-S', '-h', '-U', '--add-ca', root, '--ip', address('lb-01'), '--jsonfile', json, 'https://www.foobar.com/'],
+      ['testssl', '--quiet', '--color', '0', '--warnings', 'off', '-p', '-s', '-S', '-h', '-U', '--add-ca', root, '--ip', address(LB[0]!), '--jsonfile', json, 'https://www.foobar.com/'],
       840_000,
     );
     expect(existsSync(json), `testssl wrote no report (exit ${t.code}): ${t.stdout.slice(-1500)}${t.stderr.slice(-500)}`).toBe(true);
@@ -62,7 +64,7 @@ describe('security scans of the converged site', () => {
     const weakCiphers = ['NULL-SHA256', 'AES128-SHA', 'AES256-SHA', 'DES-CBC3-SHA', 'RC4-SHA', 'ECDHE-RSA-AES128-SHA', 'ECDHE-ECDSA-AES128-SHA'];
     const accepted: string[] = [];
     for (const c of weakCiphers) {
-      const h = await fromClient(['sh', '-c', `echo | timeout 10 openssl s_client -connect ${address('lb-01')}:443 -servername www.foobar.com -tls1_2 -cipher ${c} 2>&1`], 30_000);
+      const h = await fromClient(['sh', '-c', `echo | timeout 10 openssl s_client -connect ${address(LB[0]!)}:443 -servername www.foobar.com -tls1_2 -cipher ${c} 2>&1`], 30_000);
       if (/Cipher is (?!\(NONE\))/.test(h.stdout) && !/handshake failure|no cipher/i.test(h.stdout)) accepted.push(c);
     }
     const severities: Record<string, number> = {};
@@ -84,7 +86,7 @@ describe('security scans of the converged site', () => {
 
   it('nmap from outside: exactly the intended ports are open per host', async () => {
     const ports = '22,80,443,3000,3306,8080,8405,9090,9100,9104,9113,9200';
-    const expected: Record<string, string[]> = { 'lb-01': ['80', '443'], 'web-01': [], 'web-02': [], 'mon-01': [] };
+    const expected: Record<string, string[]> = Object.fromEntries(HOSTS.map((h) => [h, LB.includes(h) ? ['80', '443'] : []]));
     const seen: Record<string, string[]> = {};
     for (const host of HOSTS) {
       const r = await fromClient(['nmap', '-Pn', '-n', '-T4', '--max-retries', '1', '--host-timeout', '60s', '-p', ports, '-oG', '-', address(host)], 120_000);
