@@ -70,6 +70,9 @@ export interface Connection {
   close(): void;
 }
 
+/** Long-lived readers per connection (channel.ts); further identities go by exec. */
+const MAX_READERS = 2;
+
 /** A dead link is detected after KEEPALIVE_MS × (KEEPALIVE_COUNT_MAX + 1) without an answer (20 s). */
 const KEEPALIVE_MS = 5000;
 const KEEPALIVE_COUNT_MAX = 3;
@@ -291,6 +294,9 @@ export class SshConnection implements Connection {
     let shell = this.#shells.get(identity);
     if (shell?.busy) return undefined;
     if (!shell || shell.dead) {
+      // Each reader holds one of the host's sessions (sshd's MaxSessions, 10 by default, 4 in our
+      // hardened sshd) for the whole connection: a third identity goes by exec, which gives it back.
+      if ([...this.#shells.values()].filter((s) => !s.dead).length >= MAX_READERS) return undefined;
       shell = new PersistentShell(mode, becomeUser, this.#becomePassword, 3 * c.connectTimeoutMs, (cmd) => this.openChannel(cmd));
       this.#shells.set(identity, shell);
     }
