@@ -70,6 +70,40 @@ function findEnd(buf: Buffer, nonce: string): { at: number; code: number } | und
   return { at, code: Number(buf.subarray(at + head.length, nl).toString('ascii')) };
 }
 
+/** Longer than any end line (`@@provision-end-` + 24 hex + ` ` + code + newline). */
+const END_LINE_MAX = 64;
+
+/**
+ * One stream's bytes for one command, and where its end line is. Each chunk is searched once, with the
+ * tail of the one before (an end line split over two chunks), never the whole output again: a command
+ * that prints a lot costs linear time.
+ */
+class EndScan {
+  readonly #chunks: Buffer[] = [];
+  #length = 0;
+  #tail = Buffer.alloc(0);
+  end: { at: number; code: number } | undefined;
+
+  constructor(private readonly nonce: string | undefined) {}
+
+  push(d: Buffer): void {
+    if (this.nonce === undefined || this.end) return;
+    const window = this.#tail.length ? Buffer.concat([this.#tail, d]) : d;
+    const base = this.#length - this.#tail.length;
+    this.#chunks.push(d);
+    this.#length += d.length;
+    const found = findEnd(window, this.nonce);
+    if (found) this.end = { at: base + found.at, code: found.code };
+    else this.#tail = Buffer.from(window.subarray(Math.max(0, window.length - END_LINE_MAX)));
+  }
+
+  /** What the command wrote, up to its end line. */
+  text(): string {
+    const all = Buffer.concat(this.#chunks);
+    return (this.end ? all.subarray(0, this.end.at) : all).toString('utf8');
+  }
+}
+
 /**
  * The reader over one channel. `open` is given the reader's command line and returns the channel
  * (an ssh2 exec). One command at a time (`busy`); after any failure the shell is `dead` and its owner
@@ -83,8 +117,11 @@ export class PersistentShell {
   #started = false;
   #dead = false;
   #busy = false;
-  #out: Buffer[] = [];
-  #err: Buffer[] = [];
+  /** The running command's streams; between commands, a scan without a nonce that drops what comes (late output). */
+  #out = new EndScan(undefined);
+  #err = new EndScan(undefined);
+  /** stderr before the reader announced itself: sudo's prompt, lecture, errors. */
+  #preStart: Buffer[] = [];
   #listener: (() => void) | undefined;
   #closed = false;
   #asked = 0;
@@ -145,15 +182,16 @@ export class PersistentShell {
             this.notify();
           });
           ch.onStderr((d) => {
-            this.#err.push(d);
-            if (!this.#started) {
+            if (this.#started) this.#err.push(d);
+            else {
               // Before the reader runs only sudo writes here: its prompt, its lecture, its errors.
-              const text = Buffer.concat(this.#err);
+              this.#preStart.push(d);
+              const text = Buffer.concat(this.#preStart);
               const at = text.indexOf(startedLine);
               if (at >= 0) {
                 this.#started = true;
                 clearTimeout(handshake);
-                this.#err = [text.subarray(at + startedLine.length)];
+                this.#err.push(text.subarray(at + startedLine.length));
                 if (waitForStart) resolve(ch);
               } else if (this.mode === 'prompt') {
                 let seen = 0;
@@ -209,7 +247,7 @@ export class PersistentShell {
           resolve();
         }, controllerMs);
       });
-      const pre = () => Buffer.concat(this.#err).toString('utf8');
+      const pre = () => Buffer.concat(this.#preStart).toString('utf8');
       // Never a byte of the frame before sudo let the reader through: sudo -S reads the password from this stdin.
       const ch = await Promise.race([this.start(), bound.then(() => undefined)]);
       if (stuck) return { kind: 'stuck' };
@@ -219,30 +257,19 @@ export class PersistentShell {
         return { kind: 'not-started', stderr: pre() };
       }
       if (this.#closed) return { kind: 'not-started', stderr: '' };
-      // What came after the last command's end markers (a background process's late output) is not this
-      // command's; before the reader started, stderr is sudo's and is cut at the started marker.
-      this.#out = [];
-      if (this.#started) this.#err = [];
+      // What came after the last command's end markers (a background process's late output) was dropped.
+      const out = (this.#out = new EndScan(nonce));
+      const err = (this.#err = new EndScan(nonce));
       ch.write(frame(nonce, script, stdin));
       const outcome = await new Promise<ShellOutcome>((resolve) => {
         const check = () => {
-          const out = Buffer.concat(this.#out);
-          const err = Buffer.concat(this.#err);
-          this.#out = [out];
-          this.#err = [err];
           if (stuck) return resolve({ kind: 'stuck' });
-          const o = findEnd(out, nonce);
-          const e = findEnd(err, nonce);
-          if (o && e) {
-            this.#out = [out.subarray(out.indexOf(0x0a, o.at) + 1)];
-            this.#err = [err.subarray(err.indexOf(0x0a, e.at) + 1)];
-            return resolve({ kind: 'done', stdout: out.subarray(0, o.at).toString('utf8'), stderr: err.subarray(0, e.at).toString('utf8'), code: o.code });
-          }
+          if (out.end && err.end) return resolve({ kind: 'done', stdout: out.text(), stderr: err.text(), code: out.end.code });
           if (this.#closed) {
             this.#dead = true;
             // The reader never started (sudo -n refused): the frame was dropped unread, nothing ran.
-            if (!this.#started) return resolve({ kind: 'not-started', stderr: err.toString('utf8') });
-            resolve({ kind: 'lost', stdout: (o ? out.subarray(0, o.at) : out).toString('utf8'), stderr: (e ? err.subarray(0, e.at) : err).toString('utf8') });
+            if (!this.#started) return resolve({ kind: 'not-started', stderr: pre() });
+            resolve({ kind: 'lost', stdout: out.text(), stderr: err.text() });
           }
         };
         this.#listener = check;
@@ -252,6 +279,8 @@ export class PersistentShell {
       this.#listener = undefined;
       return outcome;
     } finally {
+      this.#out = new EndScan(undefined);
+      this.#err = new EndScan(undefined);
       clearTimeout(timer);
       this.#busy = false;
     }

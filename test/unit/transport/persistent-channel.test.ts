@@ -43,6 +43,8 @@ const CASES: { command: string; stdin?: string | Buffer }[] = [
   { command: 'read -r line; echo "got $line"; exit 0', stdin: 'one line\nand more\n' },
   { command: 'echo out; echo err >&2; false' },
   { command: 'echo "trailing newlines"; printf "\\n\\n\\n"' },
+  // Many chunks (searched once each, an end line split over two of them), on both streams.
+  { command: 'yes abcdefghij | head -c 3000000; yes err | head -c 500000 >&2' },
 ];
 
 describe('persistent channel: the same results as exec, over one channel', () => {
