@@ -8,14 +8,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import ssh2 from 'ssh2';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/inventory/index.ts';
 import { hostExec, labDown, labUp } from '../../src/lab/index.ts';
 import { CommandTimeoutError, SshConnection } from '../../src/transport/index.ts';
 import { provision } from '../e2e/lab-env.ts';
 import { recap, writeInventory, writePlaybook } from './faults-helpers.ts';
+import { bothStreamsPastTheWindow } from '../unit/helpers/window-stall.ts';
 
-const NAME = 'k5c';
+const NAME = 'k6c';
 const PREFIX = '10.97.0';
 let dir: string;
 let inv: string;
@@ -28,7 +31,7 @@ async function connect(channel: 'exec' | 'persistent'): Promise<SshConnection> {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'provision-k5c-'));
+  dir = mkdtempSync(path.join(tmpdir(), 'provision-k6c-'));
   await labDown(NAME);
   await labUp({ name: NAME, subnet: `${PREFIX}.0/24`, only: ['web-01'], pebble: false });
   inv = writeInventory(dir, NAME, PREFIX, { hosts: `  web-01: { address: ${PREFIX}.11, groups: [web] }\n` });
@@ -75,15 +78,31 @@ describe('persistent channel on a real host', () => {
     expect(Number(await readers())).toBe(before);
   });
 
+  it('OpenSSH sends both streams when the window opens again: no byte lost (the in-process server lost stderr\'s)', async () => {
+    const h = loadInventory(inv).hosts.get('web-01')!;
+    const client = new ssh2.Client();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.once('ready', () => resolve()).once('error', reject);
+        const c = h.connection;
+        client.connect({ host: h.address, port: c.port, username: c.user, privateKey: readFileSync(c.identityFile!), hostVerifier: () => true });
+      });
+      const r = await bothStreamsPastTheWindow(client);
+      expect({ ended: r.ended, out: r.out, err: r.err }).toEqual({ ended: true, out: r.expected, err: r.expected });
+    } finally {
+      client.end();
+    }
+  });
+
   it('a run that changes things converges through the reader, then changes nothing', async () => {
-    const tasks = Array.from({ length: 6 }, (_, i) => `    - { name: file ${i}, copy: { dest: /srv/k5c/f${i}, content: "file ${i}\\n", make_parents: true } }`).join('\n');
-    const pb = writePlaybook(dir, `- name: files\n  hosts: all\n  tasks:\n${tasks}\n    - { name: cmd, command: { cmd: "touch /srv/k5c/done", creates: /srv/k5c/done } }\n`);
+    const tasks = Array.from({ length: 6 }, (_, i) => `    - { name: file ${i}, copy: { dest: /srv/k6c/f${i}, content: "file ${i}\\n", make_parents: true } }`).join('\n');
+    const pb = writePlaybook(dir, `- name: files\n  hosts: all\n  tasks:\n${tasks}\n    - { name: cmd, command: { cmd: "touch /srv/k6c/done", creates: /srv/k6c/done } }\n`);
     const env = { PROVISION_CHANNEL: 'persistent' };
     const first = await provision(['-i', inv, '-p', pb, '--json'], { env });
     expect(recap(first)['web-01']).toMatchObject({ changed: 7, failed: 0 });
     const second = await provision(['-i', inv, '-p', pb, '--json'], { env });
     expect(recap(second)['web-01']).toMatchObject({ changed: 0, failed: 0 });
     expect(second.code).toBe(0);
-    expect((await hostExec('web-01', ['sh', '-c', 'cat /srv/k5c/f3'], NAME)).stdout).toBe('file 3\n');
+    expect((await hostExec('web-01', ['sh', '-c', 'cat /srv/k6c/f3'], NAME)).stdout).toBe('file 3\n');
   });
 });
