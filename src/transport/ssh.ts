@@ -9,7 +9,19 @@ import { HostKeyCheck } from './hostkeys/index.js';
 import { ignoreHostKeysAnnouncement } from './hostkeys/server-notice.js';
 import { registerSecret } from '../util/secrets.js';
 import { boundedScript, CommandTimeoutError, controllerBoundMs, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_PROBE_TIMEOUT_MS, newMarkers, remoteCommand, type SudoMode } from './remote-command.js';
-import { runSession, type SessionResult } from './session.js';
+import { runSession, type Channel, type SessionResult } from './session.js';
+import { PersistentShell } from './channel.js';
+
+/**
+ * How later commands of a connection travel: 'exec', a channel each (three round trips); or
+ * 'persistent', one long-lived channel per identity carrying framed scripts (one round trip; see
+ * channel.ts). From PROVISION_CHANNEL; the first command of a connection always goes by exec.
+ */
+export type ChannelSetting = 'exec' | 'persistent';
+
+export function channelSetting(env = process.env.PROVISION_CHANNEL): ChannelSetting {
+  return env === 'persistent' ? 'persistent' : 'exec';
+}
 
 export interface ExecResult {
   stdout: string;
@@ -61,6 +73,9 @@ export interface Connection {
   close(): void;
 }
 
+/** Long-lived readers per connection (channel.ts); further identities go by exec. */
+const MAX_READERS = 2;
+
 /** A dead link is detected after KEEPALIVE_MS × (KEEPALIVE_COUNT_MAX + 1) without an answer (20 s). */
 const KEEPALIVE_MS = 5000;
 const KEEPALIVE_COUNT_MAX = 3;
@@ -95,12 +110,19 @@ export class SshConnection implements Connection {
   #sudoAskedLast = true;
   /** Set once sudo refused the password: never tried again on this connection (no lockout). */
   #becomeRefused: ConnectionError | undefined;
+  /** Commands sent so far; from the second on, 'persistent' sends them through a shell of #shells. */
+  #commands = 0;
+  /** The long-lived reader per identity ('login', 'become:USER'). */
+  readonly #shells = new Map<string, PersistentShell>();
+  readonly #channel: ChannelSetting;
 
   private constructor(
     private readonly client: Client,
     private readonly host: Host,
     private readonly via?: SshConnection,
+    channel: ChannelSetting = channelSetting(),
   ) {
+    this.#channel = channel;
     this.#ended = new Promise((resolve) => client.once('close', () => resolve()));
     client.on('close', () => {
       this.#closed ??= new ConnectionError(`${host.name}: connection closed`, 'closed');
@@ -129,7 +151,7 @@ export class SshConnection implements Connection {
   }
 
   /** Connect with host-key verification against known_hosts; through a jump connection when given. */
-  static async connect(host: Host, via?: SshConnection): Promise<SshConnection> {
+  static async connect(host: Host, via?: SshConnection, channel?: ChannelSetting): Promise<SshConnection> {
     const c = host.connection;
     let privateKey: Buffer | undefined;
     const passphrase = c.identityPassphrase?.reveal();
@@ -199,7 +221,7 @@ export class SshConnection implements Connection {
       client.connect(config);
       ignoreHostKeysAnnouncement(client);
     });
-    return new SshConnection(client, host, via);
+    return new SshConnection(client, host, via, channel);
   }
 
   /** How this command gets past sudo (see SudoMode). */
@@ -228,6 +250,10 @@ export class SshConnection implements Connection {
         throw new ConnectionError(`${this.host.name}: the become password in $${c.becomePasswordEnv} contains a line break; sudo reads one line`, 'auth');
       }
     }
+    if (this.#channel === 'persistent' && this.#commands++ > 0) {
+      const viaShell = await this.runInShell(command, mode, boundMs, setting, opts.stdin, user);
+      if (viaShell) return viaShell;
+    }
     let r = await this.run(command, mode, boundMs, setting, opts.stdin, user);
     if (mode === 'try-without-password' && !r.started) {
       // sudo wants the password again (its timestamp ran out, sudoers changed): the command did not run.
@@ -235,24 +261,87 @@ export class SshConnection implements Connection {
       r = await this.run(command, mode, boundMs, setting, opts.stdin, user);
     }
     if (mode === 'prompt') this.#sudoAskedLast = r.asked;
-    if (r.passwordRefused) {
-      this.#becomeRefused = new ConnectionError(
-        `${this.host.name}: sudo refused the become password (from $${c.becomePasswordEnv}) for ${c.user}; nothing was run as ${user}`,
-        'auth',
-        `check ${c.becomePasswordEnv}; it was tried once on this host, not again`,
-      );
-      throw this.#becomeRefused;
-    }
-    if (r.sudoSilent) {
-      throw new ConnectionError(
-        `${this.host.name}: sudo neither asked for the password with provision's prompt nor ran the command` +
-          (r.stderr.trim() ? `; it printed: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}` : ''),
-        'auth',
-        'sudo may ask with a prompt of its own (a PAM module): provision answers only its own prompt',
-      );
-    }
+    if (r.passwordRefused) throw this.refusedPassword(user);
+    if (r.sudoSilent) throw this.silentSudo(r.stderr);
     if (r.timedOut) throw new CommandTimeoutError(describeCommand(command), boundMs, setting, false, r.stdout, r.stderr);
     return { stdout: r.stdout, stderr: r.stderr, code: r.code ?? 255 };
+  }
+
+  /** sudo asked twice: the password is wrong. Kept, so it is never tried again on this connection (no lockout). */
+  private refusedPassword(user: string): ConnectionError {
+    const c = this.host.connection;
+    this.#becomeRefused = new ConnectionError(
+      `${this.host.name}: sudo refused the become password (from $${c.becomePasswordEnv}) for ${c.user}; nothing was run as ${user}`,
+      'auth',
+      `check ${c.becomePasswordEnv}; it was tried once on this host, not again`,
+    );
+    return this.#becomeRefused;
+  }
+
+  private silentSudo(stderr: string): ConnectionError {
+    return new ConnectionError(
+      `${this.host.name}: sudo neither asked for the password with provision's prompt nor ran the command` +
+        (stderr.trim() ? `; it printed: ${stderr.trim().split('\n').slice(-3).join(' / ')}` : ''),
+      'auth',
+      'sudo may ask with a prompt of its own (a PAM module): provision answers only its own prompt',
+    );
+  }
+
+  /**
+   * The command through the identity's long-lived reader (channel.ts): the same bounded script, the
+   * same result or error as exec. undefined: the reader did not start or is busy with another
+   * command (nothing ran): the caller sends it by exec.
+   */
+  private async runInShell(command: string, mode: SudoMode, boundMs: number, setting: string, stdin: string | Buffer | undefined, becomeUser: string): Promise<ExecResult | undefined> {
+    const c = this.host.connection;
+    const identity = mode === 'none' ? 'login' : `become:${becomeUser}`;
+    let shell = this.#shells.get(identity);
+    if (shell?.busy) return undefined;
+    if (!shell || shell.dead) {
+      // Each reader holds one of the host's sessions (sshd's MaxSessions, 10 by default, 4 in our
+      // hardened sshd) for the whole connection: a third identity goes by exec, which gives it back.
+      if ([...this.#shells.values()].filter((s) => !s.dead).length >= MAX_READERS) return undefined;
+      shell = new PersistentShell(mode, becomeUser, this.#becomePassword, 3 * c.connectTimeoutMs, (cmd) => this.openChannel(cmd));
+      this.#shells.set(identity, shell);
+    }
+    const markers = newMarkers();
+    const out = await shell.run(boundedScript(command, boundMs / 1000, markers), stdin, controllerBoundMs(boundMs));
+    switch (out.kind) {
+      case 'not-started':
+        if (this.#closed) throw this.#closed;
+        return undefined;
+      case 'refused':
+        throw this.refusedPassword(becomeUser);
+      case 'silent':
+        throw this.silentSudo(out.stderr);
+      case 'stuck':
+        this.#roundTrips++;
+        throw new CommandTimeoutError(describeCommand(command), boundMs, setting, true, '', '');
+      case 'lost':
+        // As an exec whose channel closed without an exit status.
+        this.#roundTrips++;
+        if (this.#closed) throw this.#closed;
+        return { stdout: out.stdout, stderr: out.stderr, code: 255 };
+      case 'done': {
+        this.#roundTrips++;
+        const timedOutLine = `\n${markers.timedOut}\n`;
+        if (out.stderr.includes(timedOutLine)) {
+          throw new CommandTimeoutError(describeCommand(command), boundMs, setting, false, out.stdout, out.stderr.split(timedOutLine).join(''));
+        }
+        return { stdout: out.stdout, stderr: out.stderr, code: out.code };
+      }
+    }
+  }
+
+  /** A channel running `command`, as session.ts and channel.ts see one. */
+  private openChannel(command: string): Promise<Channel> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
+        if (err) reject(this.#closed ?? new ConnectionError(`${this.host.name}: cannot open a channel: ${err.message}`, 'closed'));
+        else resolve(channelOf(stream));
+      });
+    });
   }
 
   /** One channel: the bounded script in sudo's mode; settles when the channel closes, or when the controller's own bound runs out. */
@@ -281,15 +370,7 @@ export class SshConnection implements Connection {
         }
         channel = stream;
         const session = runSession(
-          {
-            write: (d) => stream.write(d),
-            end: () => stream.end(),
-            close: () => stream.close(),
-            onStdout: (cb) => stream.on('data', cb),
-            onStderr: (cb) => stream.stderr.on('data', cb),
-            onExit: (cb) => stream.on('exit', cb),
-            onClose: (cb) => stream.on('close', cb),
-          },
+          channelOf(stream),
           mode,
           markers,
           this.#becomePassword,
@@ -357,6 +438,18 @@ export class SshConnection implements Connection {
   ended(): Promise<void> {
     return this.#ended;
   }
+}
+
+function channelOf(stream: ClientChannel): Channel {
+  return {
+    write: (d) => stream.write(d),
+    end: () => stream.end(),
+    close: () => stream.close(),
+    onStdout: (cb) => stream.on('data', cb),
+    onStderr: (cb) => stream.stderr.on('data', cb),
+    onExit: (cb) => stream.on('exit', cb),
+    onClose: (cb) => stream.on('close', cb),
+  };
 }
 
 /** A command as named in a timeout message: its first line. */

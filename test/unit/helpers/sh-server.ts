@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import ssh2 from 'ssh2';
 import { ed25519KeyPair } from '../../../src/util/ssh-keys.ts';
 
@@ -31,6 +32,51 @@ export interface ShServer {
   close(): Promise<void>;
 }
 
+/** Bytes queued for the channel above which the command's pipes are paused (its pace, not ours). */
+const QUEUE_HIGH = 1024 * 1024;
+
+/**
+ * A command's stdout and stderr into its channel, one write at a time, in the order they came.
+ * ssh2's server side keeps one pending write per stream when the client's window is full, and when
+ * the window opens again it resumes only one of them (server.js, CHANNEL_WINDOW_ADJUST: stdout's,
+ * else stderr's): with both waiting, stderr's write never completed and its bytes were dropped at
+ * the channel's end (sh-server-window.test.ts; the flaky 3 MB case of persistent-channel.test.ts).
+ * OpenSSH's sshd sends both streams from one loop against the one window: only this harness needs it.
+ */
+function oneWriteAtATime(sources: Readable[]) {
+  const queue: { to: Writable; data: Buffer }[] = [];
+  let queued = 0;
+  let writing = false;
+  let onDrained: (() => void) | undefined;
+  const pump = () => {
+    if (writing) return;
+    const next = queue.shift();
+    if (!next) {
+      onDrained?.();
+      return;
+    }
+    writing = true;
+    next.to.write(next.data, () => {
+      writing = false;
+      queued -= next.data.length;
+      if (queued < QUEUE_HIGH) for (const s of sources) s.resume();
+      pump();
+    });
+  };
+  return {
+    write(to: Writable, data: Buffer): void {
+      queue.push({ to, data });
+      queued += data.length;
+      if (queued >= QUEUE_HIGH) for (const s of sources) s.pause();
+      pump();
+    },
+    drained(): Promise<void> {
+      if (!writing && queue.length === 0) return Promise.resolve();
+      return new Promise((resolve) => (onDrained = resolve));
+    },
+  };
+}
+
 export async function shServer(opts: ShServerOptions = {}): Promise<ShServer> {
   let open = 0;
   let peakOpen = 0;
@@ -50,14 +96,18 @@ export async function shServer(opts: ShServerOptions = {}): Promise<ShServer> {
         const child = spawn('sh', ['-c', info.command], { env, stdio: ['pipe', 'pipe', 'pipe'] });
         stream.pipe(child.stdin);
         child.stdin.on('error', () => {});
-        child.stdout.pipe(stream, { end: false });
-        child.stderr.pipe(stream.stderr, { end: false });
+        const output = oneWriteAtATime([child.stdout, child.stderr]);
+        child.stdout.on('data', (d: Buffer) => output.write(stream, d));
+        child.stderr.on('data', (d: Buffer) => output.write(stream.stderr, d));
         let pending = 3;
         let code = 0;
         const done = () => {
           if (--pending > 0) return;
-          stream.exit(code);
-          stream.end();
+          // Only once every byte of both streams went out: ending the channel drops what is still queued.
+          void output.drained().then(() => {
+            stream.exit(code);
+            stream.end();
+          });
         };
         child.stdout.on('end', done);
         child.stderr.on('end', done);
