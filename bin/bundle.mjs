@@ -71,7 +71,9 @@ if (process.argv[2] === '--make-cache') {
   // compile with --no-lazy would hold all of them, but changes the flags V8 keys its caches by.)
   const file = path.resolve(process.argv[3]);
   const script = compile(file);
-  evaluate(script, file);
+  // The modules a command imports when it runs (src/cli/main.ts) are evaluated too: in the cache
+  // as before they were lazy, while --help and the local commands still evaluate none of them.
+  await evaluate(script, file).loadCommandModules?.();
   writeFileSync(`${file}.cache`, script.createCachedData());
 } else if (process.argv[2] === '--check-cache') {
   const file = path.resolve(process.argv[3]);

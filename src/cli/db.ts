@@ -2,7 +2,6 @@
  * `provision db status | switchover`: the data tier's writer, read from the servers and moved
  * (src/db/*; the runbook is docs/database.md).
  */
-import type { Command } from 'commander';
 import { switchover, SwitchoverRefused, type ReplicationLogin } from '../db/switchover.js';
 import { failover, FailoverRefused, type HostView } from '../db/failover.js';
 import { rejoin, RejoinRefused } from '../db/rejoin.js';
@@ -17,7 +16,7 @@ import { errorMessage, InputError } from '../util/errors.js';
 import { Secret } from '../util/secrets.js';
 import { EXIT } from './exit-codes.js';
 import { loadInventory } from './load.js';
-import { positiveInt, requireInventory, type CommonOptions } from './options.js';
+import { requireInventory, type CommonOptions } from './options.js';
 import { printErr, printOut } from './output.js';
 import '../roles/builtin.js';
 
@@ -191,25 +190,4 @@ export async function dbRejoinCommand(host: string, o: RejoinCliOptions): Promis
       throw err;
     }
   }, checkHost);
-}
-
-export function registerDbCommand(program: Command, addCommon: (cmd: Command) => Command, setCode: (c: number) => void): void {
-  const db = program.command('db').description('the database tier: db status | switchover | failover | rejoin (docs/database.md)');
-  addCommon(db.command('status').description('which server is the primary; each replica: source, threads, lag, GTIDs received/executed. Exit 1 with two writers or none')).action(
-    async (o) => setCode(await dbStatusCommand(o)),
-  );
-  addCommon(db.command('switchover').description('planned move of the writer to --to HOST, no acknowledged write lost; rolls back on failure before the promotion'))
-    .requiredOption('--to <host>', 'the replica to promote')
-    .option('--writes-timeout <seconds>', 'wait this long for uncommitted writes on the old primary, then kill their connections', positiveInt('--writes-timeout'), 10)
-    .option('--catch-up-timeout <seconds>', 'bound on each wait for a server to apply a GTID position', positiveInt('--catch-up-timeout'), 60)
-    .action(async (o) => setCode(await dbSwitchoverCommand(o)));
-  addCommon(db.command('failover').description('unplanned: the primary does not answer; fence it (port closed, read-only) and promote the most advanced replica'))
-    .option('--force', 'promote even when the failed primary cannot be fenced (unreachable over SSH); reports what may be lost')
-    .option('--to <host>', 'the replica to promote, only if it is as advanced as every other')
-    .option('--catch-up-timeout <seconds>', 'bound on each wait for a server to apply a GTID position', positiveInt('--catch-up-timeout'), 60)
-    .action(async (o) => setCode(await dbFailoverCommand(o)));
-  addCommon(db.command('rejoin').description('bring HOST back as a replica of the current primary from a consistent copy of it (its old data moved aside, its fence lifted)'))
-    .argument('<host>', 'the database host to rejoin (a former primary)')
-    .option('--catch-up-timeout <seconds>', 'bound on each wait for a server to apply a GTID position', positiveInt('--catch-up-timeout'), 60)
-    .action(async (host: string, o) => setCode(await dbRejoinCommand(host, o)));
 }

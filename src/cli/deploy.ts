@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { SshConnector, type HostSession } from '../executor/index.js';
 import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { EXAMPLE_APP, type AppVars } from '../roles/app/index.js';
@@ -245,16 +244,4 @@ export async function releasesCommand(o: CommonOptions): Promise<number> {
     }
     return EXIT.OK;
   });
-}
-
-/** `provision deploy | rollback | releases` (docs/deploy.md). */
-export function registerDeployCommands(program: Command, addCommonOptions: (c: Command) => Command, setCode: (c: number) => void): void {
-  addCommonOptions(program.command('deploy').description('roll a release of the app out to the web servers, one batch at a time through the load balancers'))
-    .option('-r, --release <path|ref>', 'a directory or archive (.tar.gz, .tgz, .tar) on the control machine (default: app_source); with app_repository: a branch, tag or full commit (default: app_ref)')
-    .option('-C, --check', 'say which release would go to which host; change nothing')
-    .action(async (o) => setCode(await deployCommand(o)));
-  addCommonOptions(program.command('rollback').description('every web server back one release, rolling the same way'))
-    .option('-C, --check', 'say which release each host would go back to; change nothing')
-    .action(async (o) => setCode(await rollbackCommand(o)));
-  addCommonOptions(program.command('releases').description('the releases on each web server: current, kept, where a rollback goes')).action(async (o) => setCode(await releasesCommand(o)));
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../util/errors.js';
 import { PACKAGE_ROOT } from '../util/paths.js';
-import { editDistance } from '../util/yaml.js';
+import { editDistance } from '../util/edit-distance.js';
 
 /**
  * `provision help TOPIC`: man-style pages cut from the README shipped with the package, so the

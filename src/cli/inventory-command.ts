@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { maskDeep } from '../util/secrets.js';
 import { loadInventory } from './load.js';
@@ -36,26 +35,23 @@ export function inventoryReport(inv: Inventory, names: string[], withVars: boole
   return maskDeep({ inventory: inv.file, groups: Object.fromEntries(inv.groups), hosts, warnings: inv.warnings ?? [] });
 }
 
-export function registerInventoryCommand(program: Command, addCommon: (cmd: Command) => Command): void {
-  addCommon(program.command('inventory').description('show the loaded inventory: hosts, groups, connection settings (--vars: the vars, secrets masked); connects to nothing'))
-    .option('--vars', "also each host's vars, resolved (vault values decrypted, shown masked)")
-    .action(async (o: { inventory?: string; limit?: string; json?: boolean; vars?: boolean }) => {
-      const inv = loadInventory(requireInventory(o));
-      const names = selectHosts(inv, o.limit);
-      prepareHosts(inv, names, { vars: Boolean(o.vars) });
-      const report = inventoryReport(inv, names, Boolean(o.vars));
-      if (o.json) {
-        printOut(JSON.stringify(report));
-        return;
-      }
-      const out: string[] = [`inventory ${inv.file}`, 'groups:'];
-      for (const [g, hs] of inv.groups) out.push(`  ${g}: ${hs.join(', ') || '(no hosts)'}`);
-      out.push('hosts:');
-      for (const n of names) {
-        const h = inv.hosts.get(n)!;
-        out.push(`  ${n}: ${connectionLine(h)}`);
-        if (o.vars) for (const [k, v] of Object.entries((report.hosts as Record<string, { vars: Record<string, unknown> }>)[n]!.vars)) out.push(`    ${k}: ${JSON.stringify(v)}`);
-      }
-      printOut(out.join('\n'));
-    });
+/** `provision inventory`: the loaded inventory, connecting to nothing. */
+export function inventoryCommand(o: { inventory?: string; limit?: string; json?: boolean; vars?: boolean }): void {
+  const inv = loadInventory(requireInventory(o));
+  const names = selectHosts(inv, o.limit);
+  prepareHosts(inv, names, { vars: Boolean(o.vars) });
+  const report = inventoryReport(inv, names, Boolean(o.vars));
+  if (o.json) {
+    printOut(JSON.stringify(report));
+    return;
+  }
+  const out: string[] = [`inventory ${inv.file}`, 'groups:'];
+  for (const [g, hs] of inv.groups) out.push(`  ${g}: ${hs.join(', ') || '(no hosts)'}`);
+  out.push('hosts:');
+  for (const n of names) {
+    const h = inv.hosts.get(n)!;
+    out.push(`  ${n}: ${connectionLine(h)}`);
+    if (o.vars) for (const [k, v] of Object.entries((report.hosts as Record<string, { vars: Record<string, unknown> }>)[n]!.vars)) out.push(`    ${k}: ${JSON.stringify(v)}`);
+  }
+  printOut(out.join('\n'));
 }

@@ -1,27 +1,22 @@
+// First: before any module below builds a zod schema.
+import './zod-jitless.js';
 import { Command, CommanderError, Option } from 'commander';
 import { InputError, PlanRefused } from '../util/errors.js';
 import { TOOL_VERSION } from '../util/version.js';
-import { DEFAULT_FORKS } from '../executor/run.js';
-import { applyCommand, parseMaxAge } from './apply.js';
-import { registerDbCommand } from './db.js';
-import { registerPkiCommand } from './pki.js';
-import { driftCommand } from './drift.js';
-import { registerDeployCommands } from './deploy.js';
+import { DEFAULT_FORKS } from '../executor/forks.js';
+import { registerDbCommand, registerDeployCommands, registerInventoryCommand, registerPkiCommand } from './commands.js';
 import { EXIT } from './exit-codes.js';
-import { factsCommand, pingCommand } from './host-commands.js';
-import { registerInventoryCommand } from './inventory-command.js';
 import { registerInitCommand } from './init.js';
 import { addCommonOptions, addInventoryOptions, addOutputOptions, applyInventoryOptions, list, positiveInt, requireInventory, verbosity } from './options.js';
 import { guardOutputStreams, installLastResortHandlers, makeReporter, printError, printOut, surviveTerminalHangup } from './output.js';
 import { completionScript, COMPLETION_SHELLS } from './completion.js';
-import { applyConfig, CONFIG_FILE, loadConfig } from './config.js';
 import { helpTopicList, helpTopicText, HELP_TOPICS } from './help-topics.js';
-import { editDistance } from '../util/yaml.js';
-import { planCommand } from './plan.js';
-import { applyProjectOption, projectDir, useProject } from '../project/project.js';
-import { runCommand } from './run.js';
-import { showCommand } from './show.js';
+import { editDistance } from '../util/edit-distance.js';
 
+// Only what declares the commands is imported above (commander, the options, the help): each
+// action imports the code it runs when it runs, so `--help`, `help` or `lab` never load the engine,
+// SSH, the inventory and playbook parsers or their zod schemas, and a run never loads the database,
+// CA or deploy code (README "Speed": start-up, bench/startup.mjs).
 export function buildProgram(setCode: (c: number) => void): Command {
   const program = new Command('provision')
     .version(TOOL_VERSION.replace(/^provision /, ''), '-V, --version', 'print the version')
@@ -33,13 +28,14 @@ export function buildProgram(setCode: (c: number) => void): Command {
       outputError: (s, write) => write(`provision: error: ${s.replace(/^error: /, '')}`),
     })
     .helpCommand(false)
-    .hook('preAction', (_program, command) => {
+    .hook('preAction', async (_program, command) => {
       // The project first (--project or the current directory); its provision.yml gives the
       // defaults, the command line wins; then relative paths resolve from the project.
+      const [{ applyConfig, loadConfig }, { applyProjectOption, projectDir, useProject }] = await Promise.all([import('./config.js'), import('../project/project.js')]);
       useProject(command.opts().project);
       applyConfig(command, loadConfig(projectDir()));
       applyProjectOption(command.opts());
-      applyInventoryOptions(command.opts());
+      await applyInventoryOptions(command.opts());
     });
 
   addOutputOptions(addCommonOptions(program))
@@ -56,11 +52,11 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
     .action(async (o) => {
       if (program.args.length) throw unknownCommand(program, program.args[0]!);
-      setCode(await runCommand(o));
+      setCode(await (await import('./run.js')).runCommand(o));
     });
 
-  addCommonOptions(program.command('facts').description('print the facts gathered from each host (JSON)')).action(async (o) => setCode(await factsCommand(o)));
-  addCommonOptions(program.command('ping').description('check SSH, host keys and become on each host')).action(async (o) => setCode(await pingCommand(o)));
+  addCommonOptions(program.command('facts').description('print the facts gathered from each host (JSON)')).action(async (o) => setCode(await (await import('./host-commands.js')).factsCommand(o)));
+  addCommonOptions(program.command('ping').description('check SSH, host keys and become on each host')).action(async (o) => setCode(await (await import('./host-commands.js')).pingCommand(o)));
 
   addCommonOptions(program.command('plan').description('dry run saved as a plan: every change per host, and the state it was computed from'))
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
@@ -68,12 +64,12 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
     .option('-o, --out <file>', 'write the plan (JSON) to this file')
     .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
-    .action(async (o) => setCode(await planCommand({ ...o, inventory: requireInventory(o) })));
+    .action(async (o) => setCode(await (await import('./plan.js')).planCommand({ ...o, inventory: requireInventory(o) })));
   program
     .command('show')
     .description('print a saved plan')
     .argument('<plan>', 'plan file')
-    .action(async (file: string) => setCode(await showCommand(file)));
+    .action(async (file: string) => setCode(await (await import('./show.js')).showCommand(file)));
   addOutputOptions(addInventoryOptions(program.command('apply')))
     .description('apply exactly a saved plan; hosts that drifted since are refused (exit 5)')
     .argument('<plan>', 'plan file')
@@ -83,15 +79,16 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .option('-D, --diff', 'show unified diffs of file changes')
     .option('--json', 'one JSON event per line on stdout')
     .option('-v, --verbose', 'more output: -v ok and skipped tasks; -vv also each command run and its output', verbosity, 0)
-    .action(async (file: string, o) =>
-      setCode(await applyCommand(file, { allOrNothing: o.allOrNothing, maxAge: parseMaxAge(o.maxAge), forks: o.forks, reporter: await makeReporter(o) })),
-    );
+    .action(async (file: string, o) => {
+      const { applyCommand, parseMaxAge } = await import('./apply.js');
+      setCode(await applyCommand(file, { allOrNothing: o.allOrNothing, maxAge: parseMaxAge(o.maxAge), forks: o.forks, reporter: await makeReporter(o) }));
+    });
   addCommonOptions(program.command('drift').description('does every host match the playbook? exit 0 in sync, 2 drifted, 1 error, 3 unreachable'))
     .option('-p, --playbook <file>', 'playbook file', 'playbooks/site.yml')
     .option('-t, --tags <tags>', 'only tasks with these tags', list)
     .option('--skip-tags <tags>', 'skip tasks with these tags', list)
     .option('--strict', 'a play naming a host or group the inventory does not have is an error (exit 4), not a warning')
-    .action(async (o) => setCode(await driftCommand({ ...o, inventory: requireInventory(o) })));
+    .action(async (o) => setCode(await (await import('./drift.js')).driftCommand({ ...o, inventory: requireInventory(o) })));
 
   registerInventoryCommand(program, addCommonOptions);
   registerDeployCommands(program, addCommonOptions, setCode);
@@ -107,8 +104,8 @@ export function buildProgram(setCode: (c: number) => void): Command {
     .command('help')
     .description(`help on a command, or a topic: ${Object.keys(HELP_TOPICS).join(', ')}`)
     .argument('[topic]', 'a command or a topic')
-    .action((topic?: string) => {
-      if (topic === undefined) return printOut(`${program.helpInformation()}\n${helpTopicList()}\n\nSettings: ${CONFIG_FILE} in the project (provision help config).`);
+    .action(async (topic?: string) => {
+      if (topic === undefined) return printOut(`${program.helpInformation()}\n${helpTopicList()}\n\nSettings: ${(await import('./config.js')).CONFIG_FILE} in the project (provision help config).`);
       // A topic first (inventory and lab are both): a command's options are also its --help.
       const command = program.commands.find((c) => c.name() === topic);
       printOut(topic in HELP_TOPICS || !command ? helpTopicText(topic) : command.helpInformation().trimEnd());
@@ -166,6 +163,19 @@ export async function runCli(argv: string[]): Promise<number> {
   guardOutputStreams();
   installLastResortHandlers();
   return main(argv);
+}
+
+/**
+ * Every module a command imports when it runs (not the lab's nor the live view's, loaded lazily
+ * before as well): the build evaluates them before it writes the bundle's code cache
+ * (bin/bundle.mjs --make-cache), so a first run finds its code compiled as before they were lazy.
+ */
+export async function loadCommandModules(): Promise<void> {
+  await Promise.all([
+    import('./run.js'), import('./host-commands.js'), import('./plan.js'), import('./show.js'), import('./apply.js'), import('./drift.js'),
+    import('./db.js'), import('./pki.js'), import('./deploy.js'), import('./inventory-command.js'), import('./config.js'), import('./log.js'),
+    import('../project/project.js'), import('../inventory/index.js'), import('../report/renderers.js'),
+  ]);
 }
 
 export { Option };

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { configureInventoryLoading, VAULT_PASSWORD_ENV } from '../inventory/index.js';
+import { VAULT_PASSWORD_ENV } from '../inventory/vault/keyring.js';
 import { InputError } from '../util/errors.js';
-import { DEFAULT_FORKS } from '../executor/run.js';
+import { DEFAULT_FORKS } from '../executor/forks.js';
 
 /** Options every host command takes. */
 export interface CommonOptions {
@@ -40,7 +40,9 @@ export function addInventoryOptions(cmd: Command): Command {
 }
 
 /** Called before a command runs: its options and where warnings go apply to every inventory it loads. */
-export function applyInventoryOptions(o: { vaultPasswordFile?: string }): void {
+export async function applyInventoryOptions(o: { vaultPasswordFile?: string }): Promise<void> {
+  // Loaded here, not at the top: --help and commands that read no inventory never load its parsers.
+  const { configureInventoryLoading } = await import('../inventory/index.js');
   configureInventoryLoading({
     vaultPasswordFile: o.vaultPasswordFile,
     onWarning: (message) => process.stderr.write(`provision: warning: ${message}\n`),

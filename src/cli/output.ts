@@ -1,10 +1,8 @@
 import { closeSync, openSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import type { EventSink } from '../executor/index.js';
-import { JsonReporter, PlainReporter } from '../report/renderers.js';
 import { ProvisionError, errorMessage } from '../util/errors.js';
 import { mask } from '../util/secrets.js';
-import { openLog, teeSink } from './log.js';
 
 /** The run failed (exit 1): what an error nobody caught ends the process with. */
 const INTERNAL_ERROR_EXIT = 1;
@@ -119,10 +117,14 @@ export function useColor(o: { color?: boolean }, stream: { isTTY?: boolean } = p
  */
 export async function makeReporter(o: { json?: boolean; diff?: boolean; verbose: number; log?: string; color?: boolean }): Promise<EventSink> {
   const shown = await screenReporter(o);
-  return o.log ? teeSink(shown, openLog(o.log, { diff: Boolean(o.diff), verbose: o.verbose })) : shown;
+  if (!o.log) return shown;
+  const { openLog, teeSink } = await import('./log.js');
+  return teeSink(shown, openLog(o.log, { diff: Boolean(o.diff), verbose: o.verbose }));
 }
 
 async function screenReporter(o: { json?: boolean; diff?: boolean; verbose: number; color?: boolean }): Promise<EventSink> {
+  // Loaded with the first run that shows events: --help and the local commands never load them.
+  const { JsonReporter, PlainReporter } = await import('../report/renderers.js');
   if (o.json) {
     const json = new JsonReporter();
     return o.verbose >= 2 ? json : { emit: (e) => e.kind !== 'command' && json.emit(e) };

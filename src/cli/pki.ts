@@ -11,7 +11,6 @@
  * reads the same files and says which CA signed each certificate and which CAs each bundle trusts.
  */
 import { X509Certificate } from 'node:crypto';
-import type { Command } from 'commander';
 import { connectHosts, NO_EVENTS, SshConnector } from '../executor/index.js';
 import { prepareHosts, type Host, type Inventory } from '../inventory/index.js';
 import { probe, type Probe } from '../modules/contract.js';
@@ -25,13 +24,13 @@ import { INTERNAL_CERT_FILE } from '../roles/nginx/index.js';
 import { GROUPS } from '../roles/shared.js';
 import { InputError } from '../util/errors.js';
 import { sh } from '../util/quote.js';
+import { ROTATION_STEPS } from './commands.js';
 import { EXIT } from './exit-codes.js';
 import { loadInventory } from './load.js';
 import { requireInventory, type CommonOptions } from './options.js';
 import { printErr, printOut } from './output.js';
 import '../roles/builtin.js';
 
-export const ROTATION_STEPS = ['start', 'promote', 'finish', 'abort'] as const;
 type Step = (typeof ROTATION_STEPS)[number];
 
 interface PkiOptions extends CommonOptions {
@@ -273,19 +272,4 @@ export async function pkiRotateCommand(step: string, o: PkiOptions): Promise<num
     }
     throw err;
   }
-}
-
-export function registerPkiCommand(program: Command, addCommon: (cmd: Command) => Command, setCode: (c: number) => void): void {
-  const pki = program.command('pki').description("the inventory's internal CA: pki status | pki rotate start|promote|finish|abort (docs/pki.md)");
-  addCommon(pki.command('status').description('the CA folder beside the inventory: its phase and every CA trusted now'))
-    .option('--hosts', "also read every host's certificates and CA bundles of the internal CA: which CA signed each, which CAs each trusts")
-    .action(async (o) => setCode(await pkiStatusCommand(o)));
-  addCommon(
-    pki
-      .command('rotate')
-      .description('one step of a CA rotation, a converge of every host between steps: start (new CA trusted beside the old) → promote (new CA signs) → finish (old CA dropped); abort: one step back'),
-  )
-    .argument('<step>', ROTATION_STEPS.join(' | '))
-    .option('--force', 'go on when a host cannot be read to check it is ready (promote, finish)')
-    .action(async (step: string, o) => setCode(await pkiRotateCommand(step, o)));
 }

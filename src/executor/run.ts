@@ -1,4 +1,5 @@
 import type { Facts } from '../facts/index.js';
+import { DEFAULT_FORKS } from './forks.js';
 import { prepareHosts, selectHosts, type Host, type Inventory } from '../inventory/index.js';
 import { checkRoleVars, unreadVarWarnings } from '../roles/index.js';
 import { mapLimit } from '../util/concurrency.js';
@@ -34,12 +35,7 @@ export interface RunOptions extends RunFlags {
   strict?: boolean;
 }
 
-/**
- * Hosts worked on at once when neither --forks nor provision.yml says (Ansible's is 5). Each host in
- * flight holds an SSH connection (ssh2's state, socket and cipher buffers) and its outputs; beyond
- * this many, a host's connection is closed while it waits (see runPlaybook). Measured in README "Speed".
- */
-export const DEFAULT_FORKS = 200;
+export { DEFAULT_FORKS } from './forks.js';
 
 export type Phases = NonNullable<Extract<RunEvent, { kind: 'recap' }>['phases']>;
 

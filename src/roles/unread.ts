@@ -29,22 +29,32 @@ function roleTemplates(role: string): string[] {
   return existsSync(dir) ? readdirSync(dir).map((f) => path.join(dir, f)) : [];
 }
 
-/** The top-level var names a playbook's roles, their templates and its own tasks read; undefined when a template may read anything. */
-function varsRead(playbook: PlaybookReads): Set<string> | undefined {
+const playbookTasks = (playbook: PlaybookReads) => playbook.plays.flatMap((p) => [...p.tasks, ...p.handlers]);
+
+/** The vars known to be read without parsing a template: the engine's, every role's schema, the tasks' when and expressions. */
+function varsDeclared(playbook: PlaybookReads): Set<string> {
   const read = new Set<string>(BUILTIN);
   // A var meant for any role is not misspelt, even when this playbook does not run that role.
   for (const name of roleNames()) for (const k of Object.keys(getRole(name)!.vars.shape)) read.add(k);
+  for (const task of playbookTasks(playbook)) {
+    const when = task.whenVar && /^(?:not\s+)?([A-Za-z_][A-Za-z0-9_]*)$/.exec(task.whenVar.trim());
+    if (when) read.add(when[1]!);
+    for (const name of task.varsRead ?? []) read.add(name);
+  }
+  return read;
+}
+
+/** The top-level var names a playbook's roles, their templates and its own tasks read; undefined when a template may read anything. */
+function varsRead(playbook: PlaybookReads): Set<string> | undefined {
+  const read = varsDeclared(playbook);
   const add = (reads: TemplateReads): boolean => {
     for (const p of reads.paths) if (typeof p[0] === 'string') read.add(p[0]);
     return !reads.anything;
   };
   const roles = new Set(playbook.plays.flatMap((p) => p.roles));
   for (const role of roles) for (const file of roleTemplates(role)) if (!add(templateFileReads(file))) return undefined;
-  for (const task of playbook.plays.flatMap((p) => [...p.tasks, ...p.handlers])) {
+  for (const task of playbookTasks(playbook)) {
     for (const t of task.templated) if (!add(analyzeString(t.text))) return undefined;
-    const when = task.whenVar && /^(?:not\s+)?([A-Za-z_][A-Za-z0-9_]*)$/.exec(task.whenVar.trim());
-    if (when) read.add(when[1]!);
-    for (const name of task.varsRead ?? []) read.add(name);
     // A playbook's template file reads the host's vars as well as its params' vars.
     const src = task.module === 'template' ? (task.params as { src?: unknown } | undefined)?.src : undefined;
     if (typeof src === 'string' && !isTemplate(src) && existsSync(src) && !add(templateFileReads(src))) return undefined;
@@ -67,6 +77,10 @@ function closest(name: string, candidates: Iterable<string>): string | undefined
  * haproxy_maxconn at its default, silently). One warning per var, with where it is set.
  */
 export function unreadVarWarnings(inventory: Inventory, playbook: PlaybookReads): string[] {
+  // Parsing every template of the playbook's roles is most of this check's cost (nunjucks, before
+  // the first host is contacted): paid only when some var is not read by what is known without it.
+  const declared = varsDeclared(playbook);
+  if ([...inventory.hosts.values()].every((host) => Object.keys(host.vars).every((name) => declared.has(name)))) return [];
   const read = varsRead(playbook);
   if (!read) return [];
   const where = new Map<string, Set<string>>();

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type ScalarTag } from 'yaml';
 import type { z } from 'zod';
+import { editDistance } from './edit-distance.js';
 import { InputError } from './errors.js';
 
 /** A parsed YAML file that remembers where every node came from, for errors that name file:line:col. */
@@ -215,19 +216,7 @@ export function expectedTypeName(expected: string): string {
   return TYPE_NAMES[expected] ?? expected;
 }
 
-export function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return d[b.length]!;
-}
+export { editDistance };
 
 /**
  * The issue worth reporting first. An unknown key beats the "missing field" it causes
