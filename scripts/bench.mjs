@@ -30,8 +30,12 @@ import {
   collectState, compareStates, ensureDir, runIdiomatic, secretValuesOf, siteManaged, writeIdiomaticInventory,
 } from '../bench/idiomatic.mjs';
 
-const NAME = 'bench';
-const SUBNET = '10.85.0';
+// --name and --subnet (its first three octets, e.g. 10.122.0): another instance for the site hosts, so
+// the benchmark can run beside other labs on the same machine.
+const argvAt = (name, dflt) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : dflt);
+const NAME = argvAt('name', 'bench');
+const SUBNET = argvAt('subnet', '10.85.0').replace(/\.0\/24$/, '');
+if (!/^\d+\.\d+\.\d+$/.test(SUBNET)) throw new Error(`--subnet: "${SUBNET}" is not the first three octets of a /24 (e.g. 10.122.0)`);
 const LAB_DIR = `/var/lib/provision-lab/${NAME}`;
 const SITE = { 'lb-01': `${SUBNET}.10`, 'web-01': `${SUBNET}.11`, 'web-02': `${SUBNET}.12`, 'mon-01': `${SUBNET}.20` };
 const SITE_HOSTS = Object.keys(SITE);
@@ -67,6 +71,9 @@ const forksArgs = FORKS ? ['--forks', String(FORKS)] : [];
 // before/after of a forks default: e.g. N = the size, every host connected at once).
 const ALSO_FORKS = opt('scale-also-forks', '') ? Number(opt('scale-also-forks', '')) : undefined;
 const CONVERGE_HOSTS = list(opt('converge-hosts', ''));
+// --reuse-built: the interleaved no-change rounds of ansible-nochange on the snapshots "idiomatic-built"
+// and "ours-built" an earlier idiomatic part (or the same steps by hand) left on this instance.
+const REUSE_BUILT = flag('reuse-built');
 const ONLY = list(opt('only', ''));
 const PARTS = ['idiomatic', 'converge', 'nochange', 'ansible-nochange', 'ansible', 'ansible-converge', 'latency', 'startup', 'scale'];
 for (const p of ONLY) if (!PARTS.includes(p)) throw new Error(`--only: unknown part "${p}" (parts: ${PARTS.join(', ')})`);
@@ -144,9 +151,16 @@ function labUp(name, argv) {
 }
 
 const snapshotExists = (host, snap) => existsSync(path.join(LAB_DIR, 'snapshots', snap, host));
-const restoreFresh = () => {
-  for (const h of SITE_HOSTS) cli(['lab', 'restore', h, 'fresh', '--name', NAME]);
+const restoreFresh = () => restoreSite('fresh');
+const restoreSite = (snap) => {
+  for (const h of SITE_HOSTS) cli(['lab', 'restore', h, snap, '--name', NAME]);
 };
+const snapshotSite = (snap) => {
+  for (const h of SITE_HOSTS) cli(['lab', 'snapshot', h, snap, '--name', NAME]); // one at a time: the lab state file is shared
+};
+/** What each side built in the idiomatic part of this run (snapshots): the interleaved no-change runs restore them. */
+const BUILT = { theirs: 'idiomatic-built', ours: 'ours-built' };
+let builtThisRun = false;
 
 /** The floor's config (bench/floor.mjs): these hosts, each answering our batched fact script. */
 let factScript;
@@ -280,6 +294,7 @@ async function partIdiomatic() {
   const theirSecond = await idiomatic();
   const theirSecondChanged = Object.values(theirSecond.changed).reduce((x, y) => x + y, 0);
   const theirs = collectState(managed, { addresses: SITE, labDir: LAB_DIR });
+  snapshotSite(BUILT.theirs);
   // What we would change on what Ansible built (a dry run): the same site needs nothing.
   const ourCheck = cli(['--inventory', 'bench', '--check', '--json'], { allowFail: true });
   const ourCheckChanges = ourCheck.stdout.split('\n').filter((l) => l.includes('"kind":"task-result"') && l.includes('"status":"changed"'))
@@ -288,14 +303,18 @@ async function partIdiomatic() {
   log('idiomatic: restoring fresh hosts; ours converges them');
   restoreFresh();
   const ourConvergeRun = await ourConverge();
+  settle();
   const ours = collectState(managed, { addresses: SITE, labDir: LAB_DIR });
   const theirCheck = await idiomatic({ check: true });
+  snapshotSite(BUILT.ours);
+  builtThisRun = true;
   // 3. The comparison.
   const equivalence = compareStates(ours, theirs, secretValues);
   results.idiomatic = {
     ...results.idiomatic,
     version: a.version,
     converge: figure([theirConverge]),
+    ourConverge: { ...figure([ourConvergeRun]), changedPerHost: runFigures(ourConvergeRun).recap.hosts },
     convergeChangedPerHost: theirConverge.changed,
     secondRunChanged: theirSecond.changed,
     ourCheckOnTheirs: { exitCode: ourCheck.status, changes: ourCheckChanges },
@@ -340,7 +359,56 @@ async function partNoChange() {
   save();
 }
 
+/**
+ * Each side's no-change run on what that side built, interleaved round by round: restore Ansible's
+ * hosts, one unmeasured run (a restore boots the hosts again: what a boot resets, e.g. a remount,
+ * is put back here, and the fact cache is filled), then one measured run with the fact cache off and
+ * one with it on; restore ours, settle, one measured run of ours. Used when the two sides do not
+ * build the same hosts byte for byte, so neither can be timed on the other's result.
+ */
+async function partInterleavedNoChange() {
+  ensureAnsible();
+  const cacheDir = ensureDir(path.join(tmp(), 'fact-cache'));
+  const off = [];
+  const on = [];
+  const ours = [];
+  const loads = [load()];
+  for (let i = 0; i < ANSIBLE_RUNS; i++) {
+    log(`no-change round ${i + 1}/${ANSIBLE_RUNS}: the idiomatic playbook on what it built (fact cache off, on), ours on what we built (load ${load().join(' ')})`);
+    restoreSite(BUILT.theirs);
+    const warm = await idiomatic({ factCache: cacheDir });
+    if (!warm.ok) throw new Error(`the idiomatic playbook failed on the hosts it built: ${warm.failures.join('; ')}`);
+    for (const [into, factCache] of [[off, false], [on, cacheDir]]) {
+      const r = await idiomatic({ factCache });
+      if (!r.ok || Object.values(r.changed).some((c) => c !== 0)) {
+        throw new Error(`the idiomatic playbook's no-change run changed or failed: ${JSON.stringify(r.changedTasks)} ${r.failures.join('; ')}`);
+      }
+      into.push(r);
+    }
+    restoreSite(BUILT.ours);
+    settle();
+    ours.push(...(await ourNoChange('bench', 'playbooks/site.yml', 1)));
+    loads.push(load());
+  }
+  results.idiomatic = {
+    ...results.idiomatic,
+    version: ensureAnsible().version,
+    noChange: {
+      factCacheOff: figure(off), factCacheOn: figure(on), perTaskMs: perTask(off), tasksPerRun: off[0].tasks.length,
+      oursInterleaved: summarise(ours), interleaved: true, loads,
+    },
+    load: load(),
+  };
+  save();
+}
+
 async function partAnsibleNoChange() {
+  if (REUSE_BUILT) {
+    const missing = SITE_HOSTS.flatMap((h) => Object.values(BUILT).filter((snap) => !snapshotExists(h, snap)).map((snap) => `${snap}/${h}`));
+    if (missing.length) throw new Error(`--reuse-built: no snapshot ${missing.join(', ')} on instance ${NAME}`);
+    return partInterleavedNoChange();
+  }
+  if (builtThisRun && !results.idiomatic?.equivalence?.equivalent) return partInterleavedNoChange();
   ensureAnsible();
   log(`idiomatic playbook: no-change runs, fact cache off (${ANSIBLE_RUNS}) and on (1 to fill it, then ${ANSIBLE_RUNS}) (load ${load().join(' ')})`);
   const off = await idiomaticNoChange(ANSIBLE_RUNS, false);
@@ -564,11 +632,12 @@ async function main() {
       if (/"prometheus-node-exporter"/.test(status)) {
         throw new Error(`the "${NAME}" hosts are converged but have no "fresh" snapshot: run "provision lab down --name ${NAME}" and again`);
       }
-      for (const h of SITE_HOSTS) cli(['lab', 'snapshot', h, 'fresh', '--name', NAME]); // one at a time: the lab state file is shared
+      snapshotSite('fresh');
     }
     if (part('idiomatic')) await partIdiomatic();
     if (part('converge') && results.converge?.within !== 'idiomatic') await partConverge();
-    settle();
+    // Not before the interleaved rounds on snapshots: they restore each side's hosts themselves.
+    if (!REUSE_BUILT) settle();
     if (part('nochange')) await partNoChange();
     if (part('ansible-nochange')) await partAnsibleNoChange();
     if (part('ansible')) await partGenerated();
@@ -580,7 +649,8 @@ async function main() {
 
   results.ratios = {
     oursOverFloor: results.noChange && results.floor ? round(results.noChange.wallS.median / results.floor.wallS.median) : undefined,
-    idiomaticOverOurs: results.idiomatic?.noChange && results.noChange ? round(results.idiomatic.noChange.factCacheOff.wallS.median / results.noChange.wallS.median) : undefined,
+    idiomaticOverOurs: results.idiomatic?.noChange && (results.idiomatic.noChange.oursInterleaved ?? results.noChange)
+      ? round(results.idiomatic.noChange.factCacheOff.wallS.median / (results.idiomatic.noChange.oursInterleaved ?? results.noChange).wallS.median) : undefined,
     generatedOverOurs: results.ansible && results.noChange ? round(results.ansible.wallS.median / results.noChange.wallS.median) : undefined,
     convergeAnsibleOverOurs: results.lightConverge ? round(results.lightConverge.ansible.wallS.median / results.lightConverge.ours.wallS.median) : undefined,
   };
@@ -595,8 +665,10 @@ function printTable(r) {
   const im = r.idiomatic;
   const rows = [
     row('idiomatic Ansible: converge from fresh (4 site hosts, 1 run)', im?.converge),
+    row('ours: converge from fresh, within the idiomatic part (1 run)', im?.ourConverge),
     row('idiomatic Ansible: no-change run, fact cache off', im?.noChange?.factCacheOff),
     row('idiomatic Ansible: no-change run, fact cache on', im?.noChange?.factCacheOn),
+    row('ours: no-change run, in the same rounds as the two above', im?.noChange?.oursInterleaved),
     row('ours: converge from fresh (4 site hosts)', r.converge),
     row('ours: no-change run (4 site hosts)', r.noChange, r.noChange ? String(r.noChange.roundTripsPerHost.median) : ''),
     row('floor: one batched script per host', r.floor, '1'),
