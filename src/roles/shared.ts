@@ -47,3 +47,11 @@ export function acmeIssuer(ctx: RoleContext, virtualIp: string): Host | undefine
   const lbs = ctx.hostsIn(GROUPS.loadbalancers);
   return lbs.length > 1 ? lbs[0] : undefined;
 }
+
+/**
+ * A template task's `validate` for a systemd unit file: systemd-analyze wants the unit under its own name,
+ * so the candidate is copied into a temporary folder as `unitName` and verified there.
+ */
+export function verifyUnitAs(unitName: string): string {
+  return `d=$(mktemp -d) && cp %s "$d/${unitName}" && systemd-analyze verify "$d/${unitName}" >/dev/null; r=$?; rm -rf "$d"; exit $r`;
+}

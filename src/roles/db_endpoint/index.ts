@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineRole, problemIf } from '../define.js';
-import { GROUPS, privateAddress } from '../shared.js';
+import { GROUPS, privateAddress, verifyUnitAs } from '../shared.js';
 import { HEALTH_PATHS } from '../db_health/index.js';
 import { pick, shared, wholeNumber } from '../vars.js';
 import { apt, file, service, template } from '../../modules/tasks.js';
@@ -94,7 +94,7 @@ export const role = defineRole({
           src: ctx.file('templates/db-endpoint.service.njk'),
           dest: unitFile,
           mode: '0644',
-          validate: `d=$(mktemp -d) && cp %s "$d/${DB_ENDPOINT_UNIT}.service" && systemd-analyze verify "$d/${DB_ENDPOINT_UNIT}.service" >/dev/null; r=$?; rm -rf "$d"; exit $r`,
+          validate: verifyUnitAs(`${DB_ENDPOINT_UNIT}.service`),
           vars: templateVars,
         },
         { notify: RELOAD },

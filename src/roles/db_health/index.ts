@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { Secret } from '../../util/secrets.js';
 import { defineRole, problemIf, withRules } from '../define.js';
-import { privateAddress } from '../shared.js';
+import { privateAddress, verifyUnitAs } from '../shared.js';
 import { pick, shared, wholeNumber } from '../vars.js';
 import { command, copy, file, service, template } from '../../modules/tasks.js';
 import { sh } from '../../util/quote.js';
@@ -96,8 +96,7 @@ export const role = defineRole({
           src: ctx.file('templates/db-health.service.njk'),
           dest: `/etc/systemd/system/${DB_HEALTH_UNIT}`,
           mode: '0644',
-          // systemd-analyze wants the unit under its own name.
-          validate: `d=$(mktemp -d) && cp %s "$d/${DB_HEALTH_UNIT}" && systemd-analyze verify "$d/${DB_HEALTH_UNIT}" >/dev/null; r=$?; rm -rf "$d"; exit $r`,
+          validate: verifyUnitAs(DB_HEALTH_UNIT),
           vars: unitVars,
         },
         { notify: RESTART },
