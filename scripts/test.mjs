@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The whole test suite, as CI runs it: typecheck, unit tests, then the tests on real hosts
 // (the lab), with the lab brought down at the end whatever happened. Needs root on Linux.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
@@ -15,13 +16,47 @@ const started = Date.now();
 const SPLIT_INSTANCE = 'e2split';
 const SPLIT_SUBNET = '10.76.0.0/24';
 const results = [];
+/** Each vitest step writes a JSON report here, so that the summary can name the tests that failed:
+ *  CI shows only the end of the output, and a step's FAIL line alone says nothing of which test. */
+const reports = mkdtempSync(path.join(tmpdir(), 'provision-test-report-'));
+let reportCount = 0;
+
+/** vitest's arguments for a step: its own reporter as usual, and a JSON report into `file`. */
+function vitestArgs(project, file) {
+  return [vitest, 'run', '--project', project, '--reporter=default', '--reporter=json', `--outputFile.json=${file}`];
+}
+
+/** A vitest step's arguments and options: the JSON report's file goes with the step's result. */
+function vitestStep(project) {
+  const report = path.join(reports, `${++reportCount}-${project}.json`);
+  return [vitestArgs(project, report), { report }];
+}
+
+/** "file > suite > test" for each test that failed in a vitest JSON report (a file that failed to load counts too). */
+function failedTests(file) {
+  if (!file || !existsSync(file)) return [];
+  let report;
+  try {
+    report = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return [];
+  }
+  const out = [];
+  for (const f of report.testResults ?? []) {
+    const rel = path.relative(root, f.name ?? '');
+    const failed = (f.assertionResults ?? []).filter((a) => a.status === 'failed');
+    for (const a of failed) out.push(`${rel} > ${[...(a.ancestorTitles ?? []), a.title].join(' > ')}`);
+    if (!failed.length && f.status === 'failed') out.push(`${rel} (${(f.message ?? 'failed').split('\n')[0].slice(0, 160)})`);
+  }
+  return out;
+}
 
 function step(name, cmd, args, opts = {}) {
   const t0 = Date.now();
   process.stdout.write(`\n=== ${name}\n`);
   const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...opts.env } });
   const ok = r.status === 0;
-  results.push({ name, ok, seconds: (Date.now() - t0) / 1000, code: r.status });
+  results.push({ name, ok, seconds: (Date.now() - t0) / 1000, code: r.status, report: opts.report });
   return ok;
 }
 
@@ -42,7 +77,7 @@ if (onLinuxAsRoot) {
 }
 
 step('typecheck', node, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit']);
-step('unit tests', node, [vitest, 'run', '--project', 'unit']);
+step('unit tests', node, ...vitestStep('unit'));
 
 if (!onLinuxAsRoot) {
   // The suite promises the lab and end-to-end parts: one it cannot run is a failure, said plainly,
@@ -56,8 +91,8 @@ if (!onLinuxAsRoot) {
     // Fresh hosts: every lab instance left from an earlier run is taken down first.
     for (const name of instances()) step(`lab down --name ${name} (stale)`, node, [bin, 'lab', 'down', '--name', name]);
     if (step('lab up', node, [bin, 'lab', 'up'])) {
-      step('lab and integration tests', node, [vitest, 'run', '--project', 'lab']);
-      step('end-to-end tests (the whole site)', node, [vitest, 'run', '--project', 'e2e']);
+      step('lab and integration tests', node, ...vitestStep('lab'));
+      step('end-to-end tests (the whole site)', node, ...vitestStep('e2e'));
     }
     // The same end-to-end files again on the split topology (inventory/prod-split.yml: the databases on
     // hosts of their own), on an instance and subnet of its own, after the others are down: the 2 cores
@@ -65,7 +100,9 @@ if (!onLinuxAsRoot) {
     // has not yet run to its end green (README "Tests"), and it adds ~25 minutes.
     if (process.env.PROVISION_TEST_SPLIT === '1') {
       for (const name of instances()) step(`lab down --name ${name}`, node, [bin, 'lab', 'down', '--name', name]);
-      step('end-to-end tests (split topology)', node, [vitest, 'run', '--project', 'e2e'], {
+      const [args, opts] = vitestStep('e2e');
+      step('end-to-end tests (split topology)', node, args, {
+        ...opts,
         env: { PROVISION_E2E_INSTANCE: SPLIT_INSTANCE, PROVISION_E2E_SUBNET: SPLIT_SUBNET, PROVISION_E2E_TOPOLOGY: 'split' },
       });
     }
@@ -76,6 +113,13 @@ if (!onLinuxAsRoot) {
 }
 
 process.stdout.write('\n=== summary\n');
-for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.name} (${r.seconds.toFixed(0)} s)\n`);
+for (const r of results) {
+  process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.name} (${r.seconds.toFixed(0)} s)\n`);
+  if (r.ok) continue;
+  const failed = failedTests(r.report);
+  for (const t of failed.slice(0, 25)) process.stdout.write(`        failed: ${t}\n`);
+  if (failed.length > 25) process.stdout.write(`        … and ${failed.length - 25} more\n`);
+}
+rmSync(reports, { recursive: true, force: true });
 process.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 process.exitCode = results.every((r) => r.ok) ? 0 : 1;
