@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { run, spawnDetached, sleep } from './exec.ts';
@@ -103,6 +103,84 @@ export function knownHostsLines(hosts: Array<{ name: string; address: string; ro
   return out.join('\n') + '\n';
 }
 
+/**
+ * The cgroup hierarchies systemd-nspawn places a container in, each with where this process sits in
+ * it: the named `systemd` one (legacy and hybrid layouts) and the unified one (`0::`, at
+ * /sys/fs/cgroup on a unified machine, /sys/fs/cgroup/unified on a hybrid one).
+ */
+function nspawnHierarchies(): { mount: string; own: string }[] {
+  let lines: string[];
+  try {
+    lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  } catch {
+    return [];
+  }
+  const out: { mount: string; own: string }[] = [];
+  for (const line of lines) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    const [, id, controllers, own] = m as unknown as [string, string, string, string];
+    if (controllers === 'name=systemd') out.push({ mount: '/sys/fs/cgroup/systemd', own });
+    else if (id === '0' && controllers === '') {
+      out.push({ mount: existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified', own });
+    }
+  }
+  return out.filter((h) => existsSync(join(h.mount, 'cgroup.procs')));
+}
+
+/** A host's own cgroup in each of those hierarchies (made by `bootHost`, removed by `removeHostCgroups`). */
+export function hostCgroupDirs(machine: string): string[] {
+  return nspawnHierarchies().map((h) => join(h.mount, 'provision-lab', machine));
+}
+
+/**
+ * Runs `start` (which spawns nspawn) with this process moved for that moment into the host's own
+ * cgroup, so that nspawn — which, not registered with a machine manager (`--register=no
+ * --keep-unit`: the machine has no systemd), puts its container under the cgroup it starts in —
+ * gives each host a cgroup tree of its own. Started from one shared cgroup, every host's services
+ * were one cgroup per unit name for all hosts (`/payload/system.slice/nginx.service` for both web
+ * servers): a restart on one host then failed at random in systemd's cgroup kill and attach
+ * ("Failed to kill control group … Input/output error", status=219/CGROUP). The move is synchronous
+ * around a synchronous spawn: nothing else of this process runs in between.
+ */
+function inHostCgroup<T>(machine: string, start: () => T): T {
+  const moved: { own: string; mount: string }[] = [];
+  try {
+    for (const h of nspawnHierarchies()) {
+      const dir = join(h.mount, 'provision-lab', machine);
+      try {
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'cgroup.procs'), String(process.pid));
+        moved.push(h);
+      } catch (e) {
+        throw new LabError(`${machine}: cannot give the host a cgroup of its own in ${h.mount} (${(e as Error).message})`);
+      }
+    }
+    return start();
+  } finally {
+    for (const h of moved.reverse()) writeFileSync(join(h.mount, h.own, 'cgroup.procs'), String(process.pid));
+  }
+}
+
+/** Removes a stopped host's cgroups, deepest first (cgroup directories go by rmdir only, once empty). */
+export function removeHostCgroups(machine: string): void {
+  const rm = (dir: string): void => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    } catch {
+      return;
+    }
+    for (const e of entries) rm(join(dir, e));
+    try {
+      rmdirSync(dir);
+    } catch {
+      // Still holds a process (the host is not down): left, and reported by the leftovers check.
+    }
+  };
+  for (const dir of hostCgroupDirs(machine)) rm(dir);
+}
+
 export function bootHost(host: HostSpec, root: string, logFile: string): ProcRecord {
   const args = [
     '-D', root,
@@ -120,7 +198,9 @@ export function bootHost(host: HostSpec, root: string, logFile: string): ProcRec
   // The host has a network namespace of its own (as a VM has its own network stack), but nspawn
   // leaves /proc/sys/net read-only unless it made the namespace itself: let the host set its own
   // network sysctls (the common role's hardening, ufw's), and nothing else of the kernel's.
-  const pid = spawnDetached('systemd-nspawn', args, logFile, { ...process.env, SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' });
+  const pid = inHostCgroup(host.machine, () =>
+    spawnDetached('systemd-nspawn', args, logFile, { ...process.env, SYSTEMD_NSPAWN_API_VFS_WRITABLE: 'network' }),
+  );
   return { pid, exe: 'systemd-nspawn', marker: `--machine=${host.machine}` };
 }
 

@@ -16,7 +16,7 @@ import {
   forwardRule, linkExists, linkIsUp, netnsConfigDir, netnsExists, removeForwardRule, setLink,
 } from './network.ts';
 import {
-  bootHost, configureHost, hostAlive, knownHostsLines, mountOverlay, mountsUnder, removeHostDirs,
+  bootHost, configureHost, hostAlive, hostCgroupDirs, knownHostsLines, mountOverlay, mountsUnder, removeHostCgroups, removeHostDirs,
   shutdownHost, sshArgs, unmount, waitForSsh,
 } from './hosts.ts';
 import { acmeAnswers, startChalltestsrv, startPebble, startProxy, tcpListening } from './services.ts';
@@ -398,6 +398,7 @@ export async function labDown(name?: string, log: (msg: string) => void = noLog)
     await shutdownHost(h.nspawn);
     if (isAlive(h.nspawn)) throw new LabError(`${h.name}: nspawn pid ${h.nspawn!.pid} would not stop`);
     delete h.nspawn;
+    removeHostCgroups(h.machine);
     await unmount(h.root);
     await deleteLink(h.veth);
     await deleteNetns(h.netns);
@@ -613,6 +614,7 @@ export async function leftovers(name?: string, recorded?: LabState): Promise<str
       if (await linkExists(h.veth)) out.push(`link ${h.veth}`);
       if (await netnsExists(h.netns)) out.push(`netns ${h.netns}`);
       if (existsSync(netnsConfigDir(h.netns))) out.push(`dir ${netnsConfigDir(h.netns)}`);
+      for (const dir of hostCgroupDirs(h.machine)) if (existsSync(dir)) out.push(`cgroup ${dir}`);
     }
     for (const [k, rec] of Object.entries(state.services) as Array<[string, ProcRecord | undefined]>) {
       if (isAlive(rec)) out.push(`process ${rec!.pid} (${k})`);
