@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { changeLines, changeLinesFromEvents, type PlanFile } from '../../src/plan/plan.ts';
 import { firstRun } from './first-run.ts';
-import { group, onHost, only, provision } from './lab-env.ts';
+import { INSTANCE, group, onHost, only, provision } from './lab-env.ts';
 
 // Hosts by what they are, so the same scenarios run on the 3-host site and the split topology.
 const ALL = group('all');
@@ -124,10 +124,7 @@ async function snapshot(): Promise<string[]> {
     `find ${dirs} -xdev -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum; ` +
     // Units that are running or failed; a oneshot that a timer starts meanwhile (systemd-tmpfiles-clean:
     // "activating start" in one snapshot, gone in the next) is the host's own life, not the run's.
-    // A running per-connection instance of a socket with Accept=yes (provision-db-health@<n>-<local>-<peer>: one health
-    // check, named after its connection, never the same name twice, over in well under a second) is the endpoints'
-    // checks going on, not a state of the host: left out while running; a failed one is still listed.
-    "systemctl list-units --type=service --no-legend --plain | awk '($3==\"active\" && $1 !~ /^provision-db-health@/)||$3==\"failed\"{print $1,$3,$4}'; " +
+    "systemctl list-units --type=service --no-legend --plain | awk '$3==\"active\"||$3==\"failed\"{print $1,$3,$4}'; " +
     "systemctl list-unit-files --type=service --no-legend | awk '{print $1,$2}'; " +
     'ufw status verbose 2>/dev/null; ' +
     "if command -v mysql >/dev/null; then mysql -N -e 'select user,host from mysql.user order by 1,2' 2>/dev/null; fi";
@@ -196,7 +193,7 @@ describe('plans match reality on the lab', () => {
     try {
     await onHost(LB, 'echo "# drift 1" >> /etc/haproxy/haproxy.cfg');
     await onHost(WEB[0]!, 'systemctl stop prometheus-node-exporter');
-    const planFile = `/tmp/provision-e2e/apply-plan.json`;
+    const planFile = `/tmp/provision-e2e/${INSTANCE}-apply-plan.json`;
     expect((await provision(['plan', '--out', planFile])).code).toBe(2);
     await onHost(WEB[0]!, 'systemctl start prometheus-node-exporter; systemctl stop nginx');
     const none = await provision(['apply', planFile, '--all-or-nothing']);

@@ -38,12 +38,12 @@ function secretValues(): string[] {
 
 describe('security scans of the converged site', () => {
   it('TLS (testssl.sh): no TLS 1.0 / 1.1, TLS 1.2+ offered, no known vulnerability, HSTS, a chain valid to the lab CA', { timeout: 900_000 }, async () => {
-    const root = '/tmp/provision-e2e/pebble-root.pem';
+    const root = `/tmp/provision-e2e/${INSTANCE}-pebble-root.pem`;
     const got = spawnSync('curl', ['-sf', '--cacert', paths().pebbleCa, paths().pebbleRootsUrl, '-o', root]);
     expect(got.status).toBe(0);
     // testssl.sh from "the internet" (the client namespace): protocols, cipher categories, server
     // preferences, HTTP headers and the vulnerability checks, the chain judged against the lab CA's root.
-    const json = '/tmp/provision-e2e/testssl.json';
+    const json = `/tmp/provision-e2e/${INSTANCE}-testssl.json`;
     rmSync(json, { force: true });
     const t = await fromClient(
       ['testssl', '--quiet', '--color', '0', '--warnings', 'off', '-p', '-s', '-S', '-h', '-U', '--add-ca', root, '--ip', address(LB[0]!), '--jsonfile', json, 'https://www.foobar.com/'],
@@ -156,7 +156,7 @@ describe('secrets never leak', () => {
     // The same changes again, through every other channel: JSON, a plan file, plain text.
     expect(await removeHolders()).toBeGreaterThan(0);
     const json = await provision(['--json', '--diff', '--check']);
-    const planFile = '/tmp/provision-e2e/secrets-plan.json';
+    const planFile = `/tmp/provision-e2e/${INSTANCE}-secrets-plan.json`;
     await provision(['plan', '--out', planFile]);
     const diffRun = await provision(['--diff', '-v']);
     expect(diffRun.code, diffRun.stderr).toBe(2);
