@@ -1,5 +1,6 @@
-// Preloaded with `node --require` by start-up.test.ts: records every module the CLI evaluates, in a
-// file named by $MODULE_PROBE_OUT (one per line, relative to the repository), whichever way
+// Preloaded with `node --require` by start-up.test.ts: records every module the CLI evaluates (and
+// each use of ICU's collator), in a file named by $MODULE_PROBE_OUT (one per line, modules relative
+// to the repository), whichever way
 // bin/provision.mjs starts it:
 //   - the bundle (dist/provision.cjs): esbuild wraps each module in a function keyed by its path
 //     (`__esm({ "src/cli/run.ts"() {…} })`, `__commonJS({ "node_modules/ssh2/lib/index.js"(…) {…} })`)
@@ -20,6 +21,19 @@ const record = (name) => {
   appendFileSync(out, `${name}\n`);
 };
 const relative = (file) => path.relative(root, file).split(path.sep).join('/');
+
+// ICU's collator, started by the first localeCompare or Intl.Collator (tens of ms): each use is
+// recorded as "collator: " and where it was called from.
+const localeCompare = String.prototype.localeCompare;
+String.prototype.localeCompare = function (...args) {
+  record(`collator: localeCompare at ${new Error().stack.split('\n')[2].trim()}`);
+  return localeCompare.apply(this, args);
+};
+const Collator = Intl.Collator;
+Intl.Collator = function (...args) {
+  record(`collator: Intl.Collator at ${new Error().stack.split('\n')[2].trim()}`);
+  return new Collator(...args);
+};
 
 const MODULE_KEY = /^(src|node_modules)\/.*\.(ts|js|mjs|cjs|json)$/;
 const getOwnPropertyNames = Object.getOwnPropertyNames;

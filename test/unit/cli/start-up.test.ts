@@ -25,8 +25,12 @@ function modulesEvaluated(argv: string[], env: NodeJS.ProcessEnv = {}): string[]
   writeFileSync(out, '');
   const r = spawnSync(process.execPath, ['--require', probe, bin, ...argv], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env, MODULE_PROBE_OUT: out } });
   expect(r.status, r.stderr).toBe(0);
-  return [...new Set(readFileSync(out, 'utf8').split('\n').filter(Boolean))].sort();
+  const lines = [...new Set(readFileSync(out, 'utf8').split('\n').filter(Boolean))].sort();
+  collatorUses.set(argv.join(' ') + JSON.stringify(env), lines.filter((l) => l.startsWith('collator: ')));
+  return lines.filter((l) => !l.startsWith('collator: '));
 }
+/** Each command's uses of ICU's collator (localeCompare, Intl.Collator), as the probe saw them. */
+const collatorUses = new Map<string, string[]>();
 
 /**
  * What `--help` may evaluate: commander, the modules that declare the commands and their options
@@ -58,23 +62,28 @@ const bundle = path.join(root, 'dist/provision.cjs');
 const bundleCurrent = existsSync(bundle) && statSync(bundle).mtimeMs >= newestSource(path.join(root, 'src'));
 
 const inventory = path.join(tmp, 'inventory.yml');
-writeFileSync(inventory, 'hosts:\n  web-01: {address: 192.0.2.10}\n');
+// Hosts in groups: the inventory puts each group's hosts and each host's groups in order.
+writeFileSync(inventory, 'hosts:\n  web-02: {address: 192.0.2.11, groups: [web]}\n  web-01: {address: 192.0.2.10, groups: [web, db]}\n');
 
 describe.each([
   { start: 'from the sources (tsx)', env: { PROVISION_NO_BUNDLE: '1' }, skip: false },
   { start: 'from the bundle', env: {}, skip: !bundleCurrent },
 ])('the CLI started $start', ({ env, skip }) => {
-  it.skipIf(skip)('the probe sees the engine when a command loads it (inventory: yaml, zod, the inventory loader)', () => {
+  it.skipIf(skip)('the probe sees the engine when a command loads it (inventory: yaml, zod, the inventory loader); no ICU collator is started', () => {
     const modules = modulesEvaluated(['inventory', '--inventory', inventory], env);
     expect(modules).toContain('src/inventory/loader.ts');
     expect(modules.some((m) => m.startsWith('node_modules/yaml/'))).toBe(true);
     expect(modules.some((m) => m.startsWith('node_modules/zod/'))).toBe(true);
+    // The inventory's groups and hosts are put in order with compareText (src/util/compare-text.ts),
+    // not localeCompare: ICU's collator is not started (tens of ms of start-up).
+    expect(collatorUses.get(['inventory', '--inventory', inventory].join(' ') + JSON.stringify(env))).toEqual([]);
   });
 
-  it.skipIf(skip)('--help evaluates no engine module (no ssh2, yaml, zod, nunjucks, inventory, executor, transport)', () => {
+  it.skipIf(skip)('--help evaluates no engine module (no ssh2, yaml, zod, nunjucks, inventory, executor, transport) and starts no ICU collator', () => {
     const modules = modulesEvaluated(['--help'], env);
     expect(modules).toContain('node_modules/commander/index.js');
     expect(notAllowed(modules)).toEqual([]);
+    expect(collatorUses.get('--help' + JSON.stringify(env))).toEqual([]);
   });
 
   it.skipIf(skip)('--version and -V evaluate nothing of the CLI (bin/provision.mjs answers from package.json)', () => {
