@@ -30,7 +30,8 @@ export const cli = (argv, opts) => sh(process.execPath, [path.join(root, 'bin/pr
  * A project with the checkout DIR installed as its dependency (node_modules/provision, and its bin in
  * node_modules/.bin), where `npx --no provision` runs what users run. In the checkout itself npx finds
  * no local bin and would fetch a package of that name from the registry (two bench runs hung on it):
- * run npx with `--no` (never fetch) and this project as its cwd.
+ * run npx with `--no` (never fetch) and this project as its cwd. And with `--` before `provision`:
+ * npm reads every option wherever it stands, so `npx --no provision --version` prints npm's version.
  */
 export function npxProject(dir) {
   const project = mkdtempSync(path.join(tmp(), 'npx-'));

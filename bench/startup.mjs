@@ -44,7 +44,7 @@ for (const { label, dir } of checkouts) {
   ].filter(([k]) => want(k) && (k !== 'run' || playbook));
   for (const [k, argv] of commands) {
     variants.push([`${label}: node bin/provision.mjs ${k}`, process.execPath, [bin, ...argv], dir]);
-    if (args.includes('--npx')) variants.push([`${label}: npx provision ${k}`, 'npx', ['--no', 'provision', ...argv], npxProject(dir)]);
+    if (args.includes('--npx')) variants.push([`${label}: npx provision ${k}`, 'npx', ['--no', '--', 'provision', ...argv], npxProject(dir)]);
   }
 }
 

@@ -498,8 +498,8 @@ async function partStartup() {
     ['node bin/provision.mjs --version', process.execPath, [path.join(root, 'bin/provision.mjs'), '--version']],
     ['node bin/provision.mjs, a no-op run', process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inv, '--playbook', noop, '--json']],
     // From a project that has this checkout installed, never fetching (bench/lib.mjs npxProject).
-    ['npx provision --version', 'npx', ['--no', 'provision', '--version'], npxProject(root)],
-    ['npx provision, a no-op run', 'npx', ['--no', 'provision', '--inventory', inv, '--playbook', noop, '--json'], npxProject(root)],
+    ['npx provision --version', 'npx', ['--no', '--', 'provision', '--version'], npxProject(root)],
+    ['npx provision, a no-op run', 'npx', ['--no', '--', 'provision', '--inventory', inv, '--playbook', noop, '--json'], npxProject(root)],
     ['node -e 0 (Node alone)', process.execPath, ['-e', '0']],
     ...(STARTUP_BASELINE
       ? [
