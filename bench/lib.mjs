@@ -1,7 +1,7 @@
 // What every part of `npm run bench` shares: running commands, measuring a process as a whole
 // (wall, CPU, peak RSS), medians and ranges, reading our --json recap.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -25,6 +25,22 @@ export function sh(cmd, argv, opts = {}) {
 
 /** Our CLI, from this checkout. */
 export const cli = (argv, opts) => sh(process.execPath, [path.join(root, 'bin/provision.mjs'), ...argv], opts);
+
+/**
+ * A project with the checkout DIR installed as its dependency (node_modules/provision, and its bin in
+ * node_modules/.bin), where `npx --no provision` runs what users run. In the checkout itself npx finds
+ * no local bin and would fetch a package of that name from the registry (two bench runs hung on it):
+ * run npx with `--no` (never fetch) and this project as its cwd. And with `--` before `provision`:
+ * npm reads every option wherever it stands, so `npx --no provision --version` prints npm's version.
+ */
+export function npxProject(dir) {
+  const project = mkdtempSync(path.join(tmp(), 'npx-'));
+  mkdirSync(path.join(project, 'node_modules/.bin'), { recursive: true });
+  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'npx-startup', private: true, dependencies: { provision: `file:${dir}` } }));
+  symlinkSync(dir, path.join(project, 'node_modules/provision'));
+  symlinkSync('../provision/bin/provision.mjs', path.join(project, 'node_modules/.bin/provision'));
+  return project;
+}
 
 let measured = 0;
 /** Runs a command as one measured process: wall (ms), user+sys CPU (s), peak RSS (MB), output, exit code. */

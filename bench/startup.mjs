@@ -12,9 +12,9 @@
 // its bundle, as an installed package does. `--npx` also times `npx provision` in each checkout
 // (what users type) and `./node_modules/.bin/provision`-style direct starts are the `node` rows.
 // Never a timed assertion anywhere: these are figures to read with the machine's load beside them.
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { load, log, measure, removeTmp, round, runFigures, stats, tmp } from './lib.mjs';
+import { load, log, measure, npxProject, removeTmp, round, runFigures, stats } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -32,20 +32,6 @@ const playbook = opt('playbook', '');
 const only = opt('only', '') ? opt('only', '').split(',') : undefined;
 const want = (k) => !only || only.includes(k);
 
-/**
- * A project with the checkout installed as its dependency (node_modules/provision, and its bin in
- * node_modules/.bin), where `npx provision` runs what users run. In the checkout itself npx finds no
- * local bin and would fetch a package of that name from the registry: `--no` refuses that instead.
- */
-function npxProject(dir) {
-  const project = mkdtempSync(path.join(tmp(), 'npx-'));
-  mkdirSync(path.join(project, 'node_modules/.bin'), { recursive: true });
-  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'npx-startup', private: true, dependencies: { provision: `file:${dir}` } }));
-  symlinkSync(dir, path.join(project, 'node_modules/provision'));
-  symlinkSync('../provision/bin/provision.mjs', path.join(project, 'node_modules/.bin/provision'));
-  return project;
-}
-
 /** [label, command, argv, cwd] of every variant, one list per checkout. */
 const variants = [['node -e 0 (Node alone)', process.execPath, ['-e', '0'], process.cwd()]];
 for (const { label, dir } of checkouts) {
@@ -58,7 +44,7 @@ for (const { label, dir } of checkouts) {
   ].filter(([k]) => want(k) && (k !== 'run' || playbook));
   for (const [k, argv] of commands) {
     variants.push([`${label}: node bin/provision.mjs ${k}`, process.execPath, [bin, ...argv], dir]);
-    if (args.includes('--npx')) variants.push([`${label}: npx provision ${k}`, 'npx', ['--no', 'provision', ...argv], npxProject(dir)]);
+    if (args.includes('--npx')) variants.push([`${label}: npx provision ${k}`, 'npx', ['--no', '--', 'provision', ...argv], npxProject(dir)]);
   }
 }
 

@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { cli, load, log, measure, ourNoChange, removeTmp, root, round, runFigures, sh, stats, summarise, tmp } from '../bench/lib.mjs';
+import { cli, load, log, measure, npxProject, ourNoChange, removeTmp, root, round, runFigures, sh, stats, summarise, tmp } from '../bench/lib.mjs';
 import { withLatency, cleanupStale } from '../bench/latency.mjs';
 import {
   collectState, compareStates, ensureDir, runIdiomatic, secretValuesOf, siteManaged, writeIdiomaticInventory,
@@ -497,8 +497,9 @@ async function partStartup() {
   const variants = [
     ['node bin/provision.mjs --version', process.execPath, [path.join(root, 'bin/provision.mjs'), '--version']],
     ['node bin/provision.mjs, a no-op run', process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inv, '--playbook', noop, '--json']],
-    ['npx provision --version', 'npx', ['provision', '--version']],
-    ['npx provision, a no-op run', 'npx', ['provision', '--inventory', inv, '--playbook', noop, '--json']],
+    // From a project that has this checkout installed, never fetching (bench/lib.mjs npxProject).
+    ['npx provision --version', 'npx', ['--no', '--', 'provision', '--version'], npxProject(root)],
+    ['npx provision, a no-op run', 'npx', ['--no', '--', 'provision', '--inventory', inv, '--playbook', noop, '--json'], npxProject(root)],
     ['node -e 0 (Node alone)', process.execPath, ['-e', '0']],
     ...(STARTUP_BASELINE
       ? [
@@ -510,8 +511,8 @@ async function partStartup() {
   log(`start-up: ${variants.length} commands × ${STARTUP_RUNS}, interleaved (load ${load().join(' ')})`);
   const rows = variants.map(() => []);
   for (let i = 0; i < STARTUP_RUNS; i++) {
-    for (const [k, [, cmd, argv]] of variants.entries()) {
-      const r = await measure(cmd, argv);
+    for (const [k, [, cmd, argv, cwd]] of variants.entries()) {
+      const r = await measure(cmd, argv, { cwd });
       if (r.code !== 0) throw new Error(`${variants[k][0]} exited ${r.code}: ${r.stderr.slice(-500)}`);
       const recap = r.stdout.includes('"kind":"recap"') ? runFigures(r) : undefined;
       rows[k].push({ ...r, startupMs: recap?.startupMs, connectMs: recap?.connectMs });

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { InputError } from '../util/errors.js';
 import { PACKAGE_ROOT } from '../util/paths.js';
 import { EXIT } from './exit-codes.js';
+import { compareText } from '../util/compare-text.js';
 
 /** The example project `provision init` copies (README, inventory, playbook, a YAML and a TS role, a module with its cases, tests). */
 export const SCAFFOLD_DIR = path.join(PACKAGE_ROOT, 'src', 'project', 'scaffold');
@@ -47,7 +48,7 @@ export function initProject(dir: string, lab: LabTarget): string[] {
   writeFileSync(path.join(target, 'inventory', 'lab.yml'), labInventory(lab));
   const listed: string[] = [];
   const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => compareText(a.name, b.name))) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
       else listed.push(path.relative(target, p));

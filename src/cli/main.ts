@@ -1,5 +1,3 @@
-// First: before any module below builds a zod schema.
-import './zod-jitless.js';
 import { Command, CommanderError, Option } from 'commander';
 import { InputError, PlanRefused } from '../util/errors.js';
 import { TOOL_VERSION } from '../util/version.js';
@@ -29,6 +27,9 @@ export function buildProgram(setCode: (c: number) => void): Command {
     })
     .helpCommand(false)
     .hook('preAction', async (_program, command) => {
+      // First, before any module an action imports builds a zod schema (zod itself is not loaded by
+      // `--help`: every action runs after this hook, and nothing imported above uses zod).
+      await import('./zod-jitless.js');
       // The project first (--project or the current directory); its provision.yml gives the
       // defaults, the command line wins; then relative paths resolve from the project.
       const [{ applyConfig, loadConfig }, { applyProjectOption, projectDir, useProject }] = await Promise.all([import('./config.js'), import('../project/project.js')]);

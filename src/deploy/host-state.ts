@@ -1,4 +1,5 @@
 import { quote } from '../util/quote.js';
+import { compareText } from '../util/compare-text.js';
 
 /**
  * Where a release lives on a web host, and what the host records about its releases. Every path is
@@ -71,7 +72,7 @@ export function parseState(out: string): HostReleases {
     else if (kind === 'switched' && b) s.history.push(b);
     else if (kind === 'unit') s.unit = true;
   }
-  s.installed.sort((x, y) => x.installedAt - y.installedAt || x.id.localeCompare(y.id));
+  s.installed.sort((x, y) => x.installedAt - y.installedAt || compareText(x.id, y.id));
   return s;
 }
 

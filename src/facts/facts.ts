@@ -4,6 +4,7 @@ import { ModuleError } from '../util/errors.js';
 import { CommandTimeoutError, type Connection } from '../transport/index.js';
 import { batchScript, cutOff, parseBatchOutput, runProbes, type ProbeResult, type RawProbe } from './batch.js';
 import { rememberedReadSection, splitRemembered, type RememberedRead } from './remembered.js';
+import { compareText } from '../util/compare-text.js';
 
 export interface PackageFact {
   version: string;
@@ -192,8 +193,8 @@ export async function gatherFactsRemembering(conn: Connection, file: string): Pr
 export function factsToJSON(f: Facts): Record<string, unknown> {
   return {
     ...f,
-    packages: Object.fromEntries([...f.packages].sort(([a], [b]) => a.localeCompare(b))),
-    services: Object.fromEntries([...f.services].sort(([a], [b]) => a.localeCompare(b))),
+    packages: Object.fromEntries([...f.packages].sort(([a], [b]) => compareText(a, b))),
+    services: Object.fromEntries([...f.services].sort(([a], [b]) => compareText(a, b))),
     users: Object.fromEntries(f.users),
     groups: Object.fromEntries(f.groups),
   };

@@ -1,3 +1,5 @@
+import { compareText } from '../util/compare-text.js';
+
 /**
  * Group membership, the same for every inventory format: each host's groups with their ancestors
  * (parents before children, so a child group's vars win), and each group's hosts.
@@ -53,7 +55,7 @@ export function resolveMembership(g: GroupGraph): Membership {
     }
     return d;
   };
-  const compare = g.compare ?? ((a: string, b: string) => a.localeCompare(b));
+  const compare = g.compare ?? compareText;
 
   const hostGroups = new Map<string, string[]>();
   for (const h of g.hosts) {

@@ -1,15 +1,14 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
 import { InventoryError } from '../util/errors.js';
-import { parseYaml } from '../util/yaml.js';
+import { parseYaml, type LocatedYaml } from '../util/yaml.js';
 import { buildAnsibleInventory } from './ansible/build.js';
 import { parseIni } from './ansible/ini.js';
 import { AnsibleModel } from './ansible/model.js';
 import { parseAnsibleYaml } from './ansible/yaml.js';
 import { LoadContext } from './context.js';
 import type { Inventory, LoadOptions } from './model.js';
-import { parseNativeInventory } from './native.js';
+import { isSecretRef, parseNativeInventory, readNativeYaml } from './native.js';
 import { isVaultText } from './vault/decrypt.js';
 import { ANSIBLE_TAGS, locateVaultRefs } from './vars-files.js';
 
@@ -46,22 +45,35 @@ const IGNORED_IN_DIRECTORY = /^\.|^(host_vars|group_vars|vars_plugins)$|(\.pyc|\
 
 export type InventoryFormat = 'native' | 'ansible-yaml' | 'ansible-ini';
 
-const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+// A `!secret` value is no map: it was a plain string when formats were told by a parse of their own.
+const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v) && !isSecretRef(v);
 
-/** Which format a file is in (the rule above). Reads YAML leniently: errors are the chosen parser's to report. */
+/**
+ * The file read as YAML once (with the native format's tags), or undefined when it is no valid YAML:
+ * its format is told from this, and a native inventory (the common case) is parsed from it without
+ * reading the text again. Errors are the chosen parser's to report.
+ */
+function readYamlLeniently(file: string, text: string): LocatedYaml | undefined {
+  try {
+    return readNativeYaml(text, file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Which format a file is in (the rule above). */
 export function detectFormat(file: string, text: string): InventoryFormat {
+  return formatOfYaml(file, () => readYamlLeniently(file, text));
+}
+
+/** The rule above, from the file's YAML (read only when the extension does not already say INI). */
+function formatOfYaml(file: string, readYaml: () => LocatedYaml | undefined): InventoryFormat {
   const ext = path.extname(file).toLowerCase();
   if (ext === '.ini' || ext === '.cfg') return 'ansible-ini';
   const yamlExt = ['.yml', '.yaml', '.json'].includes(ext);
-  let data: unknown;
-  let yamlOk = false;
-  try {
-    const doc = parseDocument(text, { customTags: [...ANSIBLE_TAGS, { tag: '!secret', resolve: (s: string) => s }] });
-    yamlOk = doc.errors.length === 0;
-    if (yamlOk) data = doc.toJS({ maxAliasCount: 100 });
-  } catch {
-    yamlOk = false;
-  }
+  const yaml = readYaml();
+  const yamlOk = yaml !== undefined;
+  const data = yaml?.data;
   const nativeShape = isMap(data) && 'hosts' in data && !('all' in data);
   if (yamlExt) return !yamlOk || data === null || data === undefined || !isMap(data) || nativeShape ? 'native' : 'ansible-yaml';
   // No (or another) extension: YAML only when it has one of the two YAML shapes, else INI.
@@ -82,17 +94,35 @@ function readText(file: string): string {
   }
 }
 
-/** The format of an inventory file; an encrypted one is refused (its structure would need the password before anything else). */
-function formatOf(file: string, text: string): InventoryFormat {
+/** An inventory file as read: its format, and its YAML when it was read as YAML without error. */
+interface InventoryFile {
+  file: string;
+  text: string;
+  format: InventoryFormat;
+  yaml: LocatedYaml | undefined;
+}
+
+/** Reads a file's YAML once, for its format and its parser; an encrypted one is refused (its structure would need the password before anything else). */
+function readInventoryFile(file: string): InventoryFile {
+  const text = readText(file);
   if (isVaultText(text)) {
     throw new InventoryError(`${file}: an inventory file encrypted with ansible-vault is not read`, 'encrypt group_vars/host_vars files, or single values with ansible-vault encrypt_string, instead');
   }
-  return detectFormat(file, text);
+  let yaml: LocatedYaml | undefined;
+  const format = formatOfYaml(file, () => (yaml = readYamlLeniently(file, text)));
+  return { file, text, format, yaml };
 }
 
-function readAnsibleFile(file: string, text: string, format: 'ansible-yaml' | 'ansible-ini', model: AnsibleModel, ctx: LoadContext): void {
+/** A native inventory: from the YAML already read, or (invalid YAML) read again for its located error. */
+function readNative({ file, text, yaml }: InventoryFile, ctx: LoadContext): Inventory {
+  return parseNativeInventory(yaml ?? readNativeYaml(text, file), ctx);
+}
+
+function readAnsibleFile({ file, text, format, yaml }: InventoryFile, model: AnsibleModel, ctx: LoadContext): void {
   if (format === 'ansible-ini') return parseIni(text, file, model);
-  const src = parseYaml(text, file, InventoryError, ANSIBLE_TAGS);
+  // The YAML already read serves unless it has `!secret`, a tag of the native format only: Ansible's
+  // YAML reads it as an unknown tag (a plain string), so such a file is read again without it.
+  const src = yaml && !text.includes('!secret') ? yaml : parseYaml(text, file, InventoryError, ANSIBLE_TAGS);
   locateVaultRefs(src);
   if (src.data === null || src.data === undefined) throw new InventoryError(`${file}:1:1: (top level): the inventory is empty`);
   parseAnsibleYaml(src, model, ctx.keyring);
@@ -112,12 +142,11 @@ function loadDirectory(dir: string, ctx: LoadContext): Inventory {
   collect(dir);
   if (files.length === 0) throw new InventoryError(`inventory ${dir}: a directory with no inventory file in it`, 'an Ansible inventory directory holds INI or YAML inventory files (and group_vars/, host_vars/)');
   for (const file of files) {
-    const text = readText(file);
-    const format = formatOf(file, text);
-    if (format === 'native') {
+    const read = readInventoryFile(file);
+    if (read.format === 'native') {
       throw new InventoryError(`${file}: a native inventory cannot be part of an inventory directory`, `pass it alone: --inventory ${file}`);
     }
-    readAnsibleFile(file, text, format, model, ctx);
+    readAnsibleFile(read, model, ctx);
   }
   return buildAnsibleInventory(model, { file: dir, baseDir: dir }, ctx);
 }
@@ -129,15 +158,14 @@ export function loadInventory(spec: string, opts: LoadOptions = {}): Inventory {
   }
   const ctx = new LoadContext(opts);
   if (statSync(file).isDirectory()) return loadDirectory(file, ctx);
-  const text = readText(file);
-  const format = formatOf(file, text);
-  if (format === 'native') return parseNativeInventory(text, file, ctx);
+  const read = readInventoryFile(file);
+  if (read.format === 'native') return readNative(read, ctx);
   const model = new AnsibleModel();
-  readAnsibleFile(file, text, format, model, ctx);
+  readAnsibleFile(read, model, ctx);
   return buildAnsibleInventory(model, { file, baseDir: path.dirname(file) }, ctx);
 }
 
 /** A native inventory from its text (as loadInventory reads the file). */
 export function parseInventory(text: string, file: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Inventory {
-  return parseNativeInventory(text, file, new LoadContext({ ...opts, env }));
+  return parseNativeInventory(readNativeYaml(text, file), new LoadContext({ ...opts, env }));
 }

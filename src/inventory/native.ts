@@ -23,11 +23,17 @@ class SecretRef {
   constructor(readonly name: string) {}
 }
 
+/** A `!secret NAME` value as the inventory's YAML is read (src/inventory/loader.ts tells formats by it). */
+export const isSecretRef = (v: unknown): boolean => v instanceof SecretRef;
+
 const secretTag: ScalarTag = {
   tag: '!secret',
   identify: (v) => v instanceof SecretRef,
   resolve: (str) => new SecretRef(str.trim()),
 };
+
+/** The tags of a native inventory's YAML. */
+const NATIVE_TAGS = [secretTag, ...ANSIBLE_TAGS];
 
 export function secretEnvName(name: string): string {
   return 'PROVISION_SECRET_' + name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
@@ -64,9 +70,18 @@ function loadSecretsFile(file: string, at: string): Map<string, string> {
   return out;
 }
 
-export function parseNativeInventory(text: string, file: string, ctx: LoadContext): Inventory {
-  const src: LocatedYaml = parseYaml(text, file, InventoryError, [secretTag, ...ANSIBLE_TAGS]);
+/**
+ * An inventory file read as YAML with the native format's tags: the loader reads a file once, tells
+ * its format from it and, when it is native, hands it to parseNativeInventory. Throws a located error.
+ */
+export function readNativeYaml(text: string, file: string): LocatedYaml {
+  return parseYaml(text, file, InventoryError, NATIVE_TAGS);
+}
+
+/** A native inventory from its YAML, as read by readNativeYaml (once: the loader told its format from it). */
+export function parseNativeInventory(src: LocatedYaml, ctx: LoadContext): Inventory {
   const { doc, data } = src;
+  const file = src.file;
   if (data === null || data === undefined) throw new InventoryError(`${whereAt(src, 0)}: (top level): the inventory is empty`, 'it needs at least a hosts: map');
 
   const parsed = inventorySchema.safeParse(data);

@@ -1,5 +1,6 @@
 import type { ChangeGuard, GuardedChange, StateRead } from '../executor/index.js';
 import { changeLines, keyed, planned, type PlanFile, type PlannedTask } from './plan.js';
+import { compareText } from '../util/compare-text.js';
 
 const lines = (t: PlannedTask | GuardedChange): string[] => changeLines({ tasks: [t], fingerprints: {} });
 
@@ -24,7 +25,7 @@ export class PlanGuard implements ChangeGuard {
     // The plan's fingerprints are keyed (see planKey): key what is read now the same way.
     if (plan.fingerprints.facts !== keyed(state.factsFingerprint)) out.push('changed since the plan: facts');
     // Only what was read before any task: later reads see this run's own changes.
-    for (const [key, now] of [...state.observed].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [key, now] of [...state.observed].sort(([a], [b]) => compareText(a, b))) {
       const then = plan.fingerprints[key];
       if (then === undefined) out.push(`state read now but not in the plan: ${key}`);
       else if (then !== keyed(now)) out.push(`changed since the plan: ${key}`);

@@ -7,6 +7,7 @@ import type { Change } from '../modules/index.js';
 import { InputError } from '../util/errors.js';
 import { maskDeep } from '../util/secrets.js';
 import { TOOL_VERSION } from '../util/version.js';
+import { compareText } from '../util/compare-text.js';
 
 export { factsFingerprint } from '../facts/index.js';
 
@@ -125,7 +126,7 @@ export function hostPlanOf(o: HostOutcome): HostPlan {
     // Keyed: the probes' own hashes cover file contents (secret files too); see planKey.
     fingerprints: {
       facts: keyed(o.factsFingerprint),
-      ...Object.fromEntries(Object.entries(o.observed).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, keyed(v)])),
+      ...Object.fromEntries(Object.entries(o.observed).sort(([a], [b]) => compareText(a, b)).map(([k, v]) => [k, keyed(v)])),
     },
   });
 }

@@ -6,6 +6,7 @@ import { expectedTypeName, fieldName } from '../util/yaml.js';
 import { getRole } from './registry.js';
 import type { BuiltinVars, RoleDef, RoleTarget, VarIssue } from './types.js';
 import { defaultOf, shown } from './vars.js';
+import { compareText } from '../util/compare-text.js';
 
 /** What of a play the var checks read (the executor's Play has it). */
 export interface PlayVars {
@@ -121,7 +122,7 @@ export function roleVars(roleName: string, host: Host, play: Pick<PlayVars, 'var
 function inFileOrder(a: string, b: string): number {
   const at = (l: string) => /^(.*?)(?::(\d+):(\d+))?: /.exec(l)!;
   const [x, y] = [at(a), at(b)];
-  return x[1]!.localeCompare(y[1]!) || Number(x[2] ?? 0) - Number(y[2] ?? 0) || Number(x[3] ?? 0) - Number(y[3] ?? 0);
+  return compareText(x[1]!, y[1]!) || Number(x[2] ?? 0) - Number(y[2] ?? 0) || Number(x[3] ?? 0) - Number(y[3] ?? 0);
 }
 
 const listed = (one: string, many: string, xs: Set<string>) => `${xs.size === 1 ? one : many} ${[...xs].join(', ')}`;

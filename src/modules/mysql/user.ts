@@ -25,6 +25,7 @@ import {
   type RawRead,
   type Stmt,
 } from './client.js';
+import { compareText } from '../../util/compare-text.js';
 
 const level = z
   .string()
@@ -116,7 +117,7 @@ function userProbeSql(p: { user: string; host: string }): string {
 function privilegeLines(m: Map<string, Set<string>>): string {
   return [...m.entries()]
     .filter(([, s]) => s.size > 0)
-    .sort(([a], [b]) => a.localeCompare(b))
+    .sort(([a], [b]) => compareText(a, b))
     .map(([l, s]) => `${l}: ${[...s].sort().join(', ')}\n`)
     .join('');
 }

@@ -7,6 +7,7 @@ import type { RoleContext } from '../types.js';
 import { pick, shared, text, wholeNumber } from '../vars.js';
 import { apt, copy, service, template } from '../../modules/tasks.js';
 import { ALERT_RULES_FILE, alertRulesYaml, extraAlertRule } from './rules.js';
+import { compareText } from '../../util/compare-text.js';
 
 export interface ScrapeJob {
   job: string;
@@ -30,7 +31,7 @@ function target(vars: PrometheusVars, h: Host, portVar: PortVar) {
 /** Scrape jobs from the inventory: node on every host, each service's exporter on its group. */
 export function scrapeJobs(ctx: Pick<RoleContext<PrometheusVars>, 'host' | 'vars' | 'inventory' | 'hostsIn'>): ScrapeJob[] {
   const v = ctx.vars;
-  const byName = (hs: Host[]) => [...hs].sort((a, b) => a.name.localeCompare(b.name));
+  const byName = (hs: Host[]) => [...hs].sort((a, b) => compareText(a.name, b.name));
   const job = (name: string, hosts: Host[], portVar: PortVar, path = '/metrics'): ScrapeJob => ({
     job: name,
     metrics_path: path,
