@@ -43,8 +43,12 @@ const CASES: { command: string; stdin?: string | Buffer }[] = [
   { command: 'read -r line; echo "got $line"; exit 0', stdin: 'one line\nand more\n' },
   { command: 'echo out; echo err >&2; false' },
   { command: 'echo "trailing newlines"; printf "\\n\\n\\n"' },
-  // Many chunks (searched once each, an end line split over two of them), on both streams.
-  { command: 'yes abcdefghij | head -c 3000000; yes err | head -c 500000 >&2' },
+  // Many chunks (searched once each, an end line split over two of them), on both streams; together
+  // under ssh2's 2 MiB channel window. At 3.5 MB the in-process ssh2 *server* (not the client under
+  // test) lost a channel's end under a loaded CI run (exit status and most of stderr missing, on the
+  // exec path this test compares with: see helpers/sh-server.ts); past-the-window output against
+  // OpenSSH is the lab's (test/integration/persistent-channel.test.ts).
+  { command: 'yes abcdefghij | head -c 1200000; yes err | head -c 300000 >&2' },
 ];
 
 describe('persistent channel: the same results as exec, over one channel', () => {
