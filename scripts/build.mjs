@@ -7,7 +7,7 @@
 // in src/ (in a git checkout), and runs the TypeScript sources through tsx otherwise.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { TABLES } from './gen-builtins.mjs';
 
@@ -35,7 +35,9 @@ const nativeFromPackage = {
   setup(b) {
     b.onResolve({ filter: /\.node$/ }, (args) => {
       const file = path.resolve(args.resolveDir, args.path);
-      const rel = path.relative(path.join(root, 'node_modules'), file);
+      // esbuild gives real paths: a node_modules that is a symlink (a git worktree sharing another's)
+      // is compared by its real path, or no addon is found in it and all stay relative.
+      const rel = path.relative(realpathSync(path.join(root, 'node_modules')), file);
       if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
       return { path: rel.split(path.sep).join('/'), external: true };
     });

@@ -8,7 +8,7 @@
 //     bundle captures when it loads, after this file: so each such call with one path key is a module evaluated;
 //   - the sources through tsx: ES modules, recorded by a resolve hook as they are resolved (a static
 //     import is evaluated with its importer; a dynamic one only when it runs), and CommonJS ones by Module._load.
-const { appendFileSync } = require('node:fs');
+const { appendFileSync, realpathSync } = require('node:fs');
 const Module = require('node:module');
 const path = require('node:path');
 
@@ -20,7 +20,11 @@ const record = (name) => {
   seen.add(name);
   appendFileSync(out, `${name}\n`);
 };
-const relative = (file) => path.relative(root, file).split(path.sep).join('/');
+// Node resolves to real paths: a node_modules that is a symlink (a git worktree sharing another's)
+// is named by its place in the repository all the same.
+const modulesReal = realpathSync(path.join(root, 'node_modules'));
+const inRoot = (file) => (file.startsWith(modulesReal + path.sep) ? path.join(root, 'node_modules', file.slice(modulesReal.length + 1)) : file);
+const relative = (file) => path.relative(root, inRoot(file)).split(path.sep).join('/');
 
 // ICU's collator, started by the first localeCompare or Intl.Collator (tens of ms): each use is
 // recorded as "collator: " and where it was called from.
@@ -35,11 +39,13 @@ Intl.Collator = function (...args) {
   return new Collator(...args);
 };
 
-const MODULE_KEY = /^(src|node_modules)\/.*\.(ts|js|mjs|cjs|json)$/;
+// Keys are paths relative to the folder the build ran in (the repository); with a symlinked
+// node_modules esbuild names its files by their real paths ("../../main/node_modules/…").
+const MODULE_KEY = /^((\.\.\/)+.*\/)?(src|node_modules)\/.*\.(ts|js|mjs|cjs|json)$/;
 const getOwnPropertyNames = Object.getOwnPropertyNames;
 Object.getOwnPropertyNames = function (o) {
   const names = getOwnPropertyNames(o);
-  if (names.length === 1 && MODULE_KEY.test(names[0]) && typeof o[names[0]] === 'function') record(names[0]);
+  if (names.length === 1 && MODULE_KEY.test(names[0]) && typeof o[names[0]] === 'function') record(relative(path.resolve(root, names[0])));
   return names;
 };
 
@@ -60,9 +66,11 @@ Module.register(
     import { fileURLToPath } from 'node:url';
     import path from 'node:path';
     const root = ${JSON.stringify(root)};
+    const modulesReal = ${JSON.stringify(modulesReal)};
+    const inRoot = ${inRoot.toString()};
     export async function resolve(specifier, context, next) {
       const r = await next(specifier, context);
-      if (r.url.startsWith('file:')) appendFileSync(${JSON.stringify(out)}, path.relative(root, fileURLToPath(r.url)).split(path.sep).join('/') + '\\n');
+      if (r.url.startsWith('file:')) appendFileSync(${JSON.stringify(out)}, path.relative(root, inRoot(fileURLToPath(r.url))).split(path.sep).join('/') + '\\n');
       return r;
     }`)}`,
 );
