@@ -54,7 +54,7 @@ function release(dir, version) {
 /** Our CLI as a child; each stdout line handed to onLine with the time it arrived. */
 function provisionStreaming(argv, onLine) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, 'bin/provision.mjs'), ...argv], { cwd: root, env: { ...process.env, CI: '1', NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [path.join(root, 'bin/provision.cjs'), ...argv], { cwd: root, env: { ...process.env, CI: '1', NO_COLOR: '1' } });
     let buf = '';
     let err = '';
     child.stdout.on('data', (d) => {

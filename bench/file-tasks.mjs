@@ -4,7 +4,7 @@
 // (/usr/bin/time: user and system CPU of the controller, wall). Median, min and max of --runs.
 //
 //   flock /work/lab.lock node bench/file-tasks.mjs [--tasks 500,2000] [--runs 3]
-//         [--cli bin/provision.mjs] [--name core --subnet 10.86.0] [--keep]
+//         [--cli bin/provision.cjs] [--name core --subnet 10.86.0] [--keep]
 //
 // --cli: another build of the CLI to measure on the same host (e.g. main's, for a before/after);
 // it is run with node. The lab instance (default "core", 10.86.0.0/24) is brought up with web-01
@@ -25,11 +25,11 @@ const NAME = opt('name', 'core');
 const PREFIX = opt('subnet', '10.86.0');
 const TASKS = opt('tasks', '500,2000').split(',').map(Number).filter(Boolean);
 const RUNS = Number(opt('runs', 3));
-const CLIS = opt('cli', path.join(root, 'bin/provision.mjs')).split(',');
+const CLIS = opt('cli', path.join(root, 'bin/provision.cjs')).split(',');
 const KEEP = args.includes('--keep');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'provision-file-tasks-'));
 const log = (s) => process.stderr.write(`file-tasks: ${s}\n`);
-const lab = (argv) => spawnSync(process.execPath, [path.join(root, 'bin/provision.mjs'), 'lab', ...argv, '--name', NAME], { cwd: root, encoding: 'utf8' });
+const lab = (argv) => spawnSync(process.execPath, [path.join(root, 'bin/provision.cjs'), 'lab', ...argv, '--name', NAME], { cwd: root, encoding: 'utf8' });
 
 function measure(cli, argv) {
   const timeFile = path.join(tmp, 'time.txt');

@@ -1,7 +1,7 @@
 // What every part of `npm run bench` shares: running commands, measuring a process as a whole
 // (wall, CPU, peak RSS), medians and ranges, reading our --json recap.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -23,8 +23,14 @@ export function sh(cmd, argv, opts = {}) {
   return r;
 }
 
+/**
+ * A checkout's CLI entry: bin/provision.cjs, or bin/provision.mjs in a checkout from before the entry
+ * became CommonJS (a baseline of a before/after comparison).
+ */
+export const cliOf = (dir) => [path.join(dir, 'bin/provision.cjs'), path.join(dir, 'bin/provision.mjs')].find((f) => existsSync(f)) ?? path.join(dir, 'bin/provision.cjs');
+
 /** Our CLI, from this checkout. */
-export const cli = (argv, opts) => sh(process.execPath, [path.join(root, 'bin/provision.mjs'), ...argv], opts);
+export const cli = (argv, opts) => sh(process.execPath, [path.join(root, 'bin/provision.cjs'), ...argv], opts);
 
 /**
  * A project with the checkout DIR installed as its dependency (node_modules/provision, and its bin in
@@ -38,7 +44,7 @@ export function npxProject(dir) {
   mkdirSync(path.join(project, 'node_modules/.bin'), { recursive: true });
   writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'npx-startup', private: true, dependencies: { provision: `file:${dir}` } }));
   symlinkSync(dir, path.join(project, 'node_modules/provision'));
-  symlinkSync('../provision/bin/provision.mjs', path.join(project, 'node_modules/.bin/provision'));
+  symlinkSync(path.join('../provision', path.relative(dir, cliOf(dir))), path.join(project, 'node_modules/.bin/provision'));
   return project;
 }
 
@@ -103,7 +109,7 @@ export function summarise(rows) {
 export async function ourNoChange(inventory, playbook, runs, extra = [], opts = {}) {
   const rows = [];
   for (let i = 0; i < runs; i++) {
-    const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inventory, '--playbook', playbook, '--json', ...extra], opts);
+    const r = await measure(process.execPath, [path.join(root, 'bin/provision.cjs'), '--inventory', inventory, '--playbook', playbook, '--json', ...extra], opts);
     const f = runFigures(r);
     const bad = Object.values(f.recap.hosts).reduce((a, c) => a + c.changed + c.failed + c.unreachable, 0);
     if (r.code !== 0 || bad) throw new Error(`${inventory}: the no-change run changed or failed (exit ${r.code}): ${JSON.stringify(f.recap.hosts)}`);

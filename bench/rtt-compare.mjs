@@ -6,7 +6,7 @@
 // --checkout-env NAME=VAR=VALUE sets an environment variable for that checkout's runs (the same tree
 // twice, a setting on and off). --changing: each run must change things (exit 2, none failed) instead
 // of changing nothing (bench/changing-tasks.yml).
-// Each checkout is a tree with its own bin/provision.mjs (`git archive COMMIT | tar -x -C DIR`, a
+// Each checkout is a tree with its own bin/provision.cjs (.mjs before #18) (`git archive COMMIT | tar -x -C DIR`, a
 // node_modules, `node scripts/build.mjs`). The inventory's hosts must be converged: every run must
 // report changed=0. Per RTT and checkout: wall, controller CPU, round trips per host and the recap's
 // phases of the slowest host (median, min–max). RTT 0 is the lab as it is; above 0, bench/relay.mjs
@@ -15,7 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { withLatency } from './latency.mjs';
-import { load, log, measure, runFigures, summarise } from './lib.mjs';
+import { cliOf, load, log, measure, runFigures, summarise } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -35,7 +35,7 @@ const envOf = (name) =>
   }));
 const checkouts = all('checkout').map((c) => {
   const [name, dir] = c.split('=');
-  return { name, bin: path.resolve(dir, 'bin/provision.mjs'), env: envOf(name) };
+  return { name, bin: cliOf(path.resolve(dir)), env: envOf(name) };
 });
 const hosts = parse(readFileSync(inventory, 'utf8')).hosts;
 const addresses = Object.values(hosts).map((h) => h.address);

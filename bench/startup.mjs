@@ -7,14 +7,14 @@
 //                          [--inventory FILE --playbook FILE]   a run on hosts (e.g. a no-change run)
 //                          [--npx] [--only version,help,inventory,run] [--out FILE.json]
 //
-// A checkout is a folder with bin/provision.mjs and its dist/ (`git archive COMMIT | tar -x -C DIR`,
+// A checkout is a folder with bin/provision.cjs (bin/provision.mjs before #18's CommonJS entry) and its dist/ (`git archive COMMIT | tar -x -C DIR`,
 // node_modules beside it, `node scripts/build.mjs`): an archive has no .git, so its CLI always takes
 // its bundle, as an installed package does. `--npx` also times `npx provision` in each checkout
 // (what users type) and `./node_modules/.bin/provision`-style direct starts are the `node` rows.
 // Never a timed assertion anywhere: these are figures to read with the machine's load beside them.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { load, log, measure, npxProject, removeTmp, round, runFigures, stats } from './lib.mjs';
+import { cliOf, load, log, measure, npxProject, removeTmp, round, runFigures, stats } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -35,7 +35,7 @@ const want = (k) => !only || only.includes(k);
 /** [label, command, argv, cwd] of every variant, one list per checkout. */
 const variants = [['node -e 0 (Node alone)', process.execPath, ['-e', '0'], process.cwd()]];
 for (const { label, dir } of checkouts) {
-  const bin = path.join(dir, 'bin/provision.mjs');
+  const bin = cliOf(dir);
   const runArgs = ['--inventory', path.resolve(inventory), '--playbook', path.resolve(playbook || 'x'), '--json'];
   const commands = [
     ['version', ['--version']],
@@ -43,7 +43,7 @@ for (const { label, dir } of checkouts) {
     ...(inventory ? [['inventory', ['inventory', '--inventory', path.resolve(inventory)]], ['run', runArgs]] : []),
   ].filter(([k]) => want(k) && (k !== 'run' || playbook));
   for (const [k, argv] of commands) {
-    variants.push([`${label}: node bin/provision.mjs ${k}`, process.execPath, [bin, ...argv], dir]);
+    variants.push([`${label}: node ${path.relative(dir, bin)} ${k}`, process.execPath, [bin, ...argv], dir]);
     if (args.includes('--npx')) variants.push([`${label}: npx provision ${k}`, 'npx', ['--no', '--', 'provision', ...argv], npxProject(dir)]);
   }
 }

@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { cli, load, log, measure, npxProject, ourNoChange, removeTmp, root, round, runFigures, sh, stats, summarise, tmp } from '../bench/lib.mjs';
+import { cli, cliOf, load, log, measure, npxProject, ourNoChange, removeTmp, root, round, runFigures, sh, stats, summarise, tmp } from '../bench/lib.mjs';
 import { withLatency, cleanupStale } from '../bench/latency.mjs';
 import {
   collectState, compareStates, ensureDir, runIdiomatic, secretValuesOf, siteManaged, writeIdiomaticInventory,
@@ -192,7 +192,7 @@ function machineBusyS() {
 }
 
 async function ourConverge(playbook = 'playbooks/site.yml', limit = []) {
-  const r = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', 'bench', '--playbook', playbook, '--json', ...(limit.length ? ['--limit', limit.join(',')] : [])]);
+  const r = await measure(process.execPath, [path.join(root, 'bin/provision.cjs'), '--inventory', 'bench', '--playbook', playbook, '--json', ...(limit.length ? ['--limit', limit.join(',')] : [])]);
   const recap = runFigures(r).recap;
   if (r.code !== 2) throw new Error(`our converge of ${playbook} exited ${r.code}: ${JSON.stringify(recap.hosts)}`);
   return r;
@@ -495,16 +495,16 @@ async function partStartup() {
   const noop = path.join(tmp(), 'noop.yml');
   const inv = path.join(root, 'inventory/bench.yml');
   const variants = [
-    ['node bin/provision.mjs --version', process.execPath, [path.join(root, 'bin/provision.mjs'), '--version']],
-    ['node bin/provision.mjs, a no-op run', process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inv, '--playbook', noop, '--json']],
+    ['node bin/provision.cjs --version', process.execPath, [path.join(root, 'bin/provision.cjs'), '--version']],
+    ['node bin/provision.cjs, a no-op run', process.execPath, [path.join(root, 'bin/provision.cjs'), '--inventory', inv, '--playbook', noop, '--json']],
     // From a project that has this checkout installed, never fetching (bench/lib.mjs npxProject).
     ['npx provision --version', 'npx', ['--no', '--', 'provision', '--version'], npxProject(root)],
     ['npx provision, a no-op run', 'npx', ['--no', '--', 'provision', '--inventory', inv, '--playbook', noop, '--json'], npxProject(root)],
     ['node -e 0 (Node alone)', process.execPath, ['-e', '0']],
     ...(STARTUP_BASELINE
       ? [
-          [`baseline ${STARTUP_BASELINE}: --version`, process.execPath, [path.join(STARTUP_BASELINE, 'bin/provision.mjs'), '--version']],
-          [`baseline ${STARTUP_BASELINE}: a no-op run`, process.execPath, [path.join(STARTUP_BASELINE, 'bin/provision.mjs'), '--inventory', inv, '--playbook', noop, '--json']],
+          [`baseline ${STARTUP_BASELINE}: --version`, process.execPath, [cliOf(STARTUP_BASELINE), '--version']],
+          [`baseline ${STARTUP_BASELINE}: a no-op run`, process.execPath, [cliOf(STARTUP_BASELINE), '--inventory', inv, '--playbook', noop, '--json']],
         ]
       : []),
   ];
@@ -552,7 +552,7 @@ async function partScale() {
       'hosts:', ...mine.flatMap((h) => [`  ${h.name}:`, `    address: ${h.address}`]), '',
     ].join('\n'));
     log(`scale ${n}: lab up ${upS} s; first converge of bench/scale-hosts.yml (load ${load().join(' ')})`);
-    const c = await measure(process.execPath, [path.join(root, 'bin/provision.mjs'), '--inventory', inv, '--playbook', 'bench/scale-hosts.yml', '--json', ...forksArgs]);
+    const c = await measure(process.execPath, [path.join(root, 'bin/provision.cjs'), '--inventory', inv, '--playbook', 'bench/scale-hosts.yml', '--json', ...forksArgs]);
     if (c.code !== 2) throw new Error(`${inv}: the first converge exited ${c.code} (2 expected): ${c.stderr.slice(-500)}`);
     const floorCfg = floorConfig(`scale-${n}`, mine.map((h) => ({ name: h.name, address: h.address })), SCALE_LAB_DIR);
     log(`scale ${n}: converge ${(c.wallMs / 1000).toFixed(1)} s; no-change runs and floor, ${RUNS} each, interleaved (load ${load().join(' ')})`);

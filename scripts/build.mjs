@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Bundles the CLI and every npm dependency it uses into one CommonJS file, dist/provision.cjs, and
-// V8's code cache for it, dist/provision.cjs.cache. bin/provision.mjs compiles the bundle with that
+// V8's code cache for it, dist/provision.cjs.cache. bin/provision.cjs compiles the bundle with that
 // cache: no module resolution across hundreds of files in node_modules, no parsing of what the cache
 // holds. (Node 20 has no module.enableCompileCache(), and ES modules take no code cache; CommonJS
-// through vm.Script does.) bin/provision.mjs uses the bundle only while it is newer than every file
+// through vm.Script does.) bin/provision.cjs uses the bundle only while it is newer than every file
 // in src/ (in a git checkout), and runs the TypeScript sources through tsx otherwise.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
@@ -59,7 +59,7 @@ const commonJsBundle = {
 };
 await build({ ...commonJsBundle, entryPoints: [path.join(root, 'src/cli/main.ts')], outfile: bundle, sourcemap: 'linked' });
 
-// The bundle runs as a vm.Script (bin/bundle.mjs), where an import() that esbuild did not resolve
+// The bundle runs as a vm.Script (bin/bundle.cjs), where an import() that esbuild did not resolve
 // (a built-in such as node:net, a path it could not see) throws "A dynamic import callback was not
 // specified" — only when that code runs (e.g. `lab up`'s wait for its proxy). Refused here instead.
 const leftImports = [...readFileSync(bundle, 'utf8').matchAll(/(?<![\w$.])import\(\s*(["'`][^"'`]*["'`])/g)].map((m) => m[1]);
@@ -71,9 +71,9 @@ if (leftImports.length) {
 // The code cache, made by this Node (V8 refuses a cache from another version; the CLI then compiles
 // without it and writes a new one), after the bundle's modules were evaluated, and checked the way
 // the CLI loads it.
-const node = (command) => spawnSync(process.execPath, [path.join(root, 'bin/bundle.mjs'), command, bundle], { stdio: 'inherit' }).status;
+const node = (command) => spawnSync(process.execPath, [path.join(root, 'bin/bundle.cjs'), command, bundle], { stdio: 'inherit' }).status;
 if (node('--make-cache') !== 0 || node('--check-cache') !== 0) {
-  // A bundle that cannot be evaluated is not left behind: bin/provision.mjs would take it (it is newer than src/).
+  // A bundle that cannot be evaluated is not left behind: bin/provision.cjs would take it (it is newer than src/).
   for (const made of ['provision.cjs', 'provision.cjs.cache', 'provision.cjs.map']) rmSync(path.join(dist, made), { force: true });
   throw new Error(`build: ${bundle} cannot be evaluated, or V8 refuses its code cache`);
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
 process.chdir(root);
-const bin = path.join(root, 'bin/provision.mjs');
+const bin = path.join(root, 'bin/provision.cjs');
 
 function run(title, args) {
   process.stdout.write(`\n==> ${title}\n`);

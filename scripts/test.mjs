@@ -9,7 +9,7 @@ import path from 'node:path';
 const root = path.resolve(import.meta.dirname, '..');
 process.chdir(root);
 const node = process.execPath;
-const bin = path.join(root, 'bin/provision.mjs');
+const bin = path.join(root, 'bin/provision.cjs');
 const vitest = path.join(root, 'node_modules/vitest/vitest.mjs');
 const started = Date.now();
 /** The split-topology e2e pass's lab instance: a subnet no lab test and no other instance of the suite uses. */

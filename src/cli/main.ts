@@ -156,7 +156,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * The CLI as a process (bin/provision.mjs): a closed pipe or a terminal that hangs up does not end
+ * The CLI as a process (bin/provision.cjs): a closed pipe or a terminal that hangs up does not end
  * the run, and no error ends it with a stack trace. `main` itself stays free of process-wide handlers for tests.
  */
 export async function runCli(argv: string[]): Promise<number> {
@@ -169,7 +169,7 @@ export async function runCli(argv: string[]): Promise<number> {
 /**
  * Every module a command imports when it runs (not the lab's nor the live view's, loaded lazily
  * before as well): the build evaluates them before it writes the bundle's code cache
- * (bin/bundle.mjs --make-cache), so a first run finds its code compiled as before they were lazy.
+ * (bin/bundle.cjs --make-cache), so a first run finds its code compiled as before they were lazy.
  */
 export async function loadCommandModules(): Promise<void> {
   await Promise.all([

@@ -56,7 +56,7 @@ export function provision(args: string[], opts: { env?: NodeJS.ProcessEnv; timeo
   const noInventory = args.includes('-i') || args.includes('--inventory') || ['lab', 'apply', 'show'].includes(args[0] ?? '');
   const full = noInventory ? args : [...args, '--inventory', INVENTORY];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/provision.mjs'), ...full], {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/provision.cjs'), ...full], {
       cwd: ROOT,
       env: { ...process.env, CI: '1', NO_COLOR: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -142,7 +142,7 @@ describe('secrets never leak', () => {
 
     // A TTY run (live listr2 output) while every host's process arguments are watched.
     const watchers = HOSTS.map((h) => onHost(h, 'end=$(($(date +%s)+150)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop-watch ]; do ps -eo args; sleep 0.2; done', 200_000));
-    const tty = spawnSync('script', ['-qec', `${process.execPath} bin/provision.mjs --inventory ${INVENTORY} --diff -v`, '/dev/null'], {
+    const tty = spawnSync('script', ['-qec', `${process.execPath} bin/provision.cjs --inventory ${INVENTORY} --diff -v`, '/dev/null'], {
       cwd: ROOT,
       encoding: 'utf8',
       env: { ...process.env, CI: '', NO_COLOR: '' },

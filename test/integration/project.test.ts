@@ -27,7 +27,7 @@ interface Result {
 /** The CLI as a user runs it, started in a folder that is neither the repository nor the project. */
 function provision(args: string[]): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/provision.mjs'), ...args], { cwd: elsewhere, env: { ...process.env, CI: '1', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/provision.cjs'), ...args], { cwd: elsewhere, env: { ...process.env, CI: '1', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

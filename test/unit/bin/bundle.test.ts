@@ -1,5 +1,5 @@
 /**
- * bin/bundle.mjs: the CLI bundle is evaluated as a CommonJS module with V8's code cache; the run cache
+ * bin/bundle.cjs: the CLI bundle is evaluated as a CommonJS module with V8's code cache; the run cache
  * is written once after a command that reached hosts, taken by the next start, and replaced when V8
  * refuses it (a cache of another bundle or another Node). No timing here: what is read and written.
  */
@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { loadBundle } from '../../../bin/bundle.mjs';
+import { loadBundle } from '../../../bin/bundle.cjs';
 
 function fixture(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'bundle-'));
@@ -55,7 +55,7 @@ describe('the bundle built from these sources (scripts/build.mjs)', () => {
 
   /** The CLI's main from a bundle, in a child process: its exit code and stderr. */
   function runBundled(bundle: string, args: string[]): { code: number | null; stderr: string } {
-    const script = `import { loadBundle } from ${JSON.stringify(path.join(root, 'bin/bundle.mjs'))};
+    const script = `import { loadBundle } from ${JSON.stringify(path.join(root, 'bin/bundle.cjs'))};
 process.exitCode = await loadBundle(${JSON.stringify(bundle)}).exports.main(${JSON.stringify(args)});`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
       encoding: 'utf8',

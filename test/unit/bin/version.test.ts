@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TOOL_VERSION } from '../../../src/util/version.js';
 
-const bin = path.resolve(import.meta.dirname, '../../../bin/provision.mjs');
+const bin = path.resolve(import.meta.dirname, '../../../bin/provision.cjs');
 
 describe('provision --version', () => {
   it('prints the version the CLI carries (package.json), for --version and -V, and exits 0', () => {

@@ -47,7 +47,7 @@ function project(files: Record<string, string>): string {
 
 /** The CLI as a user runs it, in a folder (provision.yml is read from the working directory). */
 function cli(args: string[], cwd = ROOT, env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/provision.mjs'), ...args], { cwd, env: { ...process.env, CI: '1', ...env }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/provision.cjs'), ...args], { cwd, env: { ...process.env, CI: '1', ...env }, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

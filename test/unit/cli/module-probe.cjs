@@ -1,7 +1,7 @@
 // Preloaded with `node --require` by start-up.test.ts: records every module the CLI evaluates (and
 // each use of ICU's collator), in a file named by $MODULE_PROBE_OUT (one per line, modules relative
 // to the repository), whichever way
-// bin/provision.mjs starts it:
+// bin/provision.cjs starts it:
 //   - the bundle (dist/provision.cjs): esbuild wraps each module in a function keyed by its path
 //     (`__esm({ "src/cli/run.ts"() {…} })`, `__commonJS({ "node_modules/ssh2/lib/index.js"(…) {…} })`)
 //     and evaluates it on first use by taking that key with Object.getOwnPropertyNames, which the

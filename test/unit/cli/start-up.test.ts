@@ -2,7 +2,7 @@
  * What the CLI evaluates to start (README "Speed": start-up, #18): `--help` and `--version` evaluate
  * no engine module — no ssh2, yaml, zod, nunjucks, nor our inventory, playbook, executor or transport
  * code — only commander and the few modules that declare the commands. A module imported eagerly
- * by src/cli/main.ts (or by what it imports) fails this, whichever way bin/provision.mjs starts:
+ * by src/cli/main.ts (or by what it imports) fails this, whichever way bin/provision.cjs starts:
  * from the sources (tsx) or from the bundle (dist/provision.cjs, when it is current, as bin takes it).
  * test/unit/cli/module-probe.cjs records the modules; a command that loads the engine (`inventory`)
  * shows the probe sees them. No timing here: which modules, not how long.
@@ -14,12 +14,12 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '../../..');
-const bin = path.join(root, 'bin/provision.mjs');
+const bin = path.join(root, 'bin/provision.cjs');
 const probe = path.join(import.meta.dirname, 'module-probe.cjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'provision-start-up-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The modules (paths relative to the repository) a fresh `node bin/provision.mjs ARGV` evaluated. */
+/** The modules (paths relative to the repository) a fresh `node bin/provision.cjs ARGV` evaluated. */
 function modulesEvaluated(argv: string[], env: NodeJS.ProcessEnv = {}): string[] {
   const out = path.join(tmp, `modules-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(out, '');
@@ -39,7 +39,7 @@ const collatorUses = new Map<string, string[]>();
  * loaded before a command needs it.
  */
 const ALLOWED_FOR_HELP = [
-  /^bin\/(provision|bundle)\.mjs$/,
+  /^bin\/(provision|bundle)\.cjs$/,
   /^package\.json$/,
   /^node_modules\/(commander|tsx|esbuild|get-tsconfig|resolve-pkg-maps)\//,
   /^src\/cli\/(main|commands|exit-codes|init|options|output|completion|help-topics)\.ts$/,
@@ -58,7 +58,7 @@ function newestSource(dir: string): number {
   return newest;
 }
 const bundle = path.join(root, 'dist/provision.cjs');
-/** bin/provision.mjs's own rule: the bundle when it is newer than every source. */
+/** bin/provision.cjs's own rule: the bundle when it is newer than every source. */
 const bundleCurrent = existsSync(bundle) && statSync(bundle).mtimeMs >= newestSource(path.join(root, 'src'));
 
 const inventory = path.join(tmp, 'inventory.yml');
@@ -86,7 +86,7 @@ describe.each([
     expect(collatorUses.get('--help' + JSON.stringify(env))).toEqual([]);
   });
 
-  it.skipIf(skip)('--version and -V evaluate nothing of the CLI (bin/provision.mjs answers from package.json)', () => {
-    for (const flag of ['--version', '-V']) expect(modulesEvaluated([flag], env).filter((m) => !/^(bin\/provision\.mjs|package\.json)$/.test(m))).toEqual([]);
+  it.skipIf(skip)('--version and -V evaluate nothing of the CLI (bin/provision.cjs answers from package.json)', () => {
+    for (const flag of ['--version', '-V']) expect(modulesEvaluated([flag], env).filter((m) => !/^(bin\/provision\.cjs|package\.json)$/.test(m))).toEqual([]);
   });
 });

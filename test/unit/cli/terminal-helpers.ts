@@ -11,7 +11,7 @@ import { quote, shellJoin } from '../../../src/util/quote.ts';
 import { runBounded, type RunResult } from '../helpers/run.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../../..');
-const BIN = path.join(ROOT, 'bin/provision.mjs');
+const BIN = path.join(ROOT, 'bin/provision.cjs');
 
 export type ShellResult = RunResult;
 

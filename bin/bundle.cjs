@@ -2,17 +2,19 @@
 // scripts/build.mjs) through vm.Script with V8's code cache: what is in the cache is neither parsed
 // nor compiled again. Node 20 has no compile cache for modules (module.enableCompileCache() came in
 // 22), so the bundle is compiled here, as Node compiles a CommonJS module, with the cache given to V8.
+// CommonJS itself, as bin/provision.cjs is: required, it costs no ES module loader at start-up.
 //
 // Two caches: provision.cjs.cache, made by the build after evaluating the bundle (every module's top
 // level), and provision.cjs.run-cache, written once after the first run that reached hosts (it also
 // holds what a run compiles: the engine, SSH, the renderers). The newer one that V8 takes is used.
 //
-//   node bin/bundle.mjs --make-cache dist/provision.cjs    (scripts/build.mjs)
-//   node bin/bundle.mjs --check-cache dist/provision.cjs   exit 0 when V8 takes the cache
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import vm from 'node:vm';
+//   node bin/bundle.cjs --make-cache dist/provision.cjs    (scripts/build.mjs)
+//   node bin/bundle.cjs --check-cache dist/provision.cjs   exit 0 when V8 takes the cache
+'use strict';
+const { readFileSync, renameSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const path = require('node:path');
+const vm = require('node:vm');
 
 /** The source V8 compiles (and keys its cache by): the bundle inside Node's CommonJS wrapper. */
 const wrap = (code) => `(function (exports, require, module, __filename, __dirname) {${code}\n})`;
@@ -50,7 +52,7 @@ function writeCache(file, data) {
  * The bundle's exports. Call `saveCache(reachedHosts)` after the command: it writes the run cache
  * once (after the first command that reached hosts), or again when V8 refused the one it had.
  */
-export function loadBundle(file) {
+function loadBundle(file) {
   const runCache = `${file}.run-cache`;
   const fromRun = readOrNothing(runCache);
   let script = compile(file, fromRun ?? readOrNothing(`${file}.cache`));
@@ -64,18 +66,26 @@ export function loadBundle(file) {
     },
   };
 }
+exports.loadBundle = loadBundle;
 
-if (process.argv[2] === '--make-cache') {
-  // The bundle is evaluated (every module's top level runs, the CLI's main does not), then cached:
-  // the cache holds every function that evaluation compiled, not only the top-level code. (An eager
-  // compile with --no-lazy would hold all of them, but changes the flags V8 keys its caches by.)
-  const file = path.resolve(process.argv[3]);
-  const script = compile(file);
-  // The modules a command imports when it runs (src/cli/main.ts) are evaluated too: in the cache
-  // as before they were lazy, while --help and the local commands still evaluate none of them.
-  await evaluate(script, file).loadCommandModules?.();
-  writeFileSync(`${file}.cache`, script.createCachedData());
-} else if (process.argv[2] === '--check-cache') {
-  const file = path.resolve(process.argv[3]);
-  process.exitCode = compile(file, readFileSync(`${file}.cache`)).cachedDataRejected ? 1 : 0;
+async function cli(command, file) {
+  if (command === '--make-cache') {
+    // The bundle is evaluated (every module's top level runs, the CLI's main does not), then cached:
+    // the cache holds every function that evaluation compiled, not only the top-level code. (An eager
+    // compile with --no-lazy would hold all of them, but changes the flags V8 keys its caches by.)
+    const script = compile(file);
+    // The modules a command imports when it runs (src/cli/main.ts) are evaluated too: in the cache
+    // as before they were lazy, while --help and the local commands still evaluate none of them.
+    await evaluate(script, file).loadCommandModules?.();
+    writeFileSync(`${file}.cache`, script.createCachedData());
+  } else if (command === '--check-cache') {
+    process.exitCode = compile(file, readFileSync(`${file}.cache`)).cachedDataRejected ? 1 : 0;
+  }
+}
+
+if (require.main === module && process.argv[3]) {
+  cli(process.argv[2], path.resolve(process.argv[3])).catch((error) => {
+    process.exitCode = 1;
+    console.error(error);
+  });
 }

@@ -1,2 +1,2 @@
-// Types of bin/bundle.mjs for its unit test.
+// Types of bin/bundle.cjs for its unit test.
 export function loadBundle(file: string): { exports: Record<string, unknown>; saveCache(reachedHosts: boolean): void };
