@@ -7,8 +7,10 @@
 // in src/ (in a git checkout), and runs the TypeScript sources through tsx otherwise.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
+import { isAscii } from 'node:buffer';
 import { existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { toAscii } from './ascii.mjs';
 import { TABLES } from './gen-builtins.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -43,6 +45,24 @@ const nativeFromPackage = {
     });
   },
 };
+/**
+ * The bundle made pure ASCII (scripts/ascii.mjs: bin/bundle.cjs reads it as latin1, the fastest read),
+ * or refused and removed: one with a character that cannot be escaped in place, or any byte above
+ * 0x7f left, is not left behind for bin/provision.cjs to take.
+ */
+async function asciiOnly(file, made) {
+  const refuse = (error) => {
+    for (const m of made) rmSync(path.join(dist, m), { force: true });
+    throw error;
+  };
+  try {
+    writeFileSync(file, await toAscii(readFileSync(file, 'utf8'), file));
+  } catch (error) {
+    refuse(error);
+  }
+  if (!isAscii(readFileSync(file))) refuse(new Error(`build: ${file} keeps bytes above 0x7f`));
+}
+
 /** What the CLI bundle and the public API's file share: one CommonJS file with its dependencies. */
 const commonJsBundle = {
   bundle: true,
@@ -58,6 +78,7 @@ const commonJsBundle = {
   logLevel: 'warning',
 };
 await build({ ...commonJsBundle, entryPoints: [path.join(root, 'src/cli/main.ts')], outfile: bundle, sourcemap: 'linked' });
+await asciiOnly(bundle, ['provision.cjs', 'provision.cjs.map']);
 
 // The bundle runs as a vm.Script (bin/bundle.cjs), where an import() that esbuild did not resolve
 // (a built-in such as node:net, a path it could not see) throws "A dynamic import callback was not
@@ -81,5 +102,6 @@ if (node('--make-cache') !== 0 || node('--check-cache') !== 0) {
 // The public API (package.json "exports"): `import { defineModule, … } from 'provision'` in a
 // project's own code and tests. One CommonJS file with its dependencies, and its types, emitted by tsc.
 await build({ ...commonJsBundle, entryPoints: [path.join(root, 'src/api.ts')], outfile: path.join(dist, 'api.cjs') });
+await asciiOnly(path.join(dist, 'api.cjs'), ['api.cjs']); // required by a project's code: the same read and scan
 const types = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.api.json'), '--outDir', path.join(dist, 'types')], { stdio: 'inherit' });
 if (types.status !== 0) throw new Error('build: tsc could not emit the API types (tsconfig.api.json)');

@@ -3,6 +3,7 @@
  * is written once after a command that reached hosts, taken by the next start, and replaced when V8
  * refuses it (a cache of another bundle or another Node). No timing here: what is read and written.
  */
+import { isAscii } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -49,6 +50,25 @@ describe('loadBundle', () => {
   });
 });
 
+describe('the text loadBundle compiles, and the build cache made from it', () => {
+  const bundleCli = path.resolve(import.meta.dirname, '../../../bin/bundle.cjs');
+  // The build's bundles are ASCII and read as latin1; any other file must still read as UTF-8 (a
+  // latin1 read would make "→" three characters), and for both the cache that `--make-cache` makes
+  // must be the one loadBundle's compile takes: V8 refuses a cache made from another text.
+  it.each([
+    ['ASCII', 'exports.s = "\\u2192"; // a comment\n'],
+    ['non-ASCII (not made by the build)', 'exports.s = "→"; // → in a comment\n'],
+  ])('%s: read right, and the build cache is taken (no run cache written for a refused one)', (_, text) => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'bundle-')), 'provision.cjs');
+    writeFileSync(file, text);
+    for (const command of ['--make-cache', '--check-cache']) expect(spawnSync(process.execPath, [bundleCli, command, file]).status, command).toBe(0);
+    const loaded = loadBundle(file);
+    expect(loaded.exports.s).toBe('→');
+    loaded.saveCache(false); // writes only when V8 refused the cache it was given
+    expect(existsSync(`${file}.run-cache`)).toBe(false);
+  });
+});
+
 describe('the bundle built from these sources (scripts/build.mjs)', () => {
   const root = path.resolve(import.meta.dirname, '../../..');
   const fixtures = path.join(root, 'test/fixtures/bad/cli');
@@ -76,6 +96,9 @@ process.exitCode = await loadBundle(${JSON.stringify(bundle)}).exports.main(${JS
     const build = spawnSync(process.execPath, [path.join(root, 'scripts/build.mjs'), dir], { encoding: 'utf8', timeout: 120_000 });
     expect(build.status, build.stderr).toBe(0);
     const bundle = path.join(dir, 'provision.cjs');
+    // Pure ASCII (scripts/ascii.mjs): bin/bundle.cjs reads it as latin1, a one-byte string for V8.
+    // esbuild keeps comments as written, and ours and zod's hold …, —, →, ≥ and à.
+    for (const file of [bundle, path.join(dir, 'api.cjs')]) expect(isAscii(readFileSync(file)), file).toBe(true);
     // ssh2's native ciphers are required by a path relative to its own file: kept relative, the bundle
     // looked for them beside itself, found nothing, and ssh2 ran its JavaScript ciphers (every host
     // phase slower). They must be required by package path, resolvable from the bundle's folder.
