@@ -3,7 +3,7 @@
 // start, see bin/bundle.cjs), or the TypeScript sources through tsx when the bundle is missing or,
 // in a git checkout, older than a file in src/ (always correct). `npm ci` builds the bundle (prepare).
 // An installed package has no .git and no edited sources: it never walks src/.
-// CommonJS, not an ES module: Node starts a CommonJS main without its ES module loader (~20 ms less
+// CommonJS, not an ES module: Node starts a CommonJS main without its ES module loader (~5-10 ms less
 // for every command, README "Speed"); the tsx fallback still imports ES modules, with import().
 'use strict';
 const { existsSync, readdirSync, readFileSync, statSync } = require('node:fs');
