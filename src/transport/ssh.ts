@@ -1,9 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig, type ParsedKey } from 'ssh2';
 import type { Host } from '../inventory/index.js';
-import { isPassphraseProtected } from '../inventory/identity.js';
 import { ConnectionError } from '../util/errors.js';
 import { HostKeyCheck } from './hostkeys/index.js';
 import { ignoreHostKeysAnnouncement } from './hostkeys/server-notice.js';
@@ -11,6 +9,7 @@ import { registerSecret } from '../util/secrets.js';
 import { boundedScript, CommandTimeoutError, controllerBoundMs, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_PROBE_TIMEOUT_MS, newMarkers, remoteCommand, type SudoMode } from './remote-command.js';
 import { runSession, type Channel, type SessionResult } from './session.js';
 import { PersistentShell } from './channel.js';
+import { identityKey, type IdentityKey } from './identity-key.js';
 
 /**
  * How later commands of a connection travel: 'exec', a channel each (three round trips); or
@@ -153,19 +152,21 @@ export class SshConnection implements Connection {
   /** Connect with host-key verification against known_hosts; through a jump connection when given. */
   static async connect(host: Host, via?: SshConnection, channel?: ChannelSetting): Promise<SshConnection> {
     const c = host.connection;
-    let privateKey: Buffer | undefined;
-    const passphrase = c.identityPassphrase?.reveal();
+    let privateKey: ParsedKey | undefined;
     if (c.identityFile) {
+      // Read and parsed once per run for all the hosts that use it (identity-key.ts).
+      let key: IdentityKey;
       try {
-        privateKey = readFileSync(c.identityFile);
+        key = identityKey(c.identityFile, c.identityPassphrase?.reveal());
       } catch (err) {
         throw new ConnectionError(`${host.name}: cannot read identity file ${c.identityFile}: ${(err as NodeJS.ErrnoException).code}`, 'auth');
       }
+      if (key.kind === 'unparsable') throw new ConnectionError(`${host.name}: cannot parse identity file ${c.identityFile}: ${key.why}`, 'auth');
       // A locked key without its passphrase: the agent's unlocked copy is used (inventory/identity.ts).
-      if (passphrase === undefined && isPassphraseProtected(privateKey)) {
-        if (!c.agent) throw new ConnectionError(`${host.name}: identity file ${c.identityFile} is protected by a passphrase: add it to ssh-agent, or run on a terminal to be asked for it`, 'auth');
-        privateKey = undefined;
+      if (key.kind === 'locked' && !c.agent) {
+        throw new ConnectionError(`${host.name}: identity file ${c.identityFile} is protected by a passphrase: add it to ssh-agent, or run on a terminal to be asked for it`, 'auth');
       }
+      if (key.kind === 'key') privateKey = key.key;
     }
     // Host keys (known_hosts, @revoked, @cert-authority, accept_new_host_keys): hostkeys/verifier.ts.
     // A CA-only host's certificate is fetched over a stream of its own, the same way ssh2's goes.
@@ -183,8 +184,6 @@ export class SshConnection implements Connection {
       host: host.address,
       port: c.port,
       username: c.user,
-      privateKey,
-      passphrase,
       agent: c.agent,
       readyTimeout: c.connectTimeoutMs,
       keepaliveInterval: KEEPALIVE_MS,
@@ -194,8 +193,12 @@ export class SshConnection implements Connection {
     };
     // The methods we have, in order, without ssh2's opening "none" attempt: that one only asks the
     // server which methods it takes, one network round trip of every connect (100 ms at 100 ms RTT).
-    const methods = [...(privateKey ? ['publickey'] : []), ...(c.agent ? ['agent'] : [])];
-    if (methods.length) config.authHandler = methods as ConnectConfig['authHandler'];
+    // The key goes parsed (ssh2 would parse it again from a buffer at every connect).
+    const methods: AnyAuthMethod[] = [
+      ...(privateKey ? [{ type: 'publickey' as const, username: c.user, key: privateKey }] : []),
+      ...(c.agent ? [{ type: 'agent' as const, username: c.user, agent: c.agent }] : []),
+    ];
+    if (methods.length) config.authHandler = methods;
     if (via) {
       try {
         config.sock = await via.forward(host.address, c.port);

@@ -107,6 +107,30 @@ describe('a passphrase-protected identity file', () => {
     (await SshConnection.connect(h)).close();
   });
 
+  it('is read and parsed once per run, whatever the number of hosts (its KDF is ~0.3 s of CPU per parse)', async () => {
+    // A copy of its own: the file is removed after the first connect, and the next connects (other
+    // hosts of the run, or this host again after its connection was released) still log in with it.
+    const copy = path.join(dir, 'locked-once');
+    writeFileSync(copy, readFileSync(path.join(dir, 'locked')), { mode: 0o600 });
+    const withCopy = (): Host => {
+      const h = loopbackHost({ user: 'deploy', port, identityFile: copy, knownHosts: path.join(dir, 'known_hosts') });
+      h.connection.identityPassphrase = new Secret('passphrase', PASSPHRASE);
+      return h;
+    };
+    (await SshConnection.connect(withCopy())).close();
+    rmSync(copy);
+    for (let i = 0; i < 3; i++) (await SshConnection.connect(withCopy())).close();
+  });
+
+  it('an identity file that is not a private key: one clear error naming it', async () => {
+    const bad = path.join(dir, 'not-a-key');
+    writeFileSync(bad, 'this is not a key\n', { mode: 0o600 });
+    const h = loopbackHost({ user: 'deploy', port, identityFile: bad, knownHosts: path.join(dir, 'known_hosts') });
+    await expect(SshConnection.connect(h)).rejects.toThrow(`web-01: cannot parse identity file ${bad}: `);
+    const pub = loopbackHost({ user: 'deploy', port, identityFile: path.join(dir, 'locked.pub'), knownHosts: path.join(dir, 'known_hosts') });
+    await expect(SshConnection.connect(pub)).rejects.toThrow(`web-01: cannot parse identity file ${path.join(dir, 'locked.pub')}: it holds a public key, not a private one`);
+  });
+
   it('the transport without a passphrase nor an agent says so (it does not try and fail to parse)', async () => {
     await expect(SshConnection.connect(host())).rejects.toThrow(`web-01: identity file ${path.join(dir, 'locked')} is protected by a passphrase: add it to ssh-agent, or run on a terminal to be asked for it`);
   });
