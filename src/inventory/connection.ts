@@ -12,6 +12,17 @@ export function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(homedir(), p.slice(1)) : p;
 }
 
+/**
+ * $PROVISION_CHANNEL (exec or persistent), for a run whose inventory does not say: a benchmark's
+ * before/after, or one run by exec without editing the inventory. Anything else is refused before a
+ * host is contacted.
+ */
+export function channelFromEnv(value: string | undefined): ResolvedConnection['channel'] {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'exec' || value === 'persistent') return value;
+  throw new InventoryError(`PROVISION_CHANNEL=${JSON.stringify(value)}: expected exec or persistent (or unset: the inventory's channel, else persistent)`);
+}
+
 /** A jump host as written: an inventory host, or [user@]address[:port]. */
 export const JUMP_SYNTAX = /^([^@\s]+@)?[^@\s:]+(:\d+)?$/;
 
@@ -29,6 +40,8 @@ export interface ConnectionSources {
   becomePassword?: () => Secret | undefined;
   /** "file:line:col: field" of the jump setting, for errors about it. */
   jumpAt?: () => string;
+  /** $PROVISION_CHANNEL of the load (LoadContext.channel): used where the inventory sets no channel. */
+  envChannel?: ResolvedConnection['channel'];
 }
 
 /**
@@ -86,6 +99,9 @@ export function resolveConnection(src: ConnectionSources): { address: string; co
     connectTimeoutMs: (c.connect_timeout ?? 10) * 1000,
     commandTimeoutMs: c.command_timeout === undefined ? undefined : c.command_timeout * 1000,
     probeTimeoutMs: c.probe_timeout === undefined ? undefined : c.probe_timeout * 1000,
+    // The inventory's setting wins: a fleet whose audit needs every command in sudo's log says
+    // `channel: exec`, and no variable left in an operator's shell turns that off.
+    channel: c.channel ?? src.envChannel,
   };
   if (src.becomePassword) {
     const read = src.becomePassword;

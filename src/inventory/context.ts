@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InventoryError } from '../util/errors.js';
 import type { Secret } from '../util/secrets.js';
-import type { LoadOptions } from './model.js';
+import { channelFromEnv } from './connection.js';
+import type { LoadOptions, ResolvedConnection } from './model.js';
 import { SshConfig } from './ssh-config.js';
 import { VaultKeyring } from './vault/keyring.js';
 
@@ -20,6 +21,8 @@ export class LoadContext {
   readonly warnings: string[] = [];
   readonly secrets: Secret[] = [];
   readonly interactive: boolean | undefined;
+  /** $PROVISION_CHANNEL, checked when the load starts (a bad value is refused before any host is read). */
+  readonly channel: ResolvedConnection['channel'];
   readonly #warned = new Set<string>();
   readonly #sshConfigs = new Map<string, SshConfig>();
   readonly #opts: LoadOptions;
@@ -28,6 +31,7 @@ export class LoadContext {
     this.#opts = { ...sessionDefaults, ...options };
     this.env = this.#opts.env ?? process.env;
     this.interactive = this.#opts.interactive;
+    this.channel = channelFromEnv(this.env.PROVISION_CHANNEL);
     this.keyring = new VaultKeyring({ passwordFile: this.#opts.vaultPasswordFile, env: this.env, interactive: this.interactive });
   }
 

@@ -261,6 +261,7 @@ function buildInventory(
       sshConfig,
       isInventoryHost: (n) => n in raw.hosts,
       jumpAt: () => locate(jumpFrom ?? ['hosts', h]),
+      envChannel: ctx.channel,
     });
     hosts.set(h, { name: h, address: resolved.address, groups: gs, vars: scope.add(h, layers).vars, connection: resolved.connection });
   }

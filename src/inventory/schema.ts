@@ -24,6 +24,12 @@ export const connectionFields = {
   command_timeout: z.number().positive().max(86_400).optional(),
   /** Seconds a batch of state reads (facts, probes, guards such as `unless`) may run (default 60). */
   probe_timeout: z.number().positive().max(3600).optional(),
+  /**
+   * How a connection's second and later commands travel: 'persistent' (default), one long-lived
+   * channel per identity (a command costs one network round trip); 'exec', a channel each (about
+   * three), which sudo's log records one by one.
+   */
+  channel: z.enum(['exec', 'persistent']).optional(),
 };
 
 const varsSchema = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a var name is letters, digits and _'), z.unknown());

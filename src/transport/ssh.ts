@@ -12,14 +12,15 @@ import { PersistentShell } from './channel.js';
 import { identityKey, type IdentityKey } from './identity-key.js';
 
 /**
- * How later commands of a connection travel: 'exec', a channel each (three round trips); or
- * 'persistent', one long-lived channel per identity carrying framed scripts (one round trip; see
- * channel.ts). From PROVISION_CHANNEL; the first command of a connection always goes by exec.
+ * How later commands of a connection travel: 'persistent' (the default), one long-lived channel per
+ * identity carrying framed scripts (one round trip; see channel.ts); or 'exec', a channel each (three
+ * round trips; sudo's log records each command). The host's `channel` (inventory, else
+ * $PROVISION_CHANNEL: inventory/connection.ts); the first command of a connection always goes by exec.
  */
 export type ChannelSetting = 'exec' | 'persistent';
 
-export function channelSetting(env = process.env.PROVISION_CHANNEL): ChannelSetting {
-  return env === 'persistent' ? 'persistent' : 'exec';
+export function channelSetting(host: Host): ChannelSetting {
+  return host.connection.channel ?? 'persistent';
 }
 
 export interface ExecResult {
@@ -119,7 +120,7 @@ export class SshConnection implements Connection {
     private readonly client: Client,
     private readonly host: Host,
     private readonly via?: SshConnection,
-    channel: ChannelSetting = channelSetting(),
+    channel: ChannelSetting = channelSetting(host),
   ) {
     this.#channel = channel;
     this.#ended = new Promise((resolve) => client.once('close', () => resolve()));

@@ -122,6 +122,7 @@ export function buildAnsibleInventory(model: AnsibleModel, source: AnsibleSource
           isInventoryHost: (n) => hostDefs.has(n),
           becomePassword: a.becomePassword,
           jumpAt: () => a.jumpAt ?? name,
+          envChannel: ctx.channel,
         });
       }
       return reached;

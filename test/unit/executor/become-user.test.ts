@@ -31,9 +31,12 @@ async function setUp(asks: SudoAsks): Promise<string> {
   tmp = mkdtempSync(path.join(tmpdir(), 'provision-become-user-'));
   const c = fake.host.connection;
   const inventory = path.join(tmp, 'inv.yml');
+  // channel: exec, so each command is an exec request the fake host records (what sudoOf reads); through
+  // the long-lived channel the same sudo line starts the identity's reader (persistent-channel.test.ts,
+  // and become_user: app on a real host in test/integration/task-language.test.ts).
   writeFileSync(
     inventory,
-    `hosts:\n  fake: { address: 127.0.0.1, port: ${c.port}, user: alice, become: true, become_password_env: ${c.becomePasswordEnv}, known_hosts: ${c.knownHosts}, accept_new_host_keys: true, vars: { app_user: app } }\n`,
+    `hosts:\n  fake: { address: 127.0.0.1, port: ${c.port}, user: alice, become: true, become_password_env: ${c.becomePasswordEnv}, known_hosts: ${c.knownHosts}, accept_new_host_keys: true, channel: exec, vars: { app_user: app } }\n`,
   );
   return inventory;
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadInventory, parseInventory, resolveInventoryPath } from '../../../src/inventory/index.js';
+import { InventoryError } from '../../../src/util/errors.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/good/inventory');
 const full = path.join(fixtures, 'full.yml');
@@ -88,6 +89,21 @@ describe('inventory loader: small cases', () => {
       const inv = parse(`hosts:\n  gw:\n    address: 192.0.2.1\n  app:\n    address: 10.0.0.1\n    jump: "${jump}"\n`);
       expect(inv.hosts.get('app')!.connection.jump).toBe(jump);
     }
+  });
+
+  it('channel: the inventory\'s wins over $PROVISION_CHANNEL, which wins over the default (persistent, left undefined); a bad value is refused at load', () => {
+    const text = 'defaults:\n  channel: persistent\ngroups:\n  audited:\n    channel: exec\n    hosts: [a]\nhosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n';
+    const bare = 'hosts:\n  a: { address: 10.0.0.1 }\n';
+    const channels = (t: string, env: NodeJS.ProcessEnv) => [...parseInventory(t, '/inv/test.yml', env).hosts.values()].map((h) => h.connection.channel);
+    expect(channels(text, {})).toEqual(['exec', 'persistent']);
+    // An operator's variable does not turn the audited group's exec off.
+    expect(channels(text, { PROVISION_CHANNEL: 'persistent' })).toEqual(['exec', 'persistent']);
+    expect(channels(bare, {})).toEqual([undefined]);
+    expect(channels(bare, { PROVISION_CHANNEL: 'exec' })).toEqual(['exec']);
+    expect(channels(bare, { PROVISION_CHANNEL: '' })).toEqual([undefined]);
+    expect(() => parseInventory(bare, '/inv/test.yml', { PROVISION_CHANNEL: 'pipelined' })).toThrow(InventoryError);
+    expect(() => parseInventory(bare, '/inv/test.yml', { PROVISION_CHANNEL: 'pipelined' })).toThrow(/PROVISION_CHANNEL="pipelined": expected exec or persistent/);
+    expect(() => parse('hosts:\n  a: { address: 10.0.0.1, channel: shell }\n')).toThrow(/channel/);
   });
 
   it('a group declared only through host.groups exists', () => {

@@ -19,7 +19,9 @@ let conn: SshConnection | undefined;
 async function open(asks: SudoAsks, password = PASSWORD): Promise<SshConnection> {
   fake = await fakeHost({ asks, password: PASSWORD });
   process.env[fake.host.connection.becomePasswordEnv!] = password;
-  conn = await SshConnection.connect(fake.host);
+  // By exec, a channel per command: what this file counts (sudo's calls and prompts per command).
+  // The long-lived reader's own rules are persistent-channel.test.ts's ("persistent channel under sudo").
+  conn = await SshConnection.connect(fake.host, undefined, 'exec');
   return conn;
 }
 

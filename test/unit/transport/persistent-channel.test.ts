@@ -1,5 +1,5 @@
 /**
- * One long-lived channel per host and identity (PROVISION_CHANNEL=persistent, transport/channel.ts),
+ * One long-lived channel per host and identity (the default; transport/channel.ts),
  * against the in-process SSH server whose exec requests are counted (each one a channel of its own)
  * and a fake sudo that asks like the real one (fake-host.ts). Every command must come back exactly as
  * exec gives it: stdout, stderr, code, timeouts, sudo's errors.
@@ -65,6 +65,21 @@ describe('persistent channel: the same results as exec, over one channel', () =>
     expect(fake!.execs().length - before).toBe(2);
     expect(fake!.execs().at(-1)).toContain('while read -r n s i');
     expect(c.roundTrips).toBe(2 * CASES.length);
+  });
+
+  it('is the default: a host whose inventory sets no channel sends its later commands through one reader; channel: exec a channel each', async () => {
+    fake = await fakeHost({ asks: 'never', password: PASSWORD });
+    const plain = { ...fake.host, connection: { ...fake.host.connection, become: false, channel: undefined } };
+    const byDefault = await SshConnection.connect(plain);
+    conns.push(byDefault);
+    let before = fake.execs().length;
+    for (let i = 0; i < 4; i++) expect(await byDefault.exec(`echo ${i}`)).toEqual({ stdout: `${i}\n`, stderr: '', code: 0 });
+    expect(fake.execs().length - before).toBe(2);
+    const audited = await SshConnection.connect({ ...plain, connection: { ...plain.connection, channel: 'exec' } });
+    conns.push(audited);
+    before = fake.execs().length;
+    for (let i = 0; i < 4; i++) await audited.exec(`echo ${i}`);
+    expect(fake.execs().length - before).toBe(4);
   });
 
   it('a command that outlives its bound is stopped by the host; the next one runs on the same channel', async () => {
