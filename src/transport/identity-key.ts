@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import ssh2, { type ParsedKey } from 'ssh2';
 import { isPassphraseProtected } from '../inventory/identity.js';
 
@@ -9,21 +9,32 @@ import { isPassphraseProtected } from '../inventory/identity.js';
 export type IdentityKey = { kind: 'key'; key: ParsedKey } | { kind: 'locked' } | { kind: 'unparsable'; why: string };
 
 /**
- * Identity files read and parsed once per run, per file and passphrase, and shared by every host that
- * uses them. ssh2 would parse the key at every connect: for a passphrase-protected key that is its
- * bcrypt KDF in JavaScript, ~0.3 s of CPU each time (measured here: 307 ms per parse of an ed25519
- * key from `ssh-keygen -N`), so a minute and a half of controller CPU for 300 hosts, and again at each
+ * Identity files read and parsed once, per file and passphrase, and shared by every host that uses
+ * them. ssh2 would parse the key at every connect: for a passphrase-protected key that is its bcrypt
+ * KDF in JavaScript, ~0.3 s of CPU each time (measured here: 307 ms per parse of an ed25519 key from
+ * `ssh-keygen -N`), so a minute and a half of controller CPU for 300 hosts, and again at each
  * reconnect of a run with more hosts than forks. A plain key costs ~0.07 ms, a read of the file more.
- * A file changed during a run is not read again: the run uses the key it started with.
+ * Each use stats the file (microseconds): a file replaced or rewritten since (a rotated key, in a
+ * process that runs for longer than one run: the API) is read again.
  */
-const loaded = new Map<string, Map<string | undefined, IdentityKey>>();
+const loaded = new Map<string, { stamp: string; keys: Map<string | undefined, IdentityKey> }>();
+let reads = 0;
 
-/** The key of `file` (read errors are thrown, with their code, for the caller to word). */
+/** How many times an identity file was read and parsed in this process (what the cache saves; tests). */
+export function identityReads(): number {
+  return reads;
+}
+
+/** The key of `file` (a missing or unreadable file throws, with its code, for the caller to word). */
 export function identityKey(file: string, passphrase: string | undefined): IdentityKey {
-  let byPassphrase = loaded.get(file);
-  const known = byPassphrase?.get(passphrase);
+  const st = statSync(file);
+  const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  let entry = loaded.get(file);
+  if (entry?.stamp !== stamp) loaded.set(file, (entry = { stamp, keys: new Map() }));
+  const known = entry.keys.get(passphrase);
   if (known) return known;
   const data = readFileSync(file);
+  reads++;
   let key: IdentityKey;
   if (passphrase === undefined && isPassphraseProtected(data)) {
     key = { kind: 'locked' };
@@ -37,7 +48,6 @@ export function identityKey(file: string, passphrase: string | undefined): Ident
           ? { kind: 'key', key: one }
           : { kind: 'unparsable', why: 'it holds a public key, not a private one' };
   }
-  if (!byPassphrase) loaded.set(file, (byPassphrase = new Map()));
-  byPassphrase.set(passphrase, key);
+  entry.keys.set(passphrase, key);
   return key;
 }

@@ -7,6 +7,7 @@ import ssh2, { Server } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareHosts, type Host, type Inventory } from '../../../src/inventory/index.js';
 import { SshConnection } from '../../../src/transport/index.js';
+import { identityReads } from '../../../src/transport/identity-key.js';
 import { InventoryError } from '../../../src/util/errors.js';
 import { Secret } from '../../../src/util/secrets.js';
 import { loopbackHost } from '../helpers/hosts.ts';
@@ -70,6 +71,13 @@ function inventoryOf(h: Host): Inventory {
   return { name: 't', file: 't', hosts: new Map([[h.name, h]]), groups: new Map([['all', [h.name]]]), secrets: [] };
 }
 
+/** A host that logs in with this key file and the passphrase (as asked on a terminal before connecting). */
+function withKey(file: string): Host {
+  const h = loopbackHost({ user: 'deploy', port, identityFile: file, knownHosts: path.join(dir, 'known_hosts') });
+  h.connection.identityPassphrase = new Secret('passphrase', PASSPHRASE);
+  return h;
+}
+
 function host(agentSock?: string): Host {
   return loopbackHost({ user: 'deploy', port, identityFile: path.join(dir, 'locked'), agent: agentSock, knownHosts: path.join(dir, 'known_hosts') });
 }
@@ -107,19 +115,22 @@ describe('a passphrase-protected identity file', () => {
     (await SshConnection.connect(h)).close();
   });
 
-  it('is read and parsed once per run, whatever the number of hosts (its KDF is ~0.3 s of CPU per parse)', async () => {
-    // A copy of its own: the file is removed after the first connect, and the next connects (other
-    // hosts of the run, or this host again after its connection was released) still log in with it.
+  it('is read and parsed once while the file is unchanged, whatever the number of hosts (its KDF is ~0.3 s of CPU per parse)', async () => {
     const copy = path.join(dir, 'locked-once');
     writeFileSync(copy, readFileSync(path.join(dir, 'locked')), { mode: 0o600 });
-    const withCopy = (): Host => {
-      const h = loopbackHost({ user: 'deploy', port, identityFile: copy, knownHosts: path.join(dir, 'known_hosts') });
-      h.connection.identityPassphrase = new Secret('passphrase', PASSPHRASE);
-      return h;
-    };
-    (await SshConnection.connect(withCopy())).close();
-    rmSync(copy);
-    for (let i = 0; i < 3; i++) (await SshConnection.connect(withCopy())).close();
+    const before = identityReads();
+    for (let i = 0; i < 4; i++) (await SshConnection.connect(withKey(copy))).close();
+    expect(identityReads() - before).toBe(1);
+  });
+
+  it('a key replaced on disk is read again at the next connect (a process that outlives one run: the API)', async () => {
+    const rotated = path.join(dir, 'rotated');
+    writeFileSync(rotated, readFileSync(path.join(dir, 'locked')), { mode: 0o600 });
+    (await SshConnection.connect(withKey(rotated))).close();
+    // Another key, with the same passphrase, that the server does not accept: the next login must use it and fail.
+    const other = keygen('other', PASSPHRASE);
+    writeFileSync(rotated, readFileSync(other), { mode: 0o600 });
+    await expect(SshConnection.connect(withKey(rotated))).rejects.toThrow(/authentication|auth/i);
   });
 
   it('an identity file that is not a private key: one clear error naming it', async () => {
