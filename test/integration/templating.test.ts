@@ -2,7 +2,8 @@
  * Hostile values and secrets in a playbook's command tasks, on a real lab host (sudo, journald):
  * an inventory value made to break out of its quotes runs nothing; a secret handed to a command in
  * its environment or on stdin arrives whole and appears in no output and not in sudo's journal
- * (which logs every command line it runs); a secret in a command line is refused before connecting.
+ * (which logs every command line it runs by exec, and the long-lived channel's reader once); a secret
+ * in a command line is refused before connecting.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,12 +38,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function inventory(): string {
+function inventory(channel?: 'exec' | 'persistent'): string {
   return writeInventory(dir, NAME, SUBNET, {
     tail: `groups:
   web:
     user: deploy
-    become: true
+    become: true${channel ? `\n    channel: ${channel}` : ''}
 vars:
   owner: ${JSON.stringify(INJECTION)}
   db_password: !secret db_password
@@ -51,11 +52,14 @@ vars:
 }
 
 describe('values and secrets in command tasks, on a real host', () => {
-  it('the injection string stays data; secrets reach the command by environment and stdin only', async () => {
-    const since = (await onHost('date +%s')).trim();
-    const pb = writePlaybook(
-      dir,
-      `- name: hostile values
+  // By exec (a channel per command: sudo logs each command line) and through the long-lived channel
+  // (the default: sudo logs the reader once; the commands run in its `sh -c`, as data in frames).
+  for (const channel of ['exec', 'persistent'] as const) {
+    it(`the injection string stays data; secrets reach the command by environment and stdin only (channel: ${channel})`, async () => {
+      const since = (await onHost('date +%s; rm -f /root/owner.txt /root/pw-env.txt /root/pw-stdin.txt')).trim();
+      const pb = writePlaybook(
+        dir,
+        `- name: hostile values
   hosts: web
   tasks:
     - name: owner file
@@ -67,22 +71,29 @@ describe('values and secrets in command tasks, on a real host', () => {
     - name: password on stdin
       command: { cmd: "umask 077; cat > /root/pw-stdin.txt", stdin: "{{ db_password | dump }}" }
 `,
-    );
-    const r = await provision(['-i', inventory(), '-p', pb, '--limit', 'web-01', '--diff', '-v'], { env });
-    expect(r.code, r.stdout + r.stderr).toBe(2);
-    expect(await onHost('ls /tmp/INJECTED 2>&1 || true')).toMatch(/No such file/);
-    expect(await onHost('cat /root/owner.txt')).toBe(INJECTION);
-    expect(await onHost('cat /root/pw-env.txt')).toBe(SECRET);
-    expect(await onHost('cat /root/pw-stdin.txt')).toBe(JSON.stringify(SECRET));
-    const output = r.stdout + r.stderr;
-    expect(output).not.toContain(SECRET);
-    expect(output).not.toContain(JSON.stringify(SECRET).slice(1, -1));
-    // sudo logs each command line it runs: the run's are there, the secret is not.
-    const journal = await onHost(`journalctl --no-pager -q --since @${since} -t sudo`);
-    expect(journal).toContain('COMMAND=');
-    expect(journal).toContain('touch /tmp/INJECTED'); // the owner value, as data inside the command line
-    expect(journal).not.toContain('Pa55');
-  });
+      );
+      const r = await provision(['-i', inventory(channel), '-p', pb, '--limit', 'web-01', '--diff', '-v'], { env });
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(await onHost('ls /tmp/INJECTED 2>&1 || true')).toMatch(/No such file/);
+      expect(await onHost('cat /root/owner.txt')).toBe(INJECTION);
+      expect(await onHost('cat /root/pw-env.txt')).toBe(SECRET);
+      expect(await onHost('cat /root/pw-stdin.txt')).toBe(JSON.stringify(SECRET));
+      const output = r.stdout + r.stderr;
+      expect(output).not.toContain(SECRET);
+      expect(output).not.toContain(JSON.stringify(SECRET).slice(1, -1));
+      // sudo logs each command line it runs: the run's are there, the secret is not.
+      const journal = await onHost(`journalctl --no-pager -q --since @${since} -t sudo`);
+      expect(journal).toContain('COMMAND=');
+      if (channel === 'exec') {
+        expect(journal).toContain('touch /tmp/INJECTED'); // the owner value, as data inside the command line
+      } else {
+        // The reader, started once under sudo; the tasks' command lines are not in sudo's log (docs/security.md).
+        expect(journal).toContain('while read -r n s i');
+        expect(journal).not.toContain('touch /tmp/INJECTED');
+      }
+      expect(journal).not.toContain('Pa55');
+    });
+  }
 
   it('a secret in a command line is refused before connecting (exit 4), nothing runs', async () => {
     const pb = writePlaybook(
