@@ -16,9 +16,9 @@ import { identityKey, type IdentityKey } from './identity-key.js';
  * sudo's log records each command); or 'persistent', one long-lived channel per identity carrying
  * framed scripts (one round trip; see channel.ts). The host's `channel` (inventory, else
  * $PROVISION_CHANNEL: inventory/connection.ts); the first command of a connection always goes by exec.
- * Not yet the default: a faster run changed the timing of a fresh host's first converge enough that
- * a plan made before it could differ from it (an exporter its package starts and that crashes
- * without its credentials: failed, or not yet, when the run looks), README "One long-lived channel".
+ * Not yet the default: the monitoring role's plan for a fresh host races with an exporter its package
+ * starts and that crashes without its credentials (failed, or not yet, when the run looks); a faster
+ * run loses that race more often (README "One long-lived channel").
  */
 export type ChannelSetting = 'exec' | 'persistent';
 
