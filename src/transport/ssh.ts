@@ -158,7 +158,7 @@ export class SshConnection implements Connection {
     const c = host.connection;
     let privateKey: ParsedKey | undefined;
     if (c.identityFile) {
-      // Read and parsed once per run for all the hosts that use it (identity-key.ts).
+      // Read and parsed once for all the hosts that use it, again only when the file changed (identity-key.ts).
       let key: IdentityKey;
       try {
         key = identityKey(c.identityFile, c.identityPassphrase?.reveal());
