@@ -5,10 +5,14 @@ import { Secret } from '../util/secrets.js';
 import type { Host } from './model.js';
 import { canPrompt, promptHidden } from './prompt.js';
 
+/** Whether what ssh2's parseKey gave says the key can only be read with its passphrase. */
+export function wantsPassphrase(parsed: ReturnType<typeof ssh2.utils.parseKey>): boolean {
+  return parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message);
+}
+
 /** Whether a private key can only be read with its passphrase. */
 export function isPassphraseProtected(key: Buffer, passphrase?: string): boolean {
-  const parsed = ssh2.utils.parseKey(key, passphrase);
-  return parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message);
+  return wantsPassphrase(ssh2.utils.parseKey(key, passphrase));
 }
 
 /** Passphrases asked this run, per key file: each key is asked for once. */

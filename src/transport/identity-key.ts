@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import ssh2, { type ParsedKey } from 'ssh2';
-import { isPassphraseProtected } from '../inventory/identity.js';
+import { wantsPassphrase } from '../inventory/identity.js';
 
 /**
  * What an identity file comes to: its parsed key; 'locked' (protected by a passphrase that was not
@@ -35,19 +35,17 @@ export function identityKey(file: string, passphrase: string | undefined): Ident
   if (known) return known;
   const data = readFileSync(file);
   reads++;
-  let key: IdentityKey;
-  if (passphrase === undefined && isPassphraseProtected(data)) {
-    key = { kind: 'locked' };
-  } else {
-    const parsed = ssh2.utils.parseKey(data, passphrase);
-    const one = Array.isArray(parsed) ? (parsed as ParsedKey[])[0] : parsed;
-    key =
-      one instanceof Error || one === undefined
+  // One parse: without a passphrase, a locked key's parse is the error that says so.
+  const parsed = ssh2.utils.parseKey(data, passphrase);
+  const one = Array.isArray(parsed) ? (parsed as ParsedKey[])[0] : parsed;
+  const key: IdentityKey =
+    passphrase === undefined && wantsPassphrase(parsed)
+      ? { kind: 'locked' }
+      : one instanceof Error || one === undefined
         ? { kind: 'unparsable', why: one?.message ?? 'no key in it' }
         : one.isPrivateKey()
           ? { kind: 'key', key: one }
           : { kind: 'unparsable', why: 'it holds a public key, not a private one' };
-  }
   entry.keys.set(passphrase, key);
   return key;
 }
