@@ -6,7 +6,7 @@ import { defineRole, problemIf, withRules } from '../define.js';
 import { GROUPS, inGroup, privateAddress } from '../shared.js';
 import type { RoleContext } from '../types.js';
 import { absolutePath, pick, shared, stringList, text, wholeNumber } from '../vars.js';
-import { apt, command, service, template } from '../../modules/tasks.js';
+import { apt, command, copy, service, template } from '../../modules/tasks.js';
 import { certificateMetricsHandler, certificateMetricsTasks, DEFAULT_DB_CERT_FILE, DEFAULT_TEXTFILE_DIR, monitoredCertificate } from './certificates.js';
 
 interface Exporter {
@@ -18,23 +18,50 @@ interface Exporter {
   afterInstall?: 'started' | 'stopped';
 }
 
+/** The mysqld exporter's drop-in: written before its package, so that the package's start at install is skipped. */
+export const MYSQLD_EXPORTER_DROPIN = '/etc/systemd/system/prometheus-mysqld-exporter.service.d/provision-credentials.conf';
+const DAEMON_RELOAD = 'systemd reads the mysqld exporter drop-in';
+
 /**
  * One exporter (installed with the others just before): write its files (each change notifies a restart), then make sure it runs.
- * A unit that crashed before its config existed (the package starts it at install) sits in
- * "failed", possibly with its start limit hit: that is cleared before the start, so the exporter
- * ends up running even when the files were already right (an earlier run that failed midway).
+ * A unit that crashed before its config existed sits in "failed", possibly with its start limit hit
+ * (an earlier run that failed midway, or a host converged before the mysqld exporter's drop-in): that
+ * is cleared before the start, so the exporter ends up running even when the files were already right.
  */
 function exporterTasks(e: Exporter): Task[] {
   const u = quote(e.unit);
   return [
     ...e.files,
-    // A unit its package leaves failed (it cannot start unconfigured) is predicted failed where it is not
-    // installed yet; the others are predicted healthy.
-    e.afterInstall === 'stopped'
-      ? command(`clear a failed ${e.unit} (start limit)`, { cmd: `systemctl reset-failed ${u}`, unless: `systemctl cat ${u} >/dev/null 2>&1 && ! systemctl is-failed --quiet ${u}` })
-      : command(`clear a failed ${e.unit} (start limit)`, { cmd: `systemctl reset-failed ${u}`, onlyif: `systemctl is-failed --quiet ${u}` }),
+    command(`clear a failed ${e.unit} (start limit)`, { cmd: `systemctl reset-failed ${u}`, onlyif: `systemctl is-failed --quiet ${u}` }),
     service(`${e.unit} runs and starts at boot`, { name: e.unit, state: 'started', enabled: true, after_install: e.afterInstall }),
   ];
+}
+
+/**
+ * Debian's prometheus-mysqld-exporter starts its unit at install, and without credentials the
+ * exporter exits at once and is restarted until its start limit: "activating" or "failed" depending
+ * on when one looks, so that neither a run nor a plan could tell in advance whether there was a
+ * failed unit to clear or a start to make. This drop-in, written before the package, makes the unit
+ * start only once its credentials file exists: at install it is skipped (inactive, not failed), and
+ * the role starts it once configured, whatever the timing. The package's postinst reloads systemd
+ * before that start; a host that already has the package reloads through the handler.
+ */
+function mysqldExporterDropIn(cnf: string): Task {
+  return copy(
+    'the mysqld exporter starts only once its credentials exist',
+    {
+      content:
+        '# Managed by provision (monitoring role): without its credentials the exporter cannot run;\n' +
+        '# until they exist, systemd skips its start (inactive) instead of a crash loop (failed).\n' +
+        `[Unit]\nConditionPathExists=${cnf}\n`,
+      dest: MYSQLD_EXPORTER_DROPIN,
+      mode: '0644',
+      owner: 'root',
+      group: 'root',
+      make_parents: true,
+    },
+    { notify: DAEMON_RELOAD },
+  );
 }
 
 function defaultsFile(ctx: RoleContext<MonitoringVars>, unit: string, args: string[]): Task {
@@ -111,7 +138,9 @@ const vars = withRules(
     backend_tls: shared('backend_tls', "With it, the web servers' backend certificate is in the certificate metrics."),
     ...pick('node_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port', 'nginx_status_port', 'mysql_exporter_user', 'mysql_exporter_password'),
     mysql_socket: absolute().default('/run/mysqld/mysqld.sock').describe("The server's local socket: the exporter never needs TCP to MySQL."),
-    mysqld_exporter_my_cnf: absolute().default('/etc/prometheus/mysqld-exporter.cnf').describe("The mysqld exporter's credentials file (mode 0600, never diffed)."),
+    mysqld_exporter_my_cnf: text(/^\/[A-Za-z0-9._\/+-]*$/, 'must be an absolute path of letters, digits and . _ / + - (it goes into a systemd unit and the exporter\'s options)', 'absolute path')
+      .default('/etc/prometheus/mysqld-exporter.cnf')
+      .describe("The mysqld exporter's credentials file (mode 0600, never diffed); its unit starts only once it exists."),
     exporter_system_user: text(/^[a-z_][a-z0-9_-]*$/, 'must be a user name', 'user name')
       .default('prometheus')
       .describe("The account Debian's exporter units run as (owns the credentials file)."),
@@ -175,7 +204,13 @@ export const role = defineRole({
     // One apt run for all of this host's exporters (and openssl, which the certificate metrics read
     // with): each run costs seconds of dpkg overhead.
     const packages = [...list.map((e) => e.unit), ...(certificateTasks.length ? ['openssl'] : [])];
-    return [apt('install the exporters', { packages }), ...list.flatMap(exporterTasks), ...certificateTasks];
+    const dropIns = inGroup(ctx, GROUPS.databases) ? [mysqldExporterDropIn(ctx.vars.mysqld_exporter_my_cnf)] : [];
+    return [...dropIns, apt('install the exporters', { packages }), ...list.flatMap(exporterTasks), ...certificateTasks];
   },
-  handlers: () => [...UNITS.map((u) => service(`restart ${u}`, { name: u, state: 'restarted' })), certificateMetricsHandler()],
+  // The reload first: a restart after a new drop-in must read it.
+  handlers: () => [
+    command(DAEMON_RELOAD, { cmd: 'systemctl daemon-reload' }),
+    ...UNITS.map((u) => service(`restart ${u}`, { name: u, state: 'restarted' })),
+    certificateMetricsHandler(),
+  ],
 });
