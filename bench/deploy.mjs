@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { register } from 'tsx/esm/api';
-import { log, root, tmp } from './lib.mjs';
+import { cliOf, log, root, tmp } from './lib.mjs';
 
 register();
 const lab = await import('../src/lab/index.ts');
@@ -54,7 +54,7 @@ function release(dir, version) {
 /** Our CLI as a child; each stdout line handed to onLine with the time it arrived. */
 function provisionStreaming(argv, onLine) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, 'bin/provision.cjs'), ...argv], { cwd: root, env: { ...process.env, CI: '1', NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [cliOf(root), ...argv], { cwd: root, env: { ...process.env, CI: '1', NO_COLOR: '1' } });
     let buf = '';
     let err = '';
     child.stdout.on('data', (d) => {

@@ -14,6 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cliOf } from './lib.mjs';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -25,11 +26,11 @@ const NAME = opt('name', 'core');
 const PREFIX = opt('subnet', '10.86.0');
 const TASKS = opt('tasks', '500,2000').split(',').map(Number).filter(Boolean);
 const RUNS = Number(opt('runs', 3));
-const CLIS = opt('cli', path.join(root, 'bin/provision.cjs')).split(',');
+const CLIS = opt('cli', cliOf(root)).split(',');
 const KEEP = args.includes('--keep');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'provision-file-tasks-'));
 const log = (s) => process.stderr.write(`file-tasks: ${s}\n`);
-const lab = (argv) => spawnSync(process.execPath, [path.join(root, 'bin/provision.cjs'), 'lab', ...argv, '--name', NAME], { cwd: root, encoding: 'utf8' });
+const lab = (argv) => spawnSync(process.execPath, [cliOf(root), 'lab', ...argv, '--name', NAME], { cwd: root, encoding: 'utf8' });
 
 function measure(cli, argv) {
   const timeFile = path.join(tmp, 'time.txt');

@@ -30,7 +30,7 @@ export function sh(cmd, argv, opts = {}) {
 export const cliOf = (dir) => [path.join(dir, 'bin/provision.cjs'), path.join(dir, 'bin/provision.mjs')].find((f) => existsSync(f)) ?? path.join(dir, 'bin/provision.cjs');
 
 /** Our CLI, from this checkout. */
-export const cli = (argv, opts) => sh(process.execPath, [path.join(root, 'bin/provision.cjs'), ...argv], opts);
+export const cli = (argv, opts) => sh(process.execPath, [cliOf(root), ...argv], opts);
 
 /**
  * A project with the checkout DIR installed as its dependency (node_modules/provision, and its bin in
@@ -109,7 +109,7 @@ export function summarise(rows) {
 export async function ourNoChange(inventory, playbook, runs, extra = [], opts = {}) {
   const rows = [];
   for (let i = 0; i < runs; i++) {
-    const r = await measure(process.execPath, [path.join(root, 'bin/provision.cjs'), '--inventory', inventory, '--playbook', playbook, '--json', ...extra], opts);
+    const r = await measure(process.execPath, [cliOf(root), '--inventory', inventory, '--playbook', playbook, '--json', ...extra], opts);
     const f = runFigures(r);
     const bad = Object.values(f.recap.hosts).reduce((a, c) => a + c.changed + c.failed + c.unreachable, 0);
     if (r.code !== 0 || bad) throw new Error(`${inventory}: the no-change run changed or failed (exit ${r.code}): ${JSON.stringify(f.recap.hosts)}`);

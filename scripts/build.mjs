@@ -55,12 +55,17 @@ async function asciiOnly(file, made) {
     for (const m of made) rmSync(path.join(dist, m), { force: true });
     throw error;
   };
+  let text;
   try {
-    writeFileSync(file, await toAscii(readFileSync(file, 'utf8'), file));
+    text = await toAscii(readFileSync(file, 'utf8'), file);
   } catch (error) {
     refuse(error);
   }
-  if (!isAscii(readFileSync(file))) refuse(new Error(`build: ${file} keeps bytes above 0x7f`));
+  // Checked before it is written: the bytes written are the text's, one for one.
+  const bytes = Buffer.from(text, 'utf8');
+  if (!isAscii(bytes)) refuse(new Error(`build: ${file} keeps bytes above 0x7f`));
+  writeFileSync(file, bytes);
+  return text;
 }
 
 /** What the CLI bundle and the public API's file share: one CommonJS file with its dependencies. */
@@ -78,12 +83,12 @@ const commonJsBundle = {
   logLevel: 'warning',
 };
 await build({ ...commonJsBundle, entryPoints: [path.join(root, 'src/cli/main.ts')], outfile: bundle, sourcemap: 'linked' });
-await asciiOnly(bundle, ['provision.cjs', 'provision.cjs.map']);
+const bundleText = await asciiOnly(bundle, ['provision.cjs', 'provision.cjs.map']);
 
 // The bundle runs as a vm.Script (bin/bundle.cjs), where an import() that esbuild did not resolve
 // (a built-in such as node:net, a path it could not see) throws "A dynamic import callback was not
 // specified" — only when that code runs (e.g. `lab up`'s wait for its proxy). Refused here instead.
-const leftImports = [...readFileSync(bundle, 'utf8').matchAll(/(?<![\w$.])import\(\s*(["'`][^"'`]*["'`])/g)].map((m) => m[1]);
+const leftImports = [...bundleText.matchAll(/(?<![\w$.])import\(\s*(["'`][^"'`]*["'`])/g)].map((m) => m[1]);
 if (leftImports.length) {
   for (const made of ['provision.cjs', 'provision.cjs.map']) rmSync(path.join(dist, made), { force: true });
   throw new Error(`build: the bundle keeps dynamic import() of ${[...new Set(leftImports)].join(', ')}: import them statically (a vm.Script cannot run import())`);
