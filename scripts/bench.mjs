@@ -192,7 +192,7 @@ function machineBusyS() {
 }
 
 async function ourConverge(playbook = 'playbooks/site.yml', limit = []) {
-  const r = await measure(process.execPath, [path.join(root, 'bin/provision.cjs'), '--inventory', 'bench', '--playbook', playbook, '--json', ...(limit.length ? ['--limit', limit.join(',')] : [])]);
+  const r = await measure(process.execPath, [cliOf(root), '--inventory', 'bench', '--playbook', playbook, '--json', ...(limit.length ? ['--limit', limit.join(',')] : [])]);
   const recap = runFigures(r).recap;
   if (r.code !== 2) throw new Error(`our converge of ${playbook} exited ${r.code}: ${JSON.stringify(recap.hosts)}`);
   return r;
@@ -495,8 +495,8 @@ async function partStartup() {
   const noop = path.join(tmp(), 'noop.yml');
   const inv = path.join(root, 'inventory/bench.yml');
   const variants = [
-    ['node bin/provision.cjs --version', process.execPath, [path.join(root, 'bin/provision.cjs'), '--version']],
-    ['node bin/provision.cjs, a no-op run', process.execPath, [path.join(root, 'bin/provision.cjs'), '--inventory', inv, '--playbook', noop, '--json']],
+    ['node bin/provision.cjs --version', process.execPath, [cliOf(root), '--version']],
+    ['node bin/provision.cjs, a no-op run', process.execPath, [cliOf(root), '--inventory', inv, '--playbook', noop, '--json']],
     // From a project that has this checkout installed, never fetching (bench/lib.mjs npxProject).
     ['npx provision --version', 'npx', ['--no', '--', 'provision', '--version'], npxProject(root)],
     ['npx provision, a no-op run', 'npx', ['--no', '--', 'provision', '--inventory', inv, '--playbook', noop, '--json'], npxProject(root)],
@@ -552,7 +552,7 @@ async function partScale() {
       'hosts:', ...mine.flatMap((h) => [`  ${h.name}:`, `    address: ${h.address}`]), '',
     ].join('\n'));
     log(`scale ${n}: lab up ${upS} s; first converge of bench/scale-hosts.yml (load ${load().join(' ')})`);
-    const c = await measure(process.execPath, [path.join(root, 'bin/provision.cjs'), '--inventory', inv, '--playbook', 'bench/scale-hosts.yml', '--json', ...forksArgs]);
+    const c = await measure(process.execPath, [cliOf(root), '--inventory', inv, '--playbook', 'bench/scale-hosts.yml', '--json', ...forksArgs]);
     if (c.code !== 2) throw new Error(`${inv}: the first converge exited ${c.code} (2 expected): ${c.stderr.slice(-500)}`);
     const floorCfg = floorConfig(`scale-${n}`, mine.map((h) => ({ name: h.name, address: h.address })), SCALE_LAB_DIR);
     log(`scale ${n}: converge ${(c.wallMs / 1000).toFixed(1)} s; no-change runs and floor, ${RUNS} each, interleaved (load ${load().join(' ')})`);

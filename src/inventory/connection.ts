@@ -14,13 +14,13 @@ export function expandHome(p: string): string {
 
 /**
  * $PROVISION_CHANNEL (exec or persistent), for a run whose inventory does not say: a benchmark's
- * before/after, or one run through the long-lived channel without editing the inventory. Anything
- * else is refused before a host is contacted.
+ * before/after, or one run by exec without editing the inventory. Anything else is refused before a
+ * host is contacted.
  */
 export function channelFromEnv(value: string | undefined): ResolvedConnection['channel'] {
   if (value === undefined || value === '') return undefined;
   if (value === 'exec' || value === 'persistent') return value;
-  throw new InventoryError(`PROVISION_CHANNEL=${JSON.stringify(value)}: expected exec or persistent (or unset: the inventory's channel, else exec)`);
+  throw new InventoryError(`PROVISION_CHANNEL=${JSON.stringify(value)}: expected exec or persistent (or unset: the inventory's channel, else persistent)`);
 }
 
 /** A jump host as written: an inventory host, or [user@]address[:port]. */
@@ -100,7 +100,7 @@ export function resolveConnection(src: ConnectionSources): { address: string; co
     commandTimeoutMs: c.command_timeout === undefined ? undefined : c.command_timeout * 1000,
     probeTimeoutMs: c.probe_timeout === undefined ? undefined : c.probe_timeout * 1000,
     // The inventory's setting wins: a fleet whose audit needs every command in sudo's log says
-    // `channel: exec` (today's default too), and no variable left in an operator's shell turns that off.
+    // `channel: exec`, and no variable left in an operator's shell turns that off.
     channel: c.channel ?? src.envChannel,
   };
   if (src.becomePassword) {

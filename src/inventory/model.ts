@@ -21,7 +21,7 @@ export interface ResolvedConnection {
   commandTimeoutMs?: number;
   /** Bound of each batch of state reads; undefined: 60 s. */
   probeTimeoutMs?: number;
-  /** How later commands travel (the inventory's `channel`, else $PROVISION_CHANNEL); undefined: 'exec'. */
+  /** How later commands travel (the inventory's `channel`, else $PROVISION_CHANNEL); undefined: 'persistent'. */
   channel?: 'exec' | 'persistent';
 }
 

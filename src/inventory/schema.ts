@@ -25,9 +25,9 @@ export const connectionFields = {
   /** Seconds a batch of state reads (facts, probes, guards such as `unless`) may run (default 60). */
   probe_timeout: z.number().positive().max(3600).optional(),
   /**
-   * How a connection's second and later commands travel: 'exec' (default), a channel each (about
-   * three network round trips), which sudo's log records one by one; 'persistent', one long-lived
-   * channel per identity (a command costs one round trip).
+   * How a connection's second and later commands travel: 'persistent' (default), one long-lived
+   * channel per identity (a command costs one network round trip); 'exec', a channel each (about
+   * three), which sudo's log records one by one.
    */
   channel: z.enum(['exec', 'persistent']).optional(),
 };

@@ -12,18 +12,15 @@ import { PersistentShell } from './channel.js';
 import { identityKey, type IdentityKey } from './identity-key.js';
 
 /**
- * How later commands of a connection travel: 'exec' (the default), a channel each (three round trips;
- * sudo's log records each command); or 'persistent', one long-lived channel per identity carrying
- * framed scripts (one round trip; see channel.ts). The host's `channel` (inventory, else
+ * How later commands of a connection travel: 'persistent' (the default), one long-lived channel per
+ * identity carrying framed scripts (one round trip; see channel.ts); or 'exec', a channel each (three
+ * round trips; sudo's log records each command). The host's `channel` (inventory, else
  * $PROVISION_CHANNEL: inventory/connection.ts); the first command of a connection always goes by exec.
- * Not yet the default: the monitoring role's plan for a fresh host races with an exporter its package
- * starts and that crashes without its credentials (failed, or not yet, when the run looks); a faster
- * run loses that race more often (README "One long-lived channel").
  */
 export type ChannelSetting = 'exec' | 'persistent';
 
 export function channelSetting(host: Host): ChannelSetting {
-  return host.connection.channel ?? 'exec';
+  return host.connection.channel ?? 'persistent';
 }
 
 export interface ExecResult {

@@ -1,5 +1,5 @@
 /**
- * The long-lived channel (`channel: persistent`; src/transport/channel.ts) against a real
+ * The long-lived channel (the default; src/transport/channel.ts) against a real
  * Debian 12 host of an instance of its own: its dash and coreutils `head -c` take exactly the frame's
  * bytes, results equal exec's, a command past its bound is stopped with everything it started while
  * the reader goes on, and a run that changes things through the CLI converges and then changes nothing.

@@ -53,7 +53,7 @@ vars:
 
 describe('values and secrets in command tasks, on a real host', () => {
   // By exec (a channel per command: sudo logs each command line) and through the long-lived channel
-  // (`channel: persistent`: sudo logs the reader once; the commands run in its `sh -c`, as data in frames).
+  // (the default: sudo logs the reader once; the commands run in its `sh -c`, as data in frames).
   for (const channel of ['exec', 'persistent'] as const) {
     it(`the injection string stays data; secrets reach the command by environment and stdin only (channel: ${channel})`, async () => {
       const since = (await onHost('date +%s; rm -f /root/owner.txt /root/pw-env.txt /root/pw-stdin.txt')).trim();

@@ -91,7 +91,7 @@ describe('inventory loader: small cases', () => {
     }
   });
 
-  it('channel: the inventory\'s wins over $PROVISION_CHANNEL, which wins over the default (exec, left undefined); a bad value is refused at load', () => {
+  it('channel: the inventory\'s wins over $PROVISION_CHANNEL, which wins over the default (persistent, left undefined); a bad value is refused at load', () => {
     const text = 'defaults:\n  channel: persistent\ngroups:\n  audited:\n    channel: exec\n    hosts: [a]\nhosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n';
     const bare = 'hosts:\n  a: { address: 10.0.0.1 }\n';
     const channels = (t: string, env: NodeJS.ProcessEnv) => [...parseInventory(t, '/inv/test.yml', env).hosts.values()].map((h) => h.connection.channel);

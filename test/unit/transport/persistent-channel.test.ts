@@ -1,5 +1,5 @@
 /**
- * One long-lived channel per host and identity (`channel: persistent`; transport/channel.ts),
+ * One long-lived channel per host and identity (the default; transport/channel.ts),
  * against the in-process SSH server whose exec requests are counted (each one a channel of its own)
  * and a fake sudo that asks like the real one (fake-host.ts). Every command must come back exactly as
  * exec gives it: stdout, stderr, code, timeouts, sudo's errors.
@@ -67,19 +67,19 @@ describe('persistent channel: the same results as exec, over one channel', () =>
     expect(c.roundTrips).toBe(2 * CASES.length);
   });
 
-  it('the host\'s channel setting: persistent sends its later commands through one reader; unset (the default) or exec, a channel each', async () => {
+  it('is the default: a host whose inventory sets no channel sends its later commands through one reader; channel: exec a channel each', async () => {
     fake = await fakeHost({ asks: 'never', password: PASSWORD });
     const plain = { ...fake.host, connection: { ...fake.host.connection, become: false, channel: undefined } };
-    const count = async (channel: 'exec' | 'persistent' | undefined): Promise<number> => {
-      const c = await SshConnection.connect({ ...plain, connection: { ...plain.connection, channel } });
-      conns.push(c);
-      const before = fake!.execs().length;
-      for (let i = 0; i < 4; i++) expect(await c.exec(`echo ${i}`)).toEqual({ stdout: `${i}\n`, stderr: '', code: 0 });
-      return fake!.execs().length - before;
-    };
-    expect(await count('persistent')).toBe(2);
-    expect(await count(undefined)).toBe(4);
-    expect(await count('exec')).toBe(4);
+    const byDefault = await SshConnection.connect(plain);
+    conns.push(byDefault);
+    let before = fake.execs().length;
+    for (let i = 0; i < 4; i++) expect(await byDefault.exec(`echo ${i}`)).toEqual({ stdout: `${i}\n`, stderr: '', code: 0 });
+    expect(fake.execs().length - before).toBe(2);
+    const audited = await SshConnection.connect({ ...plain, connection: { ...plain.connection, channel: 'exec' } });
+    conns.push(audited);
+    before = fake.execs().length;
+    for (let i = 0; i < 4; i++) await audited.exec(`echo ${i}`);
+    expect(fake.execs().length - before).toBe(4);
   });
 
   it('a command that outlives its bound is stopped by the host; the next one runs on the same channel', async () => {
