@@ -2,7 +2,7 @@
 // Before/after of a no-change run at added round-trip times, checkouts interleaved run by run:
 //   node bench/rtt-compare.mjs --inventory INV --playbook PB --rtt 0,50,100 --runs 5 \
 //     --checkout before=/tmp/base --checkout after=. [--relay-port 45970] [--state-file F] [--out results.json]
-//     [--checkout-env after=PROVISION_CHANNEL=persistent] [--changing]
+//     [--checkout-env before=PROVISION_CHANNEL=exec] [--changing]
 // --checkout-env NAME=VAR=VALUE sets an environment variable for that checkout's runs (the same tree
 // twice, a setting on and off). --changing: each run must change things (exit 2, none failed) instead
 // of changing nothing (bench/changing-tasks.yml).

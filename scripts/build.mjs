@@ -64,7 +64,11 @@ async function asciiOnly(file, made) {
   // Checked before it is written: the bytes written are the text's, one for one.
   const bytes = Buffer.from(text, 'utf8');
   if (!isAscii(bytes)) refuse(new Error(`build: ${file} keeps bytes above 0x7f`));
-  writeFileSync(file, bytes);
+  try {
+    writeFileSync(file, bytes);
+  } catch (error) {
+    refuse(error); // a half-written bundle is not left behind either
+  }
   return text;
 }
 

@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { SHARED_DEFAULTS as P } from '../../src/roles/shared.ts';
+import { firstRun } from './first-run.ts';
 import { address, group, onHost, only } from './lab-env.ts';
 
 // By group: the 3-host site and the split topology (databases on hosts of their own) alike.
@@ -68,7 +69,7 @@ describe('exporters listen on the private address only', () => {
   // install was skipped by the role's drop-in, so the exporter never ran without its credentials
   // (it used to crash-loop until configured, a race that made the fresh plan differ from the run).
   test.each(DB)('%s: the mysqld exporter never started before its credentials existed', async (h) => {
-    if (process.env.PROVISION_E2E_SKIP_CONVERGE === '1') return; // not converged from fresh hosts on this boot
+    await firstRun(); // throws unless the site was converged from fresh hosts on this lab boot, by this code
     const r = await onHost(h, 'journalctl -b --no-pager -o cat -u prometheus-mysqld-exporter.service');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/unmet condition check \(ConditionPathExists=\/etc\/prometheus\/mysqld-exporter\.cnf\)/);

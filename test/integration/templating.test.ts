@@ -81,7 +81,7 @@ describe('values and secrets in command tasks, on a real host', () => {
       const output = r.stdout + r.stderr;
       expect(output).not.toContain(SECRET);
       expect(output).not.toContain(JSON.stringify(SECRET).slice(1, -1));
-      // sudo logs each command line it runs: the run's are there, the secret is not.
+      // sudo logs each command line it runs (by exec, the tasks'; through the channel, the reader's): never the secret.
       const journal = await onHost(`journalctl --no-pager -q --since @${since} -t sudo`);
       expect(journal).toContain('COMMAND=');
       if (channel === 'exec') {

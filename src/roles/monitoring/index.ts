@@ -14,7 +14,7 @@ interface Exporter {
   unit: string;
   /** Everything the unit reads besides its package's files, each written before the unit is (re)started. */
   files: Task[];
-  /** Where its package leaves the unit after installing it (the mysqld exporter cannot start without credentials). */
+  /** Where its package leaves the unit after installing it: the mysqld exporter's drop-in keeps it from starting before its credentials exist. */
   afterInstall?: 'started' | 'stopped';
 }
 
@@ -138,7 +138,7 @@ const vars = withRules(
     backend_tls: shared('backend_tls', "With it, the web servers' backend certificate is in the certificate metrics."),
     ...pick('node_exporter_port', 'nginx_exporter_port', 'mysqld_exporter_port', 'nginx_status_port', 'mysql_exporter_user', 'mysql_exporter_password'),
     mysql_socket: absolute().default('/run/mysqld/mysqld.sock').describe("The server's local socket: the exporter never needs TCP to MySQL."),
-    mysqld_exporter_my_cnf: text(/^\/[A-Za-z0-9._\/+-]*$/, 'must be an absolute path of letters, digits and . _ / + - (it goes into a systemd unit and the exporter\'s options)', 'absolute path')
+    mysqld_exporter_my_cnf: text(/^(\/(?!\.\.?(\/|$))[A-Za-z0-9._+-]+)+$/, 'must be an absolute path, normalized (no "." or ".." part, no trailing "/"), of letters, digits and . _ + - (it goes into a systemd unit and the exporter\'s options)', 'absolute path')
       .default('/etc/prometheus/mysqld-exporter.cnf')
       .describe("The mysqld exporter's credentials file (mode 0600, never diffed); its unit starts only once it exists."),
     exporter_system_user: text(/^[a-z_][a-z0-9_-]*$/, 'must be a user name', 'user name')
