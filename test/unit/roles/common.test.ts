@@ -132,6 +132,8 @@ describe('common role: the shell it sends', () => {
   const targets = `bookworm ${lists}/main_Packages\nbookworm-security ${securityIndex}\n`;
 
   it('security updates are pending: from a -security archive only, or when the security index was never fetched', () => {
+    // The installed packages, as the probe asks dpkg-query for them (the real apt is in security-updates-probe.test.ts).
+    fake('dpkg-query', 'printf "I libssl3 1.0\\nI tzdata 1.0\\n"');
     const pending = (env: Record<string, string>) => sh(SECURITY_UPDATES_PENDING, { FAKE_UPGRADE: '', FAKE_TARGETS: targets, ...env }).status;
     rmSync(securityIndex, { force: true });
     // A fresh host: the security suite is in the sources, its index not yet fetched: the refresh will bring updates.
@@ -139,9 +141,14 @@ describe('common role: the shell it sends', () => {
     writeFileSync(securityIndex, '');
     expect(pending({})).toBe(1);
     expect(pending({ FAKE_UPGRADE: inst('tzdata', 'Debian:12.12/oldstable') })).toBe(1);
+    // No newer version in the security index: apt is not asked, whatever it would say.
+    expect(pending({ FAKE_UPGRADE: inst('libssl3', 'Debian-Security:12/oldstable-security') })).toBe(1);
+    writeFileSync(securityIndex, 'Package: libssl3\nVersion: 1.1\nArchitecture: amd64\n\nPackage: tzdata\nVersion: 0.9\nArchitecture: all\n');
     expect(pending({ FAKE_UPGRADE: inst('libssl3', 'Debian-Security:12/oldstable-security') })).toBe(0);
+    expect(pending({ FAKE_UPGRADE: inst('tzdata', 'Debian:12.12/oldstable') })).toBe(1); // a newer one, but apt would not take it from security
     // No security suite in the sources at all: nothing will ever come from one.
     expect(pending({ FAKE_TARGETS: `bookworm ${lists}/main_Packages\n`, FAKE_UPGRADE: '' })).toBe(1);
+    rmSync(path.join(fakeBin, 'dpkg-query'));
   });
 
   it('the upgrade refreshes the lists and installs exactly the packages a security archive updates', () => {
