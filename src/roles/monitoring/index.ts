@@ -14,6 +14,8 @@ interface Exporter {
   unit: string;
   /** Everything the unit reads besides its package's files, each written before the unit is (re)started. */
   files: Task[];
+  /** Written before the exporters' packages are installed (the mysqld exporter's drop-in). */
+  beforeInstall?: Task[];
   /** Where its package leaves the unit after installing it: the mysqld exporter's drop-in keeps it from starting before its credentials exist. */
   afterInstall?: 'started' | 'stopped';
 }
@@ -109,6 +111,7 @@ function exporters(ctx: RoleContext<MonitoringVars>): Exporter[] {
     list.push({
       unit: 'prometheus-mysqld-exporter',
       afterInstall: 'stopped',
+      beforeInstall: [mysqldExporterDropIn(cnf)],
       files: [
         template('mysqld exporter credentials', {
           src: ctx.file('templates/mysqld-exporter.cnf.njk'),
@@ -204,8 +207,7 @@ export const role = defineRole({
     // One apt run for all of this host's exporters (and openssl, which the certificate metrics read
     // with): each run costs seconds of dpkg overhead.
     const packages = [...list.map((e) => e.unit), ...(certificateTasks.length ? ['openssl'] : [])];
-    const dropIns = inGroup(ctx, GROUPS.databases) ? [mysqldExporterDropIn(ctx.vars.mysqld_exporter_my_cnf)] : [];
-    return [...dropIns, apt('install the exporters', { packages }), ...list.flatMap(exporterTasks), ...certificateTasks];
+    return [...list.flatMap((e) => e.beforeInstall ?? []), apt('install the exporters', { packages }), ...list.flatMap(exporterTasks), ...certificateTasks];
   },
   // The reload first: a restart after a new drop-in must read it.
   handlers: () => [
