@@ -87,10 +87,12 @@ export const SECURITY_UPDATES_PENDING = [
   '[ "$fetched" = yes ] || exit 0',
   // "installed-version security-version" for each installed package a security index lists at
   // another version; "?" when an index could not be read.
+  // The installed versions come first ("I name version"), then the indexes' stanzas (whose other
+  // lines are "Field: …" or a continuation starting with a space: never "I ").
   'pairs=$({ dpkg-query -W -f=\'I ${Package} ${Version}\\n\' 2>/dev/null; for f in $idx; do for g in "$f"*; do [ -e "$g" ] || continue; ' +
-    '/usr/lib/apt/apt-helper cat-file "$g" 2>/dev/null || echo \'Package: ?\'; done; done | ' +
-    "awk '/^Package: /{ p = $2; if (p == \"?\") print \"?\"; next } /^Version: /{ print \"S\", p, $2 }'; } | " +
-    "awk '$1 == \"?\" { print \"?\"; next } $1 == \"I\" { i[$2] = i[$2] \" \" $3; next } ($2 in i) { n = split(i[$2], v, \" \"); for (k = 1; k <= n; k++) if (v[k] != $3) print v[k], $3 }' | sort -u)",
+    '/usr/lib/apt/apt-helper cat-file "$g" 2>/dev/null || echo \'Package: ?\'; done; done; } | ' +
+    "awk '/^I / { i[$2] = i[$2] \" \" $3; next } /^Package: / { p = $2; if (p == \"?\") print \"?\"; next } " +
+    "/^Version: / && (p in i) { n = split(i[p], v, \" \"); for (k = 1; k <= n; k++) if (v[k] != $2) print v[k], $2 }' | sort -u)",
   'printf \'%s\\n\' "$pairs" | { while read -r have sec; do [ -n "$have" ] || continue; if [ "$have" = "?" ] || dpkg --compare-versions "$sec" gt "$have"; then exit 0; fi; done; exit 1; } || exit 1',
   "LC_ALL=C apt-get -s upgrade 2>/dev/null | grep '^Inst ' | grep -q -- '-security'",
 ].join('\n');
